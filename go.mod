@@ -1,0 +1,3 @@
+module amos.example/amosd
+
+go 1.26

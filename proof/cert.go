@@ -1,0 +1,162 @@
+package proof
+
+import (
+	"bytes"
+	"math"
+	"unicode/utf8"
+)
+
+// CertMagic opens every maker certificate.
+const CertMagic = "AMC1"
+
+// Limits of the variable-length certificate fields (SPEC §2).
+const (
+	MaxMakerIDLen = 32
+	MaxModelLen   = 64
+)
+
+// Certificate is a maker certificate (SPEC §2): the maker's signed statement that a
+// device key belongs to a handset it built.
+type Certificate struct {
+	DevicePublicKey PublicKey
+	SerialTag       [32]byte // opaque, assigned by the factory
+	MakerID         string   // [a-z0-9-]{1,32}
+	Model           string   // UTF-8, at most 64 bytes
+	IssuedAt        int64    // unix seconds
+	Signature       Signature
+}
+
+// ValidMakerID reports whether id is a maker_id of SPEC §2: [a-z0-9-]{1,32}.
+func ValidMakerID(id string) bool {
+	if len(id) < 1 || len(id) > MaxMakerIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// validate checks the fields that the byte form cannot express wrongly by itself.
+func (c *Certificate) validate() error {
+	const obj = "certificate"
+	switch {
+	case !ValidMakerID(c.MakerID):
+		return formatErr(obj, "maker_id", -1, ErrText, "%q is not [a-z0-9-]{1,32}", c.MakerID)
+	case len(c.Model) > MaxModelLen:
+		return formatErr(obj, "model", -1, ErrText, "%d bytes, at most %d", len(c.Model), MaxModelLen)
+	case !utf8.ValidString(c.Model):
+		return formatErr(obj, "model", -1, ErrText, "%q is not UTF-8", c.Model)
+	case c.IssuedAt < 0:
+		return formatErr(obj, "issued_at", -1, ErrRange, "%d is before 1970", c.IssuedAt)
+	}
+	return nil
+}
+
+// appendSigned appends the signed part of the certificate, all bytes before the signature.
+func (c *Certificate) appendSigned(b []byte) []byte {
+	b = append(b, CertMagic...)
+	b = append(b, c.DevicePublicKey[:]...)
+	b = append(b, c.SerialTag[:]...)
+	b = append(b, byte(len(c.MakerID)))
+	b = append(b, c.MakerID...)
+	b = append(b, byte(len(c.Model)))
+	b = append(b, c.Model...)
+	return appendU64(b, uint64(c.IssuedAt))
+}
+
+// SignedBytes returns the bytes that the maker's signature covers.
+func (c *Certificate) SignedBytes() ([]byte, error) {
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c.appendSigned(nil), nil
+}
+
+// MarshalBinary returns the canonical byte form of the certificate, signature included.
+func (c *Certificate) MarshalBinary() ([]byte, error) {
+	return c.AppendBinary(nil)
+}
+
+// AppendBinary appends the canonical byte form of the certificate to b.
+func (c *Certificate) AppendBinary(b []byte) ([]byte, error) {
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	b = c.appendSigned(b)
+	return append(b, c.Signature[:]...), nil
+}
+
+// Sign signs the certificate with the maker's key, stores the signature in c and returns
+// the encoded certificate. This is the factory step.
+func (c *Certificate) Sign(maker Signer) ([]byte, error) {
+	msg, err := c.SignedBytes()
+	if err != nil {
+		return nil, err
+	}
+	if c.Signature, err = signWith(maker, msg); err != nil {
+		return nil, err
+	}
+	return append(msg, c.Signature[:]...), nil
+}
+
+// Verify checks the certificate's signature against the maker's public key. It returns
+// an error wrapping ErrBadCert and ErrSignature if it does not verify.
+func (c *Certificate) Verify(makerKey PublicKey) error {
+	msg, err := c.SignedBytes()
+	if err != nil {
+		return err
+	}
+	if !makerKey.Verify(msg, c.Signature) {
+		return formatErr("certificate", "signature", -1, ErrBadCert, "not signed by the key of maker %q: %v", c.MakerID, ErrSignature)
+	}
+	return nil
+}
+
+// ParseCertificate decodes a certificate in its canonical byte form. It checks the
+// format only; Verify checks the maker's signature.
+func ParseCertificate(b []byte) (*Certificate, error) {
+	r := &reader{obj: "certificate", b: b}
+	if m := r.take("magic", 4); m != nil && string(m) != CertMagic {
+		r.fail("magic", 4, ErrMagic, "%q, want %q", m, CertMagic)
+	}
+	c := &Certificate{}
+	r.fixed("device_public_key", c.DevicePublicKey[:])
+	r.fixed("serial_tag", c.SerialTag[:])
+	if n := int(r.u8("maker_id length")); r.err == nil {
+		if n < 1 || n > MaxMakerIDLen {
+			r.fail("maker_id length", 1, ErrRange, "%d, want 1..%d", n, MaxMakerIDLen)
+		} else if v := r.take("maker_id", n); v != nil {
+			if c.MakerID = string(v); !ValidMakerID(c.MakerID) {
+				r.fail("maker_id", n, ErrText, "%q is not [a-z0-9-]{1,32}", v)
+			}
+		}
+	}
+	if n := int(r.u8("model length")); r.err == nil {
+		if n > MaxModelLen {
+			r.fail("model length", 1, ErrRange, "%d, at most %d", n, MaxModelLen)
+		} else if v := r.take("model", n); v != nil {
+			if c.Model = string(v); !utf8.Valid(v) {
+				r.fail("model", n, ErrText, "%q is not UTF-8", v)
+			}
+		}
+	}
+	if t := r.u64("issued_at"); r.err == nil {
+		if t > math.MaxInt64 {
+			r.fail("issued_at", 8, ErrRange, "%d is past the year 292277026596", t)
+		}
+		c.IssuedAt = int64(t)
+	}
+	r.fixed("signature", c.Signature[:])
+	r.end()
+	if r.err != nil {
+		return nil, r.err
+	}
+	if again, err := c.MarshalBinary(); err != nil || !bytes.Equal(again, b) {
+		return nil, formatErr("certificate", "", -1, ErrNotCanonical, "")
+	}
+	return c, nil
+}

@@ -1,0 +1,414 @@
+package proof
+
+import (
+	"bytes"
+	"math"
+	"math/bits"
+)
+
+// RecordMagic opens every record.
+const RecordMagic = "AMR1"
+
+// Sizes of SPEC §3.
+const (
+	HeaderSize         = 117                                // bytes before the body
+	ActivityBodySize   = 18                                 // the activity-day body
+	ActivityRecordSize = HeaderSize + ActivityBodySize + 64 // 199
+	MaxRecordSize      = HeaderSize + math.MaxUint16 + SignatureSize
+	genesisFixedSize   = PublicKeySize + 2 + 1 // public key, cert length, reason
+)
+
+// Byte offsets of the header fields (SPEC §3), used in error messages.
+const (
+	offKind     = 4
+	offFlags    = 5
+	offDeviceID = 7
+	offEpoch    = 39
+	offSeq      = 43
+	offPrevHash = 51
+	offMintedAt = 83
+	offBootID   = 91
+	offUptime   = 107
+	offBodyLen  = 115
+)
+
+// Kind is the record kind.
+type Kind uint8
+
+// Record kinds of SPEC §3.
+const (
+	KindGenesis  Kind = 1
+	KindActivity Kind = 2
+)
+
+// Flags are the record flags of SPEC §3.
+type Flags uint16
+
+// The flags of SPEC §3. No other bit may be set.
+const (
+	FlagClockUnconfirmed Flags = 0x0001 // no server time yet since boot
+	FlagClockJumped      Flags = 0x0002 // wall clock jumped > 5 min against CLOCK_BOOTTIME
+	FlagTallyLost        Flags = 0x0004 // part of the day's tally was lost
+	FlagDebuggable       Flags = 0x0008 // the build allows debugging
+	KnownFlags                 = FlagClockUnconfirmed | FlagClockJumped | FlagTallyLost | FlagDebuggable
+)
+
+// Record is one activity record of SPEC §3: a header, a Body (*Genesis or *ActivityDay)
+// and the device's signature.
+type Record struct {
+	Flags     Flags
+	DeviceID  DeviceID
+	Epoch     uint32 // starts at 1
+	Seq       uint64 // 1 for the genesis, then +1 per record
+	PrevHash  Hash   // hash of record seq-1 of the same epoch; zeros for seq 1
+	MintedAt  int64  // unix seconds, trusted time at minting
+	BootID    [16]byte
+	UptimeMS  uint64 // CLOCK_BOOTTIME at minting, milliseconds
+	Body      Body
+	Signature Signature
+}
+
+// Body is the kind-specific part of a record: *Genesis or *ActivityDay.
+type Body interface {
+	Kind() Kind
+	bodyLen() int
+	appendBody(b []byte) []byte
+	validate(r *Record) error
+}
+
+// Kind returns the kind of the record's body, or 0 if it has none.
+func (r *Record) Kind() Kind {
+	if r.Body == nil {
+		return 0
+	}
+	return r.Body.Kind()
+}
+
+// Genesis returns the genesis body, if the record is a genesis.
+func (r *Record) Genesis() (*Genesis, bool) {
+	g, ok := r.Body.(*Genesis)
+	return g, ok && g != nil
+}
+
+// Activity returns the activity-day body, if the record is an activity record.
+func (r *Record) Activity() (*ActivityDay, bool) {
+	a, ok := r.Body.(*ActivityDay)
+	return a, ok && a != nil
+}
+
+// Validate checks every field against SPEC §3: what Decode accepts, and what encoding
+// requires.
+func (r *Record) Validate() error {
+	const obj = "record"
+	switch {
+	case r.Body == nil:
+		return formatErr(obj, "kind", offKind, ErrKind, "no body")
+	case r.Flags&^KnownFlags != 0:
+		return formatErr(obj, "flags", offFlags, ErrFlags, "%#04x, known bits are %#04x", uint16(r.Flags), uint16(KnownFlags))
+	case r.Epoch == 0:
+		return formatErr(obj, "epoch", offEpoch, ErrRange, "0, epochs start at 1")
+	case r.Seq == 0:
+		return formatErr(obj, "seq", offSeq, ErrRange, "0, sequences start at 1")
+	case r.MintedAt < 0:
+		return formatErr(obj, "minted_at", offMintedAt, ErrRange, "%d is before 1970", r.MintedAt)
+	case r.Body.bodyLen() > math.MaxUint16:
+		return formatErr(obj, "body length", offBodyLen, ErrBodyLength, "%d bytes, at most %d", r.Body.bodyLen(), math.MaxUint16)
+	}
+	return r.Body.validate(r)
+}
+
+// appendSigned appends the bytes the signature covers; r must be valid.
+func (r *Record) appendSigned(b []byte) []byte {
+	b = append(b, RecordMagic...)
+	b = append(b, byte(r.Body.Kind()))
+	b = appendU16(b, uint16(r.Flags))
+	b = append(b, r.DeviceID[:]...)
+	b = appendU32(b, r.Epoch)
+	b = appendU64(b, r.Seq)
+	b = append(b, r.PrevHash[:]...)
+	b = appendU64(b, uint64(r.MintedAt))
+	b = append(b, r.BootID[:]...)
+	b = appendU64(b, r.UptimeMS)
+	b = appendU16(b, uint16(r.Body.bodyLen()))
+	return r.Body.appendBody(b)
+}
+
+// Size returns the length of the encoded record.
+func (r *Record) Size() int {
+	if r.Body == nil {
+		return HeaderSize + SignatureSize
+	}
+	return HeaderSize + r.Body.bodyLen() + SignatureSize
+}
+
+// SignedBytes returns bytes [0, 117+L) of the record, which the signature covers.
+func (r *Record) SignedBytes() ([]byte, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return r.appendSigned(make([]byte, 0, r.Size())), nil
+}
+
+// AppendBinary appends the canonical byte form of the record to b.
+func (r *Record) AppendBinary(b []byte) ([]byte, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	b = r.appendSigned(b)
+	return append(b, r.Signature[:]...), nil
+}
+
+// MarshalBinary returns the canonical byte form of the record, signature included.
+func (r *Record) MarshalBinary() ([]byte, error) {
+	return r.AppendBinary(make([]byte, 0, r.Size()))
+}
+
+// Sign signs the record with the device key, stores the signature in r and returns the
+// encoded record. The signer's key must be the one whose SHA-256 is r.DeviceID.
+func (r *Record) Sign(s Signer) ([]byte, error) {
+	if id := s.PublicKey().DeviceID(); id != r.DeviceID {
+		return nil, formatErr("record", "device_id", offDeviceID, ErrDeviceID, "record names %s, signer is %s", r.DeviceID, id)
+	}
+	msg, err := r.SignedBytes()
+	if err != nil {
+		return nil, err
+	}
+	if r.Signature, err = signWith(s, msg); err != nil {
+		return nil, err
+	}
+	return append(msg, r.Signature[:]...), nil
+}
+
+// Verify checks the record's signature against the device public key, and that the key
+// is the one the record's device_id names.
+func (r *Record) Verify(pub PublicKey) error {
+	msg, err := r.SignedBytes()
+	if err != nil {
+		return err
+	}
+	return verifySigned(msg, r.Signature, r.DeviceID, pub)
+}
+
+// VerifyEncoded checks the signature of a record that Decode accepted, without encoding
+// it again: the signature is the last 64 bytes and covers all bytes before them.
+func VerifyEncoded(encoded []byte, pub PublicKey) error {
+	if len(encoded) < HeaderSize+SignatureSize {
+		return formatErr("record", "", 0, ErrTruncated, "%d bytes", len(encoded))
+	}
+	var id DeviceID
+	copy(id[:], encoded[offDeviceID:offEpoch])
+	var sig Signature
+	n := len(encoded) - SignatureSize
+	copy(sig[:], encoded[n:])
+	return verifySigned(encoded[:n], sig, id, pub)
+}
+
+func verifySigned(msg []byte, sig Signature, id DeviceID, pub PublicKey) error {
+	if pub.DeviceID() != id {
+		return formatErr("record", "device_id", offDeviceID, ErrDeviceID, "record names %s, key is %s", id, pub.DeviceID())
+	}
+	if !pub.Verify(msg, sig) {
+		return formatErr("record", "signature", len(msg), ErrSignature, "")
+	}
+	return nil
+}
+
+// Decode decodes one record in its canonical byte form and checks every field (see
+// Validate). It does not check the signature: see Verify, VerifyEncoded and Chain.
+func Decode(b []byte) (*Record, error) {
+	r := &reader{obj: "record", b: b}
+	if m := r.take("magic", 4); m != nil && string(m) != RecordMagic {
+		r.fail("magic", 4, ErrMagic, "%q, want %q", m, RecordMagic)
+	}
+	kind := Kind(r.u8("kind"))
+	if r.err == nil && kind != KindGenesis && kind != KindActivity {
+		r.fail("kind", 1, ErrKind, "%d, want 1 (genesis) or 2 (activity day)", kind)
+	}
+	rec := &Record{Flags: Flags(r.u16("flags"))}
+	r.fixed("device_id", rec.DeviceID[:])
+	rec.Epoch = r.u32("epoch")
+	rec.Seq = r.u64("seq")
+	r.fixed("prev_hash", rec.PrevHash[:])
+	minted := r.u64("minted_at")
+	rec.MintedAt = int64(minted)
+	if r.err == nil && minted > math.MaxInt64 {
+		r.fail("minted_at", 8, ErrRange, "%d is past the year 292277026596", minted)
+	}
+	r.fixed("boot_id", rec.BootID[:])
+	rec.UptimeMS = r.u64("uptime_ms")
+	n := int(r.u16("body length"))
+	body := r.take("body", n)
+	r.fixed("signature", rec.Signature[:])
+	r.end()
+	if r.err != nil {
+		return nil, r.err
+	}
+	var err error
+	switch kind {
+	case KindGenesis:
+		rec.Body, err = decodeGenesis(body)
+	case KindActivity:
+		rec.Body, err = decodeActivity(body)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := rec.Validate(); err != nil {
+		return nil, err
+	}
+	if again := rec.appendSigned(make([]byte, 0, len(b))); !bytes.Equal(again, b[:len(b)-SignatureSize]) {
+		return nil, formatErr("record", "", -1, ErrNotCanonical, "")
+	}
+	return rec, nil
+}
+
+// GenesisReason says why an epoch started (SPEC §3).
+type GenesisReason uint8
+
+// Genesis reasons of SPEC §3.
+const (
+	ReasonFirstStart     GenesisReason = 1
+	ReasonStoreRecreated GenesisReason = 2
+	ReasonKeyRotated     GenesisReason = 3
+)
+
+// Genesis is the body of the first record of every epoch (SPEC §3).
+type Genesis struct {
+	PublicKey PublicKey
+	Cert      *Certificate // nil for an unattributed device
+	Reason    GenesisReason
+}
+
+// Kind implements Body.
+func (g *Genesis) Kind() Kind { return KindGenesis }
+
+func (g *Genesis) certLen() int {
+	if g.Cert == nil {
+		return 0
+	}
+	return 4 + 32 + 32 + 1 + len(g.Cert.MakerID) + 1 + len(g.Cert.Model) + 8 + SignatureSize
+}
+
+func (g *Genesis) bodyLen() int { return genesisFixedSize + g.certLen() }
+
+func (g *Genesis) appendBody(b []byte) []byte {
+	b = append(b, g.PublicKey[:]...)
+	b = appendU16(b, uint16(g.certLen()))
+	if g.Cert != nil {
+		b = g.Cert.appendSigned(b)
+		b = append(b, g.Cert.Signature[:]...)
+	}
+	return append(b, byte(g.Reason))
+}
+
+func (g *Genesis) validate(r *Record) error {
+	const obj = "record"
+	const offCert = HeaderSize + PublicKeySize
+	switch {
+	case r.Seq != 1:
+		return formatErr(obj, "seq", offSeq, ErrRange, "%d, a genesis has seq 1", r.Seq)
+	case r.PrevHash != Hash{}:
+		return formatErr(obj, "prev_hash", offPrevHash, ErrRange, "a genesis has zero prev_hash")
+	case r.DeviceID != g.PublicKey.DeviceID():
+		return formatErr(obj, "device_id", offDeviceID, ErrDeviceID, "names %s, the genesis key hashes to %s", r.DeviceID, g.PublicKey.DeviceID())
+	case g.Reason < ReasonFirstStart || g.Reason > ReasonKeyRotated:
+		return formatErr(obj, "genesis reason", offCert+2+g.certLen(), ErrRange, "%d, want 1, 2 or 3", g.Reason)
+	}
+	if g.Cert != nil {
+		if err := g.Cert.validate(); err != nil {
+			return formatErr(obj, "genesis certificate", offCert+2, ErrBadCert, "%v", err)
+		}
+		if g.Cert.DevicePublicKey != g.PublicKey {
+			return formatErr(obj, "genesis certificate", offCert+2, ErrBadCert, "certifies key %s, the genesis key is %s", g.Cert.DevicePublicKey, g.PublicKey)
+		}
+	}
+	return nil
+}
+
+func decodeGenesis(body []byte) (*Genesis, error) {
+	r := &reader{obj: "record", b: body}
+	g := &Genesis{}
+	r.fixed("genesis public key", g.PublicKey[:])
+	n := int(r.u16("genesis certificate length"))
+	cert := r.take("genesis certificate", n)
+	g.Reason = GenesisReason(r.u8("genesis reason"))
+	r.end()
+	if r.err != nil {
+		return nil, formatErr("record", "body length", offBodyLen, ErrBodyLength, "%d bytes do not hold a genesis body with a %d-byte certificate", len(body), n)
+	}
+	if n > 0 {
+		c, err := ParseCertificate(cert)
+		if err != nil {
+			return nil, formatErr("record", "genesis certificate", HeaderSize+PublicKeySize+2, ErrBadCert, "%v", err)
+		}
+		g.Cert = c
+	}
+	return g, nil
+}
+
+// ActivityDay is the body of an activity record: the counters of one date (SPEC §3).
+type ActivityDay struct {
+	Date               Date   // in the reporting zone
+	UTCOffsetMinutes   int16  // of the reporting zone
+	InteractiveSeconds uint32 // 0..86400
+	Unlocks            uint16
+	ScreenOns          uint16
+	ActiveHours        uint32 // bit h: interaction in local hour h (0..23)
+}
+
+// Kind implements Body.
+func (a *ActivityDay) Kind() Kind { return KindActivity }
+
+func (a *ActivityDay) bodyLen() int { return ActivityBodySize }
+
+func (a *ActivityDay) appendBody(b []byte) []byte {
+	b = appendU32(b, uint32(a.Date))
+	b = appendU16(b, uint16(a.UTCOffsetMinutes))
+	b = appendU32(b, a.InteractiveSeconds)
+	b = appendU16(b, a.Unlocks)
+	b = appendU16(b, a.ScreenOns)
+	return appendU32(b, a.ActiveHours)
+}
+
+// AllHours is the mask of the 24 valid active_hours bits.
+const AllHours = 1<<24 - 1
+
+func (a *ActivityDay) validate(r *Record) error {
+	const obj = "record"
+	const (
+		offDate    = HeaderSize
+		offOffset  = HeaderSize + 4
+		offSeconds = HeaderSize + 6
+		offHours   = HeaderSize + 14
+	)
+	switch {
+	case r.Seq < 2:
+		return formatErr(obj, "seq", offSeq, ErrRange, "%d, seq 1 is the genesis", r.Seq)
+	case !a.Date.Valid():
+		return formatErr(obj, "date", offDate, ErrDate, "%d is not a calendar date YYYYMMDD", uint32(a.Date))
+	case a.UTCOffsetMinutes < MinUTCOffsetMinutes || a.UTCOffsetMinutes > MaxUTCOffsetMinutes:
+		return formatErr(obj, "utc_offset_minutes", offOffset, ErrRange, "%d, want %d..%d", a.UTCOffsetMinutes, MinUTCOffsetMinutes, MaxUTCOffsetMinutes)
+	case a.InteractiveSeconds > 86400:
+		return formatErr(obj, "interactive_seconds", offSeconds, ErrRange, "%d, at most 86400", a.InteractiveSeconds)
+	case a.ActiveHours&^AllHours != 0:
+		return formatErr(obj, "active_hours", offHours, ErrRange, "%#x sets bits above 23", a.ActiveHours)
+	case a.InteractiveSeconds > 3600*uint32(bits.OnesCount32(a.ActiveHours)):
+		return formatErr(obj, "interactive_seconds", offSeconds, ErrRange, "%d seconds do not fit in the %d active hours", a.InteractiveSeconds, bits.OnesCount32(a.ActiveHours))
+	}
+	return nil
+}
+
+func decodeActivity(body []byte) (*ActivityDay, error) {
+	if len(body) != ActivityBodySize {
+		return nil, formatErr("record", "body length", offBodyLen, ErrBodyLength, "%d, an activity-day body is %d bytes", len(body), ActivityBodySize)
+	}
+	r := &reader{obj: "record", b: body}
+	a := &ActivityDay{}
+	a.Date = Date(r.u32("date"))
+	a.UTCOffsetMinutes = int16(r.u16("utc_offset_minutes"))
+	a.InteractiveSeconds = r.u32("interactive_seconds")
+	a.Unlocks = r.u16("unlocks")
+	a.ScreenOns = r.u16("screen_ons")
+	a.ActiveHours = r.u32("active_hours")
+	return a, r.err
+}
