@@ -1,0 +1,63 @@
+# amosd — see README.md. Every target installs what it needs (scripts/ensure-tools.sh).
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+BUILDFLAGS := -trimpath -ldflags '$(LDFLAGS)'
+CMDS := amosd
+
+FUZZTIME ?= 30s
+CI_FUZZTIME ?= 10s
+TEST_TIMEOUT ?= 15m
+
+.PHONY: all build cross test test-arm fuzz bench ci demo tools clean
+
+all: build
+
+tools:
+	@bash scripts/ensure-tools.sh
+
+## build: the host binaries into out/host/
+build:
+	@mkdir -p out/host
+	CGO_ENABLED=0 $(GO) build $(BUILDFLAGS) -o out/host/ $(addprefix ./cmd/,$(CMDS))
+
+## cross: static stripped binaries for the handsets into out/arm/ (GOARM=7) and out/arm64/
+cross:
+	@mkdir -p out/arm out/arm64
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build $(BUILDFLAGS) -o out/arm/ $(addprefix ./cmd/,$(CMDS))
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(BUILDFLAGS) -o out/arm64/ $(addprefix ./cmd/,$(CMDS))
+	@ls -l out/arm/* out/arm64/*
+
+## test: go vet and the race-enabled suite on the host
+test: tools
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+## test-arm: the whole suite cross-compiled, under qemu-arm-static and qemu-aarch64-static
+test-arm: tools
+	bash scripts/test-arm.sh
+
+## fuzz: every fuzz target for FUZZTIME each
+fuzz:
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
+
+## bench: each SPEC §11 figure beside its budget, then the Go benchmarks
+bench: cross
+	bash scripts/bench.sh
+
+## ci: what .ci/run runs: host tests, QEMU tests for armv7 and arm64, a short fuzz
+ci: test test-arm
+	FUZZTIME=$(CI_FUZZTIME) bash scripts/fuzz.sh
+
+## demo: the end-to-end demonstration (needs the daemon and the collector)
+demo:
+	@echo "make demo: not yet. It needs the daemon (issues 4-6) and amos-collector (issue 7);"
+	@echo "until they land, 'make ci' runs everything that exists, and 'make cross' builds"
+	@echo "out/arm/amosd and out/arm64/amosd ('amosd version' is the only working command)."
+
+clean:
+	rm -rf out

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what the Makefile's targets need when it is missing: QEMU user-mode emulators
+# for armv7 and arm64 tests, dbus-daemon for the D-Bus tests. Debian packages only.
+set -euo pipefail
+
+need=()
+command -v qemu-arm-static >/dev/null || need+=(qemu-user-static)
+command -v qemu-aarch64-static >/dev/null || [[ " ${need[*]-} " == *" qemu-user-static "* ]] || need+=(qemu-user-static)
+command -v dbus-daemon >/dev/null || need+=(dbus-daemon)
+command -v timeout >/dev/null || need+=(coreutils)
+
+if ((${#need[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "ensure-tools: missing ${need[*]}; run as root, or: sudo apt-get install -y ${need[*]}" >&2
+    exit 1
+  fi
+  if ! command -v apt-get >/dev/null; then
+    echo "ensure-tools: missing ${need[*]} and no apt-get to install them (this needs Debian or Ubuntu)" >&2
+    exit 1
+  fi
+  echo "ensure-tools: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! command -v go >/dev/null; then
+  echo "ensure-tools: no 'go' on PATH; install Go 1.26 (https://go.dev/dl) or add /usr/local/go/bin to PATH" >&2
+  exit 1
+fi
