@@ -6,6 +6,6 @@ go=${GO:-go}
 for pkg in $($go list ./...); do
   for target in $($go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
     echo "== fuzz $pkg $target for $fuzztime"
-    $go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg"
+    $go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime "${FUZZMINIMIZETIME:-5s}" "$pkg"
   done
 done
