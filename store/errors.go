@@ -1,0 +1,21 @@
+package store
+
+import "errors"
+
+// Sentinel errors callers branch on.
+var (
+	// ErrInUse means another process holds the store (the lock timed out).
+	ErrInUse = errors.New("store is in use by another process")
+	// ErrCorrupt means the file fails to open or fails its integrity check. Open
+	// answers it by recreating the store; OpenReadOnly reports it.
+	ErrCorrupt = errors.New("store is corrupt")
+	// ErrChain means a record handed to Mint does not continue the chain head.
+	ErrChain = errors.New("record does not continue the chain head")
+	// ErrFull means a write does not fit under max_store_bytes even after evicting
+	// every dead-letter and queued record it was allowed to.
+	ErrFull = errors.New("store is full")
+	// ErrClosed means the store was closed.
+	ErrClosed = errors.New("store is closed")
+	// errValue means a stored value does not decode: the store is corrupt.
+	errValue = errors.New("malformed stored value")
+)

@@ -1,0 +1,356 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"amos.example/amosd/proof"
+)
+
+// queueFill packs the append-only buckets' pages: keys only ever grow.
+const queueFill = 0.9
+
+// RecordID names a record by its epoch and sequence number.
+type RecordID struct {
+	Epoch uint32
+	Seq   uint64
+}
+
+func (id RecordID) String() string { return fmt.Sprintf("epoch %d seq %d", id.Epoch, id.Seq) }
+
+// recordID reads the epoch and seq of an encoded record (validated when stored).
+func recordID(rec []byte) RecordID {
+	return RecordID{Epoch: binary.BigEndian.Uint32(rec[39:43]), Seq: binary.BigEndian.Uint64(rec[43:51])}
+}
+
+// Item is one queued record.
+type Item struct {
+	Key    uint64 // position in the queue: oldest first
+	ID     RecordID
+	Record []byte
+}
+
+// Evictions counts records dropped to keep the store under max_store_bytes.
+type Evictions struct {
+	Dead   uint64 // dead-letter records, dropped first
+	Queued uint64 // queued records, oldest first, dropped when no dead-letter is left
+}
+
+// MintResult is what Mint did.
+type MintResult struct {
+	Key     uint64 // queue key of the new record
+	Head    Head   // the new chain head
+	Evicted Evictions
+}
+
+// follows checks that r may come right after the record prev (whose hash is prevHash)
+// in a queue or chain: the next seq of the same epoch linked by prev_hash, or the
+// genesis of a later epoch.
+func follows(prev RecordID, prevHash proof.Hash, r *proof.Record) error {
+	switch {
+	case r.Epoch == prev.Epoch && r.Seq == prev.Seq+1 && r.PrevHash == prevHash && r.Kind() == proof.KindActivity:
+		return nil
+	case r.Epoch > prev.Epoch && r.Kind() == proof.KindGenesis:
+		return nil
+	}
+	return fmt.Errorf("epoch %d seq %d does not follow epoch %d seq %d", r.Epoch, r.Seq, prev.Epoch, prev.Seq)
+}
+
+// headAfter returns the chain head once r (encoded as raw) is minted on top of h.
+func headAfter(h Head, r *proof.Record, raw []byte) Head {
+	next := Head{Epoch: r.Epoch, Seq: r.Seq, Hash: proof.HashRecord(raw), MintedAt: r.MintedAt}
+	if a, ok := r.Activity(); ok {
+		next.LastDate = a.Date
+	} else if r.Epoch == h.Epoch {
+		next.LastDate = h.LastDate
+	}
+	return next
+}
+
+// payloadBudget is how many bytes of queued and dead-letter values the store keeps:
+// half of max_store_bytes, leaving the rest to bbolt's pages, copy-on-write and
+// freelist, so that the file stays under max_store_bytes.
+func (s *Store) payloadBudget() int64 { return s.opts.MaxBytes / 2 }
+
+// Mint appends an encoded record to the queue, makes it the chain head and replaces
+// the tally with next (nil deletes it), all in one transaction: after a crash either
+// all of it happened or none. The record must decode and continue the head: the next
+// seq of the head's epoch, or the genesis of a later epoch (ErrChain otherwise).
+// When the store is at its bound, dead-letter and then the oldest queued records are
+// evicted to make room, and counted.
+func (s *Store) Mint(rec []byte, next *Tally) (MintResult, error) {
+	r, err := proof.Decode(rec)
+	if err != nil {
+		return MintResult{}, fmt.Errorf("store: mint: %w", err)
+	}
+	var res MintResult
+	err = s.updateWithRoom(int64(len(rec)), func(tx *bolt.Tx, ev *Evictions) error {
+		res = MintResult{}
+		var head Head
+		if v := tx.Bucket(bucketHead).Get(keyValue); v != nil {
+			h, err := decodeHead(v)
+			if err != nil {
+				return err
+			}
+			head = h
+			if err := follows(RecordID{h.Epoch, h.Seq}, h.Hash, r); err != nil {
+				return fmt.Errorf("store: mint: %v: %w", err, ErrChain)
+			}
+			if a, ok := r.Activity(); ok && a.Date <= h.LastDate {
+				return fmt.Errorf("store: mint: date %s is not after %s: %w", a.Date, h.LastDate, ErrChain)
+			}
+		} else if r.Kind() != proof.KindGenesis {
+			return fmt.Errorf("store: mint: epoch %d seq %d on an empty chain: %w", r.Epoch, r.Seq, ErrChain)
+		}
+		q := tx.Bucket(bucketQueue)
+		q.FillPercent = queueFill
+		key, err := q.NextSequence()
+		if err != nil {
+			return err
+		}
+		if err := q.Put(u64key(key), rec); err != nil {
+			return err
+		}
+		res.Head = headAfter(head, r, rec)
+		if err := tx.Bucket(bucketHead).Put(keyValue, encodeHead(res.Head)); err != nil {
+			return err
+		}
+		if err := putTally(tx, next); err != nil {
+			return err
+		}
+		res.Key, res.Evicted = key, *ev
+		return nil
+	})
+	return res, err
+}
+
+// updateWithRoom runs fn in a write transaction after making room for need more bytes
+// of payload. If bbolt still reaches max_store_bytes, it evicts more in a transaction
+// of its own and tries again.
+func (s *Store) updateWithRoom(need int64, fn func(tx *bolt.Tx, ev *Evictions) error) error {
+	if s.readOnly {
+		return fmt.Errorf("store: %w", berrors.ErrDatabaseReadOnly)
+	}
+	budget := s.payloadBudget()
+	for attempt := 0; ; attempt++ {
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			var ev Evictions
+			freed, err := s.evict(tx, s.payload.Load()+need-budget, &ev)
+			if err != nil {
+				return err
+			}
+			if err := fn(tx, &ev); err != nil {
+				return err
+			}
+			tx.OnCommit(func() { s.payload.Add(need - freed) })
+			if ev != (Evictions{}) {
+				s.opts.Logf("store: evicted %d dead-letter and %d queued records to stay under %d bytes", ev.Dead, ev.Queued, s.opts.MaxBytes)
+			}
+			return nil
+		})
+		if !errors.Is(err, berrors.ErrMaxSizeReached) {
+			return err
+		}
+		if attempt == 8 {
+			return fmt.Errorf("store: %w: %v", ErrFull, err)
+		}
+		// bbolt's pages need more room than the payload budget foresaw: evict an
+		// eighth of the budget more, in its own transaction, and try again.
+		budget -= s.payloadBudget() / 8
+		if err := s.db.Update(func(tx *bolt.Tx) error {
+			var ev Evictions
+			freed, err := s.evict(tx, s.payload.Load()+need-budget, &ev)
+			tx.OnCommit(func() { s.payload.Add(-freed) })
+			return err
+		}); err != nil {
+			return fmt.Errorf("store: %w: evicting: %v", ErrFull, err)
+		}
+	}
+}
+
+// evict deletes dead-letter records, then the oldest queued records, until at least
+// excess payload bytes are freed, and counts them. It fails with ErrFull if that
+// is not possible. It returns the bytes freed.
+func (s *Store) evict(tx *bolt.Tx, excess int64, ev *Evictions) (int64, error) {
+	var freed int64
+	for _, b := range []struct {
+		name    []byte
+		counter []byte
+		n       *uint64
+	}{{bucketDead, keyEvictedDead, &ev.Dead}, {bucketQueue, keyEvictedQueued, &ev.Queued}} {
+		if freed >= excess {
+			break
+		}
+		bucket := tx.Bucket(b.name)
+		c := bucket.Cursor()
+		var n uint64
+		for k, v := c.First(); k != nil && freed < excess; k, v = c.First() {
+			freed += int64(len(v))
+			if err := c.Delete(); err != nil {
+				return 0, err
+			}
+			n++
+		}
+		if n > 0 {
+			*b.n += n
+			if err := addCounter(tx, b.counter, n); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if freed < excess {
+		return 0, fmt.Errorf("store: %w: %d bytes over the bound with nothing left to evict", ErrFull, excess-freed)
+	}
+	return freed, nil
+}
+
+func addCounter(tx *bolt.Tx, key []byte, n uint64) error {
+	meta := tx.Bucket(bucketMeta)
+	var v uint64
+	if b := meta.Get(key); b != nil {
+		v, _ = keyU64(b)
+	}
+	return meta.Put(key, u64key(v+n))
+}
+
+// Peek returns the oldest queued records, at most maxRecords of them and at most
+// maxBytes as a wire batch (each record counts 2 bytes of framing). At least one
+// record is returned when the queue is not empty, however large.
+func (s *Store) Peek(maxRecords, maxBytes int) ([]Item, error) {
+	var items []Item
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketQueue).Cursor()
+		size := 0
+		for k, v := c.First(); k != nil && len(items) < maxRecords; k, v = c.Next() {
+			if len(items) > 0 && size+2+len(v) > maxBytes {
+				break
+			}
+			key, err := keyU64(k)
+			if err != nil {
+				return err
+			}
+			size += 2 + len(v)
+			items = append(items, Item{Key: key, ID: recordID(v), Record: append([]byte(nil), v...)})
+		}
+		return nil
+	})
+	return items, err
+}
+
+// Refusal is a record the server refused for good, and its reason (SPEC §5).
+type Refusal struct {
+	ID     RecordID
+	Reason string
+}
+
+// Settlement is the outcome of one upload, applied in one transaction: records to
+// delete from the queue (accepted or duplicate), records to move to dead-letter, and
+// the sync state to store with them.
+type Settlement struct {
+	Acked []RecordID
+	Dead  []Refusal
+	Sync  *SyncState
+}
+
+// SettleResult counts what Settle did; records it did not find (acknowledged before)
+// are not counted.
+type SettleResult struct {
+	Acked, Dead int
+}
+
+// Ack deletes acknowledged records from the queue in one transaction.
+func (s *Store) Ack(ids ...RecordID) (int, error) {
+	res, err := s.Settle(Settlement{Acked: ids})
+	return res.Acked, err
+}
+
+// Settle applies the outcome of one upload in one transaction.
+func (s *Store) Settle(st Settlement) (SettleResult, error) {
+	if s.readOnly {
+		return SettleResult{}, fmt.Errorf("store: %w", berrors.ErrDatabaseReadOnly)
+	}
+	want := make(map[RecordID]*string, len(st.Acked)+len(st.Dead))
+	for _, id := range st.Acked {
+		want[id] = nil
+	}
+	for i := range st.Dead {
+		want[st.Dead[i].ID] = &st.Dead[i].Reason
+	}
+	var res SettleResult
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		res = SettleResult{}
+		q := tx.Bucket(bucketQueue)
+		dead := tx.Bucket(bucketDead)
+		dead.FillPercent = queueFill
+		type hit struct {
+			key    []byte
+			val    []byte
+			reason *string
+		}
+		var hits []hit
+		c := q.Cursor()
+		for k, v := c.First(); k != nil && len(hits) < len(want); k, v = c.Next() {
+			if reason, ok := want[recordID(v)]; ok {
+				hits = append(hits, hit{append([]byte(nil), k...), append([]byte(nil), v...), reason})
+			}
+		}
+		var delta int64
+		for _, h := range hits {
+			if err := q.Delete(h.key); err != nil {
+				return err
+			}
+			delta -= int64(len(h.val))
+			if h.reason == nil {
+				res.Acked++
+				continue
+			}
+			key, err := dead.NextSequence()
+			if err != nil {
+				return err
+			}
+			v := encodeDead(s.opts.Now().Unix(), *h.reason, h.val)
+			if err := dead.Put(u64key(key), v); err != nil {
+				return err
+			}
+			delta += int64(len(v))
+			res.Dead++
+		}
+		if st.Sync != nil {
+			if err := tx.Bucket(bucketSync).Put(keyValue, encodeSync(*st.Sync)); err != nil {
+				return err
+			}
+		}
+		tx.OnCommit(func() { s.payload.Add(delta) })
+		return nil
+	})
+	if err != nil {
+		return SettleResult{}, fmt.Errorf("store: settle: %w", err)
+	}
+	return res, nil
+}
+
+// DeadLetters returns up to limit dead-letter records, oldest first.
+func (s *Store) DeadLetters(limit int) ([]DeadLetter, error) {
+	var out []DeadLetter
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDead).Cursor()
+		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
+			key, err := keyU64(k)
+			if err != nil {
+				return err
+			}
+			d, err := decodeDead(key, v)
+			if err != nil {
+				return err
+			}
+			d.Record = append([]byte(nil), d.Record...)
+			out = append(out, d)
+		}
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,477 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"amos.example/amosd/proof"
+)
+
+// FileName is the store's file inside data_dir (SPEC §10).
+const FileName = "amosd.db"
+
+// corruptPrefix names a store moved aside: amosd.db.corrupt-<unix time>.
+const corruptPrefix = FileName + ".corrupt-"
+
+// KeepCorrupt is how many moved-aside corrupt stores are kept (SPEC §10).
+const KeepCorrupt = 2
+
+// Defaults for Options.
+const (
+	DefaultMaxBytes    = 8 << 20
+	DefaultLockTimeout = time.Second
+	minMaxBytes        = 64 << 10
+	schemaVersion      = 1
+)
+
+var (
+	bucketMeta    = []byte("meta")
+	bucketHead    = []byte("head")
+	bucketTally   = []byte("tally")
+	bucketQueue   = []byte("queue")
+	bucketDead    = []byte("dead")
+	bucketConsent = []byte("consent")
+	bucketSync    = []byte("sync")
+	allBuckets    = [][]byte{bucketMeta, bucketHead, bucketTally, bucketQueue, bucketDead, bucketConsent, bucketSync}
+
+	keyValue         = []byte("v")
+	keySchema        = []byte("schema")
+	keyEvictedQueued = []byte("evicted_queued")
+	keyEvictedDead   = []byte("evicted_dead")
+	keyRecovery      = []byte("last_recovery")
+)
+
+// Options configure Open.
+type Options struct {
+	// Dir is data_dir; the store is Dir/amosd.db. It is created (0700) if missing.
+	Dir string
+	// MaxBytes bounds the file (max_store_bytes); DefaultMaxBytes if 0.
+	MaxBytes int64
+	// LockTimeout bounds the wait for another process's lock; DefaultLockTimeout if 0.
+	LockTimeout time.Duration
+	// Now names moved-aside files and dates dead-letters; time.Now if nil.
+	Now func() time.Time
+	// Logf receives one line per notable event (recovery, eviction); nil for none.
+	Logf func(format string, args ...any)
+}
+
+func (o *Options) normalize() error {
+	if o.Dir == "" {
+		return errors.New("store: no data_dir")
+	}
+	if o.MaxBytes == 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
+	if o.MaxBytes < minMaxBytes {
+		return fmt.Errorf("store: max_store_bytes %d is below the minimum %d", o.MaxBytes, minMaxBytes)
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	return nil
+}
+
+// Store is the open store. Its methods are safe for concurrent use; every write is one
+// fsync'd bbolt transaction.
+type Store struct {
+	db        *bolt.DB
+	path      string
+	opts      Options
+	readOnly  bool
+	payload   atomic.Int64 // bytes of queued and dead-letter values
+	recovered *Recovery
+}
+
+// Open opens or creates the store. A file that fails to open or fails its integrity
+// check is moved aside as amosd.db.corrupt-<unix time> (at most KeepCorrupt kept), the
+// longest intact prefix of its queue is carried over, and a fresh store is returned
+// with Recovered() describing what happened: the caller must then start a new epoch.
+// A store held by another process fails with ErrInUse within LockTimeout.
+func Open(o Options) (*Store, error) {
+	if err := o.normalize(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: data_dir %s: %w", o.Dir, err)
+	}
+	path := filepath.Join(o.Dir, FileName)
+	s, err := open(path, o, false)
+	if err == nil || !errors.Is(err, ErrCorrupt) {
+		return s, err
+	}
+	cause := err
+	at := o.Now()
+	moved, err := moveAside(path, at)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s is corrupt (%v) and cannot be moved aside: %w", path, cause, err)
+	}
+	o.Logf("store: %s is corrupt (%v); moved to %s, starting a new store", path, cause, moved)
+	pruneCorrupt(o.Dir, o.Logf)
+	salvaged := salvage(moved, o.LockTimeout)
+	if s, err = open(path, o, false); err != nil {
+		return nil, fmt.Errorf("store: new store after moving the corrupt one aside: %w", err)
+	}
+	rec := Recovery{At: at.Unix(), CorruptPath: moved, Cause: cause.Error(), Salvaged: uint64(len(salvaged))}
+	if err := s.adopt(salvaged, rec); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if len(salvaged) > 0 {
+		o.Logf("store: carried %d queued records over from %s", len(salvaged), moved)
+	}
+	s.recovered = &rec
+	return s, nil
+}
+
+// OpenReadOnly opens the store in dir for inspection without waiting: a store held by
+// a running daemon fails at once with ErrInUse, a corrupt one with ErrCorrupt, and
+// nothing is ever created, moved or written.
+func OpenReadOnly(dir string) (*Store, error) {
+	o := Options{Dir: dir, LockTimeout: 50 * time.Millisecond}
+	if err := o.normalize(); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, FileName)
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return open(path, o, true)
+}
+
+// Path returns the store's file.
+func (s *Store) Path() string { return s.path }
+
+// Recovered returns what Open did about a corrupt store, or nil if it opened cleanly.
+func (s *Store) Recovered() *Recovery { return s.recovered }
+
+// Close closes the store.
+func (s *Store) Close() error { return s.db.Close() }
+
+// open opens path and checks it. Corruption of any kind, panics and memory faults of
+// bbolt on a damaged file included, comes back as an error wrapping ErrCorrupt.
+func open(path string, o Options, readOnly bool) (s *Store, err error) {
+	var file *os.File // captured so that it can be closed if bbolt panics
+	bo := &bolt.Options{
+		Timeout:  o.LockTimeout,
+		ReadOnly: readOnly,
+		MaxSize:  int(o.MaxBytes),
+		OpenFile: func(name string, flag int, mode os.FileMode) (*os.File, error) {
+			f, err := os.OpenFile(name, flag, mode)
+			file = f
+			return f, err
+		},
+	}
+	var db *bolt.DB
+	err = guard(func() error {
+		var err error
+		db, err = bolt.Open(path, 0o600, bo)
+		return err
+	})
+	if err != nil {
+		if file != nil && db == nil {
+			file.Close()
+		}
+		return nil, classifyOpenError(path, err)
+	}
+	s = &Store{db: db, path: path, opts: o, readOnly: readOnly}
+	if err := guard(s.check); err != nil {
+		db.Close()
+		var pe *panicError
+		if errors.As(err, &pe) || errors.Is(err, errValue) {
+			return nil, fmt.Errorf("%s: %w: %v", path, ErrCorrupt, err)
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// panicError is a panic or memory fault of bbolt on a damaged file, caught by guard.
+type panicError struct{ v any }
+
+func (p *panicError) Error() string { return fmt.Sprintf("bbolt failed on the file: %v", p.v) }
+
+// guard runs fn, turning panics and memory faults (a truncated file read through
+// mmap) into a *panicError.
+func guard(fn func() error) (err error) {
+	old := debug.SetPanicOnFault(true)
+	defer debug.SetPanicOnFault(old)
+	defer func() {
+		if r := recover(); r != nil {
+			err = &panicError{r}
+		}
+	}()
+	return fn()
+}
+
+func classifyOpenError(path string, err error) error {
+	var pe *panicError
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return fmt.Errorf("store: %s: %w (lock not released)", path, ErrInUse)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch),
+		errors.Is(err, berrors.ErrChecksum), errors.As(err, &pe), errors.Is(err, syscall.EISDIR):
+		return fmt.Errorf("%s: %w: %v", path, ErrCorrupt, err)
+	case strings.Contains(err.Error(), "file size too small"), strings.Contains(err.Error(), "invalid database"):
+		return fmt.Errorf("%s: %w: %v", path, ErrCorrupt, err)
+	}
+	return fmt.Errorf("store: open %s: %w", path, err)
+}
+
+// check creates the buckets of a new store, then verifies the whole file: bbolt's own
+// page check, every value decodes, every queued record decodes and links to the one
+// before it, and the last queued record is the chain head.
+func (s *Store) check() error {
+	if !s.readOnly {
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			if tx.Bucket(bucketMeta) != nil {
+				return nil
+			}
+			if c := tx.Cursor(); func() bool { k, _ := c.First(); return k != nil }() {
+				return fmt.Errorf("buckets but no meta bucket: %w", errValue)
+			}
+			for _, name := range allBuckets {
+				if _, err := tx.CreateBucket(name); err != nil {
+					return err
+				}
+			}
+			return tx.Bucket(bucketMeta).Put(keySchema, u64key(schemaVersion))
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return s.db.View(func(tx *bolt.Tx) error {
+		payload, err := verify(tx)
+		if err != nil {
+			return err
+		}
+		for err := range tx.Check() {
+			return fmt.Errorf("bbolt check: %v: %w", err, errValue)
+		}
+		s.payload.Store(payload)
+		return nil
+	})
+}
+
+// verify reads every value of the store in this goroutine (so that guard catches a
+// fault) and returns the payload bytes of the queue and dead-letter buckets.
+func verify(tx *bolt.Tx) (int64, error) {
+	for _, name := range allBuckets {
+		if tx.Bucket(name) == nil {
+			return 0, fmt.Errorf("bucket %s missing: %w", name, errValue)
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	if v := meta.Get(keySchema); v == nil {
+		return 0, fmt.Errorf("no schema version: %w", errValue)
+	} else if n, err := keyU64(v); err != nil || n != schemaVersion {
+		return 0, fmt.Errorf("schema version %x, this amosd knows %d: %w", v, schemaVersion, errValue)
+	}
+	for _, k := range [][]byte{keyEvictedQueued, keyEvictedDead} {
+		if v := meta.Get(k); v != nil {
+			if _, err := keyU64(v); err != nil {
+				return 0, fmt.Errorf("counter %s: %w", k, err)
+			}
+		}
+	}
+	if v := meta.Get(keyRecovery); v != nil {
+		if _, err := decodeRecovery(v); err != nil {
+			return 0, err
+		}
+	}
+	var head *Head
+	if v := tx.Bucket(bucketHead).Get(keyValue); v != nil {
+		h, err := decodeHead(v)
+		if err != nil {
+			return 0, err
+		}
+		head = &h
+	}
+	if v := tx.Bucket(bucketTally).Get(keyValue); v != nil {
+		if _, err := decodeTally(v); err != nil {
+			return 0, err
+		}
+	}
+	if v := tx.Bucket(bucketSync).Get(keyValue); v != nil {
+		if _, err := decodeSync(v); err != nil {
+			return 0, err
+		}
+	}
+	if v := tx.Bucket(bucketConsent).Get(keyValue); v != nil && (len(v) != 1 || v[0] > 1) {
+		return 0, fmt.Errorf("consent value %x: %w", v, errValue)
+	}
+	var payload int64
+	var prev *proof.Record
+	var prevHash proof.Hash
+	var lastKey uint64
+	err := tx.Bucket(bucketQueue).ForEach(func(k, v []byte) error {
+		key, err := keyU64(k)
+		if err != nil {
+			return fmt.Errorf("queue: %w", err)
+		}
+		r, err := proof.Decode(v)
+		if err != nil {
+			return fmt.Errorf("queue key %d: %v: %w", key, err, errValue)
+		}
+		if prev != nil {
+			if err := follows(RecordID{prev.Epoch, prev.Seq}, prevHash, r); err != nil {
+				return fmt.Errorf("queue key %d: %v: %w", key, err, errValue)
+			}
+		}
+		prev, prevHash, lastKey = r, proof.HashRecord(v), key
+		payload += int64(len(v))
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if prev != nil && (head == nil || head.Epoch != prev.Epoch || head.Seq != prev.Seq || head.Hash != prevHash) {
+		return 0, fmt.Errorf("last queued record (key %d, epoch %d seq %d) is not the chain head: %w", lastKey, prev.Epoch, prev.Seq, errValue)
+	}
+	err = tx.Bucket(bucketDead).ForEach(func(k, v []byte) error {
+		key, err := keyU64(k)
+		if err != nil {
+			return fmt.Errorf("dead-letter: %w", err)
+		}
+		if _, err := decodeDead(key, v); err != nil {
+			return err
+		}
+		payload += int64(len(v))
+		return nil
+	})
+	return payload, err
+}
+
+// moveAside renames the file (or whatever stands at path) to amosd.db.corrupt-<unix>,
+// choosing the next free second if that name is taken.
+func moveAside(path string, at time.Time) (string, error) {
+	for t := at.Unix(); ; t++ {
+		dst := filepath.Join(filepath.Dir(path), corruptPrefix+strconv.FormatInt(t, 10))
+		if _, err := os.Lstat(dst); errors.Is(err, fs.ErrNotExist) {
+			return dst, os.Rename(path, dst)
+		}
+	}
+}
+
+// pruneCorrupt keeps the KeepCorrupt newest moved-aside stores.
+func pruneCorrupt(dir string, logf func(string, ...any)) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	type old struct {
+		name string
+		t    int64
+	}
+	var olds []old
+	for _, e := range entries {
+		if t, err := strconv.ParseInt(strings.TrimPrefix(e.Name(), corruptPrefix), 10, 64); err == nil && strings.HasPrefix(e.Name(), corruptPrefix) {
+			olds = append(olds, old{e.Name(), t})
+		}
+	}
+	sort.Slice(olds, func(i, j int) bool { return olds[i].t > olds[j].t })
+	for _, o := range olds[min(len(olds), KeepCorrupt):] {
+		if err := os.RemoveAll(filepath.Join(dir, o.name)); err != nil {
+			logf("store: cannot remove old corrupt store %s: %v", o.name, err)
+		}
+	}
+}
+
+// salvage reads the queue of a corrupt store as far as it is intact: records that
+// decode, in key order, each linking to the one before. It never fails; it returns what
+// it could read.
+func salvage(path string, timeout time.Duration) [][]byte {
+	var out [][]byte
+	_ = guard(func() error {
+		fi, err := os.Stat(path)
+		if err != nil || !fi.Mode().IsRegular() {
+			return nil
+		}
+		db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: timeout})
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return db.View(func(tx *bolt.Tx) error {
+			q := tx.Bucket(bucketQueue)
+			if q == nil {
+				return nil
+			}
+			var prev *proof.Record
+			var prevHash proof.Hash
+			c := q.Cursor()
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				r, err := proof.Decode(v)
+				if err != nil || len(k) != 8 {
+					return nil
+				}
+				// The first record may follow acknowledged ones; the rest must link.
+				if prev != nil && follows(RecordID{prev.Epoch, prev.Seq}, prevHash, r) != nil {
+					return nil
+				}
+				out = append(out, append([]byte(nil), v...))
+				prev, prevHash = r, proof.HashRecord(v)
+			}
+			return nil
+		})
+	})
+	return out
+}
+
+// adopt writes the salvaged records into the fresh store's queue, their last one as the
+// chain head, and remembers the recovery, in one transaction.
+func (s *Store) adopt(records [][]byte, rec Recovery) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		q := tx.Bucket(bucketQueue)
+		q.FillPercent = 0.9
+		var payload int64
+		for i, b := range records {
+			if payload+int64(len(b)) > s.payloadBudget() {
+				records, rec.Salvaged = records[:i], uint64(i)
+				break
+			}
+			seq, err := q.NextSequence()
+			if err != nil {
+				return err
+			}
+			if err := q.Put(u64key(seq), b); err != nil {
+				return err
+			}
+			payload += int64(len(b))
+		}
+		if n := len(records); n > 0 {
+			r, err := proof.Decode(records[n-1])
+			if err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketHead).Put(keyValue, encodeHead(headAfter(Head{}, r, records[n-1]))); err != nil {
+				return err
+			}
+		}
+		tx.OnCommit(func() { s.payload.Add(payload) })
+		return tx.Bucket(bucketMeta).Put(keyRecovery, encodeRecovery(rec))
+	})
+	if err != nil {
+		return fmt.Errorf("store: record the recovery: %w", err)
+	}
+	return nil
+}
