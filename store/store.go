@@ -180,6 +180,11 @@ func open(path string, o Options, readOnly bool) (s *Store, err error) {
 			return f, err
 		},
 	}
+	// bbolt makes a new database of an empty file; an empty amosd.db is a store
+	// that lost its contents, and the agent must know to start a new epoch.
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
+		return nil, fmt.Errorf("%s: %w: empty file", path, ErrCorrupt)
+	}
 	var db *bolt.DB
 	err = guard(func() error {
 		var err error
@@ -397,8 +402,8 @@ func pruneCorrupt(dir string, logf func(string, ...any)) {
 }
 
 // salvage reads the queue of a corrupt store as far as it is intact: records that
-// decode, in key order, each linking to the one before. It never fails; it returns what
-// it could read.
+// decode, in key order, each confirmed by the next one's prev_hash or, for the last,
+// by the old chain head. It never fails; it returns what it could read.
 func salvage(path string, timeout time.Duration) [][]byte {
 	var out [][]byte
 	_ = guard(func() error {
@@ -421,15 +426,23 @@ func salvage(path string, timeout time.Duration) [][]byte {
 			c := q.Cursor()
 			for k, v := c.First(); k != nil; k, v = c.Next() {
 				r, err := proof.Decode(v)
-				if err != nil || len(k) != 8 {
-					return nil
-				}
 				// The first record may follow acknowledged ones; the rest must link.
-				if prev != nil && follows(RecordID{prev.Epoch, prev.Seq}, prevHash, r) != nil {
-					return nil
+				if err != nil || prev != nil && follows(RecordID{prev.Epoch, prev.Seq}, prevHash, r) != nil {
+					break
 				}
 				out = append(out, append([]byte(nil), v...))
 				prev, prevHash = r, proof.HashRecord(v)
+			}
+			// The last record read is confirmed only by the old head.
+			if n := len(out); n > 0 {
+				hb := tx.Bucket(bucketHead)
+				var h Head
+				if hb != nil {
+					h, _ = decodeHead(hb.Get(keyValue))
+				}
+				if h.Epoch != prev.Epoch || h.Seq != prev.Seq || h.Hash != prevHash {
+					out = out[:n-1]
+				}
 			}
 			return nil
 		})
