@@ -19,10 +19,15 @@ type chain struct {
 
 func newChain(t testing.TB, label string) *chain {
 	t.Helper()
+	return newChainNoT(label)
+}
+
+// newChainNoT is newChain for a child process, which has no testing.T.
+func newChainNoT(label string) *chain {
 	seed := sha256.Sum256([]byte("store test " + label))
 	s, err := proof.NewKeySigner(seed[:])
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
 	return &chain{signer: s, date: 20261001}
 }

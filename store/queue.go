@@ -71,10 +71,18 @@ func headAfter(h Head, r *proof.Record, raw []byte) Head {
 	return next
 }
 
-// payloadBudget is how many bytes of queued and dead-letter values the store keeps:
-// half of max_store_bytes, leaving the rest to bbolt's pages, copy-on-write and
-// freelist, so that the file stays under max_store_bytes.
-func (s *Store) payloadBudget() int64 { return s.opts.MaxBytes / 2 }
+// initialBudget is how many bytes of queued and dead-letter values the store starts by
+// keeping: half of max_store_bytes, leaving the rest to bbolt's pages, copy-on-write
+// and freelist. If bbolt still reaches max_store_bytes, the budget is lowered.
+func (s *Store) initialBudget() int64 { return s.opts.MaxBytes / 2 }
+
+// payloadBudget is the current budget of queued and dead-letter bytes.
+func (s *Store) payloadBudget() int64 {
+	if b := s.budget.Load(); b > 0 {
+		return b
+	}
+	return s.initialBudget()
+}
 
 // Mint appends an encoded record to the queue, makes it the chain head and replaces
 // the tally with next (nil deletes it), all in one transaction: after a crash either
@@ -129,17 +137,18 @@ func (s *Store) Mint(rec []byte, next *Tally) (MintResult, error) {
 }
 
 // updateWithRoom runs fn in a write transaction after making room for need more bytes
-// of payload. If bbolt still reaches max_store_bytes, it evicts more in a transaction
-// of its own and tries again.
+// of payload. If bbolt still reaches max_store_bytes, the payload budget is lowered by
+// an eighth, the excess evicted in a transaction of its own, and fn tried again. The
+// evictions of every attempt are reported to fn.
 func (s *Store) updateWithRoom(need int64, fn func(tx *bolt.Tx, ev *Evictions) error) error {
 	if s.readOnly {
 		return fmt.Errorf("store: %w", berrors.ErrDatabaseReadOnly)
 	}
-	budget := s.payloadBudget()
+	var carried Evictions
 	for attempt := 0; ; attempt++ {
 		err := s.db.Update(func(tx *bolt.Tx) error {
-			var ev Evictions
-			freed, err := s.evict(tx, s.payload.Load()+need-budget, &ev)
+			ev := carried
+			freed, err := s.evict(tx, s.payload.Load()+need-s.payloadBudget(), &ev)
 			if err != nil {
 				return err
 			}
@@ -147,23 +156,22 @@ func (s *Store) updateWithRoom(need int64, fn func(tx *bolt.Tx, ev *Evictions) e
 				return err
 			}
 			tx.OnCommit(func() { s.payload.Add(need - freed) })
-			if ev != (Evictions{}) {
-				s.opts.Logf("store: evicted %d dead-letter and %d queued records to stay under %d bytes", ev.Dead, ev.Queued, s.opts.MaxBytes)
+			if ev != carried {
+				s.opts.Logf("store: evicted %d dead-letter and %d queued records to stay under %d bytes", ev.Dead-carried.Dead, ev.Queued-carried.Queued, s.opts.MaxBytes)
 			}
 			return nil
 		})
 		if !errors.Is(err, berrors.ErrMaxSizeReached) {
 			return err
 		}
-		if attempt == 8 {
+		lower := max(s.payloadBudget()-s.initialBudget()/8, s.initialBudget()/8)
+		if attempt == 8 || lower == s.payloadBudget() && attempt > 0 {
 			return fmt.Errorf("store: %w: %v", ErrFull, err)
 		}
-		// bbolt's pages need more room than the payload budget foresaw: evict an
-		// eighth of the budget more, in its own transaction, and try again.
-		budget -= s.payloadBudget() / 8
+		s.budget.Store(lower)
+		s.opts.Logf("store: bbolt reached max_store_bytes %d; keeping at most %d bytes of records from now on", s.opts.MaxBytes, lower)
 		if err := s.db.Update(func(tx *bolt.Tx) error {
-			var ev Evictions
-			freed, err := s.evict(tx, s.payload.Load()+need-budget, &ev)
+			freed, err := s.evict(tx, s.payload.Load()+need-lower, &carried)
 			tx.OnCommit(func() { s.payload.Add(-freed) })
 			return err
 		}); err != nil {

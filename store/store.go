@@ -98,6 +98,7 @@ type Store struct {
 	opts      Options
 	readOnly  bool
 	payload   atomic.Int64 // bytes of queued and dead-letter values
+	budget    atomic.Int64 // most payload bytes kept; 0 until lowered (payloadBudget)
 	recovered *Recovery
 }
 
@@ -237,6 +238,10 @@ func classifyOpenError(path string, err error) error {
 		return fmt.Errorf("%s: %w: %v", path, ErrCorrupt, err)
 	case strings.Contains(err.Error(), "file size too small"), strings.Contains(err.Error(), "invalid database"):
 		return fmt.Errorf("%s: %w: %v", path, ErrCorrupt, err)
+	}
+	var pathErr *fs.PathError
+	if errors.As(err, &pathErr) {
+		return fmt.Errorf("store: %w", err) // it names the path already
 	}
 	return fmt.Errorf("store: open %s: %w", path, err)
 }
