@@ -293,7 +293,7 @@ func TestCrashByKill(t *testing.T) {
 	kills := 200
 	maxDelay := 15 * time.Millisecond
 	if len(testenv.Emulator()) > 0 {
-		kills, maxDelay = 30, 150*time.Millisecond // emulated: slower children, fewer kills
+		kills, maxDelay = 50, 150*time.Millisecond // emulated: slower children, fewer kills
 	}
 	if testing.Short() {
 		kills = 20

@@ -97,43 +97,46 @@ func (s *Store) Mint(rec []byte, next *Tally) (MintResult, error) {
 	}
 	var res MintResult
 	err = s.updateWithRoom(int64(len(rec)), func(tx *bolt.Tx, ev *Evictions) error {
-		res = MintResult{}
-		var head Head
-		if v := tx.Bucket(bucketHead).Get(keyValue); v != nil {
-			h, err := decodeHead(v)
-			if err != nil {
-				return err
-			}
-			head = h
-			if err := follows(RecordID{h.Epoch, h.Seq}, h.Hash, r); err != nil {
-				return fmt.Errorf("store: mint: %v: %w", err, ErrChain)
-			}
-			if a, ok := r.Activity(); ok && a.Date <= h.LastDate {
-				return fmt.Errorf("store: mint: date %s is not after %s: %w", a.Date, h.LastDate, ErrChain)
-			}
-		} else if r.Kind() != proof.KindGenesis {
-			return fmt.Errorf("store: mint: epoch %d seq %d on an empty chain: %w", r.Epoch, r.Seq, ErrChain)
-		}
-		q := tx.Bucket(bucketQueue)
-		q.FillPercent = queueFill
-		key, err := q.NextSequence()
-		if err != nil {
-			return err
-		}
-		if err := q.Put(u64key(key), rec); err != nil {
-			return err
-		}
-		res.Head = headAfter(head, r, rec)
-		if err := tx.Bucket(bucketHead).Put(keyValue, encodeHead(res.Head)); err != nil {
-			return err
-		}
-		if err := putTally(tx, next); err != nil {
-			return err
-		}
-		res.Key, res.Evicted = key, *ev
-		return nil
+		var err error
+		res, err = mintTx(tx, r, rec, next)
+		res.Evicted = *ev
+		return err
 	})
 	return res, err
+}
+
+// mintTx is Mint's work inside a transaction.
+func mintTx(tx *bolt.Tx, r *proof.Record, rec []byte, next *Tally) (MintResult, error) {
+	var head Head
+	if v := tx.Bucket(bucketHead).Get(keyValue); v != nil {
+		h, err := decodeHead(v)
+		if err != nil {
+			return MintResult{}, err
+		}
+		head = h
+		if err := follows(RecordID{h.Epoch, h.Seq}, h.Hash, r); err != nil {
+			return MintResult{}, fmt.Errorf("store: mint: %v: %w", err, ErrChain)
+		}
+		if a, ok := r.Activity(); ok && a.Date <= h.LastDate {
+			return MintResult{}, fmt.Errorf("store: mint: date %s is not after %s: %w", a.Date, h.LastDate, ErrChain)
+		}
+	} else if r.Kind() != proof.KindGenesis {
+		return MintResult{}, fmt.Errorf("store: mint: epoch %d seq %d on an empty chain: %w", r.Epoch, r.Seq, ErrChain)
+	}
+	q := tx.Bucket(bucketQueue)
+	q.FillPercent = queueFill
+	key, err := q.NextSequence()
+	if err != nil {
+		return MintResult{}, err
+	}
+	if err := q.Put(u64key(key), rec); err != nil {
+		return MintResult{}, err
+	}
+	res := MintResult{Key: key, Head: headAfter(head, r, rec)}
+	if err := tx.Bucket(bucketHead).Put(keyValue, encodeHead(res.Head)); err != nil {
+		return MintResult{}, err
+	}
+	return res, putTally(tx, next)
 }
 
 // updateWithRoom runs fn in a write transaction after making room for need more bytes
