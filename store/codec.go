@@ -15,6 +15,7 @@ const valueVersion = 1
 
 // Head is the chain head: the last record minted, whether acknowledged or not.
 type Head struct {
+	DeviceID proof.DeviceID // device that signed the chain
 	Epoch    uint32
 	Seq      uint64
 	Hash     proof.Hash
@@ -35,6 +36,7 @@ type Tally struct {
 	SavedAt            int64       // unix seconds (wall clock) of the save
 	SavedBootID        [16]byte    // boot that saved it
 	SavedUptimeMS      uint64      // CLOCK_BOOTTIME at the save
+	State              uint8       // the agent's last known source state, its own bits
 }
 
 // SyncState is what the sync loop keeps across restarts: its backoff, its last result,
@@ -171,7 +173,8 @@ func clip(s string) string {
 }
 
 func encodeHead(h Head) []byte {
-	e := newEncoder(56)
+	e := newEncoder(88)
+	e.raw(h.DeviceID[:])
 	e.u32(h.Epoch)
 	e.u64(h.Seq)
 	e.raw(h.Hash[:])
@@ -183,6 +186,7 @@ func encodeHead(h Head) []byte {
 func decodeHead(b []byte) (Head, error) {
 	d := newDecoder("chain head", b)
 	var h Head
+	d.fixed(h.DeviceID[:])
 	h.Epoch = d.u32()
 	h.Seq = d.u64()
 	d.fixed(h.Hash[:])
@@ -209,6 +213,7 @@ func encodeTally(t Tally) []byte {
 	e.u64(uint64(t.SavedAt))
 	e.raw(t.SavedBootID[:])
 	e.u64(t.SavedUptimeMS)
+	e.b = append(e.b, t.State)
 	return e.b
 }
 
@@ -225,6 +230,9 @@ func decodeTally(b []byte) (Tally, error) {
 	t.SavedAt = int64(d.u64())
 	d.fixed(t.SavedBootID[:])
 	t.SavedUptimeMS = d.u64()
+	if v := d.take(1); v != nil {
+		t.State = v[0]
+	}
 	if err := d.done(); err != nil {
 		return Tally{}, err
 	}

@@ -11,8 +11,8 @@ import (
 func FuzzValues(f *testing.F) {
 	var id [16]byte
 	copy(id[:], "boot-id-16-bytes")
-	f.Add(append([]byte{0}, encodeHead(Head{Epoch: 1, Seq: 9, LastDate: 20261101, MintedAt: 1795000000})...))
-	f.Add(append([]byte{1}, encodeTally(Tally{Date: 20261101, UTCOffsetMinutes: -300, InteractiveSeconds: 77, ActiveHours: 3, SavedBootID: id})...))
+	f.Add(append([]byte{0}, encodeHead(Head{DeviceID: [32]byte{1}, Epoch: 1, Seq: 9, LastDate: 20261101, MintedAt: 1795000000})...))
+	f.Add(append([]byte{1}, encodeTally(Tally{Date: 20261101, UTCOffsetMinutes: -300, InteractiveSeconds: 77, ActiveHours: 3, SavedBootID: id, State: 5})...))
 	f.Add(append([]byte{2}, encodeSync(SyncState{LastResult: "503: retry after 60s", BackoffInterval: time.Minute, ServerBootID: id})...))
 	f.Add(append([]byte{3}, encodeDead(1795000000, "bad_signature", []byte("record"))...))
 	f.Add(append([]byte{4}, encodeRecovery(Recovery{At: 1, CorruptPath: "/data/amos/amosd.db.corrupt-1", Cause: "checksum error", Salvaged: 3})...))

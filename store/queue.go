@@ -62,7 +62,7 @@ func follows(prev RecordID, prevHash proof.Hash, r *proof.Record) error {
 
 // headAfter returns the chain head once r (encoded as raw) is minted on top of h.
 func headAfter(h Head, r *proof.Record, raw []byte) Head {
-	next := Head{Epoch: r.Epoch, Seq: r.Seq, Hash: proof.HashRecord(raw), MintedAt: r.MintedAt}
+	next := Head{DeviceID: r.DeviceID, Epoch: r.Epoch, Seq: r.Seq, Hash: proof.HashRecord(raw), MintedAt: r.MintedAt}
 	if a, ok := r.Activity(); ok {
 		next.LastDate = a.Date
 	} else if r.Epoch == h.Epoch {

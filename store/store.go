@@ -100,6 +100,7 @@ type Store struct {
 	payload   atomic.Int64 // bytes of queued and dead-letter values
 	budget    atomic.Int64 // most payload bytes kept; 0 until lowered (payloadBudget)
 	recovered *Recovery
+	created   bool // the file did not exist before this Open
 }
 
 // Open opens or creates the store. A file that fails to open or fails its integrity
@@ -115,9 +116,14 @@ func Open(o Options) (*Store, error) {
 		return nil, fmt.Errorf("store: data_dir %s: %w", o.Dir, err)
 	}
 	path := filepath.Join(o.Dir, FileName)
+	_, statErr := os.Lstat(path)
 	s, err := open(path, o, false)
-	if err == nil || !errors.Is(err, ErrCorrupt) {
-		return s, err
+	if err == nil {
+		s.created = errors.Is(statErr, fs.ErrNotExist)
+		return s, nil
+	}
+	if !errors.Is(err, ErrCorrupt) {
+		return nil, err
 	}
 	cause := err
 	at := o.Now()
@@ -163,6 +169,10 @@ func (s *Store) Path() string { return s.path }
 
 // Recovered returns what Open did about a corrupt store, or nil if it opened cleanly.
 func (s *Store) Recovered() *Recovery { return s.recovered }
+
+// Created reports whether this Open created the file: a first start, or a data
+// partition that was wiped. A recovered store is not Created: see Recovered.
+func (s *Store) Created() bool { return s.created }
 
 // Close closes the store.
 func (s *Store) Close() error { return s.db.Close() }

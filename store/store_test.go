@@ -254,6 +254,9 @@ func TestConsent(t *testing.T) {
 func TestReopenKeepsEverything(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir, Options{})
+	if !s.Created() {
+		t.Error("a new store is not Created")
+	}
 	c := newChain(t, "a")
 	mustMint(t, s, c.genesis(), nil)
 	for range 20 {
@@ -268,8 +271,11 @@ func TestReopenKeepsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	s2 := openTest(t, dir, Options{})
-	if s2.Recovered() != nil {
-		t.Fatalf("clean store recovered: %+v", s2.Recovered())
+	if s2.Recovered() != nil || s2.Created() {
+		t.Fatalf("clean store recovered (%+v) or created (%v)", s2.Recovered(), s2.Created())
+	}
+	if h2, _, _ := s2.Head(); h2.DeviceID != c.signer.PublicKey().DeviceID() {
+		t.Fatal("head does not name the device")
 	}
 	h2, _, _ := s2.Head()
 	c2, _ := s2.Counts()
