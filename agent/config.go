@@ -1,0 +1,279 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"amos.example/amosd/proof"
+)
+
+// Config is amosd's configuration file (SPEC §9).
+type Config struct {
+	DataDir           string     `json:"data_dir"`
+	KeyDir            string     `json:"key_dir"`
+	ServerURL         string     `json:"server_url"`
+	CAFile            string     `json:"ca_file"`
+	AllowInsecureHTTP bool       `json:"allow_insecure_http"`
+	Bus               string     `json:"bus"`
+	Sources           []string   `json:"sources"`
+	EvdevGlob         string     `json:"evdev_glob"`
+	UTCOffsetMinutes  int        `json:"utc_offset_minutes"`
+	ConsentDefault    bool       `json:"consent_default"`
+	TrustedUIDs       []uint32   `json:"trusted_uids"`
+	StatusUIDs        []uint32   `json:"status_uids"`
+	Sync              SyncConfig `json:"sync"`
+	MaxStoreBytes     int64      `json:"max_store_bytes"`
+	DNSServers        []string   `json:"dns_servers"`
+	Log               string     `json:"log"`
+}
+
+// SyncConfig is the "sync" object of the configuration.
+type SyncConfig struct {
+	InitialBackoff Duration `json:"initial_backoff"`
+	MaxBackoff     Duration `json:"max_backoff"`
+	BatchRecords   int      `json:"batch_records"`
+	Timeout        Duration `json:"timeout"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("30s", "6h").
+type Duration time.Duration
+
+// UnmarshalJSON accepts a Go duration string. Its errors are *json.UnmarshalTypeError
+// so that the decoder names the key.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return &json.UnmarshalTypeError{Value: fmt.Sprintf("%s is not a duration string such as \"30s\"", b), Type: durationType}
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return &json.UnmarshalTypeError{Value: fmt.Sprintf("bad duration %q: want a number and a unit such as \"30s\" or \"6h\"", s), Type: durationType}
+	}
+	*d = Duration(v)
+	return nil
+}
+
+var durationType = reflect.TypeFor[Duration]()
+
+// MarshalJSON writes the duration as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// Source names of SPEC §4.
+const (
+	SourceAmosPower = "amos-power"
+	SourceLogind    = "logind"
+	SourceEvdev     = "evdev"
+)
+
+// DefaultConfigPath is where firmware installs the configuration (SPEC §8).
+const DefaultConfigPath = "/system/etc/amosd.json"
+
+// DefaultConfig returns the configuration every key of a file is laid over.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:          "/data/amos",
+		KeyDir:           "/persist/amos",
+		Bus:              "system",
+		Sources:          []string{SourceAmosPower, SourceLogind, SourceEvdev},
+		EvdevGlob:        "/dev/input/event*",
+		UTCOffsetMinutes: 480,
+		TrustedUIDs:      []uint32{0, 1000},
+		StatusUIDs:       []uint32{2000},
+		Sync: SyncConfig{
+			InitialBackoff: Duration(30 * time.Second),
+			MaxBackoff:     Duration(6 * time.Hour),
+			BatchRecords:   proof.MaxBatchRecords,
+			Timeout:        Duration(30 * time.Second),
+		},
+		MaxStoreBytes: 8 << 20,
+		DNSServers:    []string{},
+		Log:           "auto",
+	}
+}
+
+// ErrConfig is wrapped by every configuration error; the command line exits 2 on it.
+var ErrConfig = errors.New("configuration error")
+
+// ConfigError names the file, the key and what is wrong with it.
+type ConfigError struct {
+	File    string
+	Key     string // dotted path such as "sync.timeout"; "" for the file as a whole
+	Line    int    // 1-based, 0 if unknown
+	Column  int
+	Problem string
+}
+
+func (e *ConfigError) Error() string {
+	s := "config " + e.File
+	if e.Line > 0 {
+		s += fmt.Sprintf(":%d:%d", e.Line, e.Column)
+	}
+	if e.Key != "" {
+		s += ": key " + e.Key
+	}
+	return s + ": " + e.Problem
+}
+
+func (e *ConfigError) Unwrap() error { return ErrConfig }
+
+// LoadConfig reads and checks the configuration file at path.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &ConfigError{File: path, Problem: err.Error()}
+	}
+	return ParseConfig(path, b)
+}
+
+// ParseConfig decodes and checks a configuration; name is used in errors. Unknown keys,
+// wrong types and invalid values are refused, each naming the key.
+func ParseConfig(name string, b []byte) (*Config, error) {
+	c := DefaultConfig()
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	fail := func(key string, off int64, problem string) error {
+		e := &ConfigError{File: name, Key: key, Problem: problem}
+		if off >= 0 {
+			e.Line, e.Column = lineCol(b, off)
+		}
+		return e
+	}
+	if err := dec.Decode(&c); err != nil {
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syn):
+			return nil, fail("", syn.Offset, "JSON syntax: "+syn.Error())
+		case errors.As(err, &typ) && typ.Type == durationType:
+			return nil, fail(typ.Field, dec.InputOffset(), typ.Value)
+		case errors.As(err, &typ):
+			return nil, fail(typ.Field, typ.Offset, fmt.Sprintf("want %s, got JSON %s", typ.Type, typ.Value))
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			key := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return nil, fail(key, dec.InputOffset(), "unknown key")
+		case errors.Is(err, io.EOF):
+			return nil, fail("", -1, "empty file: want a JSON object")
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return nil, fail("", int64(len(b)), "JSON syntax: unexpected end of file")
+		}
+		return nil, fail("", dec.InputOffset(), err.Error())
+	}
+	if dec.More() {
+		return nil, fail("", dec.InputOffset(), "more than one JSON value")
+	}
+	if err := c.validate(); err != nil {
+		err.File = name
+		return nil, err
+	}
+	return &c, nil
+}
+
+func lineCol(b []byte, off int64) (line, col int) {
+	off = min(max(off, 0), int64(len(b)))
+	line = 1 + bytes.Count(b[:off], []byte("\n"))
+	col = int(off) - bytes.LastIndexByte(b[:off], '\n')
+	return line, col
+}
+
+func (c *Config) validate() *ConfigError {
+	bad := func(key, format string, args ...any) *ConfigError {
+		return &ConfigError{Key: key, Problem: fmt.Sprintf(format, args...)}
+	}
+	for _, p := range []struct{ key, val string }{{"data_dir", c.DataDir}, {"key_dir", c.KeyDir}} {
+		if !filepath.IsAbs(p.val) {
+			return bad(p.key, "%q is not an absolute path", p.val)
+		}
+	}
+	if c.ServerURL == "" {
+		return bad("server_url", "missing: the collector's URL, such as \"https://records.amos.example\"")
+	}
+	u, err := url.Parse(c.ServerURL)
+	switch {
+	case err != nil:
+		return bad("server_url", "%q is not a URL: %v", c.ServerURL, err)
+	case u.Host == "":
+		return bad("server_url", "%q has no host", c.ServerURL)
+	case u.Scheme == "http" && !c.AllowInsecureHTTP:
+		return bad("server_url", "%q is plain http: use https, or set allow_insecure_http (tests only)", c.ServerURL)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return bad("server_url", "%q: scheme %q, want https", c.ServerURL, u.Scheme)
+	case u.Scheme == "https" && c.CAFile == "":
+		return bad("ca_file", "missing: an https server_url needs the CA bundle that pins the server")
+	case u.RawQuery != "" || u.Fragment != "":
+		return bad("server_url", "%q: no query or fragment allowed", c.ServerURL)
+	}
+	if c.CAFile != "" && !filepath.IsAbs(c.CAFile) {
+		return bad("ca_file", "%q is not an absolute path", c.CAFile)
+	}
+	if c.Bus != "system" && c.Bus != "session" && !strings.Contains(c.Bus, ":") {
+		return bad("bus", "%q: want \"system\", \"session\" or a bus address such as \"unix:path=/run/dbus/system_bus_socket\"", c.Bus)
+	}
+	seen := map[string]bool{}
+	for _, s := range c.Sources {
+		switch {
+		case s != SourceAmosPower && s != SourceLogind && s != SourceEvdev:
+			return bad("sources", "unknown source %q: want %q, %q or %q", s, SourceAmosPower, SourceLogind, SourceEvdev)
+		case seen[s]:
+			return bad("sources", "%q listed twice", s)
+		}
+		seen[s] = true
+	}
+	if seen[SourceEvdev] {
+		if !filepath.IsAbs(c.EvdevGlob) {
+			return bad("evdev_glob", "%q is not an absolute path", c.EvdevGlob)
+		}
+		if _, err := filepath.Match(c.EvdevGlob, ""); err != nil {
+			return bad("evdev_glob", "%q: %v", c.EvdevGlob, err)
+		}
+	}
+	if c.UTCOffsetMinutes < proof.MinUTCOffsetMinutes || c.UTCOffsetMinutes > proof.MaxUTCOffsetMinutes {
+		return bad("utc_offset_minutes", "%d, want %d..%d", c.UTCOffsetMinutes, proof.MinUTCOffsetMinutes, proof.MaxUTCOffsetMinutes)
+	}
+	s := c.Sync
+	switch {
+	case s.InitialBackoff <= 0:
+		return bad("sync.initial_backoff", "%s, want more than 0", time.Duration(s.InitialBackoff))
+	case s.MaxBackoff < s.InitialBackoff:
+		return bad("sync.max_backoff", "%s is less than initial_backoff %s", time.Duration(s.MaxBackoff), time.Duration(s.InitialBackoff))
+	case s.BatchRecords < 1 || s.BatchRecords > proof.MaxBatchRecords:
+		return bad("sync.batch_records", "%d, want 1..%d", s.BatchRecords, proof.MaxBatchRecords)
+	case s.Timeout <= 0 || time.Duration(s.Timeout) > 10*time.Minute:
+		return bad("sync.timeout", "%s, want more than 0 and at most 10m", time.Duration(s.Timeout))
+	}
+	if c.MaxStoreBytes < 64<<10 || c.MaxStoreBytes > 1<<30 {
+		return bad("max_store_bytes", "%d, want 65536..1073741824", c.MaxStoreBytes)
+	}
+	for _, d := range c.DNSServers {
+		host := d
+		if h, _, err := net.SplitHostPort(d); err == nil {
+			host = h
+		}
+		if net.ParseIP(host) == nil {
+			return bad("dns_servers", "%q is not an IP address or IP:port", d)
+		}
+	}
+	if c.Log != "auto" && c.Log != "stderr" && c.Log != "logd" {
+		return bad("log", "%q, want \"auto\", \"stderr\" or \"logd\"", c.Log)
+	}
+	return nil
+}
+
+// HasSource reports whether the configuration enables source name.
+func (c *Config) HasSource(name string) bool {
+	for _, s := range c.Sources {
+		if s == name {
+			return true
+		}
+	}
+	return false
+}
