@@ -31,6 +31,9 @@ func populated(t *testing.T, dir string, n int) [][]byte {
 	if err := s.SaveTally(Tally{Date: c.date, InteractiveSeconds: 5, ActiveHours: 1}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.SetConsent(true); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -71,27 +74,27 @@ func TestCorruptionIsRecovered(t *testing.T) {
 		name string
 		// edit damages the file; recs are the records that were minted into it.
 		edit func(t *testing.T, b []byte, recs [][]byte) []byte
-		// salvaged is how many records may be carried over: -1 for "some, not all".
-		salvaged int
+		// The number of records that must be carried over is in [minSalvaged, maxSalvaged].
+		minSalvaged, maxSalvaged int
 	}{
-		{"zero-length file", func(t *testing.T, b []byte, _ [][]byte) []byte { return nil }, 0},
-		{"truncated to 100 bytes", func(t *testing.T, b []byte, _ [][]byte) []byte { return b[:100] }, 0},
-		{"truncated to one page", func(t *testing.T, b []byte, _ [][]byte) []byte { return b[:pageSize(b)] }, 0},
-		{"truncated to half its pages", func(t *testing.T, b []byte, _ [][]byte) []byte { return b[:highWater(b)/2] }, -1},
-		{"truncated by three pages", func(t *testing.T, b []byte, _ [][]byte) []byte { return b[:highWater(b)-3*pageSize(b)] }, -1},
+		{"zero-length file", func(t *testing.T, b []byte, _ [][]byte) []byte { return nil }, 0, 0},
+		{"truncated to 100 bytes", func(t *testing.T, b []byte, _ [][]byte) []byte { return b[:100] }, 0, 0},
+		{"truncated to one page", func(t *testing.T, b []byte, _ [][]byte) []byte { return b[:pageSize(b)] }, 0, 0},
+		{"truncated to half its pages", func(t *testing.T, b []byte, _ [][]byte) []byte { return b[:highWater(b)/2] }, 0, days},
+		{"truncated by three pages", func(t *testing.T, b []byte, _ [][]byte) []byte { return b[:highWater(b)-3*pageSize(b)] }, 0, days},
 		{"both meta pages flipped", func(t *testing.T, b []byte, _ [][]byte) []byte {
 			ps := pageSize(b)
 			b[40] ^= 0xFF
 			b[ps+40] ^= 0xFF
 			return b
-		}, 0},
+		}, 0, 0},
 		{"random garbage", func(t *testing.T, b []byte, _ [][]byte) []byte {
 			g := make([]byte, 64<<10)
 			for i := range g {
 				g[i] = byte(i*7 + i/251)
 			}
 			return g
-		}, 0},
+		}, 0, 0},
 		{"flipped byte in a queued record", func(t *testing.T, b []byte, recs [][]byte) []byte {
 			at := bytes.Index(b, recs[200])
 			if at < 0 {
@@ -99,14 +102,14 @@ func TestCorruptionIsRecovered(t *testing.T) {
 			}
 			b[at+130] ^= 0x01 // inside its body
 			return b
-		}, 200},
+		}, 200, 200},
 		{"leaf page header destroyed", func(t *testing.T, b []byte, recs [][]byte) []byte {
 			at := bytes.Index(b, recs[300])
 			ps := pageSize(b)
 			page := at / ps * ps
 			binary.LittleEndian.PutUint16(b[page+8:], 0xBEEF) // page flags: no such page type
 			return b
-		}, -1},
+		}, 1, 300},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,11 +130,8 @@ func TestCorruptionIsRecovered(t *testing.T) {
 			if _, err := os.Stat(rec.CorruptPath); err != nil {
 				t.Errorf("corrupt file not kept: %v", err)
 			}
-			switch {
-			case tc.salvaged >= 0 && int(rec.Salvaged) != tc.salvaged:
-				t.Errorf("salvaged %d records, want %d", rec.Salvaged, tc.salvaged)
-			case tc.salvaged < 0 && (rec.Salvaged == 0 || int(rec.Salvaged) >= len(recs)):
-				t.Logf("salvaged %d of %d records", rec.Salvaged, len(recs))
+			if n := int(rec.Salvaged); n < tc.minSalvaged || n > tc.maxSalvaged {
+				t.Errorf("salvaged %d records, want %d..%d", n, tc.minSalvaged, tc.maxSalvaged)
 			}
 			// The salvaged records are an intact prefix, and the head is their last.
 			items, err := s.Peek(1000, 1<<20)
@@ -143,9 +143,18 @@ func TestCorruptionIsRecovered(t *testing.T) {
 					t.Fatalf("salvaged record %d differs from the one minted", i)
 				}
 			}
+			// The head is the old one where it could be read, else the last record
+			// carried over; either way no earlier than what was carried over.
 			h, ok, _ := s.Head()
-			if n := len(items); n > 0 && (!ok || h.Hash != proof.HashRecord(recs[n-1])) {
-				t.Fatalf("head %+v is not the last salvaged record", h)
+			if n := len(items); n > 0 && (!ok || h.Seq < items[n-1].ID.Seq ||
+				h.Seq == items[n-1].ID.Seq && h.Hash != proof.HashRecord(recs[n-1])) {
+				t.Fatalf("head %+v is before the last salvaged record", h)
+			}
+			if ok && h.Seq == uint64(len(recs)) {
+				last, _ := proof.Decode(recs[len(recs)-1])
+				if a, _ := last.Activity(); h.LastDate != a.Date {
+					t.Fatalf("old head carried over without its last date: %+v", h)
+				}
 			}
 			if _, ok, _ := s.Tally(); ok {
 				t.Error("a recreated store has a tally")
@@ -153,6 +162,13 @@ func TestCorruptionIsRecovered(t *testing.T) {
 			if lr, ok, _ := s.LastRecovery(); !ok || lr != *rec {
 				t.Errorf("recovery not recorded in the new store: %+v", lr)
 			}
+			// The consent was set in the damaged store: it is carried over where it
+			// could be read, and recorded as revoked where it could not.
+			granted, set, _ := s.Consent()
+			if !set || rec.Salvaged > 0 && !granted {
+				t.Errorf("consent after recovery: granted %v, set %v (salvaged %d)", granted, set, rec.Salvaged)
+			}
+			t.Logf("consent after recovery: granted %v", granted)
 			// The agent starts a new epoch: its genesis is accepted.
 			c := newChain(t, "corrupt")
 			c.epoch = 1
@@ -166,6 +182,58 @@ func TestCorruptionIsRecovered(t *testing.T) {
 				t.Fatalf("recreated store recovered again: %+v", s2.Recovered())
 			}
 		})
+	}
+}
+
+func TestReadOnlyOpenOfADamagedFreelist(t *testing.T) {
+	dir := t.TempDir()
+	populated(t, dir, 50)
+	path := filepath.Join(dir, FileName)
+	damage(t, path, func(b []byte) []byte {
+		ps := pageSize(b)
+		m := 0
+		if binary.LittleEndian.Uint64(b[ps+16+48:]) > binary.LittleEndian.Uint64(b[16+48:]) {
+			m = ps
+		}
+		free := int(binary.LittleEndian.Uint64(b[m+16+32:]))
+		binary.LittleEndian.PutUint16(b[free*ps+10:], 0xFFFF) // freelist count
+		return b
+	})
+	// Must answer, not crash the process with a fault in a goroutine of bbolt's.
+	if _, err := OpenReadOnly(dir); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("OpenReadOnly: %v, want ErrCorrupt", err)
+	}
+	s := openTest(t, dir, Options{})
+	if s.Recovered() == nil {
+		t.Fatal("damaged freelist opened without recovery")
+	}
+}
+
+func TestPruneKeepsTheFileJustMoved(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"amosd.db.corrupt-1795000000", "amosd.db.corrupt-1795000010"} {
+		os.WriteFile(filepath.Join(dir, name), []byte("old"), 0o600)
+	}
+	os.WriteFile(filepath.Join(dir, FileName), []byte("garbage"), 0o600)
+	// The clock stands before the older files' names.
+	s := openTest(t, dir, Options{Now: func() time.Time { return time.Unix(100, 0) }})
+	moved := s.Recovered().CorruptPath
+	if _, err := os.Stat(moved); err != nil {
+		t.Fatalf("the file just moved aside was pruned: %v", err)
+	}
+	m, _ := filepath.Glob(filepath.Join(dir, "amosd.db.corrupt-*"))
+	if len(m) != KeepCorrupt {
+		t.Fatalf("kept %v", m)
+	}
+}
+
+func TestConsentLostIsRevoked(t *testing.T) {
+	dir := t.TempDir()
+	populated(t, dir, 3)
+	damage(t, filepath.Join(dir, FileName), func(b []byte) []byte { return b[:100] })
+	s := openTest(t, dir, Options{})
+	if granted, set, _ := s.Consent(); !set || granted {
+		t.Fatalf("unreadable consent: granted %v, set %v; want recorded as revoked", granted, set)
 	}
 }
 

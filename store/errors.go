@@ -14,8 +14,6 @@ var (
 	// ErrFull means a write does not fit under max_store_bytes even after evicting
 	// every dead-letter and queued record it was allowed to.
 	ErrFull = errors.New("store is full")
-	// ErrClosed means the store was closed.
-	ErrClosed = errors.New("store is closed")
 	// errValue means a stored value does not decode: the store is corrupt.
 	errValue = errors.New("malformed stored value")
 )

@@ -48,8 +48,8 @@ type MintResult struct {
 }
 
 // follows checks that r may come right after the record prev (whose hash is prevHash)
-// in a queue or chain: the next seq of the same epoch linked by prev_hash, or the
-// genesis of a later epoch.
+// on a chain head: the next seq of the same epoch linked by prev_hash, or the genesis
+// of a later epoch.
 func follows(prev RecordID, prevHash proof.Hash, r *proof.Record) error {
 	switch {
 	case r.Epoch == prev.Epoch && r.Seq == prev.Seq+1 && r.PrevHash == prevHash && r.Kind() == proof.KindActivity:
@@ -60,13 +60,34 @@ func follows(prev RecordID, prevHash proof.Hash, r *proof.Record) error {
 	return fmt.Errorf("epoch %d seq %d does not follow epoch %d seq %d", r.Epoch, r.Seq, prev.Epoch, prev.Seq)
 }
 
+// ordered checks that r may stand after prev in the queue: later in (epoch, seq), and
+// linked to it by prev_hash where it is the very next record. Records between them may
+// have been acknowledged or dead-lettered.
+func ordered(prev *proof.Record, prevHash proof.Hash, r *proof.Record) error {
+	p := RecordID{prev.Epoch, prev.Seq}
+	switch {
+	case !after(RecordID{r.Epoch, r.Seq}, p):
+		return fmt.Errorf("epoch %d seq %d is not after epoch %d seq %d", r.Epoch, r.Seq, p.Epoch, p.Seq)
+	case r.Epoch == p.Epoch && r.Seq == p.Seq+1:
+		return follows(p, prevHash, r)
+	case r.Epoch > p.Epoch && r.Seq == 1 && r.Kind() != proof.KindGenesis:
+		return fmt.Errorf("epoch %d seq 1 is not a genesis", r.Epoch)
+	}
+	return nil
+}
+
+// after reports whether a comes after b in (epoch, seq) order.
+func after(a, b RecordID) bool {
+	return a.Epoch > b.Epoch || a.Epoch == b.Epoch && a.Seq > b.Seq
+}
+
 // headAfter returns the chain head once r (encoded as raw) is minted on top of h.
+// LastDate is the latest date minted on the device in any epoch: a date is never
+// minted twice (SPEC §4).
 func headAfter(h Head, r *proof.Record, raw []byte) Head {
-	next := Head{DeviceID: r.DeviceID, Epoch: r.Epoch, Seq: r.Seq, Hash: proof.HashRecord(raw), MintedAt: r.MintedAt}
+	next := Head{DeviceID: r.DeviceID, Epoch: r.Epoch, Seq: r.Seq, Hash: proof.HashRecord(raw), MintedAt: r.MintedAt, LastDate: h.LastDate}
 	if a, ok := r.Activity(); ok {
-		next.LastDate = a.Date
-	} else if r.Epoch == h.Epoch {
-		next.LastDate = h.LastDate
+		next.LastDate = max(h.LastDate, a.Date)
 	}
 	return next
 }
@@ -149,7 +170,7 @@ func (s *Store) updateWithRoom(need int64, fn func(tx *bolt.Tx, ev *Evictions) e
 	}
 	var carried Evictions
 	for attempt := 0; ; attempt++ {
-		err := s.db.Update(func(tx *bolt.Tx) error {
+		err := s.write(func(tx *bolt.Tx) error {
 			ev := carried
 			freed, err := s.evict(tx, s.payload.Load()+need-s.payloadBudget(), &ev)
 			if err != nil {
@@ -169,11 +190,11 @@ func (s *Store) updateWithRoom(need int64, fn func(tx *bolt.Tx, ev *Evictions) e
 		}
 		lower := max(s.payloadBudget()-s.initialBudget()/8, s.initialBudget()/8)
 		if attempt == 8 || lower == s.payloadBudget() && attempt > 0 {
-			return fmt.Errorf("store: %w: %v", ErrFull, err)
+			return fmt.Errorf("store: %w: %w", ErrFull, err)
 		}
 		s.budget.Store(lower)
 		s.opts.Logf("store: bbolt reached max_store_bytes %d; keeping at most %d bytes of records from now on", s.opts.MaxBytes, lower)
-		if err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := s.write(func(tx *bolt.Tx) error {
 			freed, err := s.evict(tx, s.payload.Load()+need-lower, &carried)
 			tx.OnCommit(func() { s.payload.Add(-freed) })
 			return err
@@ -292,7 +313,7 @@ func (s *Store) Settle(st Settlement) (SettleResult, error) {
 		want[st.Dead[i].ID] = &st.Dead[i].Reason
 	}
 	var res SettleResult
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.write(func(tx *bolt.Tx) error {
 		res = SettleResult{}
 		q := tx.Bucket(bucketQueue)
 		dead := tx.Bucket(bucketDead)

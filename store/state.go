@@ -13,7 +13,7 @@ func (s *Store) update(what string, fn func(tx *bolt.Tx) error) error {
 	if s.readOnly {
 		return fmt.Errorf("store: %s: %w", what, berrors.ErrDatabaseReadOnly)
 	}
-	if err := s.db.Update(fn); err != nil {
+	if err := s.write(fn); err != nil {
 		return fmt.Errorf("store: %s: %w", what, err)
 	}
 	return nil

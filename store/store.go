@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -97,6 +99,7 @@ type Store struct {
 	path      string
 	opts      Options
 	readOnly  bool
+	wmu       sync.Mutex   // serializes writers through commit handlers (write)
 	payload   atomic.Int64 // bytes of queued and dead-letter values
 	budget    atomic.Int64 // most payload bytes kept; 0 until lowered (payloadBudget)
 	recovered *Recovery
@@ -132,19 +135,22 @@ func Open(o Options) (*Store, error) {
 		return nil, fmt.Errorf("store: %s is corrupt (%v) and cannot be moved aside: %w", path, cause, err)
 	}
 	o.Logf("store: %s is corrupt (%v); moved to %s, starting a new store", path, cause, moved)
-	pruneCorrupt(o.Dir, o.Logf)
-	salvaged := salvage(moved, o.LockTimeout)
+	old := salvage(moved, o.LockTimeout)
 	if s, err = open(path, o, false); err != nil {
+		// Leave no half-made file behind: the next start would take it for another
+		// corrupt store and rotate the real one out.
+		os.Remove(path)
 		return nil, fmt.Errorf("store: new store after moving the corrupt one aside: %w", err)
 	}
-	rec := Recovery{At: at.Unix(), CorruptPath: moved, Cause: cause.Error(), Salvaged: uint64(len(salvaged))}
-	if err := s.adopt(salvaged, rec); err != nil {
+	rec := Recovery{At: at.Unix(), CorruptPath: moved, Cause: cause.Error()}
+	if err := s.adopt(old, &rec); err != nil {
 		s.Close()
 		return nil, err
 	}
-	if len(salvaged) > 0 {
-		o.Logf("store: carried %d queued records over from %s", len(salvaged), moved)
+	if rec.Salvaged > 0 {
+		o.Logf("store: carried %d queued records over from %s", rec.Salvaged, moved)
 	}
+	pruneCorrupt(o.Dir, moved, o.Logf)
 	s.recovered = &rec
 	return s, nil
 }
@@ -177,24 +183,39 @@ func (s *Store) Created() bool { return s.created }
 // Close closes the store.
 func (s *Store) Close() error { return s.db.Close() }
 
+// errEmptyFile marks an existing store file found empty once locked.
+var errEmptyFile = errors.New("empty file")
+
 // open opens path and checks it. Corruption of any kind, panics and memory faults of
-// bbolt on a damaged file included, comes back as an error wrapping ErrCorrupt.
+// bbolt on a damaged file included, comes back as an error wrapping ErrCorrupt;
+// anything else (the lock, permissions, I/O errors) as itself.
 func open(path string, o Options, readOnly bool) (s *Store, err error) {
+	_, statErr := os.Lstat(path)
+	existed := statErr == nil
 	var file *os.File // captured so that it can be closed if bbolt panics
 	bo := &bolt.Options{
-		Timeout:  o.LockTimeout,
-		ReadOnly: readOnly,
-		MaxSize:  int(o.MaxBytes),
+		Timeout:         o.LockTimeout,
+		ReadOnly:        readOnly,
+		MaxSize:         int(o.MaxBytes),
+		PreLoadFreelist: true, // read the freelist in Open, under guard, not in Check's goroutine
 		OpenFile: func(name string, flag int, mode os.FileMode) (*os.File, error) {
 			f, err := os.OpenFile(name, flag, mode)
+			if err != nil {
+				return nil, err
+			}
 			file = f
-			return f, err
+			// Lock before looking at the size: an empty file may be another
+			// process's store in the making, and then it holds the lock.
+			if err := lockFile(f, !readOnly, o.LockTimeout); err != nil {
+				f.Close()
+				return nil, err
+			}
+			if fi, err := f.Stat(); err == nil && existed && fi.Size() == 0 {
+				f.Close()
+				return nil, errEmptyFile
+			}
+			return f, nil
 		},
-	}
-	// bbolt makes a new database of an empty file; an empty amosd.db is a store
-	// that lost its contents, and the agent must know to start a new epoch.
-	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
-		return nil, fmt.Errorf("%s: %w: empty file", path, ErrCorrupt)
 	}
 	var db *bolt.DB
 	err = guard(func() error {
@@ -220,6 +241,41 @@ func open(path string, o Options, readOnly bool) (s *Store, err error) {
 	return s, nil
 }
 
+// lockFile takes bbolt's flock on f, waiting at most timeout; bbolt's own flock on the
+// same open file then succeeds at once.
+func lockFile(f *os.File, exclusive bool, timeout time.Duration) error {
+	how := syscall.LOCK_SH
+	if exclusive {
+		how = syscall.LOCK_EX
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
+		if err != syscall.EWOULDBLOCK {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return berrors.ErrTimeout
+		}
+		time.Sleep(50 * time.Millisecond) // what bbolt's own flock does
+	}
+}
+
+// readProbe reads the start of the file with plain reads: an I/O error there is a
+// failing device, not a corrupt store, and must not get the file moved aside.
+func readProbe(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.ReadAt(make([]byte, 64<<10), 0)
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
 // panicError is a panic or memory fault of bbolt on a damaged file, caught by guard.
 type panicError struct{ v any }
 
@@ -243,10 +299,15 @@ func classifyOpenError(path string, err error) error {
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return fmt.Errorf("store: %s: %w (lock not released)", path, ErrInUse)
+	case errors.Is(err, errEmptyFile):
+		return fmt.Errorf("%s: %w: empty file", path, ErrCorrupt)
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch),
-		errors.Is(err, berrors.ErrChecksum), errors.As(err, &pe), errors.Is(err, syscall.EISDIR):
+		errors.Is(err, berrors.ErrChecksum), strings.Contains(err.Error(), "file size too small"):
+		if ioErr := readProbe(path); ioErr != nil {
+			return fmt.Errorf("store: reading %s: %w", path, ioErr)
+		}
 		return fmt.Errorf("%s: %w: %v", path, ErrCorrupt, err)
-	case strings.Contains(err.Error(), "file size too small"), strings.Contains(err.Error(), "invalid database"):
+	case errors.As(err, &pe), errors.Is(err, syscall.EISDIR):
 		return fmt.Errorf("%s: %w: %v", path, ErrCorrupt, err)
 	}
 	var pathErr *fs.PathError
@@ -261,7 +322,7 @@ func classifyOpenError(path string, err error) error {
 // before it, and the last queued record is the chain head.
 func (s *Store) check() error {
 	if !s.readOnly {
-		err := s.db.Update(func(tx *bolt.Tx) error {
+		err := s.write(func(tx *bolt.Tx) error {
 			if tx.Bucket(bucketMeta) != nil {
 				return nil
 			}
@@ -284,8 +345,14 @@ func (s *Store) check() error {
 		if err != nil {
 			return err
 		}
-		for err := range tx.Check() {
-			return fmt.Errorf("bbolt check: %v: %w", err, errValue)
+		var first error
+		for err := range tx.Check() { // drained to the end: the checker goroutine exits
+			if first == nil {
+				first = fmt.Errorf("bbolt check: %v: %w", err, errValue)
+			}
+		}
+		if first != nil {
+			return first
 		}
 		s.payload.Store(payload)
 		return nil
@@ -342,7 +409,6 @@ func verify(tx *bolt.Tx) (int64, error) {
 	var payload int64
 	var prev *proof.Record
 	var prevHash proof.Hash
-	var lastKey uint64
 	err := tx.Bucket(bucketQueue).ForEach(func(k, v []byte) error {
 		key, err := keyU64(k)
 		if err != nil {
@@ -353,19 +419,20 @@ func verify(tx *bolt.Tx) (int64, error) {
 			return fmt.Errorf("queue key %d: %v: %w", key, err, errValue)
 		}
 		if prev != nil {
-			if err := follows(RecordID{prev.Epoch, prev.Seq}, prevHash, r); err != nil {
+			if err := ordered(prev, prevHash, r); err != nil {
 				return fmt.Errorf("queue key %d: %v: %w", key, err, errValue)
 			}
 		}
-		prev, prevHash, lastKey = r, proof.HashRecord(v), key
+		if head == nil || after(RecordID{r.Epoch, r.Seq}, RecordID{head.Epoch, head.Seq}) ||
+			r.Epoch == head.Epoch && r.Seq == head.Seq && proof.HashRecord(v) != head.Hash {
+			return fmt.Errorf("queue key %d (epoch %d seq %d) is not the chain head nor before it: %w", key, r.Epoch, r.Seq, errValue)
+		}
+		prev, prevHash = r, proof.HashRecord(v)
 		payload += int64(len(v))
 		return nil
 	})
 	if err != nil {
 		return 0, err
-	}
-	if prev != nil && (head == nil || head.Epoch != prev.Epoch || head.Seq != prev.Seq || head.Hash != prevHash) {
-		return 0, fmt.Errorf("last queued record (key %d, epoch %d seq %d) is not the chain head: %w", lastKey, prev.Epoch, prev.Seq, errValue)
 	}
 	err = tx.Bucket(bucketDead).ForEach(func(k, v []byte) error {
 		key, err := keyU64(k)
@@ -384,16 +451,22 @@ func verify(tx *bolt.Tx) (int64, error) {
 // moveAside renames the file (or whatever stands at path) to amosd.db.corrupt-<unix>,
 // choosing the next free second if that name is taken.
 func moveAside(path string, at time.Time) (string, error) {
-	for t := at.Unix(); ; t++ {
+	for t := at.Unix(); t < at.Unix()+1000; t++ {
 		dst := filepath.Join(filepath.Dir(path), corruptPrefix+strconv.FormatInt(t, 10))
-		if _, err := os.Lstat(dst); errors.Is(err, fs.ErrNotExist) {
+		_, err := os.Lstat(dst)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
 			return dst, os.Rename(path, dst)
+		case err != nil:
+			return "", err
 		}
 	}
+	return "", fmt.Errorf("no free name %s<unix time> near %d", corruptPrefix, at.Unix())
 }
 
-// pruneCorrupt keeps the KeepCorrupt newest moved-aside stores.
-func pruneCorrupt(dir string, logf func(string, ...any)) {
+// pruneCorrupt keeps the KeepCorrupt newest moved-aside stores, the one just moved
+// (keep) always among them, whatever the clock says.
+func pruneCorrupt(dir, keep string, logf func(string, ...any)) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return
@@ -404,34 +477,57 @@ func pruneCorrupt(dir string, logf func(string, ...any)) {
 	}
 	var olds []old
 	for _, e := range entries {
+		if e.Name() == filepath.Base(keep) {
+			continue
+		}
 		if t, err := strconv.ParseInt(strings.TrimPrefix(e.Name(), corruptPrefix), 10, 64); err == nil && strings.HasPrefix(e.Name(), corruptPrefix) {
 			olds = append(olds, old{e.Name(), t})
 		}
 	}
 	sort.Slice(olds, func(i, j int) bool { return olds[i].t > olds[j].t })
-	for _, o := range olds[min(len(olds), KeepCorrupt):] {
+	for _, o := range olds[min(len(olds), KeepCorrupt-1):] {
 		if err := os.RemoveAll(filepath.Join(dir, o.name)); err != nil {
 			logf("store: cannot remove old corrupt store %s: %v", o.name, err)
 		}
 	}
 }
 
-// salvage reads the queue of a corrupt store as far as it is intact: records that
-// decode, in key order, each confirmed by the next one's prev_hash or, for the last,
-// by the old chain head. It never fails; it returns what it could read.
-func salvage(path string, timeout time.Duration) [][]byte {
-	var out [][]byte
+// salvaged is what could be read of a corrupt store.
+type salvaged struct {
+	records [][]byte // queued records, oldest first
+	head    *Head    // the old chain head, if it could be read
+	consent []byte   // the consent value; nil if it was never set
+	// consentLost means the consent could not be read: the new store then records
+	// it as revoked, so that a revocation is never forgotten.
+	consentLost bool
+}
+
+// salvage reads what it can of a corrupt store: the queued records that decode, in
+// order, each confirmed by the next one's prev_hash where they are adjacent and, for
+// the last, by the old chain head; the head itself; and the consent. It never fails.
+func salvage(path string, timeout time.Duration) salvaged {
+	out := salvaged{consentLost: true}
 	_ = guard(func() error {
 		fi, err := os.Stat(path)
 		if err != nil || !fi.Mode().IsRegular() {
 			return nil
 		}
-		db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: timeout})
+		db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: timeout, PreLoadFreelist: true})
 		if err != nil {
 			return err
 		}
 		defer db.Close()
 		return db.View(func(tx *bolt.Tx) error {
+			if b := tx.Bucket(bucketConsent); b != nil {
+				if v := b.Get(keyValue); v == nil || len(v) == 1 && v[0] <= 1 {
+					out.consent, out.consentLost = append([]byte(nil), v...), false // nil: never set
+				}
+			}
+			if b := tx.Bucket(bucketHead); b != nil {
+				if h, err := decodeHead(b.Get(keyValue)); err == nil {
+					out.head = &h
+				}
+			}
 			q := tx.Bucket(bucketQueue)
 			if q == nil {
 				return nil
@@ -441,22 +537,17 @@ func salvage(path string, timeout time.Duration) [][]byte {
 			c := q.Cursor()
 			for k, v := c.First(); k != nil; k, v = c.Next() {
 				r, err := proof.Decode(v)
-				// The first record may follow acknowledged ones; the rest must link.
-				if err != nil || prev != nil && follows(RecordID{prev.Epoch, prev.Seq}, prevHash, r) != nil {
+				if err != nil || len(k) != 8 || prev != nil && ordered(prev, prevHash, r) != nil {
 					break
 				}
-				out = append(out, append([]byte(nil), v...))
+				out.records = append(out.records, append([]byte(nil), v...))
 				prev, prevHash = r, proof.HashRecord(v)
 			}
 			// The last record read is confirmed only by the old head.
-			if n := len(out); n > 0 {
-				hb := tx.Bucket(bucketHead)
-				var h Head
-				if hb != nil {
-					h, _ = decodeHead(hb.Get(keyValue))
-				}
-				if h.Epoch != prev.Epoch || h.Seq != prev.Seq || h.Hash != prevHash {
-					out = out[:n-1]
+			if n := len(out.records); n > 0 {
+				h := out.head
+				if h == nil || h.Epoch != prev.Epoch || h.Seq != prev.Seq || h.Hash != prevHash {
+					out.records = out.records[:n-1]
 				}
 			}
 			return nil
@@ -465,18 +556,24 @@ func salvage(path string, timeout time.Duration) [][]byte {
 	return out
 }
 
-// adopt writes the salvaged records into the fresh store's queue, their last one as the
-// chain head, and remembers the recovery, in one transaction.
-func (s *Store) adopt(records [][]byte, rec Recovery) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+// adopt writes what was salvaged into the fresh store in one transaction: the queued
+// records (the oldest evicted, and counted, if over the budget), the old head, or the
+// last record's, with the highest date minted, and the consent. It fills in rec.Salvaged
+// and remembers rec.
+func (s *Store) adopt(old salvaged, rec *Recovery) error {
+	records := old.records
+	var drop int
+	for total := payloadOf(records); total > s.payloadBudget() && drop < len(records); drop++ {
+		total -= int64(len(records[drop]))
+	}
+	records = records[drop:]
+	rec.Salvaged = uint64(len(records))
+	err := s.write(func(tx *bolt.Tx) error {
 		q := tx.Bucket(bucketQueue)
-		q.FillPercent = 0.9
+		q.FillPercent = queueFill
 		var payload int64
-		for i, b := range records {
-			if payload+int64(len(b)) > s.payloadBudget() {
-				records, rec.Salvaged = records[:i], uint64(i)
-				break
-			}
+		var head *Head
+		for _, b := range records {
 			seq, err := q.NextSequence()
 			if err != nil {
 				return err
@@ -485,21 +582,65 @@ func (s *Store) adopt(records [][]byte, rec Recovery) error {
 				return err
 			}
 			payload += int64(len(b))
-		}
-		if n := len(records); n > 0 {
-			r, err := proof.Decode(records[n-1])
+			r, err := proof.Decode(b)
 			if err != nil {
 				return err
 			}
-			if err := tx.Bucket(bucketHead).Put(keyValue, encodeHead(headAfter(Head{}, r, records[n-1]))); err != nil {
+			var prev Head
+			if head != nil {
+				prev = *head
+			}
+			h := headAfter(prev, r, b)
+			head = &h
+		}
+		if old.head != nil {
+			h := *old.head
+			if head != nil {
+				h.LastDate = max(h.LastDate, head.LastDate)
+			}
+			head = &h
+		}
+		if head != nil {
+			if err := tx.Bucket(bucketHead).Put(keyValue, encodeHead(*head)); err != nil {
+				return err
+			}
+		}
+		switch {
+		case old.consentLost:
+			if err := tx.Bucket(bucketConsent).Put(keyValue, []byte{0}); err != nil {
+				return err
+			}
+		case old.consent != nil:
+			if err := tx.Bucket(bucketConsent).Put(keyValue, old.consent); err != nil {
+				return err
+			}
+		}
+		if drop > 0 {
+			if err := addCounter(tx, keyEvictedQueued, uint64(drop)); err != nil {
 				return err
 			}
 		}
 		tx.OnCommit(func() { s.payload.Add(payload) })
-		return tx.Bucket(bucketMeta).Put(keyRecovery, encodeRecovery(rec))
+		return tx.Bucket(bucketMeta).Put(keyRecovery, encodeRecovery(*rec))
 	})
 	if err != nil {
 		return fmt.Errorf("store: record the recovery: %w", err)
 	}
 	return nil
+}
+
+// write runs fn in a write transaction. The writer lock is held until the commit
+// handlers that update the payload count have run.
+func (s *Store) write(fn func(tx *bolt.Tx) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.db.Update(fn)
+}
+
+func payloadOf(records [][]byte) int64 {
+	var n int64
+	for _, r := range records {
+		n += int64(len(r))
+	}
+	return n
 }

@@ -136,8 +136,15 @@ func TestMintRefusesWhatBreaksTheChain(t *testing.T) {
 	s := openTest(t, t.TempDir(), Options{})
 	mustMint(t, s, g, nil)
 	mustMint(t, s, d1, nil)
-	if res := mustMint(t, s, g5, nil); res.Head.Epoch != 5 || res.Head.Seq != 1 || res.Head.LastDate != 0 {
+	// The last date minted carries over: a date is never minted twice, in any epoch.
+	if res := mustMint(t, s, g5, nil); res.Head.Epoch != 5 || res.Head.Seq != 1 || res.Head.LastDate != 20261001 {
 		t.Fatalf("head after a new epoch: %+v", res.Head)
+	}
+	c5 := newChain(t, "a")
+	c5.resume(Head{Epoch: 5, Seq: 1, Hash: proof.HashRecord(g5)})
+	c5.date = 20261001
+	if _, err := s.Mint(c5.day(), nil); !errors.Is(err, ErrChain) {
+		t.Fatalf("a date of the old epoch minted again in the new one: %v", err)
 	}
 }
 
@@ -284,6 +291,30 @@ func TestReopenKeepsEverything(t *testing.T) {
 	}
 	if tl, ok, _ := s2.Tally(); !ok || tl.Date != 20261021 {
 		t.Fatalf("tally after reopen %+v", tl)
+	}
+}
+
+// TestSettleOutOfOrderThenReopen: acknowledging or dead-lettering records from the
+// middle of the queue (a batch split by the server) leaves gaps that are not corruption.
+func TestSettleOutOfOrderThenReopen(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{})
+	c := newChain(t, "a")
+	mustMint(t, s, c.genesis(), nil)
+	for range 6 {
+		mustMint(t, s, c.day(), nil)
+	}
+	if _, err := s.Settle(Settlement{Acked: []RecordID{{1, 7}, {1, 4}}, Dead: []Refusal{{RecordID{1, 2}, "bad_format"}}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2 := openTest(t, dir, Options{})
+	if s2.Recovered() != nil {
+		t.Fatalf("gaps in the queue were taken for corruption: %+v", s2.Recovered())
+	}
+	items, _ := s2.Peek(100, 1<<20)
+	if got := ids(items); !reflect.DeepEqual(got, []RecordID{{1, 1}, {1, 3}, {1, 5}, {1, 6}}) {
+		t.Fatalf("queue after reopen: %v", got)
 	}
 }
 
