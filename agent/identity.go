@@ -1,0 +1,181 @@
+package agent
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"amos.example/amosd/proof"
+)
+
+// Files in key_dir (SPEC §2).
+const (
+	KeyFile   = "device.key"
+	CertFile  = "device.cert"
+	EpochFile = "epoch"
+)
+
+// ErrIdentity is wrapped by errors about the key files that an operator must fix; the
+// command line exits 2 on them.
+var ErrIdentity = errors.New("device identity error")
+
+// Identity is the device's key and maker certificate.
+type Identity struct {
+	KeyDir    string
+	Signer    proof.Signer
+	PublicKey proof.PublicKey
+	DeviceID  proof.DeviceID
+	// Generated says the key was created by this load: the device's first start.
+	Generated bool
+	// Cert is the maker certificate when present and naming this key; nil otherwise.
+	Cert *proof.Certificate
+	// CertProblem says why a present device.cert is treated as absent, "" if it is not.
+	CertProblem string
+	// Warnings are problems that do not stop the daemon (selftest shows them).
+	Warnings []string
+}
+
+// LoadIdentity reads the device key from keyDir, generating it on first start, and
+// the maker certificate if there is one. A key file that group or others can read, or
+// that is not a 32-byte seed, is refused with an error wrapping ErrIdentity.
+func LoadIdentity(keyDir string) (*Identity, error) {
+	id := &Identity{KeyDir: keyDir}
+	if err := os.MkdirAll(keyDir, 0o700); err != nil {
+		return nil, fmt.Errorf("key_dir %s: %w", keyDir, err)
+	}
+	if fi, err := os.Stat(keyDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		id.Warnings = append(id.Warnings, fmt.Sprintf("key_dir %s: mode %04o, want 0700 (chmod 700 %s)", keyDir, fi.Mode().Perm(), keyDir))
+	}
+	path := filepath.Join(keyDir, KeyFile)
+	seed, err := readKey(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		seed = make([]byte, proof.SeedSize)
+		if _, err := rand.Read(seed); err != nil {
+			return nil, fmt.Errorf("generate device key: %w", err)
+		}
+		if err := writeFileDurably(path, seed, 0o600); err != nil {
+			return nil, fmt.Errorf("write device key: %w", err)
+		}
+		id.Generated = true
+	} else if err != nil {
+		return nil, err
+	}
+	signer, err := proof.NewKeySigner(seed)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", path, ErrIdentity, err)
+	}
+	id.Signer, id.PublicKey, id.DeviceID = signer, signer.PublicKey(), signer.PublicKey().DeviceID()
+
+	certPath := filepath.Join(keyDir, CertFile)
+	switch b, err := os.ReadFile(certPath); {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		id.CertProblem = fmt.Sprintf("%s: %v", certPath, err)
+	default:
+		c, err := proof.ParseCertificate(b)
+		switch {
+		case err != nil:
+			id.CertProblem = fmt.Sprintf("%s: %v", certPath, err)
+		case c.DevicePublicKey != id.PublicKey:
+			id.CertProblem = fmt.Sprintf("%s certifies key %s, this device's key is %s", certPath, c.DevicePublicKey, id.PublicKey)
+		default:
+			id.Cert = c
+		}
+	}
+	return id, nil
+}
+
+// readKey reads a key file after checking that only its owner can read it.
+func readKey(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%s: %w: %v", path, ErrIdentity, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	switch {
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("%s: %w: not a regular file", path, ErrIdentity)
+	case fi.Mode().Perm()&0o077 != 0:
+		return nil, fmt.Errorf("%s: %w: mode %04o lets others read the device key, want 0600 (chmod 600 %s)", path, ErrIdentity, fi.Mode().Perm(), path)
+	}
+	b := make([]byte, proof.SeedSize+1)
+	n, err := f.Read(b)
+	if err != nil && n == 0 {
+		return nil, fmt.Errorf("%s: %w: %v", path, ErrIdentity, err)
+	}
+	if n != proof.SeedSize {
+		return nil, fmt.Errorf("%s: %w: %d bytes, want a raw %d-byte Ed25519 seed", path, ErrIdentity, fi.Size(), proof.SeedSize)
+	}
+	return b[:n], nil
+}
+
+// ReadEpoch reads key_dir/epoch: the epoch as decimal ASCII. ok is false if the file
+// does not exist.
+func ReadEpoch(keyDir string) (epoch uint32, ok bool, err error) {
+	path := filepath.Join(keyDir, EpochFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("%s: %w", path, err)
+	}
+	s := strings.TrimSuffix(string(b), "\n")
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || n == 0 || strconv.FormatUint(n, 10) != s {
+		return 0, false, fmt.Errorf("%s: %w: %q is not an epoch (a decimal number from 1)", path, ErrIdentity, b)
+	}
+	return uint32(n), true, nil
+}
+
+// WriteEpoch replaces key_dir/epoch durably (written, synced, renamed, directory synced).
+func WriteEpoch(keyDir string, epoch uint32) error {
+	return writeFileDurably(filepath.Join(keyDir, EpochFile), []byte(strconv.FormatUint(uint64(epoch), 10)+"\n"), 0o600)
+}
+
+// writeFileDurably writes path through a temporary file, so that a crash leaves the
+// old contents or the new, never a mix.
+func writeFileDurably(path string, data []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
