@@ -39,6 +39,7 @@ type meter struct {
 	hasInput              bool
 	lastInput             time.Duration // CLOCK_BOOTTIME of the last input
 
+	counting    bool          // consent given: time and transitions are counted
 	at          time.Duration // CLOCK_BOOTTIME up to which time is accounted
 	tally       store.Tally   // the date's counters and flags
 	interactive time.Duration // the date's interactive time, unrounded
@@ -49,6 +50,7 @@ func newMeter(utcOffset int, date proof.Date, at time.Duration) *meter {
 	return &meter{
 		utcOffset: utcOffset,
 		caps:      map[string]Caps{},
+		counting:  true,
 		at:        at,
 		tally:     store.Tally{Date: date, UTCOffsetMinutes: int16(utcOffset)},
 	}
@@ -140,7 +142,7 @@ func (m *meter) advance(now time.Duration, wall time.Time) {
 	if now <= m.at {
 		return
 	}
-	if end := min(now, m.interactiveEnd()); end > m.at {
+	if end := min(now, m.interactiveEnd()); end > m.at && m.counting {
 		m.addInterval(wall.Add(m.at-now), wall.Add(end-now))
 	}
 	m.at = now
@@ -168,9 +170,15 @@ func (m *meter) addInterval(from, to time.Time) {
 // apply changes the state by one event observed at now (CLOCK_BOOTTIME). The caller
 // advances the meter to now first.
 func (m *meter) apply(ev Event, now time.Duration) {
+	before := m.state()
+	defer func() {
+		if m.state() != before && m.counting {
+			m.dirty = true // the state is saved with the tally
+		}
+	}()
 	switch ev.Kind {
 	case EventScreenOn:
-		if !m.screenKnown || !m.screenOn {
+		if (!m.screenKnown || !m.screenOn) && m.counting {
 			m.tally.ScreenOns = satAdd(m.tally.ScreenOns)
 			m.dirty = true
 		}
@@ -180,7 +188,7 @@ func (m *meter) apply(ev Event, now time.Duration) {
 	case EventLocked:
 		m.lockKnown, m.locked = true, true
 	case EventUnlocked:
-		if !m.lockKnown || m.locked {
+		if (!m.lockKnown || m.locked) && m.counting {
 			m.tally.Unlocks = satAdd(m.tally.Unlocks)
 			m.dirty = true
 		}

@@ -53,6 +53,11 @@ func (s *Store) SaveTally(t Tally) error {
 	return s.update("save tally", func(tx *bolt.Tx) error { return putTally(tx, &t) })
 }
 
+// ClearTally deletes the stored tally.
+func (s *Store) ClearTally() error {
+	return s.update("clear tally", func(tx *bolt.Tx) error { return putTally(tx, nil) })
+}
+
 // Tally returns the stored tally; ok is false if there is none.
 func (s *Store) Tally() (t Tally, ok bool, err error) {
 	v, err := s.get(bucketTally)

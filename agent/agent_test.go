@@ -1,0 +1,326 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"amos.example/amosd/proof"
+)
+
+var (
+	power      = []string{SourceAmosPower}
+	morning    = time.Date(2026, 11, 24, 8, 0, 0, 0, cst)
+	unconfirmd = proof.FlagClockUnconfirmed
+)
+
+func TestNormalDay(t *testing.T) {
+	r := newRig(t, morning, power, nil)
+	r.start()
+	if g := r.waitMinted(); g.Kind() != proof.KindGenesis {
+		t.Fatalf("first record minted is not the genesis: %+v", g)
+	}
+	r.at("09:00:00")
+	r.power("ScreenChanged", true)
+	r.power("LockChanged", false)
+	r.power("UserActivity")
+	r.advance(10 * time.Second)
+	r.power("UserActivity") // the window now ends at 09:00:40
+	r.advance(5 * time.Minute)
+	r.power("ScreenChanged", false)
+	r.power("LockChanged", true)
+	st, err := r.a.Status(context.Background())
+	if err != nil || st.TodayDate != 20261124 || st.TodayInteractiveSeconds != 40 || st.Epoch != 1 || st.LastSeq != 1 {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	r.at("00:00:00") // midnight: the day is minted
+	if rec := r.waitMinted(); rec.Kind() != proof.KindActivity {
+		t.Fatal("no activity record at midnight")
+	}
+	r.at("12:00:00") // a day without use gets no record
+	r.at("00:00:00")
+	r.stop()
+	r.check(r.records(), 1, proof.ReasonFirstStart,
+		want{date: 20261124, secs: 40, unlocks: 1, screens: 1, hours: []int{9}, flags: unconfirmd})
+}
+
+func TestOverlappingSources(t *testing.T) {
+	r := newRig(t, morning, []string{SourceAmosPower, SourceLogind}, nil)
+	r.start()
+	r.at("10:00:00")
+	r.power("ScreenChanged", true)
+	r.power("LockChanged", false)
+	r.logind.set("LockedHint", false) // the same unlock, told twice: counted once
+	r.waitEvent(SourceLogind, EventUnlocked)
+	r.logind.set("IdleHint", false) // active: interactive until idle
+	r.waitEvent(SourceLogind, EventActive)
+	r.advance(20 * time.Second)
+	r.power("UserActivity")
+	r.advance(100 * time.Second)
+	r.logind.set("IdleHint", true) // 10:02:00: idle; the last input is long past
+	r.waitEvent(SourceLogind, EventIdle)
+	r.advance(time.Minute)
+	r.power("ScreenChanged", false)
+	r.at("00:00:00")
+	r.waitMinted()
+	r.stop()
+	r.check(r.records(), 1, proof.ReasonFirstStart,
+		want{date: 20261124, secs: 120, unlocks: 1, screens: 1, hours: []int{10}, flags: unconfirmd})
+}
+
+func TestDaySpanningMidnight(t *testing.T) {
+	r := newRig(t, morning, power, nil)
+	r.start()
+	r.at("23:59:00")
+	r.power("ScreenChanged", true)
+	r.power("LockChanged", false)
+	r.advance(50 * time.Second)
+	r.power("UserActivity") // 23:59:50: interactive until 00:00:20
+	r.at("00:00:00")
+	r.waitMinted()
+	r.advance(time.Minute)
+	r.power("ScreenChanged", false)
+	r.at("00:00:00")
+	r.waitMinted()
+	r.stop()
+	r.check(r.records(), 1, proof.ReasonFirstStart,
+		want{date: 20261124, secs: 10, unlocks: 1, screens: 1, hours: []int{23}, flags: unconfirmd},
+		want{date: 20261125, secs: 20, hours: []int{0}, flags: unconfirmd})
+}
+
+func TestSuspendAcrossMidnight(t *testing.T) {
+	r := newRig(t, morning, []string{SourceAmosPower, SourceLogind}, nil)
+	r.start()
+	r.at("22:00:00")
+	r.use(time.Minute)
+	r.at("23:00:00")
+	r.logind.sleep(true)
+	r.waitEvent(SourceLogind, EventSuspend)
+	r.clock.Suspend(2 * time.Hour) // wakes at 01:00: the alarm fires late, on resume
+	r.waitTrace("alarm")
+	r.waitMinted()
+	r.logind.sleep(false)
+	r.waitEvent(SourceLogind, EventResume)
+	r.stop()
+	r.check(r.records(), 1, proof.ReasonFirstStart,
+		want{date: 20261124, secs: 30, unlocks: 1, screens: 1, hours: []int{22}, flags: unconfirmd})
+}
+
+func TestWallClockSetBackADay(t *testing.T) {
+	r := newRig(t, morning, power, nil)
+	r.start()
+	r.at("09:00:00")
+	r.use(time.Minute)
+	r.at("10:00:00")
+	r.clock.SetWall(r.clock.Now().Add(-24 * time.Hour)) // 2026-11-23 10:00
+	r.waitTrace("alarm")
+	r.at("11:00:00")
+	r.use(time.Minute) // still counted into 11-24: never an earlier date
+	r.at("00:00:00")   // 11-24 begins on the wall clock: nothing to mint
+	r.at("00:00:00")   // 11-25 begins: 11-24 is minted, once
+	r.waitMinted()
+	r.stop()
+	r.check(r.records(), 1, proof.ReasonFirstStart,
+		want{date: 20261124, secs: 60, unlocks: 2, screens: 2, hours: []int{9, 11}, flags: unconfirmd | proof.FlagClockJumped})
+}
+
+func TestWallClockForwardAWeek(t *testing.T) {
+	r := newRig(t, morning, power, nil)
+	r.start()
+	r.at("09:00:00")
+	r.use(time.Minute)
+	r.clock.SetWall(r.clock.Now().Add(7 * 24 * time.Hour)) // 2026-12-01 09:01
+	r.waitTrace("alarm")
+	r.waitMinted() // 11-24 closes at once
+	r.at("10:00:00")
+	r.use(time.Minute)
+	r.at("00:00:00")
+	r.waitMinted()
+	r.stop()
+	r.check(r.records(), 1, proof.ReasonFirstStart,
+		want{date: 20261124, secs: 30, unlocks: 1, screens: 1, hours: []int{9}, flags: unconfirmd | proof.FlagClockJumped},
+		want{date: 20261201, secs: 30, unlocks: 1, screens: 1, hours: []int{10}, flags: unconfirmd})
+}
+
+func TestRestartMidDay(t *testing.T) {
+	r := newRig(t, morning, power, nil)
+	r.start()
+	r.at("09:00:00")
+	r.use(time.Minute)
+	r.stop() // as on SIGTERM: the tally is saved
+	r.at("11:00:00")
+	r.start()
+	r.use(time.Minute)
+	r.at("00:00:00")
+	r.waitMinted()
+	r.stop()
+	r.check(r.records(), 1, proof.ReasonFirstStart,
+		want{date: 20261124, secs: 60, unlocks: 2, screens: 2, hours: []int{9, 11}, flags: unconfirmd})
+}
+
+func TestRestartAfterMidnightMintsTheMissedDay(t *testing.T) {
+	r := newRig(t, morning, power, nil)
+	r.start()
+	r.at("20:00:00")
+	r.use(time.Minute)
+	r.stop()
+	r.clock.Advance(24 * time.Hour) // down over midnight
+	r.start()
+	r.waitMinted()
+	r.stop()
+	r.check(r.records(), 1, proof.ReasonFirstStart,
+		want{date: 20261124, secs: 30, unlocks: 1, screens: 1, hours: []int{20}, flags: unconfirmd})
+}
+
+func TestConsentOffOnOff(t *testing.T) {
+	r := newRig(t, morning, power, func(c *Config) { c.ConsentDefault = false })
+	r.start()
+	ctx := context.Background()
+	r.at("09:00:00")
+	r.use(time.Minute) // no consent: not counted
+	if st, _ := r.a.Status(ctx); st.Consent || st.TodayInteractiveSeconds != 0 || st.LastSeq != 0 {
+		t.Fatalf("status without consent: %+v", st)
+	}
+	if err := r.a.SetConsent(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if g := r.waitMinted(); g.Kind() != proof.KindGenesis || g.Epoch != 1 {
+		t.Fatalf("genesis after consent: %+v", g)
+	}
+	r.at("10:00:00")
+	r.use(time.Minute)
+	if err := r.a.SetConsent(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := r.a.Status(ctx); st.Queued != 0 || st.Consent {
+		t.Fatalf("after revoking: %+v", st)
+	}
+	r.at("11:00:00")
+	r.use(time.Minute) // not counted
+	if err := r.a.SetConsent(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if g := r.waitMinted(); g.Epoch != 2 {
+		t.Fatalf("genesis after the second consent is in epoch %d, want 2", g.Epoch)
+	}
+	r.at("12:00:00")
+	r.use(time.Minute)
+	r.at("00:00:00")
+	r.waitMinted()
+	r.stop()
+	r.check(r.records(), 2, proof.ReasonStoreRecreated,
+		want{date: 20261124, secs: 30, unlocks: 1, screens: 1, hours: []int{12}, flags: unconfirmd})
+	if e, _, _ := ReadEpoch(r.cfg.KeyDir); e != 2 {
+		t.Fatalf("epoch file says %d", e)
+	}
+}
+
+func TestSpoofedSignalsAreIgnored(t *testing.T) {
+	r := newRig(t, morning, power, nil)
+	r.start()
+	spoof := r.connect("")
+	if err := spoof.Emit("/com/amos/PowerManager", PowerManagerIface+".ScreenChanged", true); err != nil {
+		t.Fatal(err)
+	}
+	// A round trip to the bus: it has routed the signal before it answers.
+	var id string
+	if err := spoof.BusObject().Call("org.freedesktop.DBus.GetId", 0).Store(&id); err != nil {
+		t.Fatal(err)
+	}
+	r.power("UserActivity") // routed after the spoofed signal
+	st, err := r.a.Status(context.Background())
+	if err != nil || st.SpoofedSignals != 1 {
+		t.Fatalf("spoofed_signals %d (%v), want 1", st.SpoofedSignals, err)
+	}
+	for len(r.events) > 0 {
+		if ev := <-r.events; ev.Kind == EventScreenOn {
+			t.Fatal("a spoofed ScreenChanged was accounted")
+		}
+	}
+}
+
+func TestBusRestart(t *testing.T) {
+	r := newRig(t, morning, power, nil)
+	r.start()
+	r.bus.Stop() // dbus-daemon dies
+	r.waitEvent(SourceAmosPower, EventUnavailable)
+	r.bus.Start()
+	r.pm = r.connect(PowerManagerName) // the power manager comes back too
+	r.waitEvent(SourceAmosPower, EventAvailable)
+	r.at("09:00:00")
+	r.use(time.Minute)
+	if st, _ := r.a.Status(context.Background()); st.TodayInteractiveSeconds != 30 {
+		t.Fatalf("after the bus restarted: %+v", st)
+	}
+}
+
+func TestKeyFileReadableByOthers(t *testing.T) {
+	r := newRig(t, morning, power, nil)
+	os.MkdirAll(r.cfg.KeyDir, 0o700)
+	key := filepath.Join(r.cfg.KeyDir, KeyFile)
+	if err := os.WriteFile(key, make([]byte, 32), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(key, 0o644)
+	_, err := New(Options{Config: r.cfg, Clock: r.clock})
+	if !errors.Is(err, ErrIdentity) || !strings.Contains(err.Error(), "mode 0644") || !strings.Contains(err.Error(), key) {
+		t.Fatalf("got %v", err)
+	}
+	os.WriteFile(key, make([]byte, 31), 0o600)
+	os.Chmod(key, 0o600)
+	if _, err := New(Options{Config: r.cfg, Clock: r.clock}); !errors.Is(err, ErrIdentity) || !strings.Contains(err.Error(), "32-byte") {
+		t.Fatalf("31-byte key: %v", err)
+	}
+}
+
+func TestCertForAnotherKey(t *testing.T) {
+	r := newRig(t, morning, power, nil)
+	maker, _ := proof.NewKeySigner(make([]byte, 32))
+	other, _ := proof.NewKeySigner(append(make([]byte, 31), 1))
+	c := &proof.Certificate{DevicePublicKey: other.PublicKey(), MakerID: "konka", Model: "T1", IssuedAt: 1790000000}
+	b, err := c.Sign(maker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(r.cfg.KeyDir, 0o700)
+	os.WriteFile(filepath.Join(r.cfg.KeyDir, CertFile), b, 0o644)
+	r.start()
+	g := r.waitMinted()
+	if gb, _ := g.Genesis(); gb.Cert != nil {
+		t.Fatal("a certificate for another key went into the genesis")
+	}
+	st, _ := r.a.Status(context.Background())
+	if !strings.Contains(st.CertProblem, "certifies key "+other.PublicKey().String()) {
+		t.Fatalf("cert problem %q", st.CertProblem)
+	}
+	// With the right certificate, the genesis carries it.
+	r.stop()
+	r2 := newRig(t, morning, power, nil)
+	os.MkdirAll(r2.cfg.KeyDir, 0o700)
+	id, err := LoadIdentity(r2.cfg.KeyDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.DevicePublicKey = id.PublicKey
+	b, _ = c.Sign(maker)
+	os.WriteFile(filepath.Join(r2.cfg.KeyDir, CertFile), b, 0o644)
+	r2.start()
+	if gb, _ := r2.waitMinted().Genesis(); gb.Cert == nil || gb.Cert.MakerID != "konka" {
+		t.Fatalf("genesis without the maker certificate: %+v", gb)
+	}
+}
+
+func TestNoTimerWhileIdle(t *testing.T) {
+	r := newRig(t, morning, power, nil)
+	r.start()
+	r.at("09:00:00")
+	r.use(time.Minute)
+	r.advance(2 * time.Minute) // the last save is done
+	if n := r.clock.armedTimers(); n != 0 {
+		t.Fatalf("%d timers armed with the screen off: the daemon would wake up", n)
+	}
+}

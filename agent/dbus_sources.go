@@ -1,0 +1,263 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+)
+
+// The platform services the D-Bus sources listen to (SPEC §4).
+const (
+	PowerManagerName  = "com.amos.PowerManager"
+	PowerManagerIface = "com.amos.PowerManager1"
+	LogindName        = "org.freedesktop.login1"
+	logindManager     = "org.freedesktop.login1.Manager"
+	logindSeat        = "org.freedesktop.login1.Seat"
+	logindSession     = "org.freedesktop.login1.Session"
+	logindSeat0       = dbus.ObjectPath("/org/freedesktop/login1/seat/seat0")
+	logindPathSpace   = dbus.ObjectPath("/org/freedesktop/login1")
+	propsIface        = "org.freedesktop.DBus.Properties"
+)
+
+// powerSource listens to the Amos power manager: ScreenChanged(b), LockChanged(b) and
+// UserActivity() on com.amos.PowerManager1, from the owner of com.amos.PowerManager
+// only. Signals of the interface from anyone else are counted as spoofed.
+type powerSource struct {
+	emit      Emit
+	spoofed   *atomic.Uint64
+	logf      func(string, ...any)
+	watch     nameWatch
+	available bool
+}
+
+const powerCaps = CapScreen | CapLock | CapInput
+
+func newPowerSource(emit Emit, spoofed *atomic.Uint64, logf func(string, ...any)) *powerSource {
+	return &powerSource{emit: emit, spoofed: spoofed, logf: logf, watch: nameWatch{name: PowerManagerName}}
+}
+
+func (p *powerSource) connected(ctx context.Context, conn *dbus.Conn) error {
+	// No sender in the match: signals of impostors must arrive to be counted.
+	if err := conn.AddMatchSignalContext(ctx, dbus.WithMatchInterface(PowerManagerIface)); err != nil {
+		return fmt.Errorf("amos-power: %w", err)
+	}
+	if err := p.watch.connected(ctx, conn); err != nil {
+		return fmt.Errorf("amos-power: %w", err)
+	}
+	p.setAvailable(p.watch.owner != "")
+	return nil
+}
+
+func (p *powerSource) setAvailable(on bool) {
+	if on == p.available {
+		return
+	}
+	p.available = on
+	kind := EventUnavailable
+	if on {
+		kind = EventAvailable
+	}
+	p.emit(Event{Source: SourceAmosPower, Kind: kind, Caps: powerCaps})
+}
+
+func (p *powerSource) signal(sig *dbus.Signal) {
+	if p.watch.ownerChanged(sig) {
+		p.logf("amos-power: %s owner is now %q", PowerManagerName, p.watch.owner)
+		p.setAvailable(p.watch.owner != "")
+		return
+	}
+	member, ok := strings.CutPrefix(sig.Name, PowerManagerIface+".")
+	if !ok {
+		return
+	}
+	if !p.watch.from(sig) {
+		p.spoofed.Add(1)
+		p.logf("amos-power: ignored %s from %s, not the owner of %s (%q)", member, sig.Sender, PowerManagerName, p.watch.owner)
+		return
+	}
+	flag, isBool := false, false
+	if len(sig.Body) == 1 {
+		flag, isBool = sig.Body[0].(bool)
+	}
+	switch {
+	case member == "ScreenChanged" && isBool:
+		p.emit(Event{Source: SourceAmosPower, Kind: pick(flag, EventScreenOn, EventScreenOff)})
+	case member == "LockChanged" && isBool:
+		p.emit(Event{Source: SourceAmosPower, Kind: pick(flag, EventLocked, EventUnlocked)})
+	case member == "UserActivity" && len(sig.Body) == 0:
+		p.emit(Event{Source: SourceAmosPower, Kind: EventInput})
+	default:
+		p.logf("amos-power: ignored malformed %s%v", member, sig.Body)
+	}
+}
+
+func (p *powerSource) disconnected() {
+	p.watch.owner = ""
+	p.setAvailable(false)
+}
+
+func pick(cond bool, yes, no EventKind) EventKind {
+	if cond {
+		return yes
+	}
+	return no
+}
+
+// logindSource listens to systemd-logind: the LockedHint and IdleHint properties of the
+// active session of seat0, and Manager.PrepareForSleep, from the owner of
+// org.freedesktop.login1 only.
+type logindSource struct {
+	emit      Emit
+	spoofed   *atomic.Uint64
+	logf      func(string, ...any)
+	watch     nameWatch
+	conn      *dbus.Conn
+	ctx       context.Context
+	session   dbus.ObjectPath // the active session of seat0, "" if none
+	available bool
+}
+
+const logindCaps = CapLock | CapIdle
+
+// callTimeout bounds a method call a source makes to a platform service.
+const callTimeout = 5 * time.Second
+
+func newLogindSource(emit Emit, spoofed *atomic.Uint64, logf func(string, ...any)) *logindSource {
+	return &logindSource{emit: emit, spoofed: spoofed, logf: logf, watch: nameWatch{name: LogindName}}
+}
+
+func (l *logindSource) connected(ctx context.Context, conn *dbus.Conn) error {
+	for _, m := range [][]dbus.MatchOption{
+		{dbus.WithMatchInterface(logindManager), dbus.WithMatchMember("PrepareForSleep")},
+		{dbus.WithMatchInterface(propsIface), dbus.WithMatchMember("PropertiesChanged"), dbus.WithMatchPathNamespace(logindPathSpace)},
+	} {
+		if err := conn.AddMatchSignalContext(ctx, m...); err != nil {
+			return fmt.Errorf("logind: %w", err)
+		}
+	}
+	if err := l.watch.connected(ctx, conn); err != nil {
+		return fmt.Errorf("logind: %w", err)
+	}
+	l.conn, l.ctx = conn, conn.Context()
+	l.resolve()
+	return nil
+}
+
+// resolve finds the active session of seat0 and reports its state.
+func (l *logindSource) resolve() {
+	l.session = ""
+	if l.watch.owner == "" {
+		l.setAvailable(false)
+		return
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, callTimeout)
+	defer cancel()
+	var active struct {
+		ID   string
+		Path dbus.ObjectPath
+	}
+	var v dbus.Variant
+	err := l.conn.Object(LogindName, logindSeat0).CallWithContext(ctx, propsIface+".Get", 0, logindSeat, "ActiveSession").Store(&v)
+	if err == nil {
+		err = dbus.Store([]any{v.Value()}, &active)
+	}
+	if err != nil || active.Path == "" || active.Path == "/" {
+		l.logf("logind: no active session on seat0 (%v)", err)
+		l.setAvailable(false)
+		return
+	}
+	var props map[string]dbus.Variant
+	if err := l.conn.Object(LogindName, active.Path).CallWithContext(ctx, propsIface+".GetAll", 0, logindSession).Store(&props); err != nil {
+		l.logf("logind: session %s: %v", active.Path, err)
+		l.setAvailable(false)
+		return
+	}
+	l.session = active.Path
+	l.setAvailable(true)
+	l.report(props)
+}
+
+// report turns session properties into events.
+func (l *logindSource) report(props map[string]dbus.Variant) {
+	if v, ok := props["LockedHint"].Value().(bool); ok {
+		l.emit(Event{Source: SourceLogind, Kind: pick(v, EventLocked, EventUnlocked)})
+	}
+	if v, ok := props["IdleHint"].Value().(bool); ok {
+		l.emit(Event{Source: SourceLogind, Kind: pick(v, EventIdle, EventActive)})
+	}
+}
+
+func (l *logindSource) setAvailable(on bool) {
+	if on == l.available {
+		return
+	}
+	l.available = on
+	l.emit(Event{Source: SourceLogind, Kind: pick(on, EventAvailable, EventUnavailable), Caps: logindCaps})
+}
+
+func (l *logindSource) signal(sig *dbus.Signal) {
+	if l.watch.ownerChanged(sig) {
+		l.logf("logind: %s owner is now %q", LogindName, l.watch.owner)
+		l.resolve()
+		return
+	}
+	isSleep := sig.Name == logindManager+".PrepareForSleep"
+	isProps := sig.Name == propsIface+".PropertiesChanged" && strings.HasPrefix(string(sig.Path), string(logindPathSpace)+"/")
+	if !isSleep && !isProps {
+		return
+	}
+	if !l.watch.from(sig) {
+		l.spoofed.Add(1)
+		l.logf("logind: ignored %s from %s, not the owner of %s", sig.Name, sig.Sender, LogindName)
+		return
+	}
+	if isSleep {
+		if v, ok := bodyBool(sig); ok {
+			l.emit(Event{Source: SourceLogind, Kind: pick(v, EventSuspend, EventResume)})
+		}
+		return
+	}
+	if len(sig.Body) != 3 {
+		return
+	}
+	iface, _ := sig.Body[0].(string)
+	changed, _ := sig.Body[1].(map[string]dbus.Variant)
+	invalidated, _ := sig.Body[2].([]string)
+	switch {
+	case sig.Path == logindSeat0 && iface == logindSeat:
+		if _, ok := changed["ActiveSession"]; ok || contains(invalidated, "ActiveSession") {
+			l.resolve()
+		}
+	case sig.Path == l.session && iface == logindSession:
+		l.report(changed)
+		if contains(invalidated, "LockedHint") || contains(invalidated, "IdleHint") {
+			l.resolve()
+		}
+	}
+}
+
+func (l *logindSource) disconnected() {
+	l.watch.owner, l.session, l.conn = "", "", nil
+	l.setAvailable(false)
+}
+
+func bodyBool(sig *dbus.Signal) (bool, bool) {
+	if len(sig.Body) != 1 {
+		return false, false
+	}
+	v, ok := sig.Body[0].(bool)
+	return v, ok
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,173 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"amos.example/amosd/proof"
+	"amos.example/amosd/store"
+)
+
+// do runs fn on the agent's goroutine and waits for it.
+func (a *Agent) do(ctx context.Context, fn func()) error {
+	done := make(chan struct{})
+	select {
+	case a.reqs <- func() { fn(); close(done) }:
+	case <-a.stopped:
+		return ErrNotRunning
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ReportEvents maps the event names of ReportActivity (SPEC §7) to events.
+var ReportEvents = map[string]EventKind{
+	"screen_on": EventScreenOn, "screen_off": EventScreenOff,
+	"unlocked": EventUnlocked, "locked": EventLocked, "input": EventInput,
+}
+
+// Report accounts an event reported over amosd's API by a trusted caller.
+func (a *Agent) Report(ctx context.Context, name string) error {
+	kind, ok := ReportEvents[name]
+	if !ok {
+		return fmt.Errorf("unknown event %q: want screen_on, screen_off, unlocked, locked or input", name)
+	}
+	return a.do(ctx, func() { a.onEvent(Event{Source: "api", Kind: kind}) })
+}
+
+// SetConsent grants or revokes the owner's consent (SPEC §4). Revoking discards the
+// day's tally and every record not yet uploaded; the chain then continues in a new
+// epoch, since the server will never see the discarded records.
+func (a *Agent) SetConsent(ctx context.Context, granted bool) error {
+	var err error
+	if e := a.do(ctx, func() { err = a.setConsent(granted) }); e != nil {
+		return e
+	}
+	return err
+}
+
+func (a *Agent) setConsent(granted bool) error {
+	now := a.clock.Boottime()
+	if granted {
+		if _, err := a.st.SetConsent(true); err != nil {
+			return err
+		}
+		if !a.consent {
+			a.consent = true
+			a.meter.counting = true
+			a.meter.at = now
+			a.meter.newDay(a.dateFloor(a.today(now)))
+			a.logf("consent: granted")
+		}
+		a.ensureGenesis()
+		a.save("consent")
+		a.scheduleSave()
+		return nil
+	}
+	discarded, err := a.st.SetConsent(false)
+	if err != nil {
+		return err
+	}
+	a.consent = false
+	a.meter.counting = false
+	a.meter.newDay(a.meter.tally.Date)
+	a.meter.dirty = false
+	if a.saveArmed {
+		a.saveTimer.Stop()
+		a.saveArmed = false
+	}
+	a.logf("consent: revoked; discarded the day's tally and %d unsent records", discarded)
+	if discarded > 0 && !a.needGenesis {
+		// The server will never see the discarded records: continue in a new epoch.
+		a.epoch++
+		a.needGenesis, a.genesisReason = true, proof.ReasonStoreRecreated
+		if err := WriteEpoch(a.cfg.KeyDir, a.epoch); err != nil {
+			return fmt.Errorf("key_dir %s: write epoch: %w", a.cfg.KeyDir, err)
+		}
+	}
+	return nil
+}
+
+// SetServerTime records the server_time of a 200 answer received at CLOCK_BOOTTIME
+// at, the anchor of trusted time for the rest of the boot (SPEC §6).
+func (a *Agent) SetServerTime(ctx context.Context, serverTime int64, at time.Duration) error {
+	return a.do(ctx, func() {
+		a.step(at)
+		a.anchor = timeAnchor{serverTime: serverTime, at: at, ok: true}
+		a.wallRef = a.wallOffset(a.clock.Boottime())
+	})
+}
+
+// Status is the agent's state for the Status method of SPEC §7.
+type Status struct {
+	Version                 string
+	DeviceID                string
+	Epoch                   uint32
+	LastSeq                 uint64
+	Queued                  uint32
+	DeadLetter              uint32
+	Consent                 bool
+	TodayDate               uint32
+	TodayInteractiveSeconds uint32
+	ClockTrusted            bool
+	SpoofedSignals          uint64
+	StoreBytes              uint64
+	Sources                 []string
+	CertProblem             string
+	Recovery                *store.Recovery
+}
+
+// Status returns the agent's state, with the day's tally accounted up to now.
+func (a *Agent) Status(ctx context.Context) (Status, error) {
+	var s Status
+	var err error
+	if e := a.do(ctx, func() { s, err = a.status() }); e != nil {
+		return Status{}, e
+	}
+	return s, err
+}
+
+func (a *Agent) status() (Status, error) {
+	now := a.clock.Boottime()
+	a.step(now)
+	cnt, err := a.st.Counts()
+	if err != nil {
+		return Status{}, err
+	}
+	s := Status{
+		Version:        a.opts.Version,
+		DeviceID:       a.id.DeviceID.String(),
+		Epoch:          a.epoch,
+		Queued:         uint32(cnt.Queued),
+		DeadLetter:     uint32(cnt.DeadLetters),
+		Consent:        a.consent,
+		ClockTrusted:   a.anchor.ok,
+		SpoofedSignals: a.spoofed.Load(),
+		StoreBytes:     uint64(cnt.FileBytes),
+		CertProblem:    a.id.CertProblem,
+		Sources:        []string{},
+	}
+	if a.headOK && a.head.Epoch == a.epoch {
+		s.LastSeq = a.head.Seq
+	}
+	if a.consent {
+		s.TodayDate = uint32(a.meter.tally.Date)
+		s.TodayInteractiveSeconds = a.meter.tally.InteractiveSeconds
+	}
+	for name := range a.meter.caps {
+		s.Sources = append(s.Sources, name)
+	}
+	slices.Sort(s.Sources)
+	if r, ok, _ := a.st.LastRecovery(); ok {
+		s.Recovery = &r
+	}
+	return s, nil
+}
