@@ -333,7 +333,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			a.step(a.clock.Boottime())
 			a.save("shutdown")
-			a.logf("agent: stopped; tally of %s saved", a.meter.tally.Date)
+			a.logf("stopped; tally of %s saved", a.meter.tally.Date)
 			return nil
 		}
 	}
@@ -392,6 +392,9 @@ func (a *Agent) onEvent(ev Event) {
 	now := a.clock.Boottime()
 	a.step(now)
 	a.meter.apply(ev, now)
+	if ev.Kind != EventInput && ev.Kind != EventActive {
+		a.logf("event: %s", ev) // state changes only: input is never logged
+	}
 	if a.opts.Observe != nil {
 		a.opts.Observe(ev)
 	}

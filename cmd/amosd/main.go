@@ -43,7 +43,7 @@ type cliEnv struct {
 
 func commands() []command {
 	return []command{
-		{name: "run", summary: "run the daemon; exits 0 on SIGTERM/SIGINT after persisting the tally"},
+		{name: "run", summary: "run the daemon; exits 0 on SIGTERM/SIGINT after persisting the tally", run: runDaemon},
 		{name: "status", args: "[--json]", summary: "status of the running daemon, over D-Bus"},
 		{name: "flush", summary: "one sync attempt now; prints accepted and queued"},
 		{name: "report", args: "EVENT", summary: "report screen_on|screen_off|unlocked|locked|input (OEM tests)"},

@@ -35,6 +35,8 @@ func TestRunTable(t *testing.T) {
 		{name: "unknown flag", args: []string{"--bogus", "version"}, code: 2, stderr: "flag provided but not defined: -bogus", quietOut: true},
 		{name: "--config without a value", args: []string{"--config"}, code: 2, stderr: "flag needs an argument: -config", quietOut: true},
 		{name: "command not in this build", args: []string{"status"}, code: 1, stderr: "status: not available in this build", quietOut: true},
+		{name: "run with a missing config", args: []string{"--config", "/nonexistent/amosd.json", "run"}, code: 2, stderr: "config /nonexistent/amosd.json: open", quietOut: true},
+		{name: "run with AMOSD_CONFIG", args: []string{"run"}, env: map[string]string{"AMOSD_CONFIG": "/nonexistent/env.json"}, code: 2, stderr: "config /nonexistent/env.json", quietOut: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

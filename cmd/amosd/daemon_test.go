@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"amos.example/amosd/internal/testenv"
+	"amos.example/amosd/store"
+)
+
+// daemon is a real amosd process under test.
+type daemon struct {
+	t     *testing.T
+	cmd   *exec.Cmd
+	lines chan string
+	log   strings.Builder
+}
+
+// startDaemon runs `amosd --config cfg run` and collects its log lines.
+func startDaemon(t *testing.T, bin, cfg string) *daemon {
+	t.Helper()
+	d := &daemon{t: t, lines: make(chan string, 1024)}
+	d.cmd = testenv.Command(context.Background(), bin, "--config", cfg, "run")
+	stderr, err := d.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			d.lines <- sc.Text()
+		}
+		close(d.lines)
+	}()
+	t.Cleanup(func() {
+		if d.cmd.ProcessState == nil {
+			d.cmd.Process.Kill()
+			d.cmd.Wait()
+		}
+	})
+	return d
+}
+
+// waitLog waits for a log line containing s.
+func (d *daemon) waitLog(s string) {
+	d.t.Helper()
+	deadline := time.After(60 * time.Second)
+	for {
+		select {
+		case line, ok := <-d.lines:
+			if !ok {
+				d.t.Fatalf("amosd exited before logging %q:\n%s", s, d.log.String())
+			}
+			d.log.WriteString(line + "\n")
+			if strings.Contains(line, s) {
+				return
+			}
+		case <-deadline:
+			d.t.Fatalf("amosd did not log %q in 60 s:\n%s", s, d.log.String())
+		}
+	}
+}
+
+// stop sends sig and returns the exit code.
+func (d *daemon) stop(sig syscall.Signal) int {
+	d.t.Helper()
+	if err := d.cmd.Process.Signal(sig); err != nil {
+		d.t.Fatal(err)
+	}
+	for line := range d.lines {
+		d.log.WriteString(line + "\n")
+	}
+	err := d.cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return 0
+}
+
+// TestRunTalliesRealSignals runs the amosd binary on a private bus, feeds it real
+// signals of the power manager, stops it with SIGTERM, and finds the tally saved.
+func TestRunTalliesRealSignals(t *testing.T) {
+	bus := testenv.StartBus(t)
+	bin := testenv.Build(t, "amos.example/amosd/cmd/amosd", "-X main.version=e2e")
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "amosd.json")
+	cfg := map[string]any{
+		"data_dir": filepath.Join(dir, "data"), "key_dir": filepath.Join(dir, "persist"),
+		"server_url": "http://127.0.0.1:9", "allow_insecure_http": true,
+		"bus": bus.Address, "sources": []string{"amos-power"}, "consent_default": true, "log": "stderr",
+	}
+	b, _ := json.Marshal(cfg)
+	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pm, err := dbus.Connect(bus.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pm.Close()
+	if reply, err := pm.RequestName("com.amos.PowerManager", dbus.NameFlagDoNotQueue); err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
+		t.Fatalf("own the power manager's name: %v %v", reply, err)
+	}
+	emit := func(member string, args ...any) {
+		if err := pm.Emit("/com/amos/PowerManager", "com.amos.PowerManager1."+member, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	d := startDaemon(t, bin, cfgPath)
+	d.waitLog("event: amos-power available")
+	emit("ScreenChanged", true)
+	d.waitLog("event: amos-power screen_on")
+	emit("LockChanged", false)
+	d.waitLog("event: amos-power unlocked")
+	emit("UserActivity")
+	time.Sleep(1500 * time.Millisecond) // interactive time accrues in real time here
+	emit("ScreenChanged", false)
+	d.waitLog("event: amos-power screen_off")
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Fatalf("SIGTERM: exit %d\n%s", code, d.log.String())
+	}
+	t.Logf("transcript:\n%s", d.log.String())
+
+	s, err := store.OpenReadOnly(filepath.Join(dir, "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tally, ok, err := s.Tally()
+	if !ok || err != nil {
+		t.Fatalf("no tally saved: %v", err)
+	}
+	if tally.Unlocks != 1 || tally.ScreenOns != 1 || tally.InteractiveSeconds < 1 || tally.InteractiveSeconds > 3 {
+		t.Fatalf("tally %+v, want 1 unlock, 1 screen_on, about 1.5 s", tally)
+	}
+	items, _ := s.Peek(10, 1<<20)
+	if len(items) != 1 {
+		t.Fatalf("queue holds %d records, want the genesis", len(items))
+	}
+}
+
+func TestRunRefusesAnExposedKey(t *testing.T) {
+	bin := testenv.Build(t, "amos.example/amosd/cmd/amosd")
+	dir := t.TempDir()
+	persist := filepath.Join(dir, "persist")
+	os.MkdirAll(persist, 0o700)
+	os.WriteFile(filepath.Join(persist, "device.key"), make([]byte, 32), 0o644)
+	os.Chmod(filepath.Join(persist, "device.key"), 0o644)
+	cfgPath := filepath.Join(dir, "amosd.json")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`{"data_dir": %q, "key_dir": %q, "server_url": "http://127.0.0.1:9", "allow_insecure_http": true, "sources": []}`,
+		filepath.Join(dir, "data"), persist)), 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := testenv.Command(ctx, bin, "--config", cfgPath, "run").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "mode 0644") {
+		t.Fatalf("exit %v, output:\n%s", err, out)
+	}
+}
