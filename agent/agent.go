@@ -417,6 +417,10 @@ func (a *Agent) step(now time.Duration) {
 		}
 	}
 	trusted, _ := a.trusted(now)
+	if !a.meter.tally.Date.Valid() { // after a revocation: no date open
+		a.meter.newDay(a.dateFloor(proof.DateOf(trusted, a.cfg.UTCOffsetMinutes)))
+		a.meter.dirty = false
+	}
 	if today := proof.DateOf(trusted, a.cfg.UTCOffsetMinutes); today > a.meter.tally.Date {
 		// Account the old date up to its midnight, then close it.
 		end := a.meter.tally.Date.Next().Start(a.cfg.UTCOffsetMinutes)

@@ -324,3 +324,59 @@ func TestNoTimerWhileIdle(t *testing.T) {
 		t.Fatalf("%d timers armed with the screen off: the daemon would wake up", n)
 	}
 }
+
+func TestPowerLossLosesAtMostAMinute(t *testing.T) {
+	r := newRig(t, morning, power, nil)
+	r.start()
+	r.at("09:00:00")
+	r.power("ScreenChanged", true)
+	r.power("LockChanged", false)
+	for i := range 15 { // five minutes of touching, every 20 s
+		r.power("UserActivity")
+		r.advance(20 * time.Second)
+		if i%3 == 2 {
+			r.waitTrace("save")
+		}
+	}
+	st, _ := r.a.Status(context.Background())
+	saved, ok, err := r.a.Store().Tally()
+	if !ok || err != nil {
+		t.Fatalf("no tally on disk: %v", err)
+	}
+	if lost := st.TodayInteractiveSeconds - saved.InteractiveSeconds; lost > 60 {
+		t.Fatalf("a power loss now would lose %d s (%d counted, %d on disk)", lost, st.TodayInteractiveSeconds, saved.InteractiveSeconds)
+	}
+	t.Logf("%d s counted, %d s on disk", st.TodayInteractiveSeconds, saved.InteractiveSeconds)
+}
+
+func TestCorruptStoreStartsANewEpoch(t *testing.T) {
+	r := newRig(t, morning, power, nil)
+	r.start()
+	r.at("09:00:00")
+	r.use(time.Minute)
+	r.stop()
+	if err := os.WriteFile(filepath.Join(r.cfg.DataDir, "amosd.db"), []byte("flash gave up"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.at("10:00:00")
+	r.start()
+	// The consent could not be read from the damaged store: it counts as revoked
+	// until granted again, so that a revocation is never forgotten.
+	st, _ := r.a.Status(context.Background())
+	if st.Recovery == nil || !strings.Contains(st.Recovery.Cause, "corrupt") || st.Consent {
+		t.Fatalf("status after recovery: consent %v, recovery %+v", st.Consent, st.Recovery)
+	}
+	if err := r.a.SetConsent(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	if g := r.waitMinted(); g.Epoch != 2 {
+		t.Fatalf("genesis after recovery in epoch %d", g.Epoch)
+	}
+	r.use(time.Minute)
+	r.at("00:00:00")
+	r.waitMinted()
+	r.stop()
+	// The morning's tally was lost with the store: the day says so.
+	r.check(r.records(), 2, proof.ReasonStoreRecreated,
+		want{date: 20261124, secs: 30, unlocks: 1, screens: 1, hours: []int{10}, flags: unconfirmd | proof.FlagTallyLost})
+}

@@ -85,9 +85,14 @@ func (m *meter) state() uint8 {
 	return s
 }
 
-// newDay starts date with zero counters, keeping what the sources last said.
+// newDay starts date with zero counters, keeping what the sources last said, and
+// the flags if the date stays the same (a clock jump or a lost tally still happened).
 func (m *meter) newDay(date proof.Date) {
-	m.tally = store.Tally{Date: date, UTCOffsetMinutes: int16(m.utcOffset)}
+	var flags proof.Flags
+	if date == m.tally.Date {
+		flags = m.tally.Flags
+	}
+	m.tally = store.Tally{Date: date, UTCOffsetMinutes: int16(m.utcOffset), Flags: flags}
 	m.interactive = 0
 	m.dirty = true
 }

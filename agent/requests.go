@@ -78,7 +78,7 @@ func (a *Agent) setConsent(granted bool) error {
 	}
 	a.consent = false
 	a.meter.counting = false
-	a.meter.newDay(a.meter.tally.Date)
+	a.meter.newDay(0) // everything of the day goes
 	a.meter.dirty = false
 	if a.saveArmed {
 		a.saveTimer.Stop()
