@@ -237,7 +237,10 @@ func TestSpoofedSignalsAreIgnored(t *testing.T) {
 		t.Fatalf("spoofed_signals %d (%v), want 1", st.SpoofedSignals, err)
 	}
 	for len(r.events) > 0 {
-		if ev := <-r.events; ev.Kind == EventScreenOn {
+		r.backlog = append(r.backlog, <-r.events)
+	}
+	for _, ev := range r.backlog {
+		if ev.Kind == EventScreenOn {
 			t.Fatal("a spoofed ScreenChanged was accounted")
 		}
 	}
@@ -379,4 +382,30 @@ func TestCorruptStoreStartsANewEpoch(t *testing.T) {
 	// The morning's tally was lost with the store: the day says so.
 	r.check(r.records(), 2, proof.ReasonStoreRecreated,
 		want{date: 20261124, secs: 30, unlocks: 1, screens: 1, hours: []int{10}, flags: unconfirmd | proof.FlagTallyLost})
+}
+
+// TestEvdevAndPowerOverlap: a touch read from an input device and the power manager's
+// UserActivity overlap; their windows are united, never added.
+func TestEvdevAndPowerOverlap(t *testing.T) {
+	devDir := t.TempDir()
+	dev := filepath.Join(devDir, "event0")
+	mkfifo(t, dev, 0o600)
+	r := newRig(t, morning, []string{SourceAmosPower, SourceEvdev}, func(c *Config) { c.EvdevGlob = filepath.Join(devDir, "event*") })
+	r.start()
+	w := openWriter(t, dev)
+	r.waitEvent(SourceEvdev, EventAvailable)
+	r.at("09:00:00")
+	r.power("ScreenChanged", true)
+	r.power("LockChanged", false)
+	write(t, w, encode(rec(evKey, tBtnTouch, 1), rec(evAbs, tAbsMTPosX, 100), syn())) // a real touch
+	r.waitEvent(SourceEvdev, EventInput)
+	r.advance(10 * time.Second)
+	r.power("UserActivity") // 09:00:10: both windows cover 09:00:10..09:00:30
+	r.advance(time.Minute)
+	r.power("ScreenChanged", false)
+	r.at("00:00:00")
+	r.waitMinted()
+	r.stop()
+	r.check(r.records(), 1, proof.ReasonFirstStart,
+		want{date: 20261124, secs: 40, unlocks: 1, screens: 1, hours: []int{9}, flags: unconfirmd})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"time"
@@ -135,6 +136,9 @@ func (s *EvdevSource) Run(ctx context.Context, emit Emit) error {
 		}
 	}()
 
+	if ctx.Err() != nil {
+		return nil
+	}
 	if r.watch() {
 		r.scan(true)
 	}
@@ -291,6 +295,7 @@ func (r *evdevRun) loop(ctx context.Context) error {
 			case evdevKeyWake:
 				// Only ctx writes the eventfd; ctx.Err above has seen it done.
 			case evdevKeyTimer:
+				r.retryDue()
 			case evdevKeyNotify:
 				r.dirChanged()
 			default:
@@ -311,7 +316,7 @@ func (r *evdevRun) serve(d *evdevDevice, ready uint32) {
 	switch {
 	case errors.Is(err, unix.ENODEV):
 		r.drop(d, "removed")
-	case errors.Is(err, errEOF):
+	case errors.Is(err, io.EOF):
 		r.drop(d, "hung up")
 	case err != nil:
 		r.drop(d, fmt.Sprintf("closed: %v", err))
@@ -319,9 +324,6 @@ func (r *evdevRun) serve(d *evdevDevice, ready uint32) {
 		r.drop(d, "hung up")
 	}
 }
-
-// errEOF is a device's end of file: what a FIFO reports once its writers are gone.
-var errEOF = errors.New("end of file")
 
 // read reads the device until it has nothing more and reports whether any complete
 // record was input. A record split across reads is completed by the next one. err is
@@ -337,7 +339,7 @@ func (d *evdevDevice) read() (input bool, err error) {
 		case err != nil:
 			return input, fmt.Errorf("read: %w", err)
 		case n == 0:
-			return input, errEOF
+			return input, io.EOF // a FIFO whose writers are gone
 		}
 		have := d.part + n
 		whole := have - have%inputEventSize
@@ -395,7 +397,10 @@ func (r *evdevRun) dirEvent(mask uint32, name string) {
 		r.src.logf("evdev: %s is gone; devices added later will not be seen", r.dir)
 		return
 	}
-	if ok, _ := filepath.Match(r.pattern, name); !ok || name == "" {
+	if mask&unix.IN_ISDIR != 0 || name == "" {
+		return // a subdirectory, or the directory itself
+	}
+	if ok, _ := filepath.Match(r.pattern, name); !ok {
 		return
 	}
 	path := filepath.Join(r.dir, name)

@@ -24,18 +24,19 @@ const waitFor = 30 * time.Second
 // rig runs a real agent against a private dbus-daemon, with emulated platform
 // services on their own connections and a clock the test drives.
 type rig struct {
-	t      *testing.T
-	clock  *fakeClock
-	bus    *testenv.Bus
-	cfg    *Config
-	events chan Event
-	traces chan string
-	minted chan *proof.Record
-	a      *Agent
-	cancel context.CancelFunc
-	done   chan error
-	pm     *dbus.Conn // owns com.amos.PowerManager
-	logind *fakeLogind
+	t       *testing.T
+	clock   *fakeClock
+	bus     *testenv.Bus
+	cfg     *Config
+	events  chan Event
+	backlog []Event // events seen while waiting for others
+	traces  chan string
+	minted  chan *proof.Record
+	a       *Agent
+	cancel  context.CancelFunc
+	done    chan error
+	pm      *dbus.Conn // owns com.amos.PowerManager
+	logind  *fakeLogind
 }
 
 func newRig(t *testing.T, start time.Time, sources []string, mutate func(*Config)) *rig {
@@ -58,6 +59,7 @@ func newRig(t *testing.T, start time.Time, sources []string, mutate func(*Config
 			r.pm = r.connect(PowerManagerName)
 		case SourceLogind:
 			r.logind = startLogind(t, r.connect(LogindName))
+			r.logind.before = func() { r.backlog = nil }
 		}
 	}
 	return r
@@ -84,6 +86,7 @@ func (r *rig) connect(name string) *dbus.Conn {
 func (r *rig) start() {
 	r.t.Helper()
 	r.events = make(chan Event, 1024)
+	r.backlog = nil
 	r.traces = make(chan string, 1024)
 	r.minted = make(chan *proof.Record, 64)
 	no := false
@@ -129,8 +132,16 @@ func (r *rig) stop() {
 	r.a = nil
 }
 
+// waitEvent waits for the agent to account an event of src; events that do not match
+// are kept for later waits.
 func (r *rig) waitEvent(src string, kind EventKind) Event {
 	r.t.Helper()
+	for i, ev := range r.backlog {
+		if ev.Source == src && ev.Kind == kind {
+			r.backlog = append(r.backlog[:i], r.backlog[i+1:]...)
+			return ev
+		}
+	}
 	deadline := time.After(waitFor)
 	for {
 		select {
@@ -138,6 +149,7 @@ func (r *rig) waitEvent(src string, kind EventKind) Event {
 			if ev.Source == src && ev.Kind == kind {
 				return ev
 			}
+			r.backlog = append(r.backlog, ev)
 		case <-deadline:
 			r.t.Fatalf("no %s %s event", src, kind)
 		}
@@ -198,6 +210,7 @@ func (r *rig) advance(d time.Duration) {
 // power emits a signal of the power manager and waits for the agent to account it.
 func (r *rig) power(member string, args ...any) {
 	r.t.Helper()
+	r.backlog = nil // only what follows this signal may match
 	if err := r.pm.Emit("/com/amos/PowerManager", PowerManagerIface+"."+member, args...); err != nil {
 		r.t.Fatal(err)
 	}
@@ -305,6 +318,7 @@ type fakeLogind struct {
 	conn    *dbus.Conn
 	session dbus.ObjectPath
 	props   map[string]dbus.Variant
+	before  func() // runs before each signal: the rig forgets older events
 }
 
 type propsObj struct {
@@ -355,6 +369,7 @@ func startLogind(t *testing.T, conn *dbus.Conn) *fakeLogind {
 
 // set changes a session property and announces it.
 func (l *fakeLogind) set(name string, v bool) {
+	l.before()
 	l.mu.Lock()
 	l.props[name] = dbus.MakeVariant(v)
 	l.mu.Unlock()
@@ -365,6 +380,7 @@ func (l *fakeLogind) set(name string, v bool) {
 }
 
 func (l *fakeLogind) sleep(v bool) {
+	l.before()
 	if err := l.conn.Emit("/org/freedesktop/login1", logindManager+".PrepareForSleep", v); err != nil {
 		l.t.Fatal(err)
 	}
