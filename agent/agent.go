@@ -69,7 +69,10 @@ type Agent struct {
 	running atomic.Bool
 	stopped chan struct{}
 	bus     *Bus
-	closeMu sync.Mutex
+	api     *apiServer
+	fatal   chan error // a source that cannot go on stops the agent
+	// flush runs one sync attempt; nil until a sync loop is attached.
+	flush func(ctx context.Context) (accepted, queued uint32, err error)
 
 	// State of the loop goroutine.
 	head          store.Head
@@ -100,7 +103,8 @@ func New(o Options) (*Agent, error) {
 		o.Logf = func(string, ...any) {}
 	}
 	a := &Agent{cfg: o.Config, clock: o.Clock, logf: o.Logf, opts: o,
-		events: make(chan Event, 256), reqs: make(chan func()), stopped: make(chan struct{})}
+		events: make(chan Event, 256), reqs: make(chan func()), stopped: make(chan struct{}),
+		fatal: make(chan error, 1)}
 	a.bootID = o.Clock.BootID()
 	if o.Debuggable != nil {
 		a.debug = *o.Debuggable
@@ -300,6 +304,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			defer wg.Done()
 			if err := s.Run(srcCtx, a.emit); err != nil {
 				a.logf("source %s: %v", s.Name(), err)
+				var fe *fatalError
+				if errors.As(err, &fe) {
+					select {
+					case a.fatal <- fe.err:
+					default:
+					}
+				}
 			}
 		}()
 	}
@@ -330,6 +341,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.trace("save")
 		case req := <-a.reqs:
 			req()
+		case err := <-a.fatal:
+			a.step(a.clock.Boottime())
+			a.save("stop")
+			return err
 		case <-ctx.Done():
 			a.step(a.clock.Boottime())
 			a.save("shutdown")
@@ -364,17 +379,17 @@ func (a *Agent) sources() []Source {
 	if a.opts.Sources != nil {
 		return a.opts.Sources
 	}
-	var out []Source
-	if a.cfg.HasSource(SourceAmosPower) || a.cfg.HasSource(SourceLogind) {
-		a.bus = NewBus(a.cfg.Bus, a.logf)
-		if a.cfg.HasSource(SourceAmosPower) {
-			a.bus.add(newPowerSource(a.emit, &a.spoofed, a.logf))
-		}
-		if a.cfg.HasSource(SourceLogind) {
-			a.bus.add(newLogindSource(a.emit, &a.spoofed, a.logf))
-		}
-		out = append(out, busSource{a.bus})
+	// One connection carries amosd's own API and the D-Bus sources.
+	a.bus = NewBus(a.cfg.Bus, a.logf)
+	a.api = &apiServer{a: a}
+	a.bus.add(a.api)
+	if a.cfg.HasSource(SourceAmosPower) {
+		a.bus.add(newPowerSource(a.emit, &a.spoofed, a.logf))
 	}
+	if a.cfg.HasSource(SourceLogind) {
+		a.bus.add(newLogindSource(a.emit, &a.spoofed, a.logf))
+	}
+	out := []Source{busSource{a.bus}}
 	if a.cfg.HasSource(SourceEvdev) {
 		out = append(out, NewEvdevSource(a.cfg.EvdevGlob, a.logf))
 	}
@@ -499,6 +514,13 @@ func (a *Agent) mint(rec *proof.Record, next *store.Tally) error {
 	}
 	if a.opts.Minted != nil {
 		a.opts.Minted(rec, res)
+	}
+	if a.api != nil {
+		var date uint32
+		if act, ok := rec.Activity(); ok {
+			date = uint32(act.Date)
+		}
+		a.api.emit("RecordMinted", rec.Epoch, rec.Seq, date)
 	}
 	if act, ok := rec.Activity(); ok {
 		a.logf("minted epoch %d seq %d: %s, %d s, %d unlocks, %d screen_ons", rec.Epoch, rec.Seq, act.Date, act.InteractiveSeconds, act.Unlocks, act.ScreenOns)

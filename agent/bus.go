@@ -65,6 +65,10 @@ func (b *Bus) Run(ctx context.Context) error {
 	)
 	for ctx.Err() == nil {
 		if err := b.session(ctx, bo); err != nil {
+			var fe *fatalError
+			if errors.As(err, &fe) {
+				return err
+			}
 			b.logf("bus %s: %v", b.address, err)
 		}
 		select {
@@ -97,6 +101,10 @@ func (b *Bus) session(ctx context.Context, bo backoff.BackOff) error {
 		setup, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := c.connected(setup, conn)
 		cancel()
+		var fe *fatalError
+		if errors.As(err, &fe) {
+			return err
+		}
 		if err != nil {
 			return fmt.Errorf("setup: %w", err)
 		}

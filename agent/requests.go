@@ -2,9 +2,12 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/godbus/dbus/v5"
 
 	"amos.example/amosd/proof"
 	"amos.example/amosd/store"
@@ -96,6 +99,15 @@ func (a *Agent) setConsent(granted bool) error {
 	return nil
 }
 
+// Flush makes one sync attempt now and waits for it (SPEC §7): it returns the
+// records the server accepted and those still queued.
+func (a *Agent) Flush(ctx context.Context) (accepted, queued uint32, err error) {
+	if a.flush == nil {
+		return 0, 0, errors.New("no sync loop is running")
+	}
+	return a.flush(ctx)
+}
+
 // SetServerTime records the server_time of a 200 answer received at CLOCK_BOOTTIME
 // at, the anchor of trusted time for the rest of the boot (SPEC §6).
 func (a *Agent) SetServerTime(ctx context.Context, serverTime int64, at time.Duration) error {
@@ -123,6 +135,31 @@ type Status struct {
 	Sources                 []string
 	CertProblem             string
 	Recovery                *store.Recovery
+	LastSyncUnix            int64
+	LastSyncResult          string
+	NextRetryUnix           int64
+}
+
+// Variants returns the status as the a{sv} of SPEC §7's Status method.
+func (s Status) Variants() map[string]dbus.Variant {
+	return map[string]dbus.Variant{
+		"version":                   dbus.MakeVariant(s.Version),
+		"device_id":                 dbus.MakeVariant(s.DeviceID),
+		"epoch":                     dbus.MakeVariant(s.Epoch),
+		"last_seq":                  dbus.MakeVariant(s.LastSeq),
+		"queued":                    dbus.MakeVariant(s.Queued),
+		"dead_letter":               dbus.MakeVariant(s.DeadLetter),
+		"consent":                   dbus.MakeVariant(s.Consent),
+		"today_date":                dbus.MakeVariant(s.TodayDate),
+		"today_interactive_seconds": dbus.MakeVariant(s.TodayInteractiveSeconds),
+		"last_sync_unix":            dbus.MakeVariant(s.LastSyncUnix),
+		"last_sync_result":          dbus.MakeVariant(s.LastSyncResult),
+		"next_retry_unix":           dbus.MakeVariant(s.NextRetryUnix),
+		"clock_trusted":             dbus.MakeVariant(s.ClockTrusted),
+		"spoofed_signals":           dbus.MakeVariant(s.SpoofedSignals),
+		"store_bytes":               dbus.MakeVariant(s.StoreBytes),
+		"sources":                   dbus.MakeVariant(s.Sources),
+	}
 }
 
 // Status returns the agent's state, with the day's tally accounted up to now.
@@ -169,5 +206,10 @@ func (a *Agent) status() (Status, error) {
 	if r, ok, _ := a.st.LastRecovery(); ok {
 		s.Recovery = &r
 	}
+	sync, err := a.st.Sync()
+	if err != nil {
+		return Status{}, err
+	}
+	s.LastSyncUnix, s.LastSyncResult, s.NextRetryUnix = sync.LastAttempt, sync.LastResult, sync.NextRetry
 	return s, nil
 }

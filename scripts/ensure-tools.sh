@@ -24,6 +24,14 @@ if ((${#need[@]})); then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# dbus-daemon resolves every client's uid to a user: the tests connect as uid 2000, the
+# Android shell user of SPEC §7's status_uids, which needs a passwd entry here.
+if [[ $(id -u) -eq 0 ]] && ! getent passwd 2000 >/dev/null; then
+  echo "ensure-tools: adding user amos-shell (uid 2000) for the access-control tests"
+  useradd --uid 2000 --no-create-home --no-user-group --shell /usr/sbin/nologin amos-shell 2>/dev/null \
+    || echo 'amos-shell:x:2000:65534::/nonexistent:/usr/sbin/nologin' >> /etc/passwd
+fi
+
 if ! command -v go >/dev/null; then
   echo "ensure-tools: no 'go' on PATH; install Go 1.26 (https://go.dev/dl) or add /usr/local/go/bin to PATH" >&2
   exit 1

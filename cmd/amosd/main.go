@@ -32,7 +32,7 @@ const defaultConfig = "/system/etc/amosd.json"
 // command is one entry of SPEC §8's command table.
 type command struct {
 	name, args, summary string
-	run                 func(env *cliEnv, args []string) int // nil: not in this build yet
+	run                 func(env *cliEnv, args []string) int
 }
 
 // cliEnv is what a command sees of the process: no globals.
@@ -44,13 +44,13 @@ type cliEnv struct {
 func commands() []command {
 	return []command{
 		{name: "run", summary: "run the daemon; exits 0 on SIGTERM/SIGINT after persisting the tally", run: runDaemon},
-		{name: "status", args: "[--json]", summary: "status of the running daemon, over D-Bus"},
-		{name: "flush", summary: "one sync attempt now; prints accepted and queued"},
-		{name: "report", args: "EVENT", summary: "report screen_on|screen_off|unlocked|locked|input (OEM tests)"},
-		{name: "consent", args: "on|off", summary: "grant or revoke the owner's consent"},
-		{name: "selftest", args: "[--json]", summary: "check config, key, store, bus, server and clock; exit 1 if any fails"},
-		{name: "identity", args: "[--json]", summary: "device_id, public key and certificate state, for the factory"},
-		{name: "inspect", args: "--data DIR [--json|--raw]", summary: "offline dump of a store no daemon holds"},
+		{name: "status", args: "[--json]", summary: "status of the running daemon, over D-Bus", run: runStatus},
+		{name: "flush", summary: "one sync attempt now; prints accepted and queued", run: runFlush},
+		{name: "report", args: "EVENT", summary: "report screen_on|screen_off|unlocked|locked|input (OEM tests)", run: runReport},
+		{name: "consent", args: "on|off", summary: "grant or revoke the owner's consent", run: runConsent},
+		{name: "selftest", args: "[--json]", summary: "check config, key, store, bus, server and clock; exit 1 if any fails", run: runSelftest},
+		{name: "identity", args: "[--json]", summary: "device_id, public key and certificate state, for the factory", run: runIdentity},
+		{name: "inspect", args: "--data DIR [--json|--raw]", summary: "offline dump of a store no daemon holds", run: runInspect},
 		{name: "version", summary: "version, commit and architecture", run: runVersion},
 	}
 }
@@ -103,10 +103,6 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	for _, c := range commands() {
 		if c.name != name {
 			continue
-		}
-		if c.run == nil {
-			fmt.Fprintf(stderr, "amosd: %s: not available in this build (version %s)\n", name, version)
-			return exitFailed
 		}
 		return c.run(env, cmdArgs)
 	}

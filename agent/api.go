@@ -1,0 +1,219 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5/introspect"
+)
+
+// amosd's own D-Bus API (SPEC §7).
+const (
+	AgentName  = "com.amos.Agent1"
+	AgentPath  = dbus.ObjectPath("/com/amos/Agent1")
+	AgentIface = "com.amos.Agent1"
+
+	errAccessDenied = "org.freedesktop.DBus.Error.AccessDenied"
+	errInvalidArgs  = "org.freedesktop.DBus.Error.InvalidArgs"
+	errFailed       = "org.freedesktop.DBus.Error.Failed"
+
+	// FlushTimeout bounds the sync attempt a Flush waits for (SPEC §7).
+	FlushTimeout = 30 * time.Second
+)
+
+// ErrNameTaken means another process owns com.amos.Agent1: another amosd is running.
+var ErrNameTaken = errors.New("another process owns " + AgentName + ": is another amosd running?")
+
+// fatalError stops the Bus for good: retrying cannot help.
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+func (e *fatalError) Unwrap() error { return e.err }
+
+// apiServer exports com.amos.Agent1 on every connection of the Bus and checks each
+// caller's uid, taken from the bus, against trusted_uids and status_uids.
+type apiServer struct {
+	a    *Agent
+	mu   sync.Mutex
+	conn *dbus.Conn // the current connection, nil between connections
+}
+
+// access levels of a caller.
+type access int
+
+const (
+	accessNone access = iota
+	accessStatus
+	accessTrusted
+)
+
+func (s *apiServer) connected(ctx context.Context, conn *dbus.Conn) error {
+	if err := conn.Export(apiMethods{s}, AgentPath, AgentIface); err != nil {
+		return fmt.Errorf("export %s: %w", AgentPath, err)
+	}
+	if err := conn.Export(introspect.NewIntrospectable(apiIntrospection()), AgentPath, "org.freedesktop.DBus.Introspectable"); err != nil {
+		return fmt.Errorf("export introspection: %w", err)
+	}
+	reply, err := conn.RequestName(AgentName, dbus.NameFlagDoNotQueue)
+	switch {
+	case err != nil:
+		return fmt.Errorf("request %s: %w", AgentName, err)
+	case reply == dbus.RequestNameReplyExists:
+		return &fatalError{ErrNameTaken}
+	case reply != dbus.RequestNameReplyPrimaryOwner && reply != dbus.RequestNameReplyAlreadyOwner:
+		return fmt.Errorf("request %s: reply %d", AgentName, reply)
+	}
+	s.mu.Lock()
+	s.conn = conn
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *apiServer) signal(*dbus.Signal) {}
+
+func (s *apiServer) disconnected() {
+	s.mu.Lock()
+	s.conn = nil
+	s.mu.Unlock()
+}
+
+// emit sends a signal of the API if connected; a lost signal is only logged.
+func (s *apiServer) emit(member string, args ...any) {
+	s.mu.Lock()
+	conn := s.conn
+	s.mu.Unlock()
+	if conn == nil {
+		return
+	}
+	if err := conn.Emit(AgentPath, AgentIface+"."+member, args...); err != nil {
+		s.a.logf("api: emit %s: %v", member, err)
+	}
+}
+
+// access asks the bus for the caller's uid (never an argument) and maps it.
+func (s *apiServer) access(sender dbus.Sender) (uint32, access, *dbus.Error) {
+	s.mu.Lock()
+	conn := s.conn
+	s.mu.Unlock()
+	if conn == nil {
+		return 0, accessNone, dbus.NewError(errFailed, []any{"not connected"})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	var uid uint32
+	if err := conn.BusObject().CallWithContext(ctx, busName+".GetConnectionUnixUser", 0, string(sender)).Store(&uid); err != nil {
+		return 0, accessNone, dbus.NewError(errAccessDenied, []any{fmt.Sprintf("cannot tell the uid of %s: %v", sender, err)})
+	}
+	switch {
+	case slices.Contains(s.a.cfg.TrustedUIDs, uid):
+		return uid, accessTrusted, nil
+	case slices.Contains(s.a.cfg.StatusUIDs, uid):
+		return uid, accessStatus, nil
+	}
+	return uid, accessNone, nil
+}
+
+// allow checks that the caller may call method, which needs level.
+func (s *apiServer) allow(sender dbus.Sender, method string, level access) *dbus.Error {
+	uid, got, derr := s.access(sender)
+	if derr != nil {
+		return derr
+	}
+	if got < level {
+		s.a.logf("api: denied %s to uid %d", method, uid)
+		return dbus.NewError(errAccessDenied, []any{fmt.Sprintf("uid %d may not call %s.%s", uid, AgentIface, method)})
+	}
+	return nil
+}
+
+func failed(err error) *dbus.Error { return dbus.NewError(errFailed, []any{err.Error()}) }
+
+// apiMethods are the exported methods; godbus fills in the Sender.
+type apiMethods struct{ s *apiServer }
+
+// Status returns the daemon's state (SPEC §7).
+func (m apiMethods) Status(sender dbus.Sender) (map[string]dbus.Variant, *dbus.Error) {
+	if derr := m.s.allow(sender, "Status", accessStatus); derr != nil {
+		return nil, derr
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), FlushTimeout)
+	defer cancel()
+	st, err := m.s.a.Status(ctx)
+	if err != nil {
+		return nil, failed(err)
+	}
+	return st.Variants(), nil
+}
+
+// Flush makes one sync attempt now and waits for it.
+func (m apiMethods) Flush(sender dbus.Sender) (uint32, uint32, *dbus.Error) {
+	if derr := m.s.allow(sender, "Flush", accessStatus); derr != nil {
+		return 0, 0, derr
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), FlushTimeout)
+	defer cancel()
+	accepted, queued, err := m.s.a.Flush(ctx)
+	if err != nil {
+		return 0, 0, failed(err)
+	}
+	return accepted, queued, nil
+}
+
+// ReportActivity accounts an event reported by a trusted caller.
+func (m apiMethods) ReportActivity(sender dbus.Sender, event string) *dbus.Error {
+	if derr := m.s.allow(sender, "ReportActivity", accessTrusted); derr != nil {
+		return derr
+	}
+	if _, ok := ReportEvents[event]; !ok {
+		return dbus.NewError(errInvalidArgs, []any{fmt.Sprintf("unknown event %q: want screen_on, screen_off, unlocked, locked or input", event)})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	if err := m.s.a.Report(ctx, event); err != nil {
+		return failed(err)
+	}
+	return nil
+}
+
+// SetConsent grants or revokes the owner's consent; trusted callers only.
+func (m apiMethods) SetConsent(sender dbus.Sender, granted bool) *dbus.Error {
+	if derr := m.s.allow(sender, "SetConsent", accessTrusted); derr != nil {
+		return derr
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	if err := m.s.a.SetConsent(ctx, granted); err != nil {
+		return failed(err)
+	}
+	return nil
+}
+
+// apiIntrospection describes com.amos.Agent1 for Introspect.
+func apiIntrospection() *introspect.Node {
+	in := func(name, typ string) introspect.Arg { return introspect.Arg{Name: name, Type: typ, Direction: "in"} }
+	out := func(name, typ string) introspect.Arg { return introspect.Arg{Name: name, Type: typ, Direction: "out"} }
+	return &introspect.Node{
+		Name: string(AgentPath),
+		Interfaces: []introspect.Interface{
+			introspect.IntrospectData,
+			{
+				Name: AgentIface,
+				Methods: []introspect.Method{
+					{Name: "Status", Args: []introspect.Arg{out("status", "a{sv}")}},
+					{Name: "Flush", Args: []introspect.Arg{out("accepted", "u"), out("queued", "u")}},
+					{Name: "ReportActivity", Args: []introspect.Arg{in("event", "s")}},
+					{Name: "SetConsent", Args: []introspect.Arg{in("granted", "b")}},
+				},
+				Signals: []introspect.Signal{
+					{Name: "RecordMinted", Args: []introspect.Arg{{Name: "epoch", Type: "u"}, {Name: "seq", Type: "t"}, {Name: "date", Type: "u"}}},
+					{Name: "Synced", Args: []introspect.Arg{{Name: "accepted", Type: "u"}, {Name: "queued", Type: "u"}}},
+				},
+			},
+		},
+	}
+}

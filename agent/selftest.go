@@ -1,0 +1,209 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"amos.example/amosd/proof"
+	"amos.example/amosd/store"
+)
+
+// Check is one line of `amosd selftest`: what was checked, whether it passed, what was
+// found, and how to fix it.
+type Check struct {
+	Name   string `json:"check"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+	Fix    string `json:"fix,omitempty"`
+}
+
+// Selftest checks what an OEM engineer needs to know on a handset (SPEC §8): the
+// configuration, the key, the store, the bus and the daemon, the sources, the server
+// (a TLS handshake with the pinned CA) and the clock. It changes nothing.
+func Selftest(ctx context.Context, cfgPath string, now time.Time) []Check {
+	var out []Check
+	add := func(name string, ok bool, detail, fix string) {
+		out = append(out, Check{Name: name, OK: ok, Detail: detail, Fix: fix})
+	}
+	cfg, err := LoadConfig(cfgPath)
+	if err != nil {
+		add("config", false, err.Error(), "fix "+cfgPath+" as the message says (see SPEC §9)")
+		return out
+	}
+	add("config", true, cfgPath, "")
+	out = append(out, checkKey(cfg)...)
+	out = append(out, checkStore(cfg))
+	daemon := checkDaemon(ctx, cfg)
+	out = append(out, daemon...)
+	out = append(out, checkServer(ctx, cfg))
+	if now.Year() < 2024 {
+		add("clock", false, "wall clock says "+now.UTC().Format(time.RFC3339), "set the clock (network time), or let the first sync confirm it")
+	} else {
+		add("clock", true, "wall clock "+now.UTC().Format(time.RFC3339), "")
+	}
+	return out
+}
+
+func checkKey(cfg *Config) []Check {
+	var out []Check
+	dir := cfg.KeyDir
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return []Check{{Name: "key", OK: true, Detail: "key_dir " + dir + " does not exist yet: amosd creates it and the device key at first start"}}
+	case err != nil:
+		return []Check{{Name: "key", Detail: err.Error(), Fix: "make key_dir " + dir + " readable by amosd"}}
+	case fi.Mode().Perm()&0o077 != 0:
+		out = append(out, Check{Name: "key_dir", Detail: fmt.Sprintf("key_dir %s: mode %04o, want 0700", dir, fi.Mode().Perm()), Fix: "chmod 700 " + dir})
+	default:
+		out = append(out, Check{Name: "key_dir", OK: true, Detail: dir + " mode 0700"})
+	}
+	keyPath := filepath.Join(dir, KeyFile)
+	seed, err := readKey(keyPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		out = append(out, Check{Name: "key", OK: true, Detail: keyPath + " not generated yet: amosd generates it at first start"})
+		return out
+	case err != nil:
+		out = append(out, Check{Name: "key", Detail: err.Error(), Fix: "chmod 600 " + keyPath + ", or provision a raw 32-byte Ed25519 seed"})
+		return out
+	}
+	signer, _ := proof.NewKeySigner(seed)
+	out = append(out, Check{Name: "key", OK: true, Detail: "device_id " + signer.PublicKey().DeviceID().String()})
+	certPath := filepath.Join(dir, CertFile)
+	b, err := os.ReadFile(certPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		out = append(out, Check{Name: "certificate", Detail: certPath + " is missing: the device is recorded but never paid for",
+			Fix: "write the maker certificate at the factory (amos-collector maker certify with the public key of `amosd identity`)"})
+		return out
+	case err != nil:
+		out = append(out, Check{Name: "certificate", Detail: err.Error(), Fix: "make " + certPath + " readable by amosd"})
+		return out
+	}
+	c, err := proof.ParseCertificate(b)
+	switch {
+	case err != nil:
+		out = append(out, Check{Name: "certificate", Detail: certPath + ": " + err.Error(), Fix: "write a valid certificate to " + certPath})
+	case c.DevicePublicKey != signer.PublicKey():
+		out = append(out, Check{Name: "certificate", Detail: fmt.Sprintf("%s certifies key %s, not this device's key %s", certPath, c.DevicePublicKey, signer.PublicKey()),
+			Fix: "certify this device's public key (amosd identity) and replace " + certPath})
+	default:
+		out = append(out, Check{Name: "certificate", OK: true, Detail: fmt.Sprintf("maker %s, model %q, issued %s", c.MakerID, c.Model, time.Unix(c.IssuedAt, 0).UTC().Format("2006-01-02"))})
+	}
+	if _, _, err := ReadEpoch(dir); err != nil {
+		out = append(out, Check{Name: "epoch", Detail: err.Error(), Fix: "restore " + filepath.Join(dir, EpochFile) + " (a decimal number), or remove it to start from the store"})
+	}
+	return out
+}
+
+func checkStore(cfg *Config) Check {
+	s, err := store.OpenReadOnly(cfg.DataDir)
+	switch {
+	case err == nil:
+		defer s.Close()
+		cnt, err := s.Counts()
+		if err != nil {
+			return Check{Name: "store", Detail: err.Error(), Fix: "amosd moves a bad store aside at its next start"}
+		}
+		return Check{Name: "store", OK: true, Detail: fmt.Sprintf("%s: %d queued, %d dead-letter, %d bytes (no daemon holds it)", s.Path(), cnt.Queued, cnt.DeadLetters, cnt.FileBytes)}
+	case errors.Is(err, store.ErrInUse):
+		return Check{Name: "store", OK: true, Detail: filepath.Join(cfg.DataDir, store.FileName) + " is held by the running daemon"}
+	case errors.Is(err, fs.ErrNotExist):
+		return Check{Name: "store", OK: true, Detail: "no store in " + cfg.DataDir + " yet: created at first start"}
+	case errors.Is(err, store.ErrCorrupt):
+		return Check{Name: "store", Detail: err.Error(), Fix: "nothing to do: amosd moves it aside and starts a new epoch at its next start"}
+	}
+	return Check{Name: "store", Detail: err.Error(), Fix: "make data_dir " + cfg.DataDir + " writable by amosd"}
+}
+
+func checkDaemon(ctx context.Context, cfg *Config) []Check {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := Dial(ctx, cfg.Bus)
+	if err != nil {
+		return []Check{{Name: "bus", Detail: fmt.Sprintf("bus %s: %v", cfg.Bus, err), Fix: "start dbus-daemon, or set \"bus\" in the configuration"}}
+	}
+	defer conn.Close()
+	out := []Check{{Name: "bus", OK: true, Detail: "connected to " + cfg.Bus}}
+	owner := func(name string) string {
+		var o string
+		conn.BusObject().CallWithContext(ctx, busName+".GetNameOwner", 0, name).Store(&o)
+		return o
+	}
+	if o := owner(AgentName); o == "" {
+		out = append(out, Check{Name: "daemon", Detail: "nobody owns " + AgentName, Fix: "start the daemon: amosd run (Android: the amosd service in init)"})
+	} else {
+		out = append(out, Check{Name: "daemon", OK: true, Detail: AgentName + " owned by " + o})
+	}
+	for _, s := range []struct{ source, name string }{{SourceAmosPower, PowerManagerName}, {SourceLogind, LogindName}} {
+		if !cfg.HasSource(s.source) {
+			continue
+		}
+		if o := owner(s.name); o == "" {
+			out = append(out, Check{Name: "source " + s.source, Detail: "nobody owns " + s.name + " on the bus", Fix: "start the platform service, or remove \"" + s.source + "\" from sources"})
+		} else {
+			out = append(out, Check{Name: "source " + s.source, OK: true, Detail: s.name + " owned by " + o})
+		}
+	}
+	if cfg.HasSource(SourceEvdev) {
+		m, _ := filepath.Glob(cfg.EvdevGlob)
+		readable := 0
+		for _, p := range m {
+			if f, err := os.Open(p); err == nil {
+				f.Close()
+				readable++
+			}
+		}
+		if readable == 0 {
+			out = append(out, Check{Name: "source evdev", Detail: fmt.Sprintf("%d devices match %s, %d readable", len(m), cfg.EvdevGlob, readable), Fix: "let amosd read the input devices (group input; SELinux input_device read)"})
+		} else {
+			out = append(out, Check{Name: "source evdev", OK: true, Detail: fmt.Sprintf("%d of %d devices matching %s readable", readable, len(m), cfg.EvdevGlob)})
+		}
+	}
+	return out
+}
+
+func checkServer(ctx context.Context, cfg *Config) Check {
+	u, _ := url.Parse(cfg.ServerURL)
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), map[string]string{"https": "443", "http": "80"}[u.Scheme])
+	}
+	timeout := min(time.Duration(cfg.Sync.Timeout), 10*time.Second)
+	d := &net.Dialer{Timeout: timeout}
+	if u.Scheme == "http" {
+		conn, err := d.DialContext(ctx, "tcp", host)
+		if err != nil {
+			return Check{Name: "server", Detail: err.Error(), Fix: "check the network and server_url"}
+		}
+		conn.Close()
+		return Check{Name: "server", OK: true, Detail: "reached " + host + " (plain http: tests only)"}
+	}
+	pem, err := os.ReadFile(cfg.CAFile)
+	if err != nil {
+		return Check{Name: "server", Detail: "ca_file: " + err.Error(), Fix: "install the CA bundle at " + cfg.CAFile}
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return Check{Name: "server", Detail: "ca_file " + cfg.CAFile + " holds no PEM certificate", Fix: "install the right CA bundle at " + cfg.CAFile}
+	}
+	td := &tls.Dialer{NetDialer: d, Config: &tls.Config{RootCAs: pool, ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := td.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return Check{Name: "server", Detail: fmt.Sprintf("TLS handshake with %s: %v", host, err), Fix: "check the network, server_url, and that ca_file is the server's CA"}
+	}
+	conn.Close()
+	return Check{Name: "server", OK: true, Detail: "TLS handshake with " + host + " verified against " + cfg.CAFile}
+}

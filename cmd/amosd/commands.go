@@ -1,0 +1,443 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"amos.example/amosd/agent"
+	"amos.example/amosd/proof"
+	"amos.example/amosd/store"
+)
+
+// parseFlags parses a command's flags; extra arguments are refused unless allowed.
+func parseFlags(env *cliEnv, name string, args []string, positional int, define func(fs *flag.FlagSet)) (*flag.FlagSet, int) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if define != nil {
+		define(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, usageError(env.stderr, "%s: %v", name, err)
+	}
+	if fs.NArg() != positional {
+		return nil, usageError(env.stderr, "%s: want %d argument(s), got %q", name, positional, strings.Join(fs.Args(), " "))
+	}
+	return fs, exitOK
+}
+
+// dial connects to the running daemon named by the configuration.
+func dial(env *cliEnv) (*agent.Client, context.Context, context.CancelFunc, int) {
+	cfg, code := loadConfig(env)
+	if cfg == nil {
+		return nil, nil, nil, code
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), agent.FlushTimeout+5*time.Second)
+	c, err := agent.DialClient(ctx, cfg.Bus)
+	if err != nil {
+		cancel()
+		fmt.Fprintf(env.stderr, "amosd: %v\n", err)
+		return nil, nil, nil, exitUnreachable
+	}
+	return c, ctx, cancel, exitOK
+}
+
+// callResult maps a client error to the exit codes of SPEC §8.
+func callResult(env *cliEnv, err error) int {
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, agent.ErrUnreachable):
+		fmt.Fprintf(env.stderr, "amosd: %v\n", err)
+		return exitUnreachable
+	}
+	fmt.Fprintf(env.stderr, "amosd: %v\n", err)
+	return exitFailed
+}
+
+// statusKeys is the order of `amosd status` (SPEC §7's keys).
+var statusKeys = []string{"version", "device_id", "epoch", "last_seq", "queued", "dead_letter", "consent",
+	"today_date", "today_interactive_seconds", "last_sync_unix", "last_sync_result", "next_retry_unix",
+	"clock_trusted", "spoofed_signals", "store_bytes", "sources"}
+
+func runStatus(env *cliEnv, args []string) int {
+	var asJSON bool
+	if _, code := parseFlags(env, "status", args, 0, func(fs *flag.FlagSet) { fs.BoolVar(&asJSON, "json", false, "") }); code != exitOK {
+		return code
+	}
+	c, ctx, cancel, code := dial(env)
+	if c == nil {
+		return code
+	}
+	defer cancel()
+	defer c.Close()
+	st, err := c.Status(ctx)
+	if err != nil {
+		return callResult(env, err)
+	}
+	if asJSON {
+		return writeJSON(env, st)
+	}
+	for _, k := range statusKeys {
+		v, ok := st[k]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(env.stdout, "%-26s %s\n", k+":", humanValue(k, v))
+	}
+	return exitOK
+}
+
+// humanValue formats a status value for people: dates and times readable.
+func humanValue(key string, v any) string {
+	switch x := v.(type) {
+	case int64:
+		if strings.HasSuffix(key, "_unix") {
+			if x == 0 {
+				return "never"
+			}
+			return time.Unix(x, 0).UTC().Format(time.RFC3339)
+		}
+	case uint32:
+		if key == "today_date" && x != 0 {
+			return proof.Date(x).String()
+		}
+	case []string:
+		if len(x) == 0 {
+			return "none"
+		}
+		return strings.Join(x, ", ")
+	case string:
+		if x == "" {
+			return "-"
+		}
+	}
+	return fmt.Sprint(v)
+}
+
+func writeJSON(env *cliEnv, v any) int {
+	enc := json.NewEncoder(env.stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintf(env.stderr, "amosd: %v\n", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+func runFlush(env *cliEnv, args []string) int {
+	if _, code := parseFlags(env, "flush", args, 0, nil); code != exitOK {
+		return code
+	}
+	c, ctx, cancel, code := dial(env)
+	if c == nil {
+		return code
+	}
+	defer cancel()
+	defer c.Close()
+	accepted, queued, err := c.Flush(ctx)
+	if err != nil {
+		return callResult(env, err)
+	}
+	fmt.Fprintf(env.stdout, "accepted: %d\nqueued:   %d\n", accepted, queued)
+	return exitOK
+}
+
+func runReport(env *cliEnv, args []string) int {
+	fs, code := parseFlags(env, "report", args, 1, nil)
+	if fs == nil {
+		return code
+	}
+	event := fs.Arg(0)
+	if _, ok := agent.ReportEvents[event]; !ok {
+		return usageError(env.stderr, "report: unknown event %q: want screen_on, screen_off, unlocked, locked or input", event)
+	}
+	c, ctx, cancel, code := dial(env)
+	if c == nil {
+		return code
+	}
+	defer cancel()
+	defer c.Close()
+	if err := c.Report(ctx, event); err != nil {
+		return callResult(env, err)
+	}
+	fmt.Fprintf(env.stdout, "reported %s\n", event)
+	return exitOK
+}
+
+func runConsent(env *cliEnv, args []string) int {
+	fs, code := parseFlags(env, "consent", args, 1, nil)
+	if fs == nil {
+		return code
+	}
+	var granted bool
+	switch fs.Arg(0) {
+	case "on":
+		granted = true
+	case "off":
+	default:
+		return usageError(env.stderr, "consent: want on or off, got %q", fs.Arg(0))
+	}
+	c, ctx, cancel, code := dial(env)
+	if c == nil {
+		return code
+	}
+	defer cancel()
+	defer c.Close()
+	if err := c.SetConsent(ctx, granted); err != nil {
+		return callResult(env, err)
+	}
+	fmt.Fprintf(env.stdout, "consent %s\n", fs.Arg(0))
+	return exitOK
+}
+
+func runSelftest(env *cliEnv, args []string) int {
+	var asJSON bool
+	if _, code := parseFlags(env, "selftest", args, 0, func(fs *flag.FlagSet) { fs.BoolVar(&asJSON, "json", false, "") }); code != exitOK {
+		return code
+	}
+	checks := agent.Selftest(context.Background(), env.config, time.Now())
+	failed := 0
+	for _, c := range checks {
+		if !c.OK {
+			failed++
+		}
+	}
+	if asJSON {
+		writeJSON(env, map[string]any{"ok": failed == 0, "checks": checks})
+	} else {
+		for _, c := range checks {
+			mark := "ok  "
+			if !c.OK {
+				mark = "FAIL"
+			}
+			fmt.Fprintf(env.stdout, "%s %-18s %s\n", mark, c.Name, c.Detail)
+			if c.Fix != "" {
+				fmt.Fprintf(env.stdout, "     %-18s fix: %s\n", "", c.Fix)
+			}
+		}
+	}
+	if failed > 0 {
+		return exitFailed
+	}
+	return exitOK
+}
+
+func runIdentity(env *cliEnv, args []string) int {
+	var asJSON bool
+	if _, code := parseFlags(env, "identity", args, 0, func(fs *flag.FlagSet) { fs.BoolVar(&asJSON, "json", false, "") }); code != exitOK {
+		return code
+	}
+	cfg, code := loadConfig(env)
+	if cfg == nil {
+		return code
+	}
+	id, err := agent.LoadIdentity(cfg.KeyDir)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "amosd: %v\n", err)
+		if errors.Is(err, agent.ErrIdentity) {
+			return exitUsage
+		}
+		return exitFailed
+	}
+	out := map[string]any{"device_id": id.DeviceID.String(), "public_key": id.PublicKey.String(), "generated": id.Generated}
+	cert := "absent"
+	switch {
+	case id.Cert != nil:
+		cert = "valid"
+		out["maker_id"], out["model"] = id.Cert.MakerID, id.Cert.Model
+		out["serial_tag"] = fmt.Sprintf("%x", id.Cert.SerialTag)
+		out["issued_at"] = id.Cert.IssuedAt
+	case id.CertProblem != "":
+		cert = "ignored"
+		out["certificate_problem"] = id.CertProblem
+	}
+	out["certificate"] = cert
+	if asJSON {
+		return writeJSON(env, out)
+	}
+	keys := make([]string, 0, len(out))
+	for k := range out {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(env.stdout, "%-20s %v\n", k+":", out[k])
+	}
+	return exitOK
+}
+
+func runInspect(env *cliEnv, args []string) int {
+	var dir string
+	var asJSON, raw bool
+	if _, code := parseFlags(env, "inspect", args, 0, func(fs *flag.FlagSet) {
+		fs.StringVar(&dir, "data", "", "")
+		fs.BoolVar(&asJSON, "json", false, "")
+		fs.BoolVar(&raw, "raw", false, "")
+	}); code != exitOK {
+		return code
+	}
+	if dir == "" {
+		return usageError(env.stderr, "inspect: --data DIR is required")
+	}
+	if asJSON && raw {
+		return usageError(env.stderr, "inspect: --json and --raw exclude each other")
+	}
+	s, err := store.OpenReadOnly(dir)
+	if err != nil {
+		if errors.Is(err, store.ErrInUse) {
+			fmt.Fprintf(env.stderr, "amosd: %s is in use by a running amosd: stop it first, or ask it with amosd status\n", dir)
+		} else {
+			fmt.Fprintf(env.stderr, "amosd: inspect: %v\n", err)
+		}
+		return exitFailed
+	}
+	defer s.Close()
+	rep, err := inspectStore(s)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "amosd: inspect: %v\n", err)
+		return exitFailed
+	}
+	switch {
+	case raw:
+		var b []byte
+		for _, r := range rep.raw {
+			b = append(b, byte(len(r)>>8), byte(len(r)))
+			b = append(b, r...)
+		}
+		if _, err := env.stdout.Write(b); err != nil {
+			return exitFailed
+		}
+		return exitOK
+	case asJSON:
+		return writeJSON(env, rep)
+	}
+	fmt.Fprintf(env.stdout, "store:      %s (%d bytes of %d)\n", rep.Path, rep.FileBytes, rep.MaxBytes)
+	if rep.Head != nil {
+		fmt.Fprintf(env.stdout, "chain head: device %s epoch %d seq %d, last date %s\n", rep.Head.DeviceID, rep.Head.Epoch, rep.Head.Seq, rep.Head.LastDate)
+	} else {
+		fmt.Fprintln(env.stdout, "chain head: none")
+	}
+	fmt.Fprintf(env.stdout, "consent:    %s\n", rep.Consent)
+	if rep.Tally != nil {
+		t := rep.Tally
+		fmt.Fprintf(env.stdout, "tally:      %s: %d s, %d unlocks, %d screen_ons, hours %024b\n", t.Date, t.InteractiveSeconds, t.Unlocks, t.ScreenOns, t.ActiveHours)
+	}
+	fmt.Fprintf(env.stdout, "queued:     %d\n", len(rep.Queue))
+	for _, q := range rep.Queue {
+		fmt.Fprintf(env.stdout, "  epoch %d seq %-5d %s\n", q.Epoch, q.Seq, q.What)
+	}
+	fmt.Fprintf(env.stdout, "dead:       %d (evicted: %d queued, %d dead-letter)\n", len(rep.Dead), rep.EvictedQueued, rep.EvictedDead)
+	for _, d := range rep.Dead {
+		fmt.Fprintf(env.stdout, "  epoch %d seq %-5d %s (%s)\n", d.Epoch, d.Seq, d.Reason, time.Unix(d.At, 0).UTC().Format(time.RFC3339))
+	}
+	if rep.Recovery != nil {
+		fmt.Fprintf(env.stdout, "recovered:  %s from %s: %s\n", time.Unix(rep.Recovery.At, 0).UTC().Format(time.RFC3339), rep.Recovery.CorruptPath, rep.Recovery.Cause)
+	}
+	return exitOK
+}
+
+// inspection is what `amosd inspect --json` prints.
+type inspection struct {
+	Path          string          `json:"path"`
+	FileBytes     int64           `json:"file_bytes"`
+	MaxBytes      int64           `json:"max_bytes"`
+	Head          *inspectHead    `json:"chain_head"`
+	Consent       string          `json:"consent"`
+	Tally         *store.Tally    `json:"tally"`
+	Queue         []inspectRecord `json:"queue"`
+	Dead          []inspectRecord `json:"dead_letter"`
+	EvictedQueued uint64          `json:"evicted_queued"`
+	EvictedDead   uint64          `json:"evicted_dead_letter"`
+	Recovery      *store.Recovery `json:"last_recovery,omitempty"`
+	raw           [][]byte
+}
+
+type inspectHead struct {
+	DeviceID string     `json:"device_id"`
+	Epoch    uint32     `json:"epoch"`
+	Seq      uint64     `json:"seq"`
+	Hash     string     `json:"hash"`
+	LastDate proof.Date `json:"last_date"`
+}
+
+type inspectRecord struct {
+	Epoch  uint32 `json:"epoch"`
+	Seq    uint64 `json:"seq"`
+	What   string `json:"what"`
+	Reason string `json:"reason,omitempty"`
+	At     int64  `json:"at,omitempty"`
+}
+
+func describe(b []byte) (uint32, uint64, string) {
+	r, err := proof.Decode(b)
+	if err != nil {
+		return 0, 0, "undecodable: " + err.Error()
+	}
+	if a, ok := r.Activity(); ok {
+		return r.Epoch, r.Seq, fmt.Sprintf("day %s: %d s, %d unlocks, %d screen_ons, flags %#04x", a.Date, a.InteractiveSeconds, a.Unlocks, a.ScreenOns, uint16(r.Flags))
+	}
+	g, _ := r.Genesis()
+	cert := "no certificate"
+	if g.Cert != nil {
+		cert = "maker " + g.Cert.MakerID
+	}
+	return r.Epoch, r.Seq, fmt.Sprintf("genesis (reason %d, %s)", g.Reason, cert)
+}
+
+func inspectStore(s *store.Store) (*inspection, error) {
+	cnt, err := s.Counts()
+	if err != nil {
+		return nil, err
+	}
+	rep := &inspection{Path: s.Path(), FileBytes: cnt.FileBytes, MaxBytes: cnt.MaxBytes, EvictedQueued: cnt.EvictedQueued, EvictedDead: cnt.EvictedDead,
+		Queue: []inspectRecord{}, Dead: []inspectRecord{}}
+	if h, ok, err := s.Head(); err != nil {
+		return nil, err
+	} else if ok {
+		rep.Head = &inspectHead{DeviceID: h.DeviceID.String(), Epoch: h.Epoch, Seq: h.Seq, Hash: h.Hash.String(), LastDate: h.LastDate}
+	}
+	granted, set, err := s.Consent()
+	if err != nil {
+		return nil, err
+	}
+	rep.Consent = map[bool]string{true: "granted", false: "revoked"}[granted]
+	if !set {
+		rep.Consent = "not set (consent_default applies)"
+	}
+	if t, ok, err := s.Tally(); err != nil {
+		return nil, err
+	} else if ok {
+		rep.Tally = &t
+	}
+	items, err := s.Peek(math.MaxInt32, math.MaxInt32)
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range items {
+		e, q, what := describe(it.Record)
+		rep.Queue = append(rep.Queue, inspectRecord{Epoch: e, Seq: q, What: what})
+		rep.raw = append(rep.raw, it.Record)
+	}
+	dead, err := s.DeadLetters(1 << 30)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range dead {
+		e, q, what := describe(d.Record)
+		rep.Dead = append(rep.Dead, inspectRecord{Epoch: e, Seq: q, What: what, Reason: d.Reason, At: d.At})
+	}
+	if r, ok, err := s.LastRecovery(); err != nil {
+		return nil, err
+	} else if ok {
+		rep.Recovery = &r
+	}
+	return rep, nil
+}
