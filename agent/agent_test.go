@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +41,31 @@ func TestNormalDay(t *testing.T) {
 	r.at("00:00:00") // midnight: the day is minted
 	if rec := r.waitMinted(); rec.Kind() != proof.KindActivity {
 		t.Fatal("no activity record at midnight")
+	}
+	// The status over the daemon's own D-Bus API, as `amosd status` reads it.
+	c, err := DialClient(context.Background(), r.bus.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got, err := c.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus := map[string]any{
+		"version": "test", "device_id": r.a.DeviceID().String(), "epoch": uint32(1), "last_seq": uint64(2),
+		"queued": uint32(2), "dead_letter": uint32(0), "consent": true, "today_date": uint32(20261125),
+		"today_interactive_seconds": uint32(0), "last_sync_unix": int64(0), "last_sync_result": "",
+		"next_retry_unix": int64(0), "clock_trusted": false, "spoofed_signals": uint64(0),
+		"sources": []string{SourceAmosPower},
+	}
+	for k, v := range wantStatus {
+		if !reflect.DeepEqual(got[k], v) {
+			t.Errorf("status %s = %#v, want %#v", k, got[k], v)
+		}
+	}
+	if b, _ := got["store_bytes"].(uint64); b == 0 || len(got) != 16 {
+		t.Errorf("status has %d keys, store_bytes %v", len(got), got["store_bytes"])
 	}
 	r.at("12:00:00") // a day without use gets no record
 	r.at("00:00:00")
@@ -256,8 +282,14 @@ func TestBusRestart(t *testing.T) {
 	r.waitEvent(SourceAmosPower, EventAvailable)
 	r.at("09:00:00")
 	r.use(time.Minute)
-	if st, _ := r.a.Status(context.Background()); st.TodayInteractiveSeconds != 30 {
-		t.Fatalf("after the bus restarted: %+v", st)
+	// amosd's own name and object are back too.
+	c, err := DialClient(context.Background(), r.bus.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if st, err := c.Status(context.Background()); err != nil || st["today_interactive_seconds"] != uint32(30) {
+		t.Fatalf("status over D-Bus after the bus restarted: %v %v", st, err)
 	}
 }
 
