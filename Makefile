@@ -6,7 +6,7 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
-BUILDFLAGS := -trimpath -ldflags '$(LDFLAGS)'
+BUILDFLAGS := -trimpath -tags nethttpomithttp2 -ldflags '$(LDFLAGS)'
 CMDS := amosd
 
 FUZZTIME ?= 30s

@@ -48,8 +48,9 @@ type Options struct {
 	Observe func(Event)
 	// Minted is called on the agent's goroutine after each record is stored.
 	Minted func(rec *proof.Record, res store.MintResult)
-	// Trace is called on the agent's goroutine after it handled its wall alarm
-	// ("alarm") or its save timer ("save"); tests wait on it.
+	// Trace is called after the agent handled its wall alarm ("alarm") or its save
+	// timer ("save"), on its goroutine, and after each sync attempt ("sync"), on the
+	// sync loop's; tests wait on it.
 	Trace func(what string)
 }
 
@@ -73,6 +74,7 @@ type Agent struct {
 	fatal   chan error // a source that cannot go on stops the agent
 	// flush runs one sync attempt; nil until a sync loop is attached.
 	flush func(ctx context.Context) (accepted, queued uint32, err error)
+	sync  *syncer // nil if the transport could not be configured
 
 	// State of the loop goroutine.
 	head          store.Head
@@ -298,6 +300,18 @@ func (a *Agent) Run(ctx context.Context) error {
 		stopSources()
 		a.drainWhile(&wg)
 	}()
+	if sy, err := newSyncer(a); err != nil {
+		a.logf("sync: disabled: %v", err)
+	} else {
+		a.sync, a.flush = sy, sy.flush
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := sy.Run(srcCtx); err != nil {
+				a.logf("sync: %v", err)
+			}
+		}()
+	}
 	for _, s := range a.sources() {
 		wg.Add(1)
 		go func() {
@@ -389,6 +403,11 @@ func (a *Agent) sources() []Source {
 	if a.cfg.HasSource(SourceLogind) {
 		a.bus.add(newLogindSource(a.emit, &a.spoofed, a.logf))
 	}
+	a.bus.add(&networkWatch{logf: a.logf, up: func() {
+		if a.sync != nil {
+			a.sync.poke()
+		}
+	}})
 	out := []Source{busSource{a.bus}}
 	if a.cfg.HasSource(SourceEvdev) {
 		out = append(out, NewEvdevSource(a.cfg.EvdevGlob, a.logf))
@@ -514,6 +533,9 @@ func (a *Agent) mint(rec *proof.Record, next *store.Tally) error {
 	}
 	if a.opts.Minted != nil {
 		a.opts.Minted(rec, res)
+	}
+	if a.sync != nil {
+		a.sync.poke()
 	}
 	if a.api != nil {
 		var date uint32

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"amos.example/amosd/internal/testenv"
 	"amos.example/amosd/proof"
 )
 
@@ -55,8 +56,7 @@ func TestNormalDay(t *testing.T) {
 	wantStatus := map[string]any{
 		"version": "test", "device_id": r.a.DeviceID().String(), "epoch": uint32(1), "last_seq": uint64(2),
 		"queued": uint32(2), "dead_letter": uint32(0), "consent": true, "today_date": uint32(20261125),
-		"today_interactive_seconds": uint32(0), "last_sync_unix": int64(0), "last_sync_result": "",
-		"next_retry_unix": int64(0), "clock_trusted": false, "spoofed_signals": uint64(0),
+		"today_interactive_seconds": uint32(0), "clock_trusted": false, "spoofed_signals": uint64(0),
 		"sources": []string{SourceAmosPower},
 	}
 	for k, v := range wantStatus {
@@ -66,6 +66,12 @@ func TestNormalDay(t *testing.T) {
 	}
 	if b, _ := got["store_bytes"].(uint64); b == 0 || len(got) != 16 {
 		t.Errorf("status has %d keys, store_bytes %v", len(got), got["store_bytes"])
+	}
+	// No server listens: the sync loop tried, failed, and backs off.
+	last, _ := got["last_sync_unix"].(int64)
+	next, _ := got["next_retry_unix"].(int64)
+	if res, _ := got["last_sync_result"].(string); last == 0 || next <= last || !strings.Contains(res, "connection refused") {
+		t.Errorf("sync status: last %d, next %d, result %q", last, next, got["last_sync_result"])
 	}
 	r.at("12:00:00") // a day without use gets no record
 	r.at("00:00:00")
@@ -350,8 +356,10 @@ func TestCertForAnotherKey(t *testing.T) {
 }
 
 func TestNoTimerWhileIdle(t *testing.T) {
-	r := newRig(t, morning, power, nil)
+	col := testenv.StartCollector(t)
+	r := newRig(t, morning, power, withCollector(col))
 	r.start()
+	r.waitTrace("sync") // the genesis is delivered: the queue is empty
 	r.at("09:00:00")
 	r.use(time.Minute)
 	r.advance(2 * time.Minute) // the last save is done

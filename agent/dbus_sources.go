@@ -261,3 +261,40 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// NetworkManager, whose StateChanged wakes the sync loop when the network comes up.
+const (
+	networkManagerName  = "org.freedesktop.NetworkManager"
+	networkManagerIface = "org.freedesktop.NetworkManager"
+	nmConnectedGlobal   = 70 // NM_STATE_CONNECTED_GLOBAL
+)
+
+// networkWatch calls up when NetworkManager, its owner only, reports full connectivity.
+type networkWatch struct {
+	logf  func(string, ...any)
+	up    func()
+	watch nameWatch
+}
+
+func (n *networkWatch) connected(ctx context.Context, conn *dbus.Conn) error {
+	n.watch.name = networkManagerName
+	if err := conn.AddMatchSignalContext(ctx, dbus.WithMatchInterface(networkManagerIface), dbus.WithMatchMember("StateChanged")); err != nil {
+		return fmt.Errorf("network watch: %w", err)
+	}
+	return n.watch.connected(ctx, conn)
+}
+
+func (n *networkWatch) signal(sig *dbus.Signal) {
+	if n.watch.ownerChanged(sig) || sig.Name != networkManagerIface+".StateChanged" {
+		return
+	}
+	if !n.watch.from(sig) || len(sig.Body) != 1 {
+		return
+	}
+	if state, ok := sig.Body[0].(uint32); ok && state == nmConnectedGlobal {
+		n.logf("network: connected")
+		n.up()
+	}
+}
+
+func (n *networkWatch) disconnected() { n.watch.owner = "" }

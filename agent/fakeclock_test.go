@@ -147,6 +147,20 @@ func (t *fakeTimer) Reset(d time.Duration) {
 	t.c.fire(false)
 }
 
+// nextTimer returns how long until the earliest armed monotonic timer fires.
+func (c *fakeClock) nextTimer() (time.Duration, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var best time.Duration
+	found := false
+	for _, t := range c.timers {
+		if t.armed && (!found || t.deadline < best) {
+			best, found = t.deadline, true
+		}
+	}
+	return best - c.boot, found
+}
+
 // pending returns the deadline of the armed timers (for the no-polling checks).
 func (c *fakeClock) armedTimers() int {
 	c.mu.Lock()

@@ -47,7 +47,7 @@ func Build(t testing.TB, pkg string, ldflags ...string) string {
 	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	args := []string{"build", "-trimpath", "-o", out, "-ldflags", strings.Join(append([]string{"-s", "-w"}, ldflags...), " "), pkg}
+	args := []string{"build", "-trimpath", "-tags", "nethttpomithttp2", "-o", out, "-ldflags", strings.Join(append([]string{"-s", "-w"}, ldflags...), " "), pkg}
 	cmd := exec.CommandContext(ctx, gobin, args...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
 	if runtime.GOARCH == "arm" {

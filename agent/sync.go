@@ -1,0 +1,272 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"amos.example/amosd/proof"
+	"amos.example/amosd/store"
+	"amos.example/amosd/transport"
+)
+
+// syncer is the sync loop of SPEC §5: at most one upload in flight, attempted when a
+// record is minted, when the network comes up, on Flush, and when the backoff timer
+// fires. With an empty queue nothing is scheduled.
+type syncer struct {
+	a       *Agent
+	client  *transport.Client
+	bo      *transport.Backoff
+	wake    chan struct{}
+	flushes chan chan flushResult
+	timer   Timer
+	armed   bool
+	state   store.SyncState
+}
+
+type flushResult struct {
+	accepted, queued uint32
+	err              error
+}
+
+func newSyncer(a *Agent) (*syncer, error) {
+	c, err := transport.New(transport.Config{
+		ServerURL:         a.cfg.ServerURL,
+		CAFile:            a.cfg.CAFile,
+		AllowInsecureHTTP: a.cfg.AllowInsecureHTTP,
+		Timeout:           time.Duration(a.cfg.Sync.Timeout),
+		BatchRecords:      a.cfg.Sync.BatchRecords,
+		DNSServers:        a.cfg.DNSServers,
+		UserAgent:         "amosd/" + a.opts.Version,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := &syncer{a: a, client: c, wake: make(chan struct{}, 1), flushes: make(chan chan flushResult),
+		bo: transport.NewBackoff(time.Duration(a.cfg.Sync.InitialBackoff), time.Duration(a.cfg.Sync.MaxBackoff))}
+	return s, nil
+}
+
+// poke asks for an attempt soon; it never blocks.
+func (s *syncer) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// flush runs one attempt now and waits for it.
+func (s *syncer) flush(ctx context.Context) (uint32, uint32, error) {
+	reply := make(chan flushResult, 1)
+	select {
+	case s.flushes <- reply:
+	case <-ctx.Done():
+		return 0, 0, ctx.Err()
+	}
+	select {
+	case r := <-reply:
+		return r.accepted, r.queued, r.err
+	case <-ctx.Done():
+		return 0, 0, ctx.Err()
+	}
+}
+
+func (s *syncer) timerC() <-chan time.Time {
+	if !s.armed {
+		return nil
+	}
+	return s.timer.C()
+}
+
+// Run is the loop; the backoff survives a restart through the store, so that a daemon
+// that crash-loops cannot hammer the server.
+func (s *syncer) Run(ctx context.Context) error {
+	st, err := s.a.st.Sync()
+	if err != nil {
+		return err
+	}
+	s.state = st
+	s.bo.SetInterval(st.BackoffInterval)
+	if wait := time.Until(time.Unix(st.NextRetry, 0)); st.NextRetry != 0 && wait > 0 {
+		s.arm(wait)
+	} else {
+		s.poke() // whatever is queued goes now
+	}
+	for {
+		select {
+		case <-s.wake:
+			if !s.armed { // during a backoff, the timer decides
+				s.attempt(ctx)
+			}
+		case <-s.timerC():
+			s.armed = false
+			s.attempt(ctx)
+		case reply := <-s.flushes:
+			accepted, queued, err := s.attempt(ctx)
+			reply <- flushResult{accepted, queued, err}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+func (s *syncer) arm(d time.Duration) {
+	if s.timer == nil {
+		s.timer = s.a.clock.NewTimer(d)
+	} else {
+		s.timer.Stop()
+		s.timer.Reset(d)
+	}
+	s.armed = true
+}
+
+func (s *syncer) disarm() {
+	if s.armed {
+		s.timer.Stop()
+		s.armed = false
+	}
+}
+
+// attempt uploads the queue, chunk by chunk, oldest first, until it is empty or an
+// upload fails; it applies each chunk's outcome in one store transaction.
+func (s *syncer) attempt(ctx context.Context) (accepted, queued uint32, err error) {
+	for {
+		// One batch per upload, so that each answer is applied, in one store
+		// transaction, as soon as it arrives: a kill loses at most one answer.
+		items, perr := s.a.st.Peek(s.a.cfg.Sync.BatchRecords, proof.MaxBatchBytes)
+		if perr != nil {
+			return accepted, 0, perr
+		}
+		if len(items) == 0 {
+			s.disarm()
+			s.bo.Reset()
+			return accepted, 0, nil
+		}
+		recs := make([][]byte, len(items))
+		for i, it := range items {
+			recs[i] = it.Record
+		}
+		uctx, cancel := context.WithTimeout(ctx, FlushTimeout)
+		res, uerr := s.client.Upload(uctx, recs)
+		cancel()
+		received := s.a.clock.Boottime()
+		now := s.a.clock.Now()
+		settle := store.Settlement{}
+		for _, id := range res.Acked {
+			settle.Acked = append(settle.Acked, store.RecordID{Epoch: id.Epoch, Seq: id.Seq})
+		}
+		for _, d := range res.Dead {
+			settle.Dead = append(settle.Dead, store.Refusal{ID: store.RecordID{Epoch: d.ID.Epoch, Seq: d.ID.Seq}, Reason: d.Reason})
+		}
+		s.state.LastAttempt = now.Unix()
+		ok := uerr == nil && len(res.Kept) == 0
+		var wait time.Duration
+		switch {
+		case ok:
+			s.bo.Reset()
+			s.state.LastSuccess = now.Unix()
+			s.state.LastResult = fmt.Sprintf("ok: %d accepted, %d refused", len(res.Acked), len(res.Dead))
+		case uerr == nil:
+			wait = s.bo.Next()
+			s.state.LastResult = fmt.Sprintf("%d accepted, %d refused, %d to retry (chain_gap)", len(res.Acked), len(res.Dead), len(res.Kept))
+		default:
+			var ra *transport.RetryAfterError
+			if errors.As(uerr, &ra) {
+				s.bo.RetryAfter(ra.After)
+			}
+			wait = s.bo.Next()
+			s.state.LastResult = uerr.Error()
+		}
+		if res.ServerTime != 0 {
+			s.state.ServerTime, s.state.ServerUptimeMS, s.state.ServerBootID = res.ServerTime, uint64(received/time.Millisecond), s.a.bootID
+		}
+		s.state.BackoffInterval = s.bo.Interval()
+		s.state.NextRetry = 0
+		if wait > 0 {
+			s.state.NextRetry = now.Add(wait).Unix()
+		}
+		st := s.state
+		settle.Sync = &st
+		sres, serr := s.a.st.Settle(settle)
+		if serr != nil {
+			s.a.logf("sync: apply the answer: %v", serr)
+			return accepted, 0, serr
+		}
+		accepted += uint32(sres.Acked)
+		if res.ServerTime != 0 {
+			s.a.SetServerTime(ctx, res.ServerTime, received)
+		}
+		cnt, cerr := s.a.st.Counts()
+		if cerr == nil {
+			queued = uint32(cnt.Queued)
+		}
+		if len(res.Dead) > 0 {
+			s.a.logf("sync: %d records refused for good: %v", len(res.Dead), res.Dead)
+			s.a.chainBroken(ctx, res.Dead)
+		}
+		if s.a.api != nil {
+			s.a.api.emit("Synced", accepted, queued)
+		}
+		if !ok {
+			s.a.logf("sync: %s; next attempt in %s", s.state.LastResult, wait.Round(time.Second))
+			s.arm(wait)
+			s.a.trace("sync")
+			if uerr != nil {
+				return accepted, queued, uerr
+			}
+			return accepted, queued, nil
+		}
+		s.a.logf("sync: %s, %d queued", s.state.LastResult, queued)
+		s.a.trace("sync")
+		if len(items) < s.a.cfg.Sync.BatchRecords {
+			s.disarm()
+			return accepted, queued, nil
+		}
+	}
+}
+
+// chainBroken handles records the server refused for good. The server can never take
+// a later record of the same epoch (it would answer chain_gap forever), so those are
+// dead-lettered too, as "chain_broken", and if the epoch is the current one, the chain
+// continues in a new epoch.
+func (a *Agent) chainBroken(ctx context.Context, dead []transport.Refusal) {
+	first := map[uint32]uint64{} // epoch → lowest refused seq
+	for _, d := range dead {
+		if s, ok := first[d.ID.Epoch]; !ok || d.ID.Seq < s {
+			first[d.ID.Epoch] = d.ID.Seq
+		}
+	}
+	items, err := a.st.Peek(1<<30, 1<<30)
+	if err != nil {
+		a.logf("sync: %v", err)
+		return
+	}
+	var later []store.Refusal
+	for _, it := range items {
+		if s, ok := first[it.ID.Epoch]; ok && it.ID.Seq > s {
+			later = append(later, store.Refusal{ID: it.ID, Reason: "chain_broken"})
+		}
+	}
+	if len(later) > 0 {
+		if _, err := a.st.Settle(store.Settlement{Dead: later}); err != nil {
+			a.logf("sync: %v", err)
+		}
+		a.logf("sync: %d later records of the broken chain dead-lettered", len(later))
+	}
+	a.do(ctx, func() {
+		if _, broken := first[a.epoch]; !broken || a.needGenesis {
+			return
+		}
+		a.epoch++
+		a.needGenesis, a.genesisReason = true, proof.ReasonStoreRecreated
+		if err := WriteEpoch(a.cfg.KeyDir, a.epoch); err != nil {
+			a.logf("sync: write epoch: %v", err)
+			return
+		}
+		a.logf("sync: the chain of epoch %d is broken; continuing in epoch %d", a.epoch-1, a.epoch)
+		if a.consent {
+			a.ensureGenesis()
+		}
+	})
+}

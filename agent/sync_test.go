@@ -1,0 +1,96 @@
+package agent
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"amos.example/amosd/internal/testenv"
+)
+
+func withCollector(c *testenv.Collector) func(*Config) {
+	return func(cfg *Config) {
+		cfg.ServerURL, cfg.CAFile, cfg.AllowInsecureHTTP = c.URL, c.CAFile, false
+	}
+}
+
+// TestSyncDeliversAndConfirmsTheClock: the genesis goes at once, the day's record at
+// midnight; the server's time then drives the dates and clears FlagClockUnconfirmed.
+func TestSyncDeliversAndConfirmsTheClock(t *testing.T) {
+	col := testenv.StartCollector(t)
+	r := newRig(t, morning, power, withCollector(col))
+	col.SetNow(func() int64 { return r.clock.Now().Unix() })
+	r.start()
+	r.waitTrace("sync")
+	if _, n := col.Counts(); n != 1 {
+		t.Fatalf("the server holds %d records after the first sync, want the genesis", n)
+	}
+	r.at("09:00:00")
+	r.use(time.Minute)
+	st, _ := r.a.Status(context.Background())
+	if !st.ClockTrusted || st.Queued != 0 || st.LastSyncResult == "" {
+		t.Fatalf("status after a sync: %+v", st)
+	}
+	r.at("00:00:00")
+	r.waitMinted()
+	r.waitTrace("sync")
+	requests, n := col.Counts()
+	if n != 2 || requests != 2 {
+		t.Fatalf("server: %d records in %d requests, want 2 in 2", n, requests)
+	}
+	r.stop()
+	if recs := r.records(); len(recs) != 0 {
+		t.Fatalf("%d records still queued", len(recs))
+	}
+}
+
+// TestSyncBacksOffDuringAnOutage: six hours of 503s, then Retry-After, then recovery:
+// the requests follow the schedule of SPEC §5 and nothing is lost.
+func TestSyncBacksOffDuringAnOutage(t *testing.T) {
+	col := testenv.StartCollector(t)
+	col.SetFail(func(int) (int, string) { return http.StatusServiceUnavailable, "" })
+	r := newRig(t, morning, nil, withCollector(col))
+	r.start()
+	r.waitTrace("sync") // the genesis: refused, backing off
+	start := r.clock.Boottime()
+	var waits []time.Duration
+	for r.clock.Boottime()-start < 6*time.Hour {
+		d, ok := r.clock.nextTimer()
+		if !ok {
+			t.Fatal("no retry scheduled during the outage")
+		}
+		waits = append(waits, d)
+		r.clock.Advance(d)
+		r.waitTrace("sync")
+	}
+	requests, _ := col.Counts()
+	t.Logf("%d requests in 6 h of outage; waits %v", requests, waits)
+	// 30 s doubling to the 6 h cap, each wait within ±50 %: at most 12 in 6 h.
+	if requests > 12 || requests < 6 {
+		t.Fatalf("%d requests in 6 h", requests)
+	}
+	for i, w := range waits {
+		want := min(30*time.Second<<i, 6*time.Hour)
+		if w < want/2 || w > want*3/2 {
+			t.Errorf("wait %d is %v, want %v ± 50 %%", i, w, want)
+		}
+	}
+	// The server asks for an hour: exactly an hour it gets.
+	col.SetFail(func(int) (int, string) { return http.StatusTooManyRequests, "3600" })
+	d, _ := r.clock.nextTimer()
+	r.clock.Advance(d)
+	r.waitTrace("sync")
+	if d, _ := r.clock.nextTimer(); d != time.Hour {
+		t.Fatalf("after Retry-After: 3600 the next attempt is in %v", d)
+	}
+	col.SetFail(nil)
+	r.clock.Advance(time.Hour)
+	r.waitTrace("sync")
+	if _, n := col.Counts(); n != 1 {
+		t.Fatalf("the genesis did not arrive after the outage")
+	}
+	if _, ok := r.clock.nextTimer(); ok {
+		t.Fatal("a timer is still armed with an empty queue")
+	}
+}

@@ -1,0 +1,18 @@
+// Package transport uploads record batches to the collector over the sync protocol of
+// SPEC §5 and provides the retry schedule that the sync loop waits by.
+//
+// A Client sends one or more POST {server_url}/v1/records requests per Upload, over
+// HTTP/1.1 with TLS 1.2 or later and the CA pinned from ca_file (system roots are never
+// consulted, and nothing ever falls back to plain HTTP). It reports per record whether
+// the server acknowledged it (accepted or duplicate), refused it for good (dead-letter,
+// with the reason) or asked to keep it (retry), and classifies every other outcome with
+// errors the loop branches on: *RetryAfterError and ErrTransient (keep everything, back
+// off), ErrTLS (the server could not be authenticated; keep everything, back off, show
+// it), ErrConfig (New only) and ErrInvalidRecord (a caller bug).
+//
+// HTTP/2 is never used. A binary that links this package can be built with the
+// nethttpomithttp2 build tag to leave net/http's bundled HTTP/2 code out.
+//
+// Backoff wraps github.com/cenkalti/backoff/v4 with the schedule of SPEC §5, a way to
+// impose a server's Retry-After on the next wait, and an exportable state.
+package transport

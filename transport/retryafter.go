@@ -1,0 +1,77 @@
+package transport
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// ParseRetryAfter returns the wait a Retry-After header value asks for (RFC 9110
+// §10.2.3): delay-seconds, or an HTTP date taken relative to now. The wait is clamped to
+// [0, MaxRetryAfter]: a date in the past means no wait, and a huge number of seconds
+// means 24 h. Anything else, negative numbers included, is an error wrapping
+// ErrRetryAfter.
+func ParseRetryAfter(value string, now time.Time) (time.Duration, error) {
+	v := strings.Trim(value, " \t")
+	if v == "" {
+		return 0, fmt.Errorf("%w: empty", ErrRetryAfter)
+	}
+	if isDigits(v) {
+		// delay-seconds = 1*DIGIT; any value with more digits than 24 h has is clamped
+		// without parsing, so that no number overflows.
+		const maxSeconds = int64(MaxRetryAfter / time.Second)
+		var n int64
+		for i := 0; i < len(v); i++ {
+			n = n*10 + int64(v[i]-'0')
+			if n > maxSeconds {
+				return MaxRetryAfter, nil
+			}
+		}
+		return time.Duration(n) * time.Second, nil
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %q is neither seconds nor an HTTP date", ErrRetryAfter, truncate(v, 64))
+	}
+	return clampWait(t.Sub(now)), nil
+}
+
+// clampWait bounds a wait to [0, MaxRetryAfter].
+func clampWait(d time.Duration) time.Duration {
+	switch {
+	case d < 0:
+		return 0
+	case d > MaxRetryAfter:
+		return MaxRetryAfter
+	}
+	return d
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// retryAfter reads the Retry-After of a response. An HTTP date is taken relative to the
+// server's own Date header when it has a valid one, so that a phone whose clock is off
+// still waits as long as the server meant; otherwise relative to local.
+func retryAfter(h http.Header, local time.Time) (time.Duration, error) {
+	now := local
+	if d, err := http.ParseTime(h.Get("Date")); err == nil {
+		now = d
+	}
+	return ParseRetryAfter(h.Get("Retry-After"), now)
+}
+
+// truncate shortens s for an error message.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
