@@ -147,7 +147,10 @@ func TestStalledServer(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Upload did not give up")
 	}
-	wantErr(t, err, ErrTransient, context.DeadlineExceeded)
+	// Transient, whichever way the race between the client's deadline and the stalled
+	// handler's return ends (under emulation the handler can answer an empty 200
+	// first, which is a protocol error, also transient).
+	wantErr(t, err, ErrTransient)
 	if d := time.Since(start); d < timeout || d > timeout+testTimeout {
 		t.Errorf("gave up after %v, timeout %v", d, timeout)
 	}
