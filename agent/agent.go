@@ -405,7 +405,7 @@ func (a *Agent) sources() []Source {
 	}
 	a.bus.add(&networkWatch{logf: a.logf, up: func() {
 		if a.sync != nil {
-			a.sync.poke()
+			a.sync.networkUp()
 		}
 	}})
 	out := []Source{busSource{a.bus}}

@@ -18,8 +18,12 @@ type syncer struct {
 	a       *Agent
 	client  *transport.Client
 	bo      *transport.Backoff
-	wake    chan struct{}
+	wake    chan struct{} // a record was minted
+	netUp   chan struct{} // the network came up
 	flushes chan chan flushResult
+	// serverWait is the CLOCK_BOOTTIME before which the server asked not to be
+	// called (Retry-After); a network that comes up does not override it.
+	serverWait time.Duration
 	timer   Timer
 	armed   bool
 	state   store.SyncState
@@ -43,7 +47,7 @@ func newSyncer(a *Agent) (*syncer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &syncer{a: a, client: c, wake: make(chan struct{}, 1), flushes: make(chan chan flushResult),
+	s := &syncer{a: a, client: c, wake: make(chan struct{}, 1), netUp: make(chan struct{}, 1), flushes: make(chan chan flushResult),
 		bo: transport.NewBackoff(time.Duration(a.cfg.Sync.InitialBackoff), time.Duration(a.cfg.Sync.MaxBackoff))}
 	return s, nil
 }
@@ -52,6 +56,15 @@ func newSyncer(a *Agent) (*syncer, error) {
 func (s *syncer) poke() {
 	select {
 	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// networkUp asks for an attempt now, even during a backoff, unless the server asked
+// for a wait that has not passed; it never blocks.
+func (s *syncer) networkUp() {
+	select {
+	case s.netUp <- struct{}{}:
 	default:
 	}
 }
@@ -88,7 +101,7 @@ func (s *syncer) Run(ctx context.Context) error {
 	}
 	s.state = st
 	s.bo.SetInterval(st.BackoffInterval)
-	if wait := time.Until(time.Unix(st.NextRetry, 0)); st.NextRetry != 0 && wait > 0 {
+	if wait := time.Unix(st.NextRetry, 0).Sub(s.a.clock.Now()); st.NextRetry != 0 && wait > 0 {
 		s.arm(wait)
 	} else {
 		s.poke() // whatever is queued goes now
@@ -97,6 +110,11 @@ func (s *syncer) Run(ctx context.Context) error {
 		select {
 		case <-s.wake:
 			if !s.armed { // during a backoff, the timer decides
+				s.attempt(ctx)
+			}
+		case <-s.netUp:
+			if s.a.clock.Boottime() >= s.serverWait {
+				s.disarm()
 				s.attempt(ctx)
 			}
 		case <-s.timerC():
@@ -174,6 +192,7 @@ func (s *syncer) attempt(ctx context.Context) (accepted, queued uint32, err erro
 			var ra *transport.RetryAfterError
 			if errors.As(uerr, &ra) {
 				s.bo.RetryAfter(ra.After)
+				s.serverWait = received + ra.After
 			}
 			wait = s.bo.Next()
 			s.state.LastResult = uerr.Error()

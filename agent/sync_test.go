@@ -94,3 +94,55 @@ func TestSyncBacksOffDuringAnOutage(t *testing.T) {
 		t.Fatal("a timer is still armed with an empty queue")
 	}
 }
+
+// TestSyncBackoffSurvivesRestart: a daemon restarted during a backoff waits out the
+// rest of it instead of trying at once, so that a crash loop cannot hammer the server.
+func TestSyncBackoffSurvivesRestart(t *testing.T) {
+	col := testenv.StartCollector(t)
+	col.SetFail(func(int) (int, string) { return http.StatusServiceUnavailable, "600" })
+	r := newRig(t, morning, nil, withCollector(col))
+	r.start()
+	r.waitTrace("sync") // refused: retry in 10 minutes
+	r.stop()
+	r.clock.Advance(4 * time.Minute)
+	r.start()
+	if requests, _ := col.Counts(); requests != 1 {
+		t.Fatalf("%d requests: the restart tried at once", requests)
+	}
+	if d, ok := r.clock.nextTimer(); !ok || d != 6*time.Minute {
+		t.Fatalf("after the restart the next attempt is in %v (armed %v), want the 6 minutes left", d, ok)
+	}
+	col.SetFail(nil)
+	r.clock.Advance(6 * time.Minute)
+	r.waitTrace("sync")
+	if _, n := col.Counts(); n != 1 {
+		t.Fatal("the genesis was not delivered after the backoff")
+	}
+}
+
+// TestSyncOnNetworkUp: NetworkManager's StateChanged to connected-global, from its
+// owner, starts an attempt at once during a backoff (not against a server's
+// Retry-After).
+func TestSyncOnNetworkUp(t *testing.T) {
+	col := testenv.StartCollector(t)
+	col.SetFail(func(int) (int, string) { return http.StatusBadGateway, "" })
+	r := newRig(t, morning, power, withCollector(col))
+	nm := r.connect("org.freedesktop.NetworkManager")
+	r.start()
+	r.waitTrace("sync") // the network is down: back off
+	col.SetFail(nil)
+	// Another connection claiming the network is up is not NetworkManager.
+	spoof := r.connect("")
+	spoof.Emit("/org/freedesktop/NetworkManager", "org.freedesktop.NetworkManager.StateChanged", uint32(70))
+	time.Sleep(300 * time.Millisecond) // proving that nothing happens takes a wait
+	if requests, _ := col.Counts(); requests != 1 {
+		t.Fatalf("a StateChanged from a stranger started an upload (%d requests)", requests)
+	}
+	if err := nm.Emit("/org/freedesktop/NetworkManager", "org.freedesktop.NetworkManager.StateChanged", uint32(70)); err != nil {
+		t.Fatal(err)
+	}
+	r.waitTrace("sync")
+	if requests, n := col.Counts(); n != 1 || requests != 2 {
+		t.Fatalf("after the network came up: %d records in %d requests, want 1 in 2", n, requests)
+	}
+}
