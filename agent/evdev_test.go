@@ -592,11 +592,7 @@ func TestEvdevBadGlob(t *testing.T) {
 // it (0755), and a 0777 device directory dev. t.TempDir does not do: its parent is 0700.
 func sharedDir(t *testing.T) (base, dev string) {
 	t.Helper()
-	base, err := os.MkdirTemp("", "amosd-evdev-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
+	base = testenv.SharedDir(t)
 	dev = filepath.Join(base, "dev")
 	for _, d := range []struct {
 		path string
@@ -634,7 +630,7 @@ func startChild(t *testing.T, base, glob string, retry []time.Duration) *evdevPr
 		t.Fatal(err)
 	}
 	bin := filepath.Join(base, "evdev.test")
-	copyFile(t, exe, bin, 0o755)
+	testenv.CopyFile(t, exe, bin, 0o755)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	cmd := testenv.Command(ctx, bin, "-test.run=^TestEvdevHelperProcess$", "-test.count=1", "-test.timeout=2m")
@@ -708,30 +704,6 @@ func startChild(t *testing.T, base, glob string, retry []time.Duration) *evdevPr
 		}
 	})
 	return p
-}
-
-// copyFile copies src to dst with mode.
-func copyFile(t *testing.T, src, dst string, mode fs.FileMode) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dst, mode); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestEvdevHelperProcess is the child of the permission tests; it does nothing

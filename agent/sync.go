@@ -24,9 +24,9 @@ type syncer struct {
 	// serverWait is the CLOCK_BOOTTIME before which the server asked not to be
 	// called (Retry-After); a network that comes up does not override it.
 	serverWait time.Duration
-	timer   Timer
-	armed   bool
-	state   store.SyncState
+	timer      Timer
+	armed      bool
+	state      store.SyncState
 }
 
 type flushResult struct {

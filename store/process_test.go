@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -121,12 +120,9 @@ func TestUnwritableDataDir(t *testing.T) {
 	}
 	// Root ignores mode bits: run the opener as nobody (uid 65534), from a copy of
 	// this binary that nobody may execute.
-	base := t.TempDir()
-	for _, d := range []string{filepath.Dir(base), base} {
-		os.Chmod(d, 0o755)
-	}
+	base := testenv.SharedDir(t)
 	bin := filepath.Join(base, "store.test")
-	copyFile(t, self(t), bin, 0o755)
+	testenv.CopyFile(t, self(t), bin, 0o755)
 	tests := []struct {
 		name  string
 		setup func(t *testing.T, dir string)
@@ -160,25 +156,6 @@ func TestUnwritableDataDir(t *testing.T) {
 			}
 			t.Logf("refused: %s", bytes.TrimSpace(out))
 		})
-	}
-}
-
-func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -35,19 +35,9 @@ type cliRig struct {
 func newCLIRig(t *testing.T) *cliRig {
 	t.Helper()
 	r := &cliRig{t: t, bus: testenv.StartBus(t)}
-	r.dir = t.TempDir()
-	for d := r.dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
-		os.Chmod(d, 0o755)
-	}
-	built := testenv.Build(t, "amos.example/amosd/cmd/amosd", "-X main.version=cli-test")
+	r.dir = testenv.SharedDir(t)
 	r.bin = filepath.Join(r.dir, "amosd")
-	b, err := os.ReadFile(built)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(r.bin, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	testenv.CopyFile(t, testenv.Build(t, "amos.example/amosd/cmd/amosd", "-X main.version=cli-test"), r.bin, 0o755)
 	r.data = filepath.Join(r.dir, "data")
 	r.cfg = r.writeConfig("amosd.json", r.data, filepath.Join(r.dir, "persist"))
 	return r
