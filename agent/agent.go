@@ -75,6 +75,9 @@ type Agent struct {
 	// flush runs one sync attempt; nil until a sync loop is attached.
 	flush func(ctx context.Context) (accepted, queued uint32, err error)
 	sync  *syncer // nil if the transport could not be configured
+	// consentNow mirrors consent for the sync loop's goroutine.
+	consentNow atomic.Bool
+	alarm      WallAlarm // the midnight alarm, while Run runs
 
 	// State of the loop goroutine.
 	head          store.Head
@@ -186,6 +189,9 @@ func (a *Agent) decideEpoch() error {
 		a.genesisReason = proof.ReasonKeyRotated
 	case fileEpoch > head.Epoch:
 		a.epoch, a.genesisReason = fileEpoch, proof.ReasonStoreRecreated
+	case a.brokenEpoch(head.Epoch):
+		// A refusal broke this chain and the daemon stopped before moving on.
+		bump(proof.ReasonStoreRecreated)
 	default:
 		a.epoch = head.Epoch
 	}
@@ -198,6 +204,21 @@ func (a *Agent) decideEpoch() error {
 	return nil
 }
 
+// brokenEpoch reports whether a record of epoch sits in dead-letter for a reason after
+// which the server can take no later record of the epoch.
+func (a *Agent) brokenEpoch(epoch uint32) bool {
+	dead, err := a.st.DeadLetters(1 << 20)
+	if err != nil {
+		return false
+	}
+	for _, d := range dead {
+		if r, err := proof.Decode(d.Record); err == nil && r.Epoch == epoch && chainBreaking[d.Reason] {
+			return true
+		}
+	}
+	return false
+}
+
 // restore reads consent, the trusted-time anchor and the saved tally.
 func (a *Agent) restore() error {
 	granted, set, err := a.st.Consent()
@@ -205,6 +226,7 @@ func (a *Agent) restore() error {
 		return err
 	}
 	a.consent = granted || !set && a.cfg.ConsentDefault
+	a.consentNow.Store(a.consent)
 	sync, err := a.st.Sync()
 	if err != nil {
 		return err
@@ -294,12 +316,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("agent: wall alarm: %w", err)
 	}
 	defer alarm.Close()
+	a.alarm = alarm
 	srcCtx, stopSources := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
 		stopSources()
 		a.drainWhile(&wg)
 	}()
+	srcs := a.sources() // sets a.bus and a.api before any goroutine reads them
 	if sy, err := newSyncer(a); err != nil {
 		a.logf("sync: disabled: %v", err)
 	} else {
@@ -312,7 +336,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	for _, s := range a.sources() {
+	for _, s := range srcs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -461,18 +485,22 @@ func (a *Agent) step(now time.Duration) {
 		if b := now - trusted.Sub(end); b > a.meter.at {
 			a.meter.advance(b, end)
 		}
-		a.closeDay(now, a.dateFloor(today))
+		if !a.closeDay(now, a.dateFloor(today)) {
+			a.meter.at = now // the new day's time must not go into the old date
+			return
+		}
 	}
 	a.meter.advance(now, trusted)
 }
 
 // closeDay mints the tally's date if it had interaction and starts next, in one store
-// transaction. If minting fails the date stays open, to be tried again at the next step.
-func (a *Agent) closeDay(now time.Duration, next proof.Date) {
+// transaction. If minting fails the date stays open, to be tried again at the next
+// step, and it reports false.
+func (a *Agent) closeDay(now time.Duration, next proof.Date) bool {
 	if !a.consent {
 		a.meter.newDay(next)
 		a.meter.dirty = false
-		return
+		return true
 	}
 	day := a.meter.tally.Date
 	fresh := store.Tally{Date: next, UTCOffsetMinutes: int16(a.cfg.UTCOffsetMinutes), State: a.meter.state()}
@@ -482,19 +510,20 @@ func (a *Agent) closeDay(now time.Duration, next proof.Date) {
 		}
 		a.meter.newDay(next)
 		a.meter.dirty = false
-		return
+		return true
 	}
 	if !a.ensureGenesis() {
-		return
+		return false
 	}
 	rec := a.newRecord(now, a.meter.tally.Flags, a.meter.activity())
 	rec.Seq, rec.PrevHash = a.head.Seq+1, a.head.Hash
 	if err := a.mint(rec, &fresh); err != nil {
 		a.logf("mint %s: %v (kept; will retry)", day, err)
-		return
+		return false
 	}
 	a.meter.newDay(next)
 	a.meter.dirty = false
+	return true
 }
 
 // newRecord fills the header of a record minted now.

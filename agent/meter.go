@@ -51,6 +51,7 @@ func newMeter(utcOffset int, date proof.Date, at time.Duration) *meter {
 		utcOffset: utcOffset,
 		caps:      map[string]Caps{},
 		counting:  true,
+		locked:    true, // a phone boots to its lock screen, screen off until told
 		at:        at,
 		tally:     store.Tally{Date: date, UTCOffsetMinutes: int16(utcOffset)},
 	}
@@ -67,6 +68,9 @@ func (m *meter) restore(t store.Tally, sameBoot bool) {
 		m.screenKnown, m.screenOn = s&stScreenKnown != 0, s&stScreenOn != 0
 		m.lockKnown, m.locked = s&stLockKnown != 0, s&stLocked != 0
 		m.idleKnown, m.idle = s&stIdleKnown != 0, s&stIdle != 0
+		if s == 0 {
+			m.locked = true // nothing was known: the boot state
+		}
 	}
 }
 
@@ -183,7 +187,9 @@ func (m *meter) apply(ev Event, now time.Duration) {
 	}()
 	switch ev.Kind {
 	case EventScreenOn:
-		if (!m.screenKnown || !m.screenOn) && m.counting {
+		// Transitions count from the last value, known or assumed at boot (off,
+		// locked), so that a source telling the same state again counts nothing.
+		if !m.screenOn && m.counting {
 			m.tally.ScreenOns = satAdd(m.tally.ScreenOns)
 			m.dirty = true
 		}
@@ -193,7 +199,7 @@ func (m *meter) apply(ev Event, now time.Duration) {
 	case EventLocked:
 		m.lockKnown, m.locked = true, true
 	case EventUnlocked:
-		if (!m.lockKnown || m.locked) && m.counting {
+		if m.locked && m.counting {
 			m.tally.Unlocks = satAdd(m.tally.Unlocks)
 			m.dirty = true
 		}
@@ -216,7 +222,16 @@ func (m *meter) apply(ev Event, now time.Duration) {
 		if m.caps[ev.Source] == 0 {
 			delete(m.caps, ev.Source)
 		}
-		if m.allCaps()&CapIdle == 0 {
+		// What a gone source said is stale: without it the screen and lock conditions
+		// fall back to what the remaining sources can tell (SPEC §4), never to "on".
+		left := m.allCaps()
+		if ev.Caps&CapScreen != 0 && left&CapScreen == 0 {
+			m.screenKnown = false
+		}
+		if ev.Caps&CapLock != 0 && left&CapLock == 0 {
+			m.lockKnown = false
+		}
+		if left&CapIdle == 0 {
 			m.idleKnown = false // nobody can say any more
 		}
 	}

@@ -64,6 +64,17 @@ func TestMeterScenarios(t *testing.T) {
 			{1, "amos-power", EventScreenOn, 0}, {1, "amos-power", EventUnlocked, 0}, {1, "logind", EventActive, 0},
 			{61, "logind", EventSuspend, 0}, {500, "logind", EventResume, 0},
 		}, 560, 120, 1, 1, 1 << 9},
+		{"a source that goes away stops the clock: its screen state is stale", []step{
+			{0, "amos-power", EventAvailable, power},
+			{1, "amos-power", EventScreenOn, 0}, {1, "amos-power", EventUnlocked, 0}, {1, "amos-power", EventInput, 0},
+			{10, "amos-power", EventUnavailable, power},
+		}, 3600, 9, 1, 1, 1 << 9},
+		{"the same state told again is no transition", []step{
+			{0, "amos-power", EventAvailable, power},
+			{1, "amos-power", EventScreenOn, 0}, {1, "amos-power", EventUnlocked, 0},
+			{5, "amos-power", EventUnavailable, power}, {6, "amos-power", EventAvailable, power},
+			{7, "amos-power", EventScreenOn, 0}, {7, "amos-power", EventUnlocked, 0},
+		}, 10, 0, 1, 1, 0},
 		{"an interval across an hour boundary marks both hours", []step{
 			{0, "api", EventScreenOn, 0}, {0, "api", EventUnlocked, 0},
 		}, 3630, 3630, 1, 1, 1<<9 | 1<<10},

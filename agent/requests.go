@@ -65,6 +65,7 @@ func (a *Agent) setConsent(granted bool) error {
 		}
 		if !a.consent {
 			a.consent = true
+			a.consentNow.Store(true)
 			a.meter.counting = true
 			a.meter.at = now
 			a.meter.newDay(a.dateFloor(a.today(now)))
@@ -80,6 +81,7 @@ func (a *Agent) setConsent(granted bool) error {
 		return err
 	}
 	a.consent = false
+	a.consentNow.Store(false)
 	a.meter.counting = false
 	a.meter.newDay(0) // everything of the day goes
 	a.meter.dirty = false
@@ -113,8 +115,20 @@ func (a *Agent) Flush(ctx context.Context) (accepted, queued uint32, err error) 
 func (a *Agent) SetServerTime(ctx context.Context, serverTime int64, at time.Duration) error {
 	return a.do(ctx, func() {
 		a.step(at)
+		before, _ := a.trusted(at)
 		a.anchor = timeAnchor{serverTime: serverTime, at: at, ok: true}
+		after, _ := a.trusted(at)
+		if d := after.Sub(before); (d > ClockJump || -d > ClockJump) && a.consent {
+			// The day was counted on a clock the server now corrects by more than
+			// 5 minutes: its record says so.
+			a.logf("clock: the server corrects trusted time by %v", d.Round(time.Second))
+			a.meter.tally.Flags |= proof.FlagClockJumped
+			a.meter.dirty = true
+		}
 		a.wallRef = a.wallOffset(a.clock.Boottime())
+		if a.alarm != nil {
+			a.armMidnight(a.alarm, a.clock.Boottime())
+		}
 	})
 }
 

@@ -102,7 +102,9 @@ func (s *syncer) Run(ctx context.Context) error {
 	s.state = st
 	s.bo.SetInterval(st.BackoffInterval)
 	if wait := time.Unix(st.NextRetry, 0).Sub(s.a.clock.Now()); st.NextRetry != 0 && wait > 0 {
-		s.arm(wait)
+		// A wall clock that moved since cannot stretch the wait past what any
+		// schedule allows: 1.5 × max_backoff, or a whole Retry-After.
+		s.arm(min(wait, max(time.Duration(s.a.cfg.Sync.MaxBackoff)*3/2, transport.MaxRetryAfter)))
 	} else {
 		s.poke() // whatever is queued goes now
 	}
@@ -149,11 +151,16 @@ func (s *syncer) disarm() {
 // attempt uploads the queue, chunk by chunk, oldest first, until it is empty or an
 // upload fails; it applies each chunk's outcome in one store transaction.
 func (s *syncer) attempt(ctx context.Context) (accepted, queued uint32, err error) {
+	if !s.a.consentNow.Load() {
+		s.disarm() // nothing is uploaded without consent (SPEC §4)
+		return 0, 0, errors.New("no consent: nothing is uploaded")
+	}
 	for {
 		// One batch per upload, so that each answer is applied, in one store
 		// transaction, as soon as it arrives: a kill loses at most one answer.
 		items, perr := s.a.st.Peek(s.a.cfg.Sync.BatchRecords, proof.MaxBatchBytes)
 		if perr != nil {
+			s.arm(s.bo.Next())
 			return accepted, 0, perr
 		}
 		if len(items) == 0 {
@@ -210,6 +217,7 @@ func (s *syncer) attempt(ctx context.Context) (accepted, queued uint32, err erro
 		sres, serr := s.a.st.Settle(settle)
 		if serr != nil {
 			s.a.logf("sync: apply the answer: %v", serr)
+			s.arm(s.bo.Next())
 			return accepted, 0, serr
 		}
 		accepted += uint32(sres.Acked)
@@ -245,16 +253,30 @@ func (s *syncer) attempt(ctx context.Context) (accepted, queued uint32, err erro
 	}
 }
 
-// chainBroken handles records the server refused for good. The server can never take
-// a later record of the same epoch (it would answer chain_gap forever), so those are
-// dead-lettered too, as "chain_broken", and if the epoch is the current one, the chain
-// continues in a new epoch.
+// chainBreaking are the refusals after which the server holds no link for the record,
+// so that it can never take a later record of the same epoch (it would answer
+// chain_gap forever). Records refused for their content (bad_cert, unknown_maker,
+// future_date, stale) are still linked by the server and break nothing.
+var chainBreaking = map[string]bool{
+	"bad_format": true, "bad_signature": true, "chain_fork": true, "unknown_device": true,
+	transport.ReasonTooLarge: true, "chain_broken": true,
+}
+
+// chainBroken handles records the server refused for good. After a refusal that breaks
+// the chain, later records of the same epoch are dead-lettered too, as "chain_broken",
+// and if the epoch is the current one, the chain continues in a new epoch.
 func (a *Agent) chainBroken(ctx context.Context, dead []transport.Refusal) {
-	first := map[uint32]uint64{} // epoch → lowest refused seq
+	first := map[uint32]uint64{} // epoch → lowest refused seq that breaks the chain
 	for _, d := range dead {
+		if !chainBreaking[d.Reason] {
+			continue
+		}
 		if s, ok := first[d.ID.Epoch]; !ok || d.ID.Seq < s {
 			first[d.ID.Epoch] = d.ID.Seq
 		}
+	}
+	if len(first) == 0 {
+		return
 	}
 	items, err := a.st.Peek(1<<30, 1<<30)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"amos.example/amosd/internal/testenv"
+	"amos.example/amosd/proof"
 )
 
 func withCollector(c *testenv.Collector) func(*Config) {
@@ -144,5 +145,38 @@ func TestSyncOnNetworkUp(t *testing.T) {
 	r.waitTrace("sync")
 	if requests, n := col.Counts(); n != 1 || requests != 2 {
 		t.Fatalf("after the network came up: %d records in %d requests, want 1 in 2", n, requests)
+	}
+}
+
+// TestSyncRefusals: a refusal that leaves the server without a link (bad_signature)
+// breaks the chain: the agent continues in a new epoch. A refusal for content
+// (stale) breaks nothing.
+func TestSyncRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		reason    string
+		wantEpoch uint32
+	}{{"bad_signature", 2}, {"stale", 1}} {
+		t.Run(tc.reason, func(t *testing.T) {
+			col := testenv.StartCollector(t)
+			col.SetNow(func() int64 { return morning.Unix() })
+			col.SetVerdict(func(rec *proof.Record) (string, string) {
+				if rec.Epoch == 1 && rec.Seq == 2 {
+					return "rejected", tc.reason
+				}
+				return "", ""
+			})
+			r := newRig(t, morning, power, withCollector(col))
+			r.start()
+			r.waitTrace("sync") // the genesis
+			r.at("09:00:00")
+			r.use(time.Minute)
+			r.at("00:00:00")
+			r.waitMinted()
+			r.waitTrace("sync") // the day, refused
+			st, err := r.a.Status(context.Background())
+			if err != nil || st.Epoch != tc.wantEpoch || st.DeadLetter != 1 {
+				t.Fatalf("after a %s refusal: epoch %d, dead-letter %d (%v)", tc.reason, st.Epoch, st.DeadLetter, err)
+			}
+		})
 	}
 }

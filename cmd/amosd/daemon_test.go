@@ -26,6 +26,7 @@ type daemon struct {
 	cmd   *exec.Cmd
 	lines chan string
 	log   strings.Builder
+	seen  []string // every line so far
 }
 
 // startDaemon runs `amosd --config cfg run` and collects its log lines.
@@ -56,22 +57,32 @@ func startDaemon(t *testing.T, bin, cfg string) *daemon {
 	return d
 }
 
-// waitLog waits for a log line containing s.
-func (d *daemon) waitLog(s string) {
+// waitLog waits until some log line, since the start, contains s.
+func (d *daemon) waitLog(s string) { d.t.Helper(); d.waitLogN(s, 1) }
+
+// waitLogN waits until n log lines, since the start, contain s.
+func (d *daemon) waitLogN(s string, n int) {
 	d.t.Helper()
-	deadline := time.After(60 * time.Second)
-	for {
+	count := func() int {
+		c := 0
+		for _, l := range d.seen {
+			if strings.Contains(l, s) {
+				c++
+			}
+		}
+		return c
+	}
+	deadline := time.After(2 * time.Minute)
+	for count() < n {
 		select {
 		case line, ok := <-d.lines:
 			if !ok {
 				d.t.Fatalf("amosd exited before logging %q:\n%s", s, d.log.String())
 			}
 			d.log.WriteString(line + "\n")
-			if strings.Contains(line, s) {
-				return
-			}
+			d.seen = append(d.seen, line)
 		case <-deadline:
-			d.t.Fatalf("amosd did not log %q in 60 s:\n%s", s, d.log.String())
+			d.t.Fatalf("amosd did not log %q (%d times) in 2 minutes:\n%s", s, n, d.log.String())
 		}
 	}
 }

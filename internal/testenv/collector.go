@@ -34,6 +34,15 @@ type Collector struct {
 	fail     func(n int) (status int, retryAfter string)
 	now      func() int64
 	delay    func() time.Duration
+	verdict  func(rec *proof.Record) (status, reason string)
+}
+
+// SetVerdict decides the answer to each record before the chain does; "" lets the
+// chain decide. A refused record is not stored.
+func (c *Collector) SetVerdict(f func(rec *proof.Record) (status, reason string)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.verdict = f
 }
 
 // StartCollector starts a Collector that stops with the test.
@@ -139,6 +148,13 @@ func (c *Collector) serve(w http.ResponseWriter, r *http.Request) {
 		chain := fmt.Sprintf("%s/%d", rec.DeviceID, rec.Epoch)
 		key := chain + "/" + strconv.FormatUint(rec.Seq, 10)
 		res := result{Epoch: rec.Epoch, Seq: rec.Seq}
+		if c.verdict != nil {
+			if status, reason := c.verdict(rec); status != "" {
+				res.Status, res.Reason = status, reason
+				out.Results = append(out.Results, res)
+				continue
+			}
+		}
 		switch {
 		case c.records[key] != nil:
 			res.Status = "duplicate"
