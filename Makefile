@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BUILDFLAGS := -trimpath -tags nethttpomithttp2 -ldflags '$(LDFLAGS)'
-CMDS := amosd
+CMDS := amosd amos-collector
 
 FUZZTIME ?= 30s
 CI_FUZZTIME ?= 10s

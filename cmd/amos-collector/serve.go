@@ -1,0 +1,58 @@
+package main
+
+import (
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+
+	"amos.example/amosd/collector"
+	"amos.example/amosd/collector/httpapi"
+)
+
+// runServe serves until SIGTERM or SIGINT, then lets the batches in flight commit and
+// exits 0.
+func runServe(env *cliEnv, args []string) int {
+	if _, code := parseFlags(env, flag.NewFlagSet("serve", flag.ContinueOnError), args, 0); code != exitOK {
+		return code
+	}
+	cfg, code := env.loadConfig()
+	if code != exitOK {
+		return code
+	}
+	var tlsConfig *tls.Config
+	scheme := "http"
+	if cfg.UsesTLS() {
+		var err error
+		if tlsConfig, err = httpapi.LoadTLS(cfg.TLSCert, cfg.TLSKey); err != nil {
+			fmt.Fprintf(env.stderr, "amos-collector: config %s: keys tls_cert and tls_key: %v\n", env.config, err)
+			return exitUsage
+		}
+		scheme = "https"
+	}
+	ledger, err := collector.OpenBolt(cfg.DataDir, collector.BoltOptions{})
+	if err != nil {
+		return failed(env.stderr, "%v", err)
+	}
+	defer ledger.Close()
+	c, err := collector.New(ledger, collector.Options{Makers: cfg.Registry(), Eligibility: cfg.Eligibility})
+	if err != nil {
+		return failed(env.stderr, "%v", err)
+	}
+	logger := log.New(env.stderr, "", log.LstdFlags)
+	h, err := httpapi.New(httpapi.FromConfig(cfg, c, logger.Printf))
+	if err != nil {
+		return failed(env.stderr, "%v", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return failed(env.stderr, "listen on %s (config %s, key listen): %v", cfg.Listen, env.config, err)
+	}
+	logger.Printf("amos-collector %s: serving %s on %s (ledger %s, %d makers)", version, scheme, ln.Addr(), ledger.Path(), len(cfg.Makers))
+	if err := httpapi.Serve(env.ctx, httpapi.NewServer(h, tlsConfig, logger), ln); err != nil {
+		return failed(env.stderr, "serve: %v", err)
+	}
+	logger.Printf("amos-collector: stopped")
+	return exitOK
+}

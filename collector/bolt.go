@@ -1,0 +1,206 @@
+package collector
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// BoltFileName is the ledger's file inside data_dir.
+const BoltFileName = "collector.db"
+
+// DefaultLockTimeout bounds the wait for another process's lock on the ledger.
+const DefaultLockTimeout = time.Second
+
+// BoltOptions configure OpenBolt.
+type BoltOptions struct {
+	// LockTimeout bounds the wait for the file lock; DefaultLockTimeout if 0.
+	LockTimeout time.Duration
+	// ReadOnly opens an existing ledger for reading only (offline claims); it takes a
+	// shared lock, so it fails with ErrInUse while a server holds the file.
+	ReadOnly bool
+}
+
+// BoltLedger is the Ledger in one bbolt file, data_dir/collector.db. Every Update is
+// one fsync'd bbolt transaction (bbolt's NoSync is never set).
+type BoltLedger struct {
+	db   *bolt.DB
+	path string
+}
+
+var _ Ledger = (*BoltLedger)(nil)
+
+// OpenBolt opens or creates the ledger in dir and checks it: the schema version, every
+// bucket, and bbolt's Tx.Check of every page. A ledger that fails is never repaired or
+// moved aside: the error wraps ErrCorrupt and an operator decides.
+func OpenBolt(dir string, o BoltOptions) (*BoltLedger, error) {
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+	path := filepath.Join(dir, BoltFileName)
+	if o.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("collector: ledger: %w", err)
+		}
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("collector: data_dir: %w", err)
+	}
+	var db *bolt.DB
+	err := guard(func() error {
+		var err error
+		db, err = bolt.Open(path, 0o600, &bolt.Options{
+			Timeout:      o.LockTimeout,
+			ReadOnly:     o.ReadOnly,
+			FreelistType: bolt.FreelistMapType,
+		})
+		return err
+	})
+	if err != nil {
+		return nil, classifyOpenError(path, err)
+	}
+	l := &BoltLedger{db: db, path: path}
+	if err := guard(func() error { return l.check(o.ReadOnly) }); err != nil {
+		db.Close()
+		var pe *panicError
+		if errors.As(err, &pe) {
+			err = fmt.Errorf("%v: %w", err, ErrCorrupt)
+		}
+		return nil, fmt.Errorf("collector: ledger %s: %w", path, err)
+	}
+	return l, nil
+}
+
+func classifyOpenError(path string, err error) error {
+	var pe *panicError
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return fmt.Errorf("collector: ledger %s: %w (its lock was not released within the timeout)", path, ErrInUse)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch),
+		errors.Is(err, berrors.ErrChecksum), errors.As(err, &pe),
+		strings.Contains(err.Error(), "file size too small"):
+		return fmt.Errorf("collector: ledger %s: %v: %w", path, err, ErrCorrupt)
+	}
+	return fmt.Errorf("collector: ledger %s: %w", path, err)
+}
+
+// check creates the buckets of a new ledger, then checks the schema, the buckets and
+// every page.
+func (l *BoltLedger) check(readOnly bool) error {
+	if !readOnly {
+		err := l.db.Update(func(tx *bolt.Tx) error {
+			meta := tx.Bucket([]byte(bucketMeta.String()))
+			if meta != nil {
+				return nil
+			}
+			if k, _ := tx.Cursor().First(); k != nil {
+				return fmt.Errorf("buckets without a meta bucket: not a collector ledger: %w", ErrCorrupt)
+			}
+			for b := range numBuckets {
+				if _, err := tx.CreateBucket([]byte(b.String())); err != nil {
+					return err
+				}
+			}
+			return tx.Bucket([]byte(bucketMeta.String())).Put(keySchema, binary.BigEndian.AppendUint32(nil, schemaVersion))
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return l.db.View(func(tx *bolt.Tx) error {
+		for b := range numBuckets {
+			if tx.Bucket([]byte(b.String())) == nil {
+				return fmt.Errorf("bucket %s missing: %w", b, ErrCorrupt)
+			}
+		}
+		v := tx.Bucket([]byte(bucketMeta.String())).Get(keySchema)
+		if len(v) != 4 || binary.BigEndian.Uint32(v) != schemaVersion {
+			return fmt.Errorf("schema version %x, this collector knows %d: %w", v, schemaVersion, ErrCorrupt)
+		}
+		var first error
+		for err := range tx.Check() { // drained to the end so that the checker exits
+			if first == nil {
+				first = fmt.Errorf("bbolt check: %v: %w", err, ErrCorrupt)
+			}
+		}
+		return first
+	})
+}
+
+// Path returns the ledger's file.
+func (l *BoltLedger) Path() string { return l.path }
+
+// View implements Ledger.
+func (l *BoltLedger) View(fn func(LedgerTx) error) error {
+	return l.db.View(func(tx *bolt.Tx) error { return fn(ledgerTx{boltKV{tx}}) })
+}
+
+// Update implements Ledger: one bbolt read-write transaction, fsync'd at commit.
+func (l *BoltLedger) Update(fn func(LedgerTx) error) error {
+	return l.db.Update(func(tx *bolt.Tx) error { return fn(ledgerTx{boltKV{tx}}) })
+}
+
+// Close implements Ledger.
+func (l *BoltLedger) Close() error { return l.db.Close() }
+
+type boltKV struct{ tx *bolt.Tx }
+
+func (k boltKV) bucket(b bucket) *bolt.Bucket { return k.tx.Bucket([]byte(b.String())) }
+
+func (k boltKV) get(b bucket, key []byte) []byte { return k.bucket(b).Get(key) }
+
+func (k boltKV) put(b bucket, key, value []byte) error {
+	if !k.tx.Writable() {
+		return fmt.Errorf("collector: put %s: %w", b, ErrReadOnly)
+	}
+	return k.bucket(b).Put(key, value)
+}
+
+func (k boltKV) scan(b bucket, from, to []byte, fn func(k, v []byte) error) error {
+	c := k.bucket(b).Cursor()
+	var key, v []byte
+	if from == nil {
+		key, v = c.First()
+	} else {
+		key, v = c.Seek(from)
+	}
+	for ; key != nil && (to == nil || bytes.Compare(key, to) < 0); key, v = c.Next() {
+		if err := fn(key, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (k boltKV) first(b bucket, from, to []byte) []byte {
+	key, _ := k.bucket(b).Cursor().Seek(from)
+	if key == nil || (to != nil && bytes.Compare(key, to) >= 0) {
+		return nil
+	}
+	return key
+}
+
+// panicError is a panic or memory fault of bbolt on a damaged file, caught by guard.
+type panicError struct{ v any }
+
+func (p *panicError) Error() string { return fmt.Sprintf("bbolt failed on the file: %v", p.v) }
+
+// guard runs fn, turning panics and memory faults into a *panicError.
+func guard(fn func() error) (err error) {
+	old := debug.SetPanicOnFault(true)
+	defer debug.SetPanicOnFault(old)
+	defer func() {
+		if r := recover(); r != nil {
+			err = &panicError{r}
+		}
+	}()
+	return fn()
+}

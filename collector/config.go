@@ -1,0 +1,308 @@
+package collector
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"amos.example/amosd/proof"
+)
+
+// DefaultConfigPath is where the collector's configuration is read from when neither
+// --config nor $AMOS_COLLECTOR_CONFIG names one.
+const DefaultConfigPath = "/etc/amos-collector/config.json"
+
+// ConfigEnv names the variable that overrides DefaultConfigPath.
+const ConfigEnv = "AMOS_COLLECTOR_CONFIG"
+
+// Config is the collector's configuration file (SPEC §8).
+type Config struct {
+	Listen            string        `json:"listen"`
+	TLSCert           string        `json:"tls_cert"`
+	TLSKey            string        `json:"tls_key"`
+	AllowInsecureHTTP bool          `json:"allow_insecure_http"`
+	DataDir           string        `json:"data_dir"`
+	Makers            []MakerConfig `json:"makers"`
+	PayerTokenSHA256  string        `json:"payer_token_sha256"`
+	Eligibility       Eligibility   `json:"eligibility"`
+	Limits            Limits        `json:"limits"`
+
+	registry Registry
+}
+
+// MakerConfig is one entry of the makers registry.
+type MakerConfig struct {
+	ID          string `json:"id"`
+	PublicKey   string `json:"public_key"`   // Ed25519, 64 hex digits
+	TokenSHA256 string `json:"token_sha256"` // SHA-256 of its bearer token, 64 hex digits
+}
+
+// Eligibility holds the thresholds of SPEC §8.
+type Eligibility struct {
+	MinInteractiveSeconds int `json:"min_interactive_seconds"`
+	MinUnlocks            int `json:"min_unlocks"`
+	MinActiveDays         int `json:"min_active_days"`
+}
+
+// DefaultEligibility returns SPEC §8's defaults: 120 s, 1 unlock, 10 days.
+func DefaultEligibility() Eligibility {
+	return Eligibility{MinInteractiveSeconds: 120, MinUnlocks: 1, MinActiveDays: 10}
+}
+
+// Active reports whether an activity record's counters make its date an active day.
+func (e Eligibility) Active(a *proof.ActivityDay) bool {
+	return int(a.InteractiveSeconds) >= e.MinInteractiveSeconds && int(a.Unlocks) >= e.MinUnlocks
+}
+
+func (e Eligibility) validate() *ConfigError {
+	bad := func(key, format string, args ...any) *ConfigError {
+		return &ConfigError{Key: "eligibility." + key, Problem: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case e.MinInteractiveSeconds < 0 || e.MinInteractiveSeconds > 86400:
+		return bad("min_interactive_seconds", "%d, want 0..86400", e.MinInteractiveSeconds)
+	case e.MinUnlocks < 0 || e.MinUnlocks > 65535:
+		return bad("min_unlocks", "%d, want 0..65535", e.MinUnlocks)
+	case e.MinActiveDays < 1 || e.MinActiveDays > 31:
+		return bad("min_active_days", "%d, want 1..31", e.MinActiveDays)
+	}
+	return nil
+}
+
+// Limits bound the load the server takes (SPEC §8).
+type Limits struct {
+	MaxInflightBatches     int `json:"max_inflight_batches"`
+	DeviceBatchesPerMinute int `json:"device_batches_per_minute"`
+}
+
+// DefaultLimits returns SPEC §8's defaults: 64 batches in flight, 30 a minute per device.
+func DefaultLimits() Limits { return Limits{MaxInflightBatches: 64, DeviceBatchesPerMinute: 30} }
+
+// Registry maps maker_id to the maker's registered Ed25519 key.
+type Registry map[string]proof.PublicKey
+
+// Keys returns the registry as proof's lookup function; nil for a nil registry.
+func (r Registry) Keys() proof.MakerKeys {
+	if r == nil {
+		return nil
+	}
+	return func(id string) (proof.PublicKey, bool) {
+		k, ok := r[id]
+		return k, ok
+	}
+}
+
+// DefaultConfig returns the configuration every key of a file is laid over.
+func DefaultConfig() Config {
+	return Config{
+		Listen:      "127.0.0.1:8443",
+		DataDir:     "/var/lib/amos-collector",
+		Makers:      []MakerConfig{},
+		Eligibility: DefaultEligibility(),
+		Limits:      DefaultLimits(),
+	}
+}
+
+// Registry returns the makers registry of a validated configuration.
+func (c *Config) Registry() Registry { return c.registry }
+
+// TokenHashes returns the SHA-256 of each maker's bearer token by maker_id.
+func (c *Config) TokenHashes() map[string][32]byte {
+	m := make(map[string][32]byte, len(c.Makers))
+	for _, mk := range c.Makers {
+		var h [32]byte
+		hex.Decode(h[:], []byte(mk.TokenSHA256)) // checked by validate
+		m[mk.ID] = h
+	}
+	return m
+}
+
+// PayerTokenHash returns the SHA-256 of the payer's token, false if none is set.
+func (c *Config) PayerTokenHash() ([32]byte, bool) {
+	var h [32]byte
+	if c.PayerTokenSHA256 == "" {
+		return h, false
+	}
+	hex.Decode(h[:], []byte(c.PayerTokenSHA256))
+	return h, true
+}
+
+// UsesTLS reports whether the server serves https.
+func (c *Config) UsesTLS() bool { return c.TLSCert != "" }
+
+// ConfigError names the file, the key and what is wrong with it.
+type ConfigError struct {
+	File    string
+	Key     string // dotted path such as "makers[1].public_key"; "" for the file as a whole
+	Line    int    // 1-based, 0 if unknown
+	Column  int
+	Problem string
+}
+
+func (e *ConfigError) Error() string {
+	s := "config " + e.File
+	if e.Line > 0 {
+		s += fmt.Sprintf(":%d:%d", e.Line, e.Column)
+	}
+	if e.Key != "" {
+		s += ": key " + e.Key
+	}
+	return s + ": " + e.Problem
+}
+
+func (e *ConfigError) Unwrap() error { return ErrConfig }
+
+// LoadConfig reads and checks the configuration file at path.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &ConfigError{File: path, Problem: err.Error()}
+	}
+	return ParseConfig(path, b)
+}
+
+// ParseConfig decodes and checks a configuration; name is used in errors. Unknown
+// keys, wrong types and invalid values are refused, each naming the key.
+func ParseConfig(name string, b []byte) (*Config, error) {
+	c := DefaultConfig()
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	fail := func(key string, off int64, problem string) error {
+		e := &ConfigError{File: name, Key: key, Problem: problem}
+		if off >= 0 {
+			e.Line, e.Column = lineCol(b, off)
+		}
+		return e
+	}
+	if err := dec.Decode(&c); err != nil {
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syn):
+			return nil, fail("", syn.Offset, "JSON syntax: "+syn.Error())
+		case errors.As(err, &typ):
+			return nil, fail(typ.Field, typ.Offset, fmt.Sprintf("want %s, got JSON %s", typ.Type, typ.Value))
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			key := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			off := dec.InputOffset() // past the key's value: point at the key itself
+			if i := bytes.LastIndex(b[:min(off, int64(len(b)))], []byte(`"`+key+`"`)); i >= 0 {
+				off = int64(i)
+			}
+			return nil, fail(key, off, "unknown key")
+		case errors.Is(err, io.EOF):
+			return nil, fail("", -1, "empty file: want a JSON object")
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return nil, fail("", int64(len(b)), "JSON syntax: unexpected end of file")
+		}
+		return nil, fail("", dec.InputOffset(), err.Error())
+	}
+	if dec.More() {
+		return nil, fail("", dec.InputOffset(), "more than one JSON value")
+	}
+	if err := c.validate(); err != nil {
+		err.File = name
+		return nil, err
+	}
+	return &c, nil
+}
+
+func lineCol(b []byte, off int64) (line, col int) {
+	off = min(max(off, 0), int64(len(b)))
+	line = 1 + bytes.Count(b[:off], []byte("\n"))
+	col = int(off) - bytes.LastIndexByte(b[:off], '\n')
+	return line, col
+}
+
+func parseHex32(s string) ([32]byte, error) {
+	var v [32]byte
+	if len(s) != 64 {
+		return v, fmt.Errorf("%q: want 64 hex digits, got %d characters", s, len(s))
+	}
+	if _, err := hex.Decode(v[:], []byte(s)); err != nil {
+		return v, fmt.Errorf("%q is not hex: %v", s, err)
+	}
+	return v, nil
+}
+
+func (c *Config) validate() *ConfigError {
+	bad := func(key, format string, args ...any) *ConfigError {
+		return &ConfigError{Key: key, Problem: fmt.Sprintf(format, args...)}
+	}
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return bad("listen", "%q is not host:port: %v", c.Listen, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return bad("listen", "%q: port %q is not a number 0..65535", c.Listen, port)
+	}
+	if net.ParseIP(host) == nil && strings.ContainsAny(host, " /\t") {
+		return bad("listen", "%q: host %q is not an address or a name", c.Listen, host)
+	}
+	switch {
+	case c.TLSCert == "" && c.TLSKey != "":
+		return bad("tls_cert", "missing while tls_key is set: set both or neither")
+	case c.TLSCert != "" && c.TLSKey == "":
+		return bad("tls_key", "missing while tls_cert is set: set both or neither")
+	case c.TLSCert == "" && !c.AllowInsecureHTTP:
+		return bad("tls_cert", "missing: set tls_cert and tls_key, or allow_insecure_http (tests only) to serve plain http")
+	}
+	for _, p := range []struct{ key, val string }{{"tls_cert", c.TLSCert}, {"tls_key", c.TLSKey}} {
+		if p.val != "" && !filepath.IsAbs(p.val) {
+			return bad(p.key, "%q is not an absolute path", p.val)
+		}
+	}
+	if !filepath.IsAbs(c.DataDir) {
+		return bad("data_dir", "%q is not an absolute path", c.DataDir)
+	}
+	c.registry = Registry{}
+	tokens := map[[32]byte]string{}
+	for i, m := range c.Makers {
+		key := fmt.Sprintf("makers[%d]", i)
+		if !proof.ValidMakerID(m.ID) {
+			return bad(key+".id", "%q is not a maker_id [a-z0-9-]{1,32}", m.ID)
+		}
+		if _, dup := c.registry[m.ID]; dup {
+			return bad(key+".id", "maker %q listed twice", m.ID)
+		}
+		pub, err := parseHex32(m.PublicKey)
+		if err != nil {
+			return bad(key+".public_key", "%v", err)
+		}
+		tok, err := parseHex32(m.TokenSHA256)
+		if err != nil {
+			return bad(key+".token_sha256", "%v", err)
+		}
+		if other, dup := tokens[tok]; dup {
+			return bad(key+".token_sha256", "same token as %s", other)
+		}
+		tokens[tok] = key
+		c.registry[m.ID] = pub
+	}
+	if c.PayerTokenSHA256 != "" {
+		tok, err := parseHex32(c.PayerTokenSHA256)
+		if err != nil {
+			return bad("payer_token_sha256", "%v", err)
+		}
+		if other, dup := tokens[tok]; dup {
+			return bad("payer_token_sha256", "same token as %s", other)
+		}
+	}
+	if err := c.Eligibility.validate(); err != nil {
+		return err
+	}
+	switch l := c.Limits; {
+	case l.MaxInflightBatches < 1 || l.MaxInflightBatches > 100000:
+		return bad("limits.max_inflight_batches", "%d, want 1..100000", l.MaxInflightBatches)
+	case l.DeviceBatchesPerMinute < 1 || l.DeviceBatchesPerMinute > 100000:
+		return bad("limits.device_batches_per_minute", "%d, want 1..100000", l.DeviceBatchesPerMinute)
+	}
+	return nil
+}

@@ -1,0 +1,140 @@
+package collector
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const (
+	hexA = "1111111111111111111111111111111111111111111111111111111111111111"
+	hexB = "2222222222222222222222222222222222222222222222222222222222222222"
+	hexC = "3333333333333333333333333333333333333333333333333333333333333333"
+)
+
+func TestSampleConfigs(t *testing.T) {
+	for _, name := range []string{"collector.json", "collector-dev.json"} {
+		c, err := LoadConfig(filepath.Join("..", "testdata", "collector", name))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(c.Registry()) != len(c.Makers) || len(c.TokenHashes()) != len(c.Makers) {
+			t.Errorf("%s: registry %v", name, c.Registry())
+		}
+	}
+	c, _ := LoadConfig(filepath.Join("..", "testdata", "collector", "collector.json"))
+	if h := c.TokenHashes()["konka"]; h != sha256.Sum256([]byte("example konka token")) {
+		t.Errorf("konka token hash %x", h)
+	}
+	if h, ok := c.PayerTokenHash(); !ok || h != sha256.Sum256([]byte("example payer token")) {
+		t.Errorf("payer token hash %x %v", h, ok)
+	}
+	if !c.UsesTLS() || c.Eligibility != DefaultEligibility() || c.Limits != DefaultLimits() {
+		t.Errorf("config %+v", c)
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	c, err := ParseConfig("min.json", []byte(`{"allow_insecure_http": true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:8443" || c.DataDir != "/var/lib/amos-collector" || c.Eligibility != DefaultEligibility() ||
+		c.Limits != DefaultLimits() || len(c.Registry()) != 0 || c.UsesTLS() {
+		t.Errorf("defaults %+v", c)
+	}
+	if _, ok := c.PayerTokenHash(); ok {
+		t.Error("a payer token without one configured")
+	}
+	// A partial nested object keeps the other defaults.
+	c, err = ParseConfig("e.json", []byte(`{"allow_insecure_http": true, "eligibility": {"min_active_days": 5}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Eligibility != (Eligibility{120, 1, 5}) {
+		t.Errorf("eligibility %+v", c.Eligibility)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	maker := func(id, pub, tok string) string {
+		return `{"id": "` + id + `", "public_key": "` + pub + `", "token_sha256": "` + tok + `"}`
+	}
+	tests := []struct {
+		name, json   string
+		key, problem string
+		line         int
+	}{
+		{"empty", ``, "", "empty file", 0},
+		{"syntax", "{\n  \"listen\": ,\n}", "", "JSON syntax", 2},
+		{"truncated", `{"listen": "a:1"`, "", "unexpected end", 1},
+		{"two values", `{"allow_insecure_http": true} {}`, "", "more than one JSON value", 1},
+		{"unknown key", "{\n\"allow_insecure_http\": true,\n\"tls_certificate\": \"/x\"}", "tls_certificate", "unknown key", 3},
+		{"unknown nested key", `{"allow_insecure_http": true, "limits": {"max_inflight": 3}}`, "max_inflight", "unknown key", 1},
+		{"wrong type", `{"allow_insecure_http": "yes"}`, "allow_insecure_http", "want bool", 1},
+		{"wrong nested type", `{"allow_insecure_http": true, "eligibility": {"min_unlocks": "1"}}`, "eligibility.min_unlocks", "want int", 1},
+		{"no tls", `{}`, "tls_cert", "allow_insecure_http", 0},
+		{"key without cert", `{"tls_key": "/k"}`, "tls_cert", "set both", 0},
+		{"cert without key", `{"tls_cert": "/c"}`, "tls_key", "set both", 0},
+		{"relative cert", `{"tls_cert": "c.pem", "tls_key": "/k"}`, "tls_cert", "not an absolute path", 0},
+		{"relative data_dir", `{"allow_insecure_http": true, "data_dir": "data"}`, "data_dir", "not an absolute path", 0},
+		{"listen no port", `{"allow_insecure_http": true, "listen": "localhost"}`, "listen", "not host:port", 0},
+		{"listen bad port", `{"allow_insecure_http": true, "listen": "localhost:https"}`, "listen", "port", 0},
+		{"listen big port", `{"allow_insecure_http": true, "listen": ":70000"}`, "listen", "port", 0},
+		{"maker id", `{"allow_insecure_http": true, "makers": [` + maker("Konka", hexA, hexB) + `]}`, "makers[0].id", "not a maker_id", 0},
+		{"maker twice", `{"allow_insecure_http": true, "makers": [` + maker("a", hexA, hexB) + `,` + maker("a", hexA, hexC) + `]}`, "makers[1].id", "listed twice", 0},
+		{"maker key short", `{"allow_insecure_http": true, "makers": [` + maker("a", hexA[:62], hexB) + `]}`, "makers[0].public_key", "64 hex digits", 0},
+		{"maker key not hex", `{"allow_insecure_http": true, "makers": [` + maker("a", strings.Repeat("z", 64), hexB) + `]}`, "makers[0].public_key", "not hex", 0},
+		{"maker token", `{"allow_insecure_http": true, "makers": [` + maker("a", hexA, "") + `]}`, "makers[0].token_sha256", "64 hex digits", 0},
+		{"shared token", `{"allow_insecure_http": true, "makers": [` + maker("a", hexA, hexB) + `,` + maker("b", hexA, hexB) + `]}`, "makers[1].token_sha256", "same token as makers[0]", 0},
+		{"payer token", `{"allow_insecure_http": true, "payer_token_sha256": "abc"}`, "payer_token_sha256", "64 hex digits", 0},
+		{"payer shares a token", `{"allow_insecure_http": true, "makers": [` + maker("a", hexA, hexB) + `], "payer_token_sha256": "` + hexB + `"}`, "payer_token_sha256", "same token", 0},
+		{"seconds", `{"allow_insecure_http": true, "eligibility": {"min_interactive_seconds": 86401}}`, "eligibility.min_interactive_seconds", "0..86400", 0},
+		{"unlocks", `{"allow_insecure_http": true, "eligibility": {"min_unlocks": -1}}`, "eligibility.min_unlocks", "0..65535", 0},
+		{"days", `{"allow_insecure_http": true, "eligibility": {"min_active_days": 0}}`, "eligibility.min_active_days", "1..31", 0},
+		{"inflight", `{"allow_insecure_http": true, "limits": {"max_inflight_batches": 0}}`, "limits.max_inflight_batches", "1..100000", 0},
+		{"rate", `{"allow_insecure_http": true, "limits": {"device_batches_per_minute": -3}}`, "limits.device_batches_per_minute", "1..100000", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig("/etc/c.json", []byte(tc.json))
+			var ce *ConfigError
+			if !errors.As(err, &ce) || !errors.Is(err, ErrConfig) {
+				t.Fatalf("err %v, want a *ConfigError", err)
+			}
+			if ce.File != "/etc/c.json" || ce.Key != tc.key || !strings.Contains(ce.Problem, tc.problem) || (tc.line != 0 && ce.Line != tc.line) {
+				t.Errorf("%q: file %q key %q line %d problem %q; want key %q line %d problem containing %q",
+					err, ce.File, ce.Key, ce.Line, ce.Problem, tc.key, tc.line, tc.problem)
+			}
+			if !strings.HasPrefix(err.Error(), "config /etc/c.json") {
+				t.Errorf("message %q does not name the file", err)
+			}
+		})
+	}
+}
+
+func TestLoadConfigMissing(t *testing.T) {
+	_, err := LoadConfig(filepath.Join(t.TempDir(), "none.json"))
+	var ce *ConfigError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "none.json") {
+		t.Errorf("err %v", err)
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.json")
+	tok := sha256.Sum256([]byte("t"))
+	body := `{"allow_insecure_http": true, "makers": [{"id": "m", "public_key": "` + hexA + `", "token_sha256": "` + hex.EncodeToString(tok[:]) + `"}]}`
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TokenHashes()["m"] != tok {
+		t.Error("token hash")
+	}
+}

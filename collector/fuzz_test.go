@@ -1,0 +1,190 @@
+package collector
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"amos.example/amosd/proof"
+)
+
+func FuzzParseConfig(f *testing.F) {
+	for _, name := range []string{"collector.json", "collector-dev.json"} {
+		b, err := os.ReadFile(filepath.Join("..", "testdata", "collector", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"allow_insecure_http": true, "eligibility": {"min_active_days": 3}}`))
+	f.Add([]byte(`{"makers": [{"id": "a"}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseConfig("fuzz.json", b)
+		if err != nil {
+			var ce *ConfigError
+			if !errors.As(err, &ce) || !errors.Is(err, ErrConfig) || ce.File != "fuzz.json" {
+				t.Fatalf("error %v is not a *ConfigError naming the file", err)
+			}
+			return
+		}
+		// What parses is valid: a registry entry and a token per maker.
+		if len(c.Registry()) != len(c.Makers) || len(c.TokenHashes()) != len(c.Makers) {
+			t.Fatalf("registry %d, tokens %d, makers %d", len(c.Registry()), len(c.TokenHashes()), len(c.Makers))
+		}
+		if !c.UsesTLS() && !c.AllowInsecureHTTP {
+			t.Fatal("neither TLS nor allow_insecure_http")
+		}
+	})
+}
+
+func FuzzParseMonth(f *testing.F) {
+	for _, s := range []string{"2026-10", "1970-01", "9999-12", "2026-13", "abc"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := ParseMonth(s)
+		if err != nil {
+			if !errors.Is(err, ErrMonth) {
+				t.Fatalf("error %v is not ErrMonth", err)
+			}
+			return
+		}
+		if m.String() != s || !m.First().Valid() || !m.Last().Valid() || m.Last() < m.First() {
+			t.Fatalf("%q parsed as %v (%s..%s)", s, m, m.First(), m.Last())
+		}
+	})
+}
+
+// FuzzIngest throws arbitrary batch bodies at the ingest path, after a golden chain
+// is stored: it must never panic, answer exactly one result per decoded record (or
+// refuse the batch as a whole), use only SPEC §5's statuses and reasons, and leave
+// every stored chain valid.
+func FuzzIngest(f *testing.F) {
+	g := loadGolden(f)
+	whole, err := os.ReadFile(filepath.Join(goldenDir, "chain31.batch"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(whole)
+	files, _ := filepath.Glob(filepath.Join(goldenDir, "invalid", "*.bin"))
+	for _, p := range files {
+		b, _ := os.ReadFile(p)
+		if len(b) <= proof.MaxBatchBytes {
+			f.Add(b)
+			if batch, err := proof.EncodeBatch([][]byte{b}); err == nil {
+				f.Add(batch)
+			}
+		}
+	}
+	clock := &fixedClock{at(2026, time.October, 20, 12)}
+	valid := map[string]bool{"accepted": true, "duplicate": true, "retry chain_gap": true}
+	for _, r := range []Reason{ReasonBadFormat, ReasonBadSignature, ReasonUnknownDevice, ReasonChainFork,
+		ReasonFutureDate, ReasonBadCert, ReasonUnknownMaker, ReasonStale} {
+		valid["rejected "+string(r)] = true
+	}
+	base := NewMemLedger()
+	ingest(f, newCollector(f, base, clock, g.registry()), g.chain[:10]...)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		c := newCollector(t, base.clone(), clock, g.registry())
+		records, decodeErr := proof.DecodeBatch(body)
+		rc, err := c.IngestBatch(body)
+		if decodeErr != nil {
+			if err == nil || !(errors.Is(err, proof.ErrBatchFraming) || errors.Is(err, proof.ErrBatchTooMany) || errors.Is(err, proof.ErrBatchTooLarge)) {
+				t.Fatalf("batch refused by DecodeBatch (%v), IngestBatch said %v", decodeErr, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rc.Results) != len(records) {
+			t.Fatalf("%d results for %d records", len(rc.Results), len(records))
+		}
+		linked := false
+		for i, v := range verdicts(rc.Results) {
+			if !valid[v] {
+				t.Fatalf("result %d: %q is not a SPEC §5 verdict", i, v)
+			}
+			switch v {
+			case "rejected future_date", "rejected stale", "rejected bad_cert", "rejected unknown_maker":
+				linked = true // possibly linked: check the chains
+			case "accepted":
+				linked = true
+				if _, err := proof.Decode(records[i]); err != nil {
+					t.Fatalf("accepted an undecodable record: %v", err)
+				}
+			}
+		}
+		if linked {
+			checkChains(t, c)
+		}
+	})
+}
+
+// clone returns a deep copy of the ledger.
+func (m *MemLedger) clone() *MemLedger {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	c := NewMemLedger()
+	for i := range m.buckets {
+		for k, v := range m.buckets[i] {
+			c.buckets[i][k] = bytes.Clone(v)
+		}
+	}
+	return c
+}
+
+// FuzzLedgerValues throws arbitrary bytes at the decoders of stored values: no panic,
+// and what decodes re-encodes to the same bytes.
+func FuzzLedgerValues(f *testing.F) {
+	g := loadGolden(f)
+	dev := &DeviceState{ID: g.device.PublicKey().DeviceID(), PublicKey: g.device.PublicKey(), FirstSeen: 1790000000}
+	f.Add(uint8(0), dev.ID[:], encodeDevice(dev))
+	rec, _ := proof.Decode(g.chain[0])
+	gen, _ := rec.Genesis()
+	dev.Cert, _ = gen.Cert.MarshalBinary()
+	dev.CertEpoch, dev.CertMakerKey = 1, g.maker.PublicKey()
+	f.Add(uint8(0), dev.ID[:], encodeDevice(dev))
+	h := &ChainHead{DeviceID: dev.ID, Epoch: 1, Seq: 5, LastDate: oct(4), Genesis: ReasonBadCert, Counts: EpochCounts{Accepted: 3, Stale: 1, ClockJumped: 2}}
+	f.Add(uint8(1), headKey(dev.ID, 1), encodeHead(h))
+	f.Add(uint8(2), recordKey(dev.ID, 1, 1), encodeRecord(&StoredRecord{Reason: ReasonStale, Bytes: g.chain[1]}))
+	f.Fuzz(func(t *testing.T, which uint8, key, v []byte) {
+		check := func(err error, again []byte) {
+			if err != nil {
+				if !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("error %v is not ErrCorrupt", err)
+				}
+				return
+			}
+			if !bytes.Equal(again, v) {
+				t.Fatalf("decoded value re-encodes to %x, was %x", again, v)
+			}
+		}
+		switch which % 3 {
+		case 0:
+			d, err := decodeDevice(key, v)
+			if err == nil {
+				check(nil, encodeDevice(d))
+			} else {
+				check(err, nil)
+			}
+		case 1:
+			h, err := decodeHead(key, v)
+			if err == nil {
+				check(nil, encodeHead(h))
+			} else {
+				check(err, nil)
+			}
+		case 2:
+			r, err := decodeRecord(key, v)
+			if err == nil {
+				check(nil, encodeRecord(r))
+			} else {
+				check(err, nil)
+			}
+		}
+	})
+}

@@ -1,0 +1,427 @@
+// Package httpapi serves a collector.Collector over HTTPS: the records endpoint of SPEC
+// §5 and the claims, devices and health endpoints of SPEC §8, with load shedding, a
+// per-device rate limit and bearer tokens.
+//
+// POST /v1/records holds one of max_inflight_batches slots while it reads, verifies and
+// stores a batch; with every slot taken it answers 503 at once, Retry-After: 5. The
+// body is limited to 64 KiB before it is read (413 beyond, or on more than 256
+// records; 400 on bad framing; 415 without Content-Type application/vnd.amos.records).
+// A batch is attributed to the device_id of its first record for the rate limit of
+// device_batches_per_minute (a token bucket of that size, refilled over a minute; 429
+// with Retry-After when empty); the token is given back when that first record turns
+// out not to be the device's own (bad_format, bad_signature, unknown_device), so that
+// nobody can spend a device's budget without its key.
+//
+// GET /v1/claims and GET /v1/devices/{id} need "Authorization: Bearer TOKEN"; the
+// token's SHA-256 is compared, in constant time, with every maker's and the payer's.
+// A maker sees its own claim row and its own devices (another maker's device is 404),
+// the payer sees everything; no or an unknown token is 401.
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"math"
+	"mime"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"amos.example/amosd/collector"
+	"amos.example/amosd/proof"
+)
+
+// RetryAfterBusy is the Retry-After of a 503 when every in-flight slot is taken.
+const RetryAfterBusy = 5 * time.Second
+
+// Options configure a Handler.
+type Options struct {
+	Collector *collector.Collector
+	// MakerTokens maps maker_id to the SHA-256 of its bearer token.
+	MakerTokens map[string][32]byte
+	// PayerToken is the SHA-256 of the payer's token; nil for none.
+	PayerToken *[32]byte
+	// MaxInflight bounds the batches being handled at once (max_inflight_batches).
+	MaxInflight int
+	// DeviceBatchesPerMinute bounds each device's batches (device_batches_per_minute).
+	DeviceBatchesPerMinute int
+	// Now is the clock of the rate limit; time.Now if nil.
+	Now func() time.Time
+	// Logf receives one line per server-side failure; nil for none.
+	Logf func(format string, args ...any)
+}
+
+// FromConfig returns the Options of a validated configuration.
+func FromConfig(cfg *collector.Config, c *collector.Collector, logf func(string, ...any)) Options {
+	o := Options{Collector: c, MakerTokens: cfg.TokenHashes(), MaxInflight: cfg.Limits.MaxInflightBatches,
+		DeviceBatchesPerMinute: cfg.Limits.DeviceBatchesPerMinute, Logf: logf}
+	if h, ok := cfg.PayerTokenHash(); ok {
+		o.PayerToken = &h
+	}
+	return o
+}
+
+// Handler is the collector's HTTP API.
+type Handler struct {
+	c      *collector.Collector
+	makers []makerToken
+	payer  *[32]byte
+	sem    chan struct{}
+	rate   *rateLimiter
+	logf   func(string, ...any)
+	mux    *http.ServeMux
+}
+
+type makerToken struct {
+	id   string
+	hash [32]byte
+}
+
+// New returns the Handler.
+func New(o Options) (*Handler, error) {
+	switch {
+	case o.Collector == nil:
+		return nil, errors.New("httpapi: no collector")
+	case o.MaxInflight < 1:
+		return nil, fmt.Errorf("httpapi: max in-flight batches %d, want at least 1", o.MaxInflight)
+	case o.DeviceBatchesPerMinute < 1:
+		return nil, fmt.Errorf("httpapi: device batches per minute %d, want at least 1", o.DeviceBatchesPerMinute)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	h := &Handler{c: o.Collector, payer: o.PayerToken, sem: make(chan struct{}, o.MaxInflight),
+		rate: newRateLimiter(o.DeviceBatchesPerMinute, o.Now), logf: o.Logf, mux: http.NewServeMux()}
+	for id, hash := range o.MakerTokens {
+		h.makers = append(h.makers, makerToken{id, hash})
+	}
+	slices.SortFunc(h.makers, func(a, b makerToken) int { return strings.Compare(a.id, b.id) })
+	h.mux.HandleFunc("POST /v1/records", h.records)
+	h.mux.HandleFunc("GET /v1/claims", h.claims)
+	h.mux.HandleFunc("GET /v1/devices/{id}", h.device)
+	h.mux.HandleFunc("GET /healthz", h.healthz)
+	return h, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "encoding the answer: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+func writeError(w http.ResponseWriter, status int, format string, args ...any) {
+	writeJSON(w, status, map[string]string{"error": fmt.Sprintf(format, args...)})
+}
+
+func retryAfter(d time.Duration) string {
+	return strconv.FormatInt(max(1, int64(math.Ceil(d.Seconds()))), 10)
+}
+
+func (h *Handler) records(w http.ResponseWriter, r *http.Request) {
+	select {
+	case h.sem <- struct{}{}:
+		defer func() { <-h.sem }()
+	default:
+		w.Header().Set("Retry-After", retryAfter(RetryAfterBusy))
+		writeError(w, http.StatusServiceUnavailable, "too many batches in flight")
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != proof.BatchContentType {
+		writeError(w, http.StatusUnsupportedMediaType, "Content-Type %q, want %s", r.Header.Get("Content-Type"), proof.BatchContentType)
+		return
+	}
+	if r.ContentLength > proof.MaxBatchBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, "%d bytes, a batch is at most %d", r.ContentLength, proof.MaxBatchBytes)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, proof.MaxBatchBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "a batch is at most %d bytes", proof.MaxBatchBytes)
+			return
+		}
+		writeError(w, http.StatusBadRequest, "reading the batch: %v", err)
+		return
+	}
+	records, err := proof.DecodeBatch(body)
+	if err != nil {
+		status := http.StatusBadRequest
+		if errors.Is(err, proof.ErrBatchTooMany) || errors.Is(err, proof.ErrBatchTooLarge) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		writeError(w, status, "%v", err)
+		return
+	}
+	var dev proof.DeviceID
+	attributed := len(records[0]) >= 7+proof.HashSize
+	if attributed {
+		copy(dev[:], records[0][7:])
+		if ok, wait := h.rate.take(dev); !ok {
+			w.Header().Set("Retry-After", retryAfter(wait))
+			writeError(w, http.StatusTooManyRequests, "device %s: more than %d batches a minute", dev, h.rate.burst)
+			return
+		}
+	}
+	rc, err := h.c.Ingest(records)
+	if err != nil {
+		if attributed {
+			h.rate.refund(dev)
+		}
+		h.logf("amos-collector: POST /v1/records: %v", err)
+		writeError(w, http.StatusInternalServerError, "the batch could not be stored; retry later")
+		return
+	}
+	if attributed && !authentic(rc.Results[0]) {
+		h.rate.refund(dev)
+	}
+	writeJSON(w, http.StatusOK, rc)
+}
+
+// authentic reports whether a result proves that the record was signed by the key of
+// the device it names.
+func authentic(r collector.Result) bool {
+	switch r.Reason {
+	case collector.ReasonBadFormat, collector.ReasonBadSignature, collector.ReasonUnknownDevice:
+		return false
+	}
+	return true
+}
+
+// principal is who a bearer token belongs to: a maker, or the payer.
+type principal struct {
+	maker string
+	payer bool
+}
+
+// authenticate checks the bearer token against every maker's and the payer's hash,
+// in constant time, always all of them.
+func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (principal, bool) {
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	token = strings.TrimSpace(token)
+	sum := sha256.Sum256([]byte(token))
+	var p principal
+	found := 0
+	for _, m := range h.makers {
+		if subtle.ConstantTimeCompare(sum[:], m.hash[:]) == 1 {
+			p, found = principal{maker: m.id}, 1
+		}
+	}
+	if h.payer != nil && subtle.ConstantTimeCompare(sum[:], h.payer[:]) == 1 {
+		p, found = principal{payer: true}, 1
+	}
+	if found == 0 || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="amos-collector"`)
+		writeError(w, http.StatusUnauthorized, "a maker's or the payer's bearer token is required")
+		return principal{}, false
+	}
+	return p, true
+}
+
+func (h *Handler) claims(w http.ResponseWriter, r *http.Request) {
+	p, ok := h.authenticate(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	m, err := collector.ParseMonth(q.Get("month"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	format := q.Get("format")
+	if format != "" && format != "json" && format != "csv" {
+		writeError(w, http.StatusBadRequest, "format %q, want json or csv", format)
+		return
+	}
+	claims, err := h.c.Claims(m)
+	if err != nil {
+		h.logf("amos-collector: GET /v1/claims: %v", err)
+		writeError(w, http.StatusInternalServerError, "claims for %s could not be computed", m)
+		return
+	}
+	if !p.payer {
+		claims = claims.ForMaker(p.maker)
+	}
+	if format == "csv" {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		claims.WriteCSV(w)
+		return
+	}
+	writeJSON(w, http.StatusOK, claims)
+}
+
+func (h *Handler) device(w http.ResponseWriter, r *http.Request) {
+	p, ok := h.authenticate(w, r)
+	if !ok {
+		return
+	}
+	id, err := proof.ParseHash(r.PathValue("id"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "device_id %q: want 64 hex digits", r.PathValue("id"))
+		return
+	}
+	d, err := h.c.Device(id)
+	switch {
+	case errors.Is(err, collector.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no device %s", id)
+		return
+	case err != nil:
+		h.logf("amos-collector: GET /v1/devices/%s: %v", id, err)
+		writeError(w, http.StatusInternalServerError, "device %s could not be read", id)
+		return
+	case !p.payer && d.MakerID != p.maker:
+		writeError(w, http.StatusNotFound, "no device %s", id) // not this maker's: as if absent
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
+	if err := h.c.Ledger().View(func(collector.LedgerTx) error { return nil }); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "ledger: %v", err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, "ok\n")
+}
+
+// rateLimiter is a token bucket per device: burst tokens, refilled at burst a minute.
+type rateLimiter struct {
+	mu        sync.Mutex
+	burst     int
+	perSecond float64
+	now       func() time.Time
+	buckets   map[proof.DeviceID]*bucket
+	swept     time.Time
+}
+
+type bucket struct {
+	tokens float64
+	at     time.Time
+}
+
+func newRateLimiter(perMinute int, now func() time.Time) *rateLimiter {
+	return &rateLimiter{burst: perMinute, perSecond: float64(perMinute) / 60, now: now,
+		buckets: map[proof.DeviceID]*bucket{}, swept: now()}
+}
+
+func (l *rateLimiter) refill(b *bucket, now time.Time) {
+	if d := now.Sub(b.at); d > 0 {
+		b.tokens = min(float64(l.burst), b.tokens+d.Seconds()*l.perSecond)
+	}
+	b.at = now
+}
+
+// take spends one of the device's tokens, or says how long until one is back.
+func (l *rateLimiter) take(id proof.DeviceID) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if now.Sub(l.swept) >= time.Minute { // forget the devices whose bucket is full again
+		for k, b := range l.buckets {
+			if l.refill(b, now); b.tokens >= float64(l.burst) {
+				delete(l.buckets, k)
+			}
+		}
+		l.swept = now
+	}
+	b := l.buckets[id]
+	if b == nil {
+		b = &bucket{tokens: float64(l.burst), at: now}
+		l.buckets[id] = b
+	}
+	l.refill(b, now)
+	if b.tokens >= 1 {
+		b.tokens--
+		return true, 0
+	}
+	return false, time.Duration((1 - b.tokens) / l.perSecond * float64(time.Second))
+}
+
+// refund gives a token back.
+func (l *rateLimiter) refund(id proof.DeviceID) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b := l.buckets[id]; b != nil {
+		b.tokens = min(float64(l.burst), b.tokens+1)
+	}
+}
+
+// LoadTLS returns the server's TLS configuration: the certificate chain and key of the
+// configuration's tls_cert and tls_key, TLS 1.2 at least.
+func LoadTLS(certFile, keyFile string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: tls_cert %s, tls_key %s: %w", certFile, keyFile, err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
+}
+
+// NewServer returns an http.Server for h with the collector's timeouts and limits;
+// tlsConfig nil serves plain http.
+func NewServer(h http.Handler, tlsConfig *tls.Config, errorLog *log.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      2 * time.Minute, // claims over a large ledger take a while
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          errorLog,
+	}
+}
+
+// ShutdownTimeout bounds the wait for requests in flight when Serve stops.
+const ShutdownTimeout = 30 * time.Second
+
+// Serve serves on ln until ctx is done, then shuts down gracefully: the listener
+// closes, requests in flight finish (their batches are committed), idle connections
+// close. It returns nil after a shutdown on ctx, or the error that stopped serving.
+func Serve(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() {
+		if srv.TLSConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	return err
+}

@@ -1,0 +1,627 @@
+package collector
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"amos.example/amosd/proof"
+)
+
+// StaleMonths is how far back, in months before the server's date, a date may be.
+const StaleMonths = 13
+
+// Options configure a Collector.
+type Options struct {
+	// Makers is the registry certificates are verified against. With a nil registry
+	// (offline verification without a configuration) certificates are checked for
+	// format only: such a genesis is accepted and never credited.
+	Makers Registry
+	// Eligibility thresholds for claims; the zero value means DefaultEligibility.
+	Eligibility Eligibility
+	// Now is the server clock; time.Now if nil.
+	Now func() time.Time
+	// Workers verify signatures in parallel; runtime.NumCPU() if 0.
+	Workers int
+}
+
+// Collector verifies records into a Ledger and computes claims from it. Its methods
+// are safe for concurrent use.
+type Collector struct {
+	ledger    Ledger
+	makers    Registry
+	elig      Eligibility
+	now       func() time.Time
+	workers   int
+	committer committer
+}
+
+// New returns a Collector on l.
+func New(l Ledger, o Options) (*Collector, error) {
+	if l == nil {
+		return nil, fmt.Errorf("collector: no ledger")
+	}
+	if o.Eligibility == (Eligibility{}) {
+		o.Eligibility = DefaultEligibility()
+	}
+	if err := o.Eligibility.validate(); err != nil {
+		return nil, fmt.Errorf("collector: %s: %s: %w", err.Key, err.Problem, ErrConfig)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.NumCPU()
+	}
+	c := &Collector{ledger: l, makers: o.Makers, elig: o.Eligibility, now: o.Now, workers: o.Workers}
+	c.committer.cond = sync.NewCond(&c.committer.mu)
+	return c, nil
+}
+
+// Ledger returns the collector's ledger.
+func (c *Collector) Ledger() Ledger { return c.ledger }
+
+// Registry returns the makers registry, nil if none.
+func (c *Collector) Registry() Registry { return c.makers }
+
+// IngestBatch decodes a wire batch (SPEC §3) and ingests its records. An error
+// wrapping proof.ErrBatchFraming, proof.ErrBatchTooMany or proof.ErrBatchTooLarge
+// means the batch itself is refused (HTTP 400 or 413) and nothing was looked at.
+func (c *Collector) IngestBatch(body []byte) (*Receipt, error) {
+	records, err := proof.DecodeBatch(body)
+	if err != nil {
+		return nil, err
+	}
+	return c.Ingest(records)
+}
+
+// Ingest verifies records, given in request order, and stores those it links in one
+// durable ledger transaction, which batches ingested at the same time may share. It
+// returns one Result per record in the same order; an error means the ledger failed
+// and nothing of the batch was stored (a transient failure: HTTP 500).
+func (c *Collector) Ingest(records [][]byte) (*Receipt, error) {
+	now := c.now()
+	ps := make([]prepared, len(records))
+
+	// 1. Decode every record; a genesis carries its key, so verify it and its
+	// certificate right away.
+	c.parallel(len(ps), func(i int) { ps[i].decode(records[i], c.makers) })
+
+	// 2. The keys of the other records: from a genesis of the batch, else the ledger.
+	keys := map[proof.DeviceID]proof.PublicKey{}
+	for i := range ps {
+		if p := &ps[i]; p.rec != nil && p.genesis != nil {
+			keys[p.id] = p.genesis.PublicKey
+		}
+	}
+	missing := map[proof.DeviceID]bool{}
+	for i := range ps {
+		if p := &ps[i]; p.rec != nil && p.genesis == nil {
+			if _, ok := keys[p.id]; !ok {
+				missing[p.id] = true
+			}
+		}
+	}
+	if len(missing) > 0 {
+		err := c.ledger.View(func(tx LedgerTx) error {
+			for id := range missing {
+				d, err := tx.Device(id)
+				if err != nil {
+					return err
+				}
+				if d != nil {
+					keys[id] = d.PublicKey
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("collector: looking up device keys: %w", err)
+		}
+	}
+
+	// 3. Verify the activity records whose key is known.
+	c.parallel(len(ps), func(i int) {
+		p := &ps[i]
+		if p.rec == nil || p.genesis != nil {
+			return
+		}
+		if k, ok := keys[p.id]; ok {
+			p.sigErr, p.sigChecked = proof.VerifyEncoded(p.raw, k), true
+		}
+	})
+
+	// 4. The chain decisions, in request order, in one durable transaction, shared
+	// with the batches that wait for the ledger at the same time (group commit).
+	req := &commitReq{ps: ps, now: now, results: make([]Result, len(ps))}
+	if err := c.commit(req); err != nil {
+		return nil, fmt.Errorf("collector: ingest: %w", err)
+	}
+	return &Receipt{ServerTime: now.Unix(), Results: req.results}, nil
+}
+
+// MaxGroupRecords bounds the records of the batches that one transaction commits.
+const MaxGroupRecords = 4096
+
+// commitReq is one batch waiting for the ledger.
+type commitReq struct {
+	ps       []prepared
+	now      time.Time
+	results  []Result
+	err      error
+	finished bool // guarded by committer.mu
+}
+
+// committer groups the batches that wait for the ledger into one transaction: the
+// first waiter leads, takes every batch queued by then, and commits them together,
+// one fsync for all, while the next batches verify their signatures.
+type committer struct {
+	mu    sync.Mutex
+	cond  *sync.Cond
+	queue []*commitReq
+	busy  bool
+}
+
+func (c *Collector) commit(req *commitReq) error {
+	m := &c.committer
+	m.mu.Lock()
+	m.queue = append(m.queue, req)
+	for m.busy && !req.finished {
+		m.cond.Wait()
+	}
+	if req.finished {
+		m.mu.Unlock()
+		return req.err
+	}
+	n, records := 0, 0
+	for n < len(m.queue) && (n == 0 || records+len(m.queue[n].ps) <= MaxGroupRecords) {
+		records += len(m.queue[n].ps)
+		n++
+	}
+	group := slices.Clone(m.queue[:n])
+	m.queue = slices.Delete(m.queue, 0, n)
+	m.busy = true
+	m.mu.Unlock()
+
+	err := c.apply(group)
+	if err != nil && len(group) > 1 {
+		// Do not let one batch's failure fail the others: commit each on its own.
+		for _, r := range group {
+			r.err = c.apply([]*commitReq{r})
+		}
+	} else {
+		for _, r := range group {
+			r.err = err
+		}
+	}
+
+	m.mu.Lock()
+	for _, r := range group {
+		r.finished = true
+	}
+	m.busy = false
+	m.cond.Broadcast()
+	m.mu.Unlock()
+	return req.err
+}
+
+// apply decides the records of the batches in order in one ledger transaction.
+func (c *Collector) apply(group []*commitReq) error {
+	return c.ledger.Update(func(tx LedgerTx) error {
+		a := &applier{tx: tx, devices: map[proof.DeviceID]*DeviceState{},
+			heads: map[headID]*ChainHead{}, dirtyDevices: map[proof.DeviceID]bool{}, dirtyHeads: map[headID]bool{}}
+		for _, req := range group {
+			a.now = req.now
+			for i := range req.ps {
+				r, err := a.apply(&req.ps[i])
+				if err != nil {
+					return err
+				}
+				req.results[i] = r
+			}
+		}
+		return a.flush()
+	})
+}
+
+// parallel runs fn(0..n-1) on the collector's workers.
+func (c *Collector) parallel(n int, fn func(i int)) {
+	w := min(c.workers, n)
+	if w <= 1 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range w {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// certState is the outcome of a genesis certificate's check.
+type certState uint8
+
+const (
+	certNone         certState = iota // no certificate: an unattributed device
+	certUnchecked                     // no registry to check it against
+	certOK                            // signed by the maker's registered key
+	certUnknownMaker                  // maker_id not in the registry
+	certBad                           // not signed by the maker's registered key
+)
+
+// prepared is one record after the checks that need no ledger.
+type prepared struct {
+	raw      []byte
+	id       proof.DeviceID // from the bytes, even when they do not decode
+	epoch    uint32
+	seq      uint64
+	rec      *proof.Record // nil if the bytes do not decode
+	genesis  *proof.Genesis
+	activity *proof.ActivityDay
+	err      error // decode error
+
+	sigChecked bool
+	sigErr     error
+
+	cert     certState
+	certErr  error
+	makerKey proof.PublicKey
+}
+
+func (p *prepared) decode(raw []byte, makers Registry) {
+	p.raw = raw
+	if len(raw) >= 51 { // the header up to seq, for the result of a malformed record
+		copy(p.id[:], raw[7:39])
+		p.epoch = binary.BigEndian.Uint32(raw[39:])
+		p.seq = binary.BigEndian.Uint64(raw[43:])
+	}
+	rec, err := proof.Decode(raw)
+	if err != nil {
+		p.err = err
+		return
+	}
+	p.rec = rec
+	p.activity, _ = rec.Activity()
+	g, ok := rec.Genesis()
+	if !ok {
+		return
+	}
+	p.genesis = g
+	p.sigErr, p.sigChecked = proof.VerifyEncoded(raw, g.PublicKey), true
+	if p.sigErr != nil || g.Cert == nil {
+		return
+	}
+	if makers == nil {
+		p.cert = certUnchecked
+		return
+	}
+	key, known := makers[g.Cert.MakerID]
+	switch {
+	case !known:
+		p.cert = certUnknownMaker
+	default:
+		p.makerKey = key
+		if p.certErr = g.Cert.Verify(key); p.certErr != nil {
+			p.cert = certBad
+		} else {
+			p.cert = certOK
+		}
+	}
+}
+
+type headID struct {
+	id    proof.DeviceID
+	epoch uint32
+}
+
+// applier makes the chain decisions of one batch inside its write transaction. It
+// caches devices and heads and writes the changed ones once, at flush.
+type applier struct {
+	tx           LedgerTx
+	now          time.Time
+	devices      map[proof.DeviceID]*DeviceState // nil value: known absent
+	heads        map[headID]*ChainHead
+	dirtyDevices map[proof.DeviceID]bool
+	dirtyHeads   map[headID]bool
+}
+
+func (a *applier) device(id proof.DeviceID) (*DeviceState, error) {
+	if d, ok := a.devices[id]; ok {
+		return d, nil
+	}
+	d, err := a.tx.Device(id)
+	if err != nil {
+		return nil, err
+	}
+	a.devices[id] = d
+	return d, nil
+}
+
+func (a *applier) head(id proof.DeviceID, epoch uint32) (*ChainHead, error) {
+	k := headID{id, epoch}
+	if h, ok := a.heads[k]; ok {
+		return h, nil
+	}
+	h, err := a.tx.Head(id, epoch)
+	if err != nil {
+		return nil, err
+	}
+	a.heads[k] = h
+	return h, nil
+}
+
+func (a *applier) flush() error {
+	ids := make([]proof.DeviceID, 0, len(a.dirtyDevices))
+	for id := range a.dirtyDevices {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(x, y proof.DeviceID) int { return bytes.Compare(x[:], y[:]) })
+	for _, id := range ids {
+		if err := a.tx.PutDevice(a.devices[id]); err != nil {
+			return err
+		}
+	}
+	hs := make([]headID, 0, len(a.dirtyHeads))
+	for k := range a.dirtyHeads {
+		hs = append(hs, k)
+	}
+	slices.SortFunc(hs, func(x, y headID) int {
+		if c := bytes.Compare(x.id[:], y.id[:]); c != 0 {
+			return c
+		}
+		return int(int64(x.epoch) - int64(y.epoch))
+	})
+	for _, k := range hs {
+		if err := a.tx.PutHead(a.heads[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *applier) apply(p *prepared) (Result, error) {
+	res := Result{Epoch: p.epoch, Seq: p.seq, DeviceID: p.id}
+	if p.err != nil {
+		if errors.Is(p.err, proof.ErrBadCert) { // a genesis whose certificate is malformed or for another key
+			return rejected(res, ReasonBadCert, p.err.Error()), nil
+		}
+		return rejected(res, ReasonBadFormat, p.err.Error()), nil
+	}
+	if p.genesis != nil {
+		return a.applyGenesis(p, res)
+	}
+	return a.applyActivity(p, res)
+}
+
+func rejected(r Result, reason Reason, detail string) Result {
+	r.Status, r.Reason, r.Detail = StatusRejected, reason, detail
+	return r
+}
+
+func retry(r Result, detail string) Result {
+	r.Status, r.Reason, r.Detail = StatusRetry, ReasonChainGap, detail
+	return r
+}
+
+func (a *applier) applyGenesis(p *prepared, res Result) (Result, error) {
+	if p.sigErr != nil {
+		return rejected(res, ReasonBadSignature, p.sigErr.Error()), nil
+	}
+	head, err := a.head(p.id, p.epoch)
+	if err != nil {
+		return res, err
+	}
+	if head != nil {
+		return a.againstStored(p, res)
+	}
+	dev, err := a.device(p.id)
+	if err != nil {
+		return res, err
+	}
+	v, detail, err := a.certVerdict(p, dev)
+	if err != nil {
+		return res, err
+	}
+	if dev == nil {
+		dev = &DeviceState{ID: p.id, PublicKey: p.genesis.PublicKey, FirstSeen: a.now.Unix()}
+		a.devices[p.id] = dev
+		a.dirtyDevices[p.id] = true
+	}
+	if v == verdictAccepted && p.cert == certOK && dev.Cert == nil {
+		cert, err := p.genesis.Cert.MarshalBinary()
+		if err != nil {
+			return res, fmt.Errorf("collector: re-encoding a decoded certificate: %w", err)
+		}
+		dev.Cert, dev.CertMakerKey, dev.CertEpoch = cert, p.makerKey, p.epoch
+		a.dirtyDevices[p.id] = true
+	}
+	if err := a.tx.PutRecord(p.id, p.epoch, 1, &StoredRecord{Reason: v.reason(), Bytes: p.raw}); err != nil {
+		return res, err
+	}
+	head = &ChainHead{DeviceID: p.id, Epoch: p.epoch, Seq: 1, Hash: proof.HashRecord(p.raw), Genesis: v.reason(), Updated: a.now.Unix()}
+	countFlags(&head.Counts, p.rec.Flags)
+	k := headID{p.id, p.epoch}
+	a.heads[k], a.dirtyHeads[k] = head, true
+	res.Status, res.Reason = v.result()
+	res.Detail = detail
+	return res, nil
+}
+
+// certVerdict decides a new genesis's verdict from its certificate; dev is the device
+// if it is already known.
+func (a *applier) certVerdict(p *prepared, dev *DeviceState) (verdict, string, error) {
+	c := p.genesis.Cert
+	switch p.cert {
+	case certNone:
+		return verdictAccepted, "no certificate: the device is unattributed and never paid", nil
+	case certUnchecked:
+		return verdictAccepted, fmt.Sprintf("certificate of maker %q not checked: no makers registry", c.MakerID), nil
+	case certUnknownMaker:
+		return verdictUnknownMaker, fmt.Sprintf("maker %q is not in the registry", c.MakerID), nil
+	case certBad:
+		return verdictBadCert, p.certErr.Error(), nil
+	}
+	if dev == nil || dev.Cert == nil {
+		return verdictAccepted, "", nil
+	}
+	first, err := dev.Certificate()
+	if err != nil {
+		return 0, "", err
+	}
+	if first.MakerID != c.MakerID || first.SerialTag != c.SerialTag {
+		return verdictBadCert, fmt.Sprintf("certifies the key for maker %q serial_tag %x, but it was first certified for maker %q serial_tag %x",
+			c.MakerID, c.SerialTag, first.MakerID, first.SerialTag), nil
+	}
+	return verdictAccepted, "", nil
+}
+
+func (a *applier) applyActivity(p *prepared, res Result) (Result, error) {
+	if p.sigErr != nil {
+		return rejected(res, ReasonBadSignature, p.sigErr.Error()), nil
+	}
+	dev, err := a.device(p.id)
+	if err != nil {
+		return res, err
+	}
+	if dev == nil {
+		return rejected(res, ReasonUnknownDevice, "no genesis of this device_id has been received"), nil
+	}
+	if !p.sigChecked { // the genesis was linked by a concurrent batch since step 2
+		if err := proof.VerifyEncoded(p.raw, dev.PublicKey); err != nil {
+			return rejected(res, ReasonBadSignature, err.Error()), nil
+		}
+		p.sigChecked = true
+	}
+	head, err := a.head(p.id, p.epoch)
+	if err != nil {
+		return res, err
+	}
+	switch {
+	case head == nil:
+		return retry(res, fmt.Sprintf("the genesis of epoch %d has not been received", p.epoch)), nil
+	case p.seq <= head.Seq:
+		return a.againstStored(p, res)
+	case p.seq > head.Seq+1:
+		return retry(res, fmt.Sprintf("the chain's head is seq %d", head.Seq)), nil
+	case p.rec.PrevHash != head.Hash:
+		return a.fork(p, res, fmt.Sprintf("prev_hash %s is not the hash of the stored seq %d", p.rec.PrevHash, head.Seq))
+	case p.activity.Date <= head.LastDate:
+		return rejected(res, ReasonBadFormat, fmt.Sprintf("date %s is not after the chain's last date %s", p.activity.Date, head.LastDate)), nil
+	}
+	v, detail := a.dateVerdict(p.activity)
+	if err := a.tx.PutRecord(p.id, p.epoch, p.seq, &StoredRecord{Reason: v.reason(), Bytes: p.raw}); err != nil {
+		return res, err
+	}
+	head.Seq, head.Hash, head.LastDate, head.Updated = p.seq, proof.HashRecord(p.raw), p.activity.Date, a.now.Unix()
+	countFlags(&head.Counts, p.rec.Flags)
+	switch v {
+	case verdictAccepted:
+		head.Counts.Accepted++
+	case verdictFutureDate:
+		head.Counts.FutureDate++
+	case verdictStale:
+		head.Counts.Stale++
+	}
+	a.dirtyHeads[headID{p.id, p.epoch}] = true
+	res.Status, res.Reason = v.result()
+	res.Detail = detail
+	return res, nil
+}
+
+// dateVerdict checks an activity date against the server's date in the record's zone.
+func (a *applier) dateVerdict(act *proof.ActivityDay) (verdict, string) {
+	today := proof.DateOf(a.now, int(act.UTCOffsetMinutes))
+	if act.Date > today {
+		return verdictFutureDate, fmt.Sprintf("date %s is after the server's date %s at UTC%+03d:%02d",
+			act.Date, today, act.UTCOffsetMinutes/60, abs(act.UTCOffsetMinutes%60))
+	}
+	if oldest := StaleBefore(today); act.Date < oldest {
+		return verdictStale, fmt.Sprintf("date %s is more than %d months before the server's date %s", act.Date, StaleMonths, today)
+	}
+	return verdictAccepted, ""
+}
+
+func abs(v int16) int16 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
+
+// StaleBefore returns the oldest date that is not stale on server date today: 13
+// months earlier (a day that does not exist in that month rolls over, as time.Date
+// normalizes it).
+func StaleBefore(today proof.Date) proof.Date {
+	t := time.Date(today.Year(), today.Month()-StaleMonths, today.Day(), 0, 0, 0, 0, time.UTC)
+	return proof.NewDate(t.Year(), t.Month(), t.Day())
+}
+
+// againstStored decides a record whose position is already linked: the identical bytes
+// are a duplicate (or get their stored rejection again), anything else is a fork.
+func (a *applier) againstStored(p *prepared, res Result) (Result, error) {
+	stored, err := a.tx.Record(p.id, p.epoch, p.seq)
+	if err != nil {
+		return res, err
+	}
+	if stored == nil {
+		return res, fmt.Errorf("device %s epoch %d: the chain reaches past seq %d but it is not stored: %w", p.id, p.epoch, p.seq, ErrCorrupt)
+	}
+	if bytes.Equal(stored.Bytes, p.raw) {
+		if stored.Reason == "" {
+			res.Status = StatusDuplicate
+			return res, nil
+		}
+		return rejected(res, stored.Reason, "identical to the stored record, which was rejected for this reason"), nil
+	}
+	return a.fork(p, res, fmt.Sprintf("differs from the stored record at epoch %d seq %d", p.epoch, p.seq))
+}
+
+// fork flags the device and keeps the record as evidence.
+func (a *applier) fork(p *prepared, res Result, detail string) (Result, error) {
+	dev, err := a.device(p.id)
+	if err != nil {
+		return res, err
+	}
+	if dev == nil {
+		return res, fmt.Errorf("device %s has a chain but no device entry: %w", p.id, ErrCorrupt)
+	}
+	if dev.ForkEvidence < MaxForkEvidence {
+		added, err := a.tx.AddForkEvidence(p.id, p.raw)
+		if err != nil {
+			return res, err
+		}
+		if added {
+			dev.ForkEvidence++
+			a.dirtyDevices[p.id] = true
+		}
+	}
+	return rejected(res, ReasonChainFork, detail+": the device key signed two histories; the device is flagged"), nil
+}
+
+func countFlags(c *EpochCounts, f proof.Flags) {
+	if f&proof.FlagClockUnconfirmed != 0 {
+		c.ClockUnconfirmed++
+	}
+	if f&proof.FlagClockJumped != 0 {
+		c.ClockJumped++
+	}
+	if f&proof.FlagTallyLost != 0 {
+		c.TallyLost++
+	}
+	if f&proof.FlagDebuggable != 0 {
+		c.Debuggable++
+	}
+}

@@ -1,0 +1,552 @@
+package collector
+
+import (
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"amos.example/amosd/proof"
+)
+
+// TestGoldenInvalidRecords ingests every single-record invalid vector of testdata/proof
+// after the golden genesis, so that the device key is known: each must get the reason
+// its cause maps to, and nothing may be linked.
+func TestGoldenInvalidRecords(t *testing.T) {
+	g := loadGolden(t)
+	files, err := filepath.Glob(filepath.Join(goldenDir, "invalid", "*.bin"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no vectors: %v", err)
+	}
+	want := map[string]string{
+		"record-bad-signature":    "rejected bad_signature",
+		"record-tampered-seconds": "rejected bad_signature",
+		"genesis-cert-malformed":  "rejected bad_cert",
+		"genesis-cert-other-key":  "rejected bad_cert",
+	}
+	n := 0
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".bin")
+		if !strings.HasPrefix(name, "record-") && !strings.HasPrefix(name, "activity-") && !strings.HasPrefix(name, "genesis-") {
+			continue
+		}
+		n++
+		t.Run(name, func(t *testing.T) {
+			c := newCollector(t, NewMemLedger(), &fixedClock{at(2026, time.November, 5, 12)}, g.registry())
+			checkVerdicts(t, ingest(t, c, g.chain[0]), "accepted")
+			w, ok := want[name]
+			if !ok {
+				w = "rejected bad_format"
+			}
+			rs := ingest(t, c, g.invalid(t, name))
+			checkVerdicts(t, rs, w)
+			if rs[0].Detail == "" {
+				t.Error("no detail")
+			}
+			d, err := c.Device(g.device.PublicKey().DeviceID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Epochs[0].HeadSeq != 1 || d.Forked {
+				t.Errorf("after the vector: head seq %d, forked %v; want 1, false", d.Epochs[0].HeadSeq, d.Forked)
+			}
+		})
+	}
+	if n < 20 {
+		t.Errorf("only %d record vectors", n)
+	}
+}
+
+// TestGoldenInvalidBatches: the batch vectors are refused as a whole, with the
+// sentinel the HTTP layer turns into 400 or 413.
+func TestGoldenInvalidBatches(t *testing.T) {
+	g := loadGolden(t)
+	c := newCollector(t, NewMemLedger(), &fixedClock{at(2026, time.November, 5, 12)}, g.registry())
+	for name, want := range map[string]error{
+		"batch-empty":            proof.ErrBatchFraming,
+		"batch-zero-length":      proof.ErrBatchFraming,
+		"batch-truncated-record": proof.ErrBatchFraming,
+		"batch-dangling-byte":    proof.ErrBatchFraming,
+		"batch-too-many":         proof.ErrBatchTooMany,
+		"batch-too-large":        proof.ErrBatchTooLarge,
+	} {
+		if _, err := c.IngestBatch(g.invalid(t, name)); !errors.Is(err, want) {
+			t.Errorf("%s: %v, want %v", name, err, want)
+		}
+	}
+	err := c.ledger.View(func(tx LedgerTx) error {
+		return tx.Devices(func(d *DeviceState) error { return errors.New("a device was stored") })
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}
+
+// TestGoldenChainVectors ingests the chain vectors of testdata/proof as batches.
+func TestGoldenChainVectors(t *testing.T) {
+	g := loadGolden(t)
+	tests := []struct {
+		name string
+		want []string
+	}{
+		{"chain-no-genesis", repeat("rejected unknown_device", 3)},
+		{"chain-seq-gap", []string{"accepted", "accepted", "accepted", "retry chain_gap"}},
+		{"chain-prev-hash", []string{"accepted", "accepted", "rejected chain_fork"}},
+		{"chain-date-not-increasing", []string{"accepted", "accepted", "rejected bad_format"}},
+		{"chain-second-genesis", []string{"accepted", "accepted", "duplicate"}},
+		{"chain-other-device", []string{"accepted", "rejected unknown_device"}},
+		{"chain-other-epoch", []string{"accepted", "retry chain_gap"}},
+		{"chain-forged-signature", []string{"accepted", "rejected bad_signature"}},
+		{"chain-unknown-maker", []string{"rejected unknown_maker"}},
+		{"chain-cert-not-signed-by-maker", []string{"rejected bad_cert"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ledgers(t, func(t *testing.T, open func() Ledger) {
+				c := newCollector(t, open(), &fixedClock{at(2026, time.November, 5, 12)}, g.registry())
+				rc, err := c.IngestBatch(g.invalid(t, tc.name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkVerdicts(t, rc.Results, tc.want...)
+				checkChains(t, c)
+			})
+		})
+	}
+}
+
+func TestGoldenChainAcceptedThenDuplicate(t *testing.T) {
+	g := loadGolden(t)
+	ledgers(t, func(t *testing.T, open func() Ledger) {
+		c := newCollector(t, open(), &fixedClock{at(2026, time.November, 5, 12)}, g.registry())
+		checkVerdicts(t, ingest(t, c, g.chain...), repeat("accepted", 32)...)
+		// A replay of the whole batch: every record is a duplicate.
+		checkVerdicts(t, ingest(t, c, g.chain...), repeat("duplicate", 32)...)
+		checkChains(t, c)
+		d, err := c.Device(g.device.PublicKey().DeviceID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !d.Attributed || d.MakerID != "amos-golden" || d.Epochs[0].HeadSeq != 32 || d.Epochs[0].Accepted != 31 || d.Epochs[0].ClockJumped != 1 || d.Epochs[0].ClockUnconfirmed != 1 {
+			t.Errorf("device report %+v", d)
+		}
+		if len(d.Months) != 1 || d.Months[0].Month != "2026-10" || d.Months[0].ReportedDays != 31 {
+			t.Errorf("months %+v", d.Months)
+		}
+	})
+}
+
+// TestDateVerdicts: future_date against the server's date in the record's zone, and
+// stale beyond 13 months; both are linked so that the chain goes on.
+func TestDateVerdicts(t *testing.T) {
+	g := loadGolden(t)
+	t.Run("future", func(t *testing.T) {
+		clock := &fixedClock{at(2026, time.October, 15, 12)}
+		c := newCollector(t, NewMemLedger(), clock, g.registry())
+		want := append([]string{"accepted"}, repeat("accepted", 15)...)
+		want = append(want, repeat("rejected future_date", 16)...)
+		checkVerdicts(t, ingest(t, c, g.chain...), want...)
+		checkChains(t, c)
+		// Verdicts are deterministic: a re-send gets the stored rejection again.
+		clock.t = at(2026, time.November, 5, 12)
+		checkVerdicts(t, ingest(t, c, g.chain[20]), "rejected future_date")
+		d, _ := c.Device(g.device.PublicKey().DeviceID())
+		if d.Epochs[0].HeadSeq != 32 || d.Epochs[0].Accepted != 15 || d.Epochs[0].FutureDate != 16 {
+			t.Errorf("epoch %+v", d.Epochs[0])
+		}
+	})
+	t.Run("zones", func(t *testing.T) {
+		// 2026-10-15 20:00 UTC is 10-16 10:00 at UTC+14 and 10-15 08:00 at UTC-12.
+		clock := &fixedClock{time.Date(2026, time.October, 15, 20, 0, 0, 0, time.UTC)}
+		m := newMaker(t, "konka")
+		c := newCollector(t, NewMemLedger(), clock, registry(m))
+		east := newDevice(t, "east", nil)
+		east.offset = 14 * 60
+		west := newDevice(t, "west", nil)
+		west.offset = -12 * 60
+		checkVerdicts(t, ingest(t, c, east.genesis(), east.active(oct(16)), east.active(oct(17)),
+			west.genesis(), west.active(oct(15)), west.active(oct(16))),
+			"accepted", "accepted", "rejected future_date", "accepted", "accepted", "rejected future_date")
+	})
+	t.Run("stale", func(t *testing.T) {
+		// On 2027-11-15 the oldest date that is not stale is 2026-10-15.
+		clock := &fixedClock{at(2027, time.November, 15, 12)}
+		c := newCollector(t, NewMemLedger(), clock, g.registry())
+		want := append([]string{"accepted"}, repeat("rejected stale", 14)...)
+		want = append(want, repeat("accepted", 17)...)
+		checkVerdicts(t, ingest(t, c, g.chain...), want...)
+		checkChains(t, c)
+		if got := StaleBefore(proof.NewDate(2027, time.November, 15)); got != oct(15) {
+			t.Errorf("StaleBefore = %s", got)
+		}
+	})
+}
+
+func TestGenesisCertificates(t *testing.T) {
+	konka, tcl, ghost := newMaker(t, "konka"), newMaker(t, "tcl"), newMaker(t, "ghost")
+	issued := at(2026, time.September, 1, 0)
+	clock := &fixedClock{at(2026, time.November, 5, 12)}
+	c := newCollector(t, NewMemLedger(), clock, registry(konka, tcl))
+
+	plain := newDevice(t, "plain", nil)
+	unknown := newDevice(t, "unknown", func(k *proof.KeySigner) *proof.Certificate { return ghost.certify(t, k, "u", issued) })
+	forged := newDevice(t, "forged", func(k *proof.KeySigner) *proof.Certificate {
+		c := konka.certify(t, k, "f", issued)
+		c.Sign(tcl.key) // konka's name, tcl's signature
+		return c
+	})
+	checkVerdicts(t, ingest(t, c, plain.genesis(), plain.active(oct(1)), unknown.genesis(), unknown.active(oct(1)), forged.genesis(), forged.active(oct(1))),
+		"accepted", "accepted", "rejected unknown_maker", "accepted", "rejected bad_cert", "accepted")
+	for _, d := range []*device{plain, unknown, forged} {
+		r, err := c.Device(d.id())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Attributed {
+			t.Errorf("device %s is attributed: %+v", d.id(), r)
+		}
+	}
+
+	// A key first certified by konka cannot be re-attributed to tcl or another serial
+	// in a later epoch; the same attribution re-issued is fine; no certificate is fine.
+	dev := newDevice(t, "dev", func(k *proof.KeySigner) *proof.Certificate { return konka.certify(t, k, "dev", issued) })
+	checkVerdicts(t, ingest(t, c, dev.genesis(), dev.active(oct(1))), "accepted", "accepted")
+	dev.cert = tcl.certify(t, dev.key, "dev", issued)
+	checkVerdicts(t, ingest(t, c, dev.genesis(), dev.active(oct(2))), "rejected bad_cert", "accepted")
+	dev.cert = konka.certify(t, dev.key, "other serial", issued)
+	checkVerdicts(t, ingest(t, c, dev.genesis()), "rejected bad_cert")
+	dev.cert = konka.certify(t, dev.key, "dev", issued.Add(time.Hour))
+	checkVerdicts(t, ingest(t, c, dev.genesis()), "accepted")
+	dev.cert = nil
+	checkVerdicts(t, ingest(t, c, dev.genesis()), "accepted")
+	r, _ := c.Device(dev.id())
+	if !r.Attributed || r.MakerID != "konka" || r.CertEpoch != 1 || len(r.Epochs) != 5 || r.Epochs[1].Genesis != "bad_cert" {
+		t.Errorf("report %+v", r)
+	}
+
+	// An unattributed device that later gets a certificate is credited from then on.
+	plain.cert = tcl.certify(t, plain.key, "plain", issued)
+	checkVerdicts(t, ingest(t, c, plain.genesis()), "accepted")
+	if r, _ := c.Device(plain.id()); !r.Attributed || r.MakerID != "tcl" || r.CertEpoch != 2 {
+		t.Errorf("report %+v", r)
+	}
+	checkChains(t, c)
+}
+
+// TestWithoutRegistry: offline verification without a configuration accepts
+// certificates unchecked and credits none.
+func TestWithoutRegistry(t *testing.T) {
+	g := loadGolden(t)
+	c := newCollector(t, NewMemLedger(), &fixedClock{at(2026, time.November, 5, 12)}, nil)
+	rs := ingest(t, c, g.chain...)
+	checkVerdicts(t, rs, repeat("accepted", 32)...)
+	if !strings.Contains(rs[0].Detail, "not checked") {
+		t.Errorf("detail %q", rs[0].Detail)
+	}
+	if r, _ := c.Device(g.device.PublicKey().DeviceID()); r.Attributed {
+		t.Error("attributed without a registry")
+	}
+}
+
+// TestSameKeyTwoDevices: two handsets with one cloned key mint their own geneses and
+// days; the second history is a fork and the device is flagged.
+func TestSameKeyTwoDevices(t *testing.T) {
+	ledgers(t, func(t *testing.T, open func() Ledger) {
+		m := newMaker(t, "konka")
+		c := newCollector(t, open(), &fixedClock{at(2026, time.November, 5, 12)}, registry(m))
+		issued := at(2026, time.September, 1, 0)
+		a := newDevice(t, "clone", func(k *proof.KeySigner) *proof.Certificate { return m.certify(t, k, "clone", issued) })
+		b := newDevice(t, "clone", func(k *proof.KeySigner) *proof.Certificate { return m.certify(t, k, "clone", issued) })
+		b.flags = proof.FlagClockUnconfirmed // so that b's bytes differ from a's
+		checkVerdicts(t, ingest(t, c, a.genesis(), a.active(oct(1)), a.active(oct(2))), "accepted", "accepted", "accepted")
+		checkVerdicts(t, ingest(t, c, b.genesis(), b.active(oct(1))), "rejected chain_fork", "rejected chain_fork")
+		r, _ := c.Device(a.id())
+		if !r.Forked || r.ForkEvidence != 2 {
+			t.Errorf("forked %v evidence %d", r.Forked, r.ForkEvidence)
+		}
+		// The same evidence again is not counted twice.
+		checkVerdicts(t, ingest(t, c, b.day(oct(2), 600, 3)), "rejected chain_fork")
+		r, _ = c.Device(a.id())
+		if r.ForkEvidence != 3 {
+			t.Errorf("evidence %d", r.ForkEvidence)
+		}
+		// A record at head+1 built on the other history is a fork too.
+		b.seq, b.prev = 3, proof.Hash{1}
+		checkVerdicts(t, ingest(t, c, b.active(oct(9))), "rejected chain_fork")
+		var kept int
+		c.ledger.View(func(tx LedgerTx) error {
+			return tx.ForkEvidence(a.id(), func([]byte) error { kept++; return nil })
+		})
+		if kept != 4 {
+			t.Errorf("%d fork evidence records kept", kept)
+		}
+		checkChains(t, c)
+	})
+}
+
+// TestBatchBuildsOnItself: a genesis and days of the same device in one batch, two
+// epochs interleaved, and a gap filled by a later batch.
+func TestBatchBuildsOnItself(t *testing.T) {
+	ledgers(t, func(t *testing.T, open func() Ledger) {
+		c := newCollector(t, open(), &fixedClock{at(2026, time.November, 5, 12)}, nil)
+		d := newDevice(t, "d", nil)
+		g1 := d.genesis()
+		d1, d2, d3 := d.active(oct(1)), d.active(oct(2)), d.active(oct(3))
+		checkVerdicts(t, ingest(t, c, g1, d1, d3), "accepted", "accepted", "retry chain_gap")
+		checkVerdicts(t, ingest(t, c, d3, d2, d3), "retry chain_gap", "accepted", "accepted")
+		// Epoch 2's days before its genesis: chain_gap, then everything in order.
+		g2 := d.genesis()
+		e1 := d.active(oct(3)) // the same date in another epoch counts once
+		checkVerdicts(t, ingest(t, c, e1, g2, e1, d1), "retry chain_gap", "accepted", "accepted", "duplicate")
+		r, _ := c.Device(d.id())
+		if len(r.Months) != 1 || r.Months[0].ReportedDays != 3 {
+			t.Errorf("months %+v", r.Months)
+		}
+		checkChains(t, c)
+	})
+}
+
+// TestRejectedRecordsDoNotLink: a record refused before the chain check leaves the
+// head where it was, and the right record still links afterwards.
+func TestRejectedRecordsDoNotLink(t *testing.T) {
+	c := newCollector(t, NewMemLedger(), &fixedClock{at(2026, time.November, 5, 12)}, nil)
+	d := newDevice(t, "d", nil)
+	g := d.genesis()
+	good := d.active(oct(1))
+	forged := append([]byte(nil), good...)
+	forged[len(forged)-1] ^= 1
+	garbage := append([]byte(nil), good[:100]...)
+	checkVerdicts(t, ingest(t, c, g, forged, garbage, good), "accepted", "rejected bad_signature", "rejected bad_format", "accepted")
+}
+
+// TestResultEchoesHeader: results carry epoch and seq, even of undecodable records
+// when the header is readable.
+func TestResultEchoesHeader(t *testing.T) {
+	c := newCollector(t, NewMemLedger(), &fixedClock{at(2026, time.November, 5, 12)}, nil)
+	d := newDevice(t, "d", nil)
+	g := d.genesis()
+	bad := append([]byte(nil), d.active(oct(1))...)
+	binary.BigEndian.PutUint16(bad[5:], 0x8000) // unknown flag
+	rs := ingest(t, c, g, bad, []byte{1, 2, 3})
+	if rs[0].Epoch != 1 || rs[0].Seq != 1 || rs[1].Epoch != 1 || rs[1].Seq != 2 || rs[2].Epoch != 0 || rs[2].Seq != 0 {
+		t.Errorf("results %+v", rs)
+	}
+	if rs[1].DeviceID != d.id() {
+		t.Error("device_id not echoed")
+	}
+}
+
+// TestConcurrentIngest: many batches at once, each device's records in order within
+// its own goroutine, plus two goroutines racing with a cloned key.
+func TestConcurrentIngest(t *testing.T) {
+	ledgers(t, func(t *testing.T, open func() Ledger) {
+		c := newCollector(t, open(), &fixedClock{at(2026, time.November, 5, 12)}, nil)
+		const devices, days = 8, 20
+		var wg sync.WaitGroup
+		errs := make(chan string, devices*days)
+		for i := range devices {
+			d := newDevice(t, "conc "+string(rune('a'+i)), nil)
+			recs := [][]byte{d.genesis()}
+			for day := 1; day <= days; day++ {
+				recs = append(recs, d.active(oct(day)))
+			}
+			wg.Go(func() {
+				for j := 0; j < len(recs); j += 3 {
+					rc, err := c.Ingest(recs[j:min(j+3, len(recs))])
+					if err != nil {
+						errs <- err.Error()
+						return
+					}
+					for _, r := range rc.Results {
+						if r.Status != StatusAccepted {
+							errs <- r.String()
+						}
+					}
+				}
+			})
+		}
+		// A cloned key: two goroutines each upload their own genesis. Exactly one
+		// wins; the other is a fork, whatever the interleaving.
+		a, b := newDevice(t, "racer", nil), newDevice(t, "racer", nil)
+		b.flags = proof.FlagDebuggable
+		ga, gb := a.genesis(), b.genesis()
+		var ra, rb []Result
+		wg.Go(func() { ra = ingest(t, c, ga) })
+		wg.Go(func() { rb = ingest(t, c, gb) })
+		wg.Wait()
+		close(errs)
+		for e := range errs {
+			t.Error(e)
+		}
+		got := []string{verdicts(ra)[0], verdicts(rb)[0]}
+		if !(got[0] == "accepted" && got[1] == "rejected chain_fork" || got[1] == "accepted" && got[0] == "rejected chain_fork") {
+			t.Errorf("racing clones: %v", got)
+		}
+		checkChains(t, c)
+	})
+}
+
+// TestRestartLosesNothing: a BoltLedger closed mid-stream and reopened keeps every
+// acknowledged record; the stream resumes and a replay of everything is duplicates.
+func TestRestartLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	clock := &fixedClock{at(2026, time.November, 5, 12)}
+	devs := make([]*device, 5)
+	var stream [][][]byte // batches
+	for i := range devs {
+		devs[i] = newDevice(t, "restart "+string(rune('a'+i)), nil)
+	}
+	for day := 0; day <= 30; day++ {
+		var batch [][]byte
+		for _, d := range devs {
+			if day == 0 {
+				batch = append(batch, d.genesis())
+			} else {
+				batch = append(batch, d.active(oct(day)))
+			}
+		}
+		stream = append(stream, batch)
+	}
+	open := func() *Collector {
+		l, err := OpenBolt(dir, BoltOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return newCollector(t, l, clock, nil)
+	}
+	c := open()
+	for _, b := range stream[:12] {
+		checkVerdicts(t, ingest(t, c, b...), repeat("accepted", len(b))...)
+	}
+	if err := c.ledger.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c = open()
+	defer c.ledger.Close()
+	for i, b := range stream {
+		want := "accepted"
+		if i < 12 {
+			want = "duplicate"
+		}
+		checkVerdicts(t, ingest(t, c, b...), repeat(want, len(b))...)
+	}
+	for _, b := range stream {
+		checkVerdicts(t, ingest(t, c, b...), repeat("duplicate", len(b))...)
+	}
+	for _, d := range devs {
+		r, err := c.Device(d.id())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Epochs[0].HeadSeq != 31 || r.Epochs[0].Accepted != 30 {
+			t.Errorf("device %s: %+v", d.id(), r.Epochs[0])
+		}
+	}
+	checkChains(t, c)
+}
+
+// TestLedgerFailureStoresNothing: when the transaction fails, Ingest returns an error
+// and none of the batch is stored.
+func TestLedgerFailureStoresNothing(t *testing.T) {
+	mem := NewMemLedger()
+	c := newCollector(t, &failingLedger{MemLedger: mem, failAfter: 3}, &fixedClock{at(2026, time.November, 5, 12)}, nil)
+	d := newDevice(t, "d", nil)
+	recs := [][]byte{d.genesis(), d.active(oct(1)), d.active(oct(2)), d.active(oct(3))}
+	if _, err := c.Ingest(recs); err == nil {
+		t.Fatal("no error from a failing ledger")
+	}
+	c2 := newCollector(t, mem, &fixedClock{at(2026, time.November, 5, 12)}, nil)
+	if _, err := c2.Device(d.id()); !errors.Is(err, ErrNotFound) {
+		t.Errorf("after a failed batch: %v, want ErrNotFound", err)
+	}
+	checkVerdicts(t, ingest(t, c2, recs...), repeat("accepted", 4)...)
+}
+
+// failingLedger fails every write after failAfter.
+type failingLedger struct {
+	*MemLedger
+	failAfter int
+}
+
+func (f *failingLedger) Update(fn func(LedgerTx) error) error {
+	return f.MemLedger.Update(func(tx LedgerTx) error {
+		return fn(&failingTx{LedgerTx: tx, left: &f.failAfter})
+	})
+}
+
+type failingTx struct {
+	LedgerTx
+	left *int
+}
+
+func (f *failingTx) PutRecord(id proof.DeviceID, epoch uint32, seq uint64, r *StoredRecord) error {
+	if *f.left--; *f.left < 0 {
+		return errors.New("disk full")
+	}
+	return f.LedgerTx.PutRecord(id, epoch, seq, r)
+}
+
+func TestBoltOpen(t *testing.T) {
+	t.Run("in use", func(t *testing.T) {
+		dir := t.TempDir()
+		l, err := OpenBolt(dir, BoltOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		start := time.Now()
+		if _, err := OpenBolt(dir, BoltOptions{LockTimeout: 100 * time.Millisecond}); !errors.Is(err, ErrInUse) {
+			t.Errorf("second open: %v, want ErrInUse", err)
+		}
+		if _, err := OpenBolt(dir, BoltOptions{LockTimeout: 100 * time.Millisecond, ReadOnly: true}); !errors.Is(err, ErrInUse) {
+			t.Errorf("read-only open: %v, want ErrInUse", err)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("took %v", d)
+		}
+	})
+	t.Run("read-only missing", func(t *testing.T) {
+		if _, err := OpenBolt(t.TempDir(), BoltOptions{ReadOnly: true}); err == nil || !strings.Contains(err.Error(), "no such file") {
+			t.Errorf("err %v", err)
+		}
+	})
+	t.Run("garbage", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, BoltFileName), make([]byte, 64<<10), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := OpenBolt(dir, BoltOptions{}); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("err %v, want ErrCorrupt", err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, BoltFileName)); err != nil {
+			t.Errorf("the file was moved: %v", err)
+		}
+	})
+	t.Run("read-only reads", func(t *testing.T) {
+		dir := t.TempDir()
+		l, err := OpenBolt(dir, BoltOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := newDevice(t, "d", nil)
+		c := newCollector(t, l, &fixedClock{at(2026, time.November, 5, 12)}, nil)
+		ingest(t, c, d.genesis())
+		l.Close()
+		ro, err := OpenBolt(dir, BoltOptions{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ro.Close()
+		c = newCollector(t, ro, &fixedClock{at(2026, time.November, 5, 12)}, nil)
+		if _, err := c.Device(d.id()); err != nil {
+			t.Error(err)
+		}
+		if _, err := c.Ingest([][]byte{d.active(oct(1))}); err == nil {
+			t.Error("ingest into a read-only ledger succeeded")
+		}
+	})
+}

@@ -1,0 +1,136 @@
+package collector
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// MemLedger is a Ledger in memory, with the same values and transaction semantics as
+// BoltLedger but no durability: for offline verification and tests.
+type MemLedger struct {
+	mu      sync.RWMutex
+	buckets [numBuckets]map[string][]byte
+	closed  bool
+}
+
+var _ Ledger = (*MemLedger)(nil)
+
+// NewMemLedger returns an empty MemLedger.
+func NewMemLedger() *MemLedger {
+	m := &MemLedger{}
+	for i := range m.buckets {
+		m.buckets[i] = map[string][]byte{}
+	}
+	return m
+}
+
+// View implements Ledger.
+func (m *MemLedger) View(fn func(LedgerTx) error) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return ErrClosed
+	}
+	return fn(ledgerTx{&memKV{m: m}})
+}
+
+// Update implements Ledger: on an error or a panic of fn every write is undone.
+func (m *MemLedger) Update(fn func(LedgerTx) error) (err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	kv := &memKV{m: m, writable: true}
+	done := false
+	defer func() {
+		if !done || err != nil {
+			kv.rollback()
+		}
+	}()
+	err = fn(ledgerTx{kv})
+	done = true
+	return err
+}
+
+// Close implements Ledger.
+func (m *MemLedger) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	return nil
+}
+
+type undo struct {
+	b       bucket
+	key     string
+	old     []byte
+	existed bool
+}
+
+type memKV struct {
+	m        *MemLedger
+	writable bool
+	undo     []undo
+}
+
+func (k *memKV) get(b bucket, key []byte) []byte { return k.m.buckets[b][string(key)] }
+
+func (k *memKV) put(b bucket, key, value []byte) error {
+	if !k.writable {
+		return fmt.Errorf("collector: put %s: %w", b, ErrReadOnly)
+	}
+	s := string(key)
+	old, existed := k.m.buckets[b][s]
+	k.undo = append(k.undo, undo{b, s, old, existed})
+	k.m.buckets[b][s] = bytes.Clone(value)
+	return nil
+}
+
+func (k *memKV) rollback() {
+	for i := len(k.undo) - 1; i >= 0; i-- {
+		u := k.undo[i]
+		if u.existed {
+			k.m.buckets[u.b][u.key] = u.old
+		} else {
+			delete(k.m.buckets[u.b], u.key)
+		}
+	}
+	k.undo = nil
+}
+
+func (k *memKV) scan(b bucket, from, to []byte, fn func(k, v []byte) error) error {
+	var keys []string
+	for key := range k.m.buckets[b] {
+		if (from == nil || key >= string(from)) && (to == nil || key < string(to)) {
+			keys = append(keys, key)
+		}
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
+		v, ok := k.m.buckets[b][key]
+		if !ok {
+			continue
+		}
+		if err := fn([]byte(key), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (k *memKV) first(b bucket, from, to []byte) []byte {
+	var best string
+	found := false
+	for key := range k.m.buckets[b] {
+		if key >= string(from) && (to == nil || key < string(to)) && (!found || key < best) {
+			best, found = key, true
+		}
+	}
+	if !found {
+		return nil
+	}
+	return []byte(best)
+}
