@@ -1,11 +1,9 @@
 package agent
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -14,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"amos.example/amosd/internal/jsonconfig"
 	"amos.example/amosd/proof"
 )
 
@@ -104,33 +103,14 @@ func DefaultConfig() Config {
 // ErrConfig is wrapped by every configuration error; the command line exits 2 on it.
 var ErrConfig = errors.New("configuration error")
 
-// ConfigError names the file, the key and what is wrong with it.
-type ConfigError struct {
-	File    string
-	Key     string // dotted path such as "sync.timeout"; "" for the file as a whole
-	Line    int    // 1-based, 0 if unknown
-	Column  int
-	Problem string
-}
-
-func (e *ConfigError) Error() string {
-	s := "config " + e.File
-	if e.Line > 0 {
-		s += fmt.Sprintf(":%d:%d", e.Line, e.Column)
-	}
-	if e.Key != "" {
-		s += ": key " + e.Key
-	}
-	return s + ": " + e.Problem
-}
-
-func (e *ConfigError) Unwrap() error { return ErrConfig }
+// ConfigError names the file, the key and what is wrong with it; it wraps ErrConfig.
+type ConfigError = jsonconfig.Error
 
 // LoadConfig reads and checks the configuration file at path.
 func LoadConfig(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &ConfigError{File: path, Problem: err.Error()}
+		return nil, &ConfigError{File: path, Problem: err.Error(), Kind: ErrConfig}
 	}
 	return ParseConfig(path, b)
 }
@@ -139,37 +119,8 @@ func LoadConfig(path string) (*Config, error) {
 // wrong types and invalid values are refused, each naming the key.
 func ParseConfig(name string, b []byte) (*Config, error) {
 	c := DefaultConfig()
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	fail := func(key string, off int64, problem string) error {
-		e := &ConfigError{File: name, Key: key, Problem: problem}
-		if off >= 0 {
-			e.Line, e.Column = lineCol(b, off)
-		}
-		return e
-	}
-	if err := dec.Decode(&c); err != nil {
-		var syn *json.SyntaxError
-		var typ *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &syn):
-			return nil, fail("", syn.Offset, "JSON syntax: "+syn.Error())
-		case errors.As(err, &typ) && typ.Type == durationType:
-			return nil, fail(typ.Field, dec.InputOffset(), typ.Value)
-		case errors.As(err, &typ):
-			return nil, fail(typ.Field, typ.Offset, fmt.Sprintf("want %s, got JSON %s", typ.Type, typ.Value))
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			key := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			return nil, fail(key, dec.InputOffset(), "unknown key")
-		case errors.Is(err, io.EOF):
-			return nil, fail("", -1, "empty file: want a JSON object")
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			return nil, fail("", int64(len(b)), "JSON syntax: unexpected end of file")
-		}
-		return nil, fail("", dec.InputOffset(), err.Error())
-	}
-	if dec.More() {
-		return nil, fail("", dec.InputOffset(), "more than one JSON value")
+	if err := jsonconfig.Decode(name, b, &c, ErrConfig, durationType); err != nil {
+		return nil, err
 	}
 	if err := c.validate(); err != nil {
 		err.File = name
@@ -178,16 +129,9 @@ func ParseConfig(name string, b []byte) (*Config, error) {
 	return &c, nil
 }
 
-func lineCol(b []byte, off int64) (line, col int) {
-	off = min(max(off, 0), int64(len(b)))
-	line = 1 + bytes.Count(b[:off], []byte("\n"))
-	col = int(off) - bytes.LastIndexByte(b[:off], '\n')
-	return line, col
-}
-
 func (c *Config) validate() *ConfigError {
 	bad := func(key, format string, args ...any) *ConfigError {
-		return &ConfigError{Key: key, Problem: fmt.Sprintf(format, args...)}
+		return &ConfigError{Key: key, Problem: fmt.Sprintf(format, args...), Kind: ErrConfig}
 	}
 	for _, p := range []struct{ key, val string }{{"data_dir", c.DataDir}, {"key_dir", c.KeyDir}} {
 		if !filepath.IsAbs(p.val) {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -103,4 +104,34 @@ func TestLoadConfigMissingFile(t *testing.T) {
 	if err != nil || time.Duration(c.Sync.Timeout) != 5*time.Second {
 		t.Fatalf("%v %+v", err, c)
 	}
+}
+
+// FuzzParseConfig: the configuration decoder never panics, every refusal is a
+// *ConfigError, and an accepted configuration survives a JSON round trip.
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte(minimalConfig))
+	for _, name := range []string{"amosd-handset.json", "amosd-dev.json"} {
+		if b, err := os.ReadFile(filepath.Join("..", "testdata", "config", name)); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte(`{"server_url": "https://x", "ca_file": "/ca", "sync": {"timeout": "1s"}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseConfig("fuzz.json", b)
+		if err != nil {
+			var ce *ConfigError
+			if !errors.As(err, &ce) || !errors.Is(err, ErrConfig) {
+				t.Fatalf("refusal of another type: %v", err)
+			}
+			return
+		}
+		again, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2, err := ParseConfig("again.json", again)
+		if err != nil || !reflect.DeepEqual(c, c2) {
+			t.Fatalf("round trip: %v\n%+v\n%+v", err, c, c2)
+		}
+	})
 }

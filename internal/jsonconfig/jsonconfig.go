@@ -1,0 +1,92 @@
+// Package jsonconfig decodes JSON configuration files strictly and reports each
+// problem with the file, the key and, for syntax, the line and column.
+package jsonconfig
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+)
+
+// Error names the file, the key and what is wrong with it. Kind is the sentinel of the
+// package whose configuration it is, which callers branch on (errors.Is).
+type Error struct {
+	File    string
+	Key     string // dotted path such as "sync.timeout"; "" for the file as a whole
+	Line    int    // 1-based, 0 if unknown
+	Column  int
+	Problem string
+	Kind    error
+}
+
+func (e *Error) Error() string {
+	s := "config " + e.File
+	if e.Line > 0 {
+		s += fmt.Sprintf(":%d:%d", e.Line, e.Column)
+	}
+	if e.Key != "" {
+		s += ": key " + e.Key
+	}
+	return s + ": " + e.Problem
+}
+
+func (e *Error) Unwrap() error { return e.Kind }
+
+// Decode decodes the single JSON object b into v, which holds the defaults: unknown
+// keys, wrong types, trailing values and syntax errors are refused as *Error wrapping
+// kind. For the types in selfDescribing, the Value of the *json.UnmarshalTypeError
+// that their UnmarshalJSON returns is the whole problem (a bad duration, say).
+func Decode(name string, b []byte, v any, kind error, selfDescribing ...reflect.Type) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	fail := func(key string, off int64, problem string) error {
+		e := &Error{File: name, Key: key, Problem: problem, Kind: kind}
+		if off >= 0 {
+			e.Line, e.Column = lineCol(b, off)
+		}
+		return e
+	}
+	err := dec.Decode(v)
+	if err == nil {
+		if dec.More() {
+			return fail("", dec.InputOffset(), "more than one JSON value")
+		}
+		return nil
+	}
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fail("", syn.Offset, "JSON syntax: "+syn.Error())
+	case errors.As(err, &typ):
+		for _, t := range selfDescribing {
+			if typ.Type == t {
+				return fail(typ.Field, dec.InputOffset(), typ.Value)
+			}
+		}
+		return fail(typ.Field, typ.Offset, fmt.Sprintf("want %s, got JSON %s", typ.Type, typ.Value))
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		key := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		off := dec.InputOffset() // past the key's value: point at the key itself
+		if i := bytes.LastIndex(b[:min(off, int64(len(b)))], []byte(`"`+key+`"`)); i >= 0 {
+			off = int64(i)
+		}
+		return fail(key, off, "unknown key")
+	case errors.Is(err, io.EOF):
+		return fail("", -1, "empty file: want a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fail("", int64(len(b)), "JSON syntax: unexpected end of file")
+	}
+	return fail("", dec.InputOffset(), err.Error())
+}
+
+func lineCol(b []byte, off int64) (line, col int) {
+	off = min(max(off, 0), int64(len(b)))
+	line = 1 + bytes.Count(b[:off], []byte("\n"))
+	col = int(off) - bytes.LastIndexByte(b[:off], '\n')
+	return line, col
+}
