@@ -3,19 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,38 +19,10 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
+	"amos.example/amosd/collector/collectortest"
 	"amos.example/amosd/internal/testenv"
 	"amos.example/amosd/proof"
 )
-
-// writePKI writes a CA and a server certificate for 127.0.0.1 signed by it.
-func writePKI(t *testing.T, dir string) (caFile, certFile, keyFile string) {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "amos test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	srvKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	srvTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		KeyUsage: x509.KeyUsageDigitalSignature}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalECPrivateKey(srvKey)
-	caFile, certFile, keyFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644)
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srvDER}), 0o644)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
-	return caFile, certFile, keyFile
-}
 
 // runTool runs a binary to completion and returns its output.
 func runTool(t *testing.T, bin string, args ...string) string {
@@ -95,7 +58,8 @@ func TestEndToEndWithCollector(t *testing.T) {
 	amosd := testenv.Build(t, "amos.example/amosd/cmd/amosd", "-X main.version=e2e")
 	collector := testenv.Build(t, "amos.example/amosd/cmd/amos-collector", "-X main.version=e2e")
 	dir := t.TempDir()
-	caFile, certFile, keyFile := writePKI(t, dir)
+	pki := collectortest.New(t)
+	caFile, certFile, keyFile := pki.CAFile, pki.CertFile, pki.KeyFile
 
 	// The factory: a maker key, the device key, a certificate binding them.
 	runTool(t, collector, "maker", "keygen", "--out", filepath.Join(dir, "konka"))
@@ -199,10 +163,7 @@ func TestEndToEndWithCollector(t *testing.T) {
 	t.Logf("amosd:\n%s", d.log.String())
 
 	// The maker's view of the device.
-	pool := x509.NewCertPool()
-	pemCA, _ := os.ReadFile(caFile)
-	pool.AppendCertsFromPEM(pemCA)
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: pki.ClientConfig()}}
 	req, _ := http.NewRequest("GET", "https://"+hostport+"/v1/devices/"+ident.DeviceID, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := client.Do(req)
