@@ -55,9 +55,10 @@ ci: test test-arm
 
 ## demo: the end-to-end demonstration (needs the daemon and the collector)
 demo:
-	@echo "make demo: not yet. It needs the daemon (issues 4-6) and amos-collector (issue 7);"
-	@echo "until they land, 'make ci' runs everything that exists, and 'make cross' builds"
-	@echo "out/arm/amosd and out/arm64/amosd ('amosd version' is the only working command)."
+	@echo "make demo: not yet (the demo of a month of claims is issue 9). Meanwhile"
+	@echo "  go test ./cmd/amosd -run TestEndToEndWithCollector -v"
+	@echo "runs the real amosd against the real amos-collector over TLS, end to end,"
+	@echo "and 'make cross' builds both for the handsets into out/arm and out/arm64."
 
 clean:
 	rm -rf out
