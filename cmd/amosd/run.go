@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -31,15 +30,22 @@ func runDaemon(env *cliEnv, args []string) int {
 	if cfg == nil {
 		return code
 	}
-	logger := log.New(env.stderr, "amosd: ", log.LstdFlags)
+	logf, closeLog, toLogd := agent.NewLogger(cfg.Log, agent.LogdSocket, env.stderr)
+	defer closeLog()
+	fatal := func(err error) { // where the operator looks, and in the log
+		logf("%v", err)
+		if toLogd {
+			fmt.Fprintf(env.stderr, "amosd: %v\n", err)
+		}
+	}
 	clock, err := agent.NewSystemClock()
 	if err != nil {
-		logger.Printf("clock: %v", err)
+		logf("clock: %v", err)
 		return exitFailed
 	}
-	a, err := agent.New(agent.Options{Config: cfg, Clock: clock, Version: version, Logf: logger.Printf})
+	a, err := agent.New(agent.Options{Config: cfg, Clock: clock, Version: version, Logf: logf})
 	if err != nil {
-		logger.Printf("%v", err)
+		fatal(err)
 		if errors.Is(err, agent.ErrIdentity) || errors.Is(err, agent.ErrConfig) {
 			return exitUsage
 		}
@@ -48,9 +54,9 @@ func runDaemon(env *cliEnv, args []string) int {
 	defer a.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	logger.Printf("running %s, device_id %s", version, a.DeviceID())
+	logf("running %s, device_id %s", version, a.DeviceID())
 	if err := a.Run(ctx); err != nil {
-		logger.Printf("%v", err)
+		fatal(err)
 		return exitFailed
 	}
 	return exitOK
