@@ -49,8 +49,8 @@ type Options struct {
 	// Minted is called on the agent's goroutine after each record is stored.
 	Minted func(rec *proof.Record, res store.MintResult)
 	// Trace is called after the agent handled its wall alarm ("alarm") or its save
-	// timer ("save"), on its goroutine, and after each sync attempt ("sync"), on the
-	// sync loop's; tests wait on it.
+	// timer ("save"), on its goroutine, and on the sync loop's once it has restored
+	// its schedule ("sync-ready") and after each upload ("sync"); tests wait on it.
 	Trace func(what string)
 }
 
@@ -386,6 +386,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			a.step(a.clock.Boottime())
 			a.save("shutdown")
+			if a.saveArmed {
+				a.saveTimer.Stop()
+				a.saveArmed = false
+			}
 			a.logf("stopped; tally of %s saved", a.meter.tally.Date)
 			return nil
 		}

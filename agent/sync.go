@@ -108,6 +108,8 @@ func (s *syncer) Run(ctx context.Context) error {
 	} else {
 		s.poke() // whatever is queued goes now
 	}
+	s.a.trace("sync-ready")
+	defer s.disarm()
 	for {
 		select {
 		case <-s.wake:

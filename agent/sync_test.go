@@ -107,6 +107,7 @@ func TestSyncBackoffSurvivesRestart(t *testing.T) {
 	r.stop()
 	r.clock.Advance(4 * time.Minute)
 	r.start()
+	r.waitTrace("sync-ready") // the restored schedule is armed
 	if requests, _ := col.Counts(); requests != 1 {
 		t.Fatalf("%d requests: the restart tried at once", requests)
 	}
