@@ -144,7 +144,7 @@ func TestRunTalliesRealSignals(t *testing.T) {
 	emit("LockChanged", false)
 	d.waitLog("event: amos-power unlocked")
 	emit("UserActivity")
-	time.Sleep(1500 * time.Millisecond) // interactive time accrues in real time here
+	time.Sleep(3 * time.Second) // interactive time accrues in real time here
 	emit("ScreenChanged", false)
 	d.waitLog("event: amos-power screen_off")
 	if code := d.stop(syscall.SIGTERM); code != 0 {
@@ -161,8 +161,9 @@ func TestRunTalliesRealSignals(t *testing.T) {
 	if !ok || err != nil {
 		t.Fatalf("no tally saved: %v", err)
 	}
-	if tally.Unlocks != 1 || tally.ScreenOns != 1 || tally.InteractiveSeconds < 1 || tally.InteractiveSeconds > 3 {
-		t.Fatalf("tally %+v, want 1 unlock, 1 screen_on, about 1.5 s", tally)
+	// About 3 s; the bounds leave room for a slow emulator delivering the signals late.
+	if tally.Unlocks != 1 || tally.ScreenOns != 1 || tally.InteractiveSeconds < 1 || tally.InteractiveSeconds > 6 {
+		t.Fatalf("tally %+v, want 1 unlock, 1 screen_on, about 3 s", tally)
 	}
 	items, _ := s.Peek(10, 1<<20)
 	if len(items) != 1 {
