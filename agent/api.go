@@ -59,19 +59,24 @@ func (s *apiServer) connected(ctx context.Context, conn *dbus.Conn) error {
 	if err := conn.Export(introspect.NewIntrospectable(apiIntrospection()), AgentPath, "org.freedesktop.DBus.Introspectable"); err != nil {
 		return fmt.Errorf("export introspection: %w", err)
 	}
-	reply, err := conn.RequestName(AgentName, dbus.NameFlagDoNotQueue)
-	switch {
-	case err != nil:
-		return fmt.Errorf("request %s: %w", AgentName, err)
-	case reply == dbus.RequestNameReplyExists:
-		return &fatalError{ErrNameTaken}
-	case reply != dbus.RequestNameReplyPrimaryOwner && reply != dbus.RequestNameReplyAlreadyOwner:
-		return fmt.Errorf("request %s: reply %d", AgentName, reply)
-	}
+	// The connection serves calls before the name is taken: a client that calls as
+	// soon as it sees the name appear must not find the server unconnected.
 	s.mu.Lock()
 	s.conn = conn
 	s.mu.Unlock()
-	return nil
+	reply, err := conn.RequestName(AgentName, dbus.NameFlagDoNotQueue)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("request %s: %w", AgentName, err)
+	case reply == dbus.RequestNameReplyExists:
+		err = &fatalError{ErrNameTaken}
+	case reply != dbus.RequestNameReplyPrimaryOwner && reply != dbus.RequestNameReplyAlreadyOwner:
+		err = fmt.Errorf("request %s: reply %d", AgentName, reply)
+	}
+	if err != nil {
+		s.disconnected()
+	}
+	return err
 }
 
 func (s *apiServer) signal(*dbus.Signal) {}

@@ -29,6 +29,13 @@ type PKI struct {
 // ca.pem, server.pem and server.key (0600) to a temporary directory of t.
 func New(t testing.TB) *PKI {
 	t.Helper()
+	return NewValid(t, 24*time.Hour)
+}
+
+// NewValid is New with certificates valid from an hour ago for the given time: a test
+// that moves a clock forward by months needs them to outlive it.
+func NewValid(t testing.TB, validity time.Duration) *PKI {
+	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +45,7 @@ func New(t testing.TB) *PKI {
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "amos-collector test CA"},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
+		NotAfter:              now.Add(validity),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign,
@@ -59,7 +66,7 @@ func New(t testing.TB) *PKI {
 		SerialNumber: big.NewInt(2),
 		Subject:      pkix.Name{CommonName: "amos-collector test server"},
 		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
+		NotAfter:     now.Add(validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
