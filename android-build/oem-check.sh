@@ -122,6 +122,10 @@ why_fix() {
 
 # --- the device, or this machine ---------------------------------------------------
 if [ "$MODE" = adb ]; then
+	if ! command -v "$ADB" >/dev/null 2>&1; then
+		fail adb "no adb at \"$ADB\"" "install Android's platform-tools (Debian: apt-get install adb), or set ADB=/path/to/adb"
+		finish
+	fi
 	state=$(adb_ get-state 2>&1 | tr -d '\r')
 	if [ "$state" != device ]; then
 		fail device "$ADB${SERIAL:+ -s $SERIAL} get-state says \"$(one_line "$state")\"" \

@@ -144,9 +144,9 @@ func writeFile(t *testing.T, path, content string, mode os.FileMode) {
 	}
 }
 
-// run runs oem-check.sh with args as uid (0: as this process) and returns its exit code
-// and output.
-func (r *oemRig) run(uid uint32, serial string, args ...string) (int, string) {
+// run runs oem-check.sh with args and env (added to the rig's) as uid (0: as this
+// process), and returns its exit code and output.
+func (r *oemRig) run(uid uint32, serial string, env []string, args ...string) (int, string) {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -155,6 +155,7 @@ func (r *oemRig) run(uid uint32, serial string, args ...string) (int, string) {
 		"PATH="+r.binDir+string(os.PathListSeparator)+os.Getenv("PATH"),
 		"AMOSD_CONFIG="+r.cfg, "AMOSD_CHECK_WAIT=2", "AMOSD_REMOTE_DIR="+filepath.Join(r.dir, "remote"),
 		"ADB="+r.adb, "ADB_SERIAL=", "FAKE_ADB_LOG="+r.adbLog, "FAKE_ADB_SERIAL="+serial, "AMOSD=")
+	cmd.Env = append(cmd.Env, env...)
 	if uid != 0 {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
 	}
@@ -196,6 +197,7 @@ func TestOEMCheck(t *testing.T) {
 		uid      uint32
 		daemonUp bool
 		serial   string // the fake adb's one device
+		env      []string
 		args     []string
 		wantExit int
 		want     []string // lines that must be there (prefixes)
@@ -211,6 +213,8 @@ func TestOEMCheck(t *testing.T) {
 				"PASS selftest daemon", "PASS counting (", "PASS flush", "PASS status (consent true"}},
 		{name: "adb without the device", daemonUp: true, serial: "AMOS0001", args: []string{"-s", "AMOS0002"}, wantExit: 1,
 			want: []string{"FAIL device: ", "oem-check: 0 passed, 1 failed"}},
+		{name: "no adb", daemonUp: true, env: []string{"ADB=" + filepath.Join(r.dir, "no-adb")}, wantExit: 1,
+			want: []string{"FAIL adb: no adb at ", "oem-check: 0 passed, 1 failed"}},
 		{name: "local as uid 2000", uid: 2000, daemonUp: true, args: []string{"--local"}, wantExit: 1,
 			want: []string{"PASS version", "FAIL report screen_on: amosd report screen_on: exit 1: amosd: access denied",
 				"SKIP report unlocked", "SKIP counting", "PASS flush", "PASS status (consent true"}},
@@ -226,6 +230,7 @@ func TestOEMCheck(t *testing.T) {
 		"FAIL report screen_on: amosd report screen_on: exit 1: amosd: access denied": "fix: this call needs a trusted uid (trusted_uids",
 		"FAIL root: adb shell runs as uid 2000":                                       "fix: adb root",
 		"FAIL device: ":                                                               "fix: connect the handset",
+		"FAIL adb: no adb at ":                                                        "fix: install Android's platform-tools",
 		"FAIL report screen_on: amosd report screen_on: exit 3: ":                     "fix: start the daemon",
 		"FAIL flush: amosd flush: exit 3: ":                                           "fix: start the daemon",
 		"FAIL status: amosd status --json: exit 3: ":                                  "fix: start the daemon",
@@ -246,7 +251,7 @@ func TestOEMCheck(t *testing.T) {
 					t.Fatalf("amosd exit %d on SIGTERM\n%s", code, r.d.log.String())
 				}
 			}
-			code, out := r.run(tt.uid, tt.serial, tt.args...)
+			code, out := r.run(tt.uid, tt.serial, tt.env, tt.args...)
 			t.Logf("oem-check.sh %s:\n%s", strings.Join(tt.args, " "), out)
 			if code != tt.wantExit {
 				t.Errorf("exit %d, want %d", code, tt.wantExit)
