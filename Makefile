@@ -13,7 +13,7 @@ FUZZTIME ?= 30s
 CI_FUZZTIME ?= 10s
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build cross test test-arm fuzz bench ci demo tools clean
+.PHONY: all build cross android-prebuilt test test-arm fuzz bench ci demo tools clean
 
 all: build
 
@@ -31,6 +31,22 @@ cross:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build $(BUILDFLAGS) -o out/arm/ $(addprefix ./cmd/,$(CMDS))
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(BUILDFLAGS) -o out/arm64/ $(addprefix ./cmd/,$(CMDS))
 	@ls -l out/arm/* out/arm64/*
+
+## android-prebuilt: `make cross`, then amosd for arm and arm64 (and the CA of AMOS_CA, the
+## records server's CA from Amos) into android-build/ for an AOSP tree; see android-build/README.md
+AMOS_CA ?=
+android-prebuilt: cross
+	@mkdir -p android-build/prebuilt/arm android-build/prebuilt/arm64
+	cp out/arm/amosd android-build/prebuilt/arm/amosd
+	cp out/arm64/amosd android-build/prebuilt/arm64/amosd
+	@if [ -n "$(AMOS_CA)" ]; then \
+	  grep -q 'BEGIN CERTIFICATE' "$(AMOS_CA)" || { echo "android-prebuilt: AMOS_CA=$(AMOS_CA) holds no PEM certificate" >&2; exit 1; }; \
+	  cp "$(AMOS_CA)" android-build/amos-ca.pem && echo "android-build/amos-ca.pem from $(AMOS_CA)"; \
+	elif [ ! -f android-build/amos-ca.pem ]; then \
+	  echo "android-prebuilt: android-build/amos-ca.pem is missing (the Android.bp module amos-ca.pem needs it):" >&2; \
+	  echo "  make android-prebuilt AMOS_CA=/path/to/amos-ca.pem   (the records server's CA, from Amos)" >&2; exit 1; \
+	fi
+	@ls -l android-build/prebuilt/arm/amosd android-build/prebuilt/arm64/amosd android-build/amos-ca.pem
 
 ## test: go vet and the race-enabled suite on the host
 test: tools
@@ -61,4 +77,4 @@ demo:
 	@echo "and 'make cross' builds both for the handsets into out/arm and out/arm64."
 
 clean:
-	rm -rf out
+	rm -rf out android-build/prebuilt/arm/amosd android-build/prebuilt/arm64/amosd

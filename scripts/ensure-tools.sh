@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the Makefile's targets need when it is missing: QEMU user-mode emulators
-# for armv7 and arm64 tests, dbus-daemon for the D-Bus tests. Debian packages only.
+# for armv7 and arm64 tests, dbus-daemon for the D-Bus tests, checkpolicy and m4 for the
+# SELinux policy test. Debian packages only.
 set -euo pipefail
 
 need=()
@@ -8,6 +9,9 @@ command -v qemu-arm-static >/dev/null || need+=(qemu-user-static)
 command -v qemu-aarch64-static >/dev/null || [[ " ${need[*]-} " == *" qemu-user-static "* ]] || need+=(qemu-user-static)
 command -v dbus-daemon >/dev/null || need+=(dbus-daemon)
 command -v timeout >/dev/null || need+=(coreutils)
+# android-build: the SELinux policy test compiles amosd.te (m4, then checkpolicy).
+command -v checkpolicy >/dev/null || need+=(checkpolicy)
+command -v m4 >/dev/null || need+=(m4)
 
 if ((${#need[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
