@@ -8,13 +8,16 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"amos.example/amosd/proof"
 	"amos.example/amosd/store"
+	"amos.example/amosd/transport"
 )
 
 // Check is one line of `amosd selftest`: what was checked, whether it passed, what was
@@ -27,8 +30,9 @@ type Check struct {
 }
 
 // Selftest checks what an OEM engineer needs to know on a handset (SPEC §8): the
-// configuration, the key, the store, the bus and the daemon, the sources, the server
-// (a TLS handshake with the pinned CA) and the clock. It changes nothing.
+// configuration, the key, the store, the bus and the daemon, the sources, the name of the
+// server (with the resolver the daemon uses: dnsproxyd, dns_servers or the system's), the
+// server (a TLS handshake with the pinned CA) and the clock. It changes nothing.
 func Selftest(ctx context.Context, cfgPath string, now time.Time) []Check {
 	var out []Check
 	add := func(name string, ok bool, detail, fix string) {
@@ -44,7 +48,15 @@ func Selftest(ctx context.Context, cfgPath string, now time.Time) []Check {
 	out = append(out, checkStore(cfg))
 	daemon := checkDaemon(ctx, cfg)
 	out = append(out, daemon...)
-	out = append(out, checkServer(ctx, cfg))
+	timeout := min(time.Duration(cfg.Sync.Timeout), 10*time.Second)
+	res, err := transport.NewResolver(cfg.DNSServers, timeout)
+	if err != nil { // LoadConfig has checked dns_servers: not expected
+		add("dns", false, err.Error(), "fix dns_servers in "+cfgPath)
+		res, _ = transport.NewResolver(nil, timeout)
+	} else {
+		out = append(out, checkDNS(ctx, cfg, res))
+	}
+	out = append(out, checkServer(ctx, cfg, res))
 	if now.Year() < 2024 {
 		add("clock", false, "wall clock says "+now.UTC().Format(time.RFC3339), "set the clock (network time), or let the first sync confirm it")
 	} else {
@@ -173,16 +185,45 @@ func checkDaemon(ctx context.Context, cfg *Config) []Check {
 	return out
 }
 
-func checkServer(ctx context.Context, cfg *Config) Check {
+// checkDNS looks up the server's host name as the daemon does, and says with what.
+func checkDNS(ctx context.Context, cfg *Config, res *transport.Resolver) Check {
+	u, _ := url.Parse(cfg.ServerURL)
+	host := u.Hostname()
+	if _, err := netip.ParseAddr(host); err == nil {
+		return Check{Name: "dns", OK: true, Detail: "server_url names an address: nothing to look up (names would go to " + res.String() + ")"}
+	}
+	via := res.String()
+	addrs, _, err := res.LookupHost(ctx, host)
+	if err == nil {
+		list := make([]string, len(addrs))
+		for i, a := range addrs {
+			list[i] = a.String()
+		}
+		return Check{Name: "dns", OK: true, Detail: host + " is " + strings.Join(list, ", ") + " (" + via + ")"}
+	}
+	fix := "check the network and its DNS"
+	switch {
+	case errors.Is(err, transport.ErrResolverUnreachable):
+		fix = "let amosd connect to the dnsproxyd socket: group inet in its init service, and an SELinux domain with net_domain"
+	case errors.Is(err, transport.ErrNameNotFound):
+		fix = "check the host name of server_url, and the network's DNS"
+	case res.Source() == transport.SourceSystem:
+		fix = "set dns_servers in the configuration if this system has no working resolver"
+	}
+	return Check{Name: "dns", Detail: err.Error() + " (" + via + ")", Fix: fix}
+}
+
+// checkServer connects to the server as the daemon does (names resolved by res) and, for
+// https, completes a TLS handshake verified against ca_file.
+func checkServer(ctx context.Context, cfg *Config, res *transport.Resolver) Check {
 	u, _ := url.Parse(cfg.ServerURL)
 	host := u.Host
 	if u.Port() == "" {
 		host = net.JoinHostPort(u.Hostname(), map[string]string{"https": "443", "http": "80"}[u.Scheme])
 	}
 	timeout := min(time.Duration(cfg.Sync.Timeout), 10*time.Second)
-	d := &net.Dialer{Timeout: timeout}
 	if u.Scheme == "http" {
-		conn, err := d.DialContext(ctx, "tcp", host)
+		conn, err := res.DialContext(ctx, "tcp", host)
 		if err != nil {
 			return Check{Name: "server", Detail: err.Error(), Fix: "check the network and server_url"}
 		}
@@ -197,13 +238,16 @@ func checkServer(ctx context.Context, cfg *Config) Check {
 	if !pool.AppendCertsFromPEM(pem) {
 		return Check{Name: "server", Detail: "ca_file " + cfg.CAFile + " holds no PEM certificate", Fix: "install the right CA bundle at " + cfg.CAFile}
 	}
-	td := &tls.Dialer{NetDialer: d, Config: &tls.Config{RootCAs: pool, ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	conn, err := td.DialContext(ctx, "tcp", host)
+	raw, err := res.DialContext(ctx, "tcp", host)
+	if err == nil {
+		conn := tls.Client(raw, &tls.Config{RootCAs: pool, ServerName: u.Hostname(), MinVersion: tls.VersionTLS12})
+		err = conn.HandshakeContext(ctx)
+		conn.Close()
+	}
 	if err != nil {
 		return Check{Name: "server", Detail: fmt.Sprintf("TLS handshake with %s: %v", host, err), Fix: "check the network, server_url, and that ca_file is the server's CA"}
 	}
-	conn.Close()
 	return Check{Name: "server", OK: true, Detail: "TLS handshake with " + host + " verified against " + cfg.CAFile}
 }

@@ -63,7 +63,8 @@ type Config struct {
 	BatchRecords int
 	// DNSServers is dns_servers: IP or IP:port of DNS servers (port 53 by default), used
 	// only when the system has no /etc/resolv.conf and no Android
-	// /dev/socket/dnsproxyd (SPEC §9). Queries go to them in turn.
+	// /dev/socket/dnsproxyd (SPEC §9). Queries go to them in turn. Names are resolved
+	// through dnsproxyd whenever it exists (see Resolver).
 	DNSServers []string
 	// UserAgent is the User-Agent header; "" means DefaultUserAgent.
 	UserAgent string
@@ -79,7 +80,7 @@ type Client struct {
 	batch     int
 	http      *http.Client
 	transport *http.Transport
-	dnsUsed   bool         // names are resolved with Config.DNSServers
+	resolver  *Resolver
 	wire      atomic.Int64 // bytes read and written on the client's connections
 }
 
@@ -94,7 +95,7 @@ type options struct {
 // New checks cfg and returns a Client. It loads and pins the CA of cfg.CAFile; errors
 // wrap ErrConfig and name the setting (and the file) at fault.
 func New(cfg Config) (*Client, error) {
-	return newClient(cfg, options{resolvConf: "/etc/resolv.conf", dnsproxyd: "/dev/socket/dnsproxyd"})
+	return newClient(cfg, options{resolvConf: resolvConfPath, dnsproxyd: dnsproxydPath})
 }
 
 func newClient(cfg Config, opt options) (*Client, error) {
@@ -156,19 +157,9 @@ func newClient(cfg Config, opt options) (*Client, error) {
 		}
 	}
 
-	dialer := &net.Dialer{
-		Timeout:   c.timeout,
-		KeepAlive: -1, // no TCP keep-alive probes: they would wake the radio
-	}
-	if len(cfg.DNSServers) > 0 {
-		servers, err := parseDNSServers(cfg.DNSServers)
-		if err != nil {
-			return nil, err
-		}
-		if !exists(opt.resolvConf) && !exists(opt.dnsproxyd) {
-			dialer.Resolver = newResolver(servers)
-			c.dnsUsed = true
-		}
+	c.resolver, err = newResolver(cfg.DNSServers, c.timeout, opt.resolvConf, opt.dnsproxyd)
+	if err != nil {
+		return nil, err
 	}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
@@ -178,7 +169,7 @@ func newClient(cfg Config, opt options) (*Client, error) {
 			if opt.dialTo != "" {
 				addr = opt.dialTo
 			}
-			conn, err := dialer.DialContext(ctx, network, addr)
+			conn, err := c.resolver.DialContext(ctx, network, addr)
 			if err != nil {
 				return nil, err
 			}
@@ -244,6 +235,10 @@ func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
 }
+
+// Resolver returns the Resolver that the Client's connections find the server with;
+// Resolver().Source() says which source it uses now.
+func (c *Client) Resolver() *Resolver { return c.resolver }
 
 // CloseIdleConnections closes connections kept alive from earlier requests. Upload does
 // it before returning; it is here for a caller that shuts down.

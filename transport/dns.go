@@ -24,10 +24,10 @@ func parseDNSServers(list []string) ([]string, error) {
 	return out, nil
 }
 
-// newResolver returns a pure-Go resolver that sends every query to servers in turn,
+// serversResolver returns a pure-Go resolver that sends every query to servers in turn,
 // whatever server the (absent) system configuration names: the Go resolver makes
 // several attempts per name, so one dead server does not fail a lookup.
-func newResolver(servers []string) *net.Resolver {
+func serversResolver(servers []string) *net.Resolver {
 	var next atomic.Uint32
 	return &net.Resolver{
 		PreferGo: true,

@@ -3,7 +3,6 @@ package transport
 import (
 	"encoding/binary"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -93,7 +92,8 @@ func (s *dnsServer) answer(q []byte) []byte {
 }
 
 // TestDNSServers: without /etc/resolv.conf and dnsproxyd, names are resolved with
-// dns_servers, in turn, so that a dead first server does not stop the upload.
+// dns_servers, in turn, so that a dead first server does not stop the upload. Which
+// source wins when is TestResolverPrecedence.
 func TestDNSServers(t *testing.T) {
 	s := startTLS(t, true)
 	dns := startDNS(t)
@@ -112,23 +112,8 @@ func TestDNSServers(t *testing.T) {
 		if !slices.Equal(res.Acked, ids) {
 			t.Fatalf("%v: %+v", servers, res)
 		}
-		if !c.dnsUsed || dns.queries.Load() == before {
+		if c.Resolver().Source() != SourceDNSServers || dns.queries.Load() == before {
 			t.Errorf("%v: the DNS server got no query", servers)
-		}
-	}
-
-	// With a resolv.conf (or dnsproxyd), the system's resolver is kept.
-	conf := filepath.Join(t.TempDir(), "resolv.conf")
-	if err := os.WriteFile(conf, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, opt := range []options{{resolvConf: conf, dnsproxyd: none}, {resolvConf: none, dnsproxyd: conf}} {
-		c, err := newClient(Config{ServerURL: url, CAFile: s.pki.caFile, DNSServers: []string{dns.addr()}}, opt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.dnsUsed {
-			t.Errorf("%+v: dns_servers used although the system has a resolver", opt)
 		}
 	}
 }

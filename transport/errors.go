@@ -40,6 +40,24 @@ var (
 
 	// ErrRetryAfter means a Retry-After value is neither delay-seconds nor an HTTP date.
 	ErrRetryAfter = errors.New("transport: malformed Retry-After")
+
+	// ErrNameNotFound means the resolver answered that the server's host name has no
+	// address (netd's EAI_NODATA or EAI_NONAME, or NXDOMAIN): check server_url and the
+	// network's DNS. On the upload path it comes together with ErrTransient.
+	ErrNameNotFound = errors.New("transport: host name not found")
+
+	// ErrResolverUnreachable means Android's /dev/socket/dnsproxyd exists but cannot be
+	// connected to: netd is down, or amosd lacks group inet or the SELinux permission.
+	// The message names the socket and the system's reason. It comes together with
+	// ErrTransient on the upload path.
+	ErrResolverUnreachable = errors.New("transport: DNS proxy unreachable")
+
+	// ErrResolverFailed means a lookup got no usable answer: a temporary failure or
+	// timeout of the resolver, a proxy that closed the connection mid-answer or answered
+	// something that breaks its protocol, or a lookup cut short by the context (then the
+	// context's error matches too). It comes together with ErrTransient on the upload
+	// path.
+	ErrResolverFailed = errors.New("transport: DNS lookup failed")
 )
 
 // MaxRetryAfter is the longest wait a server can impose with Retry-After (SPEC §5).
@@ -90,8 +108,11 @@ type classified struct {
 }
 
 func (e *classified) Error() string {
-	if e.cause == nil {
+	switch {
+	case e.cause == nil:
 		return e.msg
+	case e.msg == "": // the cause says it all
+		return e.cause.Error()
 	}
 	return e.msg + ": " + e.cause.Error()
 }

@@ -38,7 +38,7 @@ const testServerTime = 1795500000
 // ---- PKI ----
 
 // pki is a CA made for one test and a server certificate it signed for 127.0.0.1,
-// records.test and records.amos.example.
+// records.test, records.amos.example and records.amos.test.
 type pki struct {
 	caFile string // the CA certificate, PEM
 	server tls.Certificate
@@ -79,7 +79,7 @@ func newPKI(t testing.TB) *pki {
 		NotAfter:     now.Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"records.test", "records.amos.example"},
+		DNSNames:     []string{"records.test", "records.amos.example", "records.amos.test"},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
 	}
 	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)

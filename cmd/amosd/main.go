@@ -48,7 +48,7 @@ func commands() []command {
 		{name: "flush", summary: "one sync attempt now; prints accepted and queued", run: runFlush},
 		{name: "report", args: "EVENT", summary: "report screen_on|screen_off|unlocked|locked|input (OEM tests)", run: runReport},
 		{name: "consent", args: "on|off", summary: "grant or revoke the owner's consent", run: runConsent},
-		{name: "selftest", args: "[--json]", summary: "check config, key, store, bus, server and clock; exit 1 if any fails", run: runSelftest},
+		{name: "selftest", args: "[--json]", summary: "check config, key, store, bus, DNS, server and clock; exit 1 if any fails", run: runSelftest},
 		{name: "identity", args: "[--json]", summary: "device_id, public key and certificate state, for the factory", run: runIdentity},
 		{name: "inspect", args: "--data DIR [--json|--raw]", summary: "offline dump of a store no daemon holds", run: runInspect},
 		{name: "version", summary: "version, commit and architecture", run: runVersion},
