@@ -13,7 +13,7 @@ FUZZTIME ?= 30s
 CI_FUZZTIME ?= 10s
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build cross android-prebuilt test test-arm fuzz bench ci demo tools clean
+.PHONY: all build cross android-prebuilt vm-test test test-arm fuzz bench ci demo tools clean
 
 all: build
 
@@ -65,8 +65,13 @@ fuzz:
 bench: cross
 	bash scripts/bench.sh
 
+## vm-test: the firmware image booted under full-system QEMU (arm64 and armv7), its power
+## cut at random moments, then checked (internal/vmtest; Debian packages cached in .cache/vm)
+vm-test: tools
+	AMOSD_VMTEST=1 $(GO) test -count=1 -timeout 40m -run TestPowerCuts -v ./internal/vmtest
+
 ## ci: what .ci/run runs: host tests, QEMU tests for armv7 and arm64, a short fuzz
-ci: test test-arm
+ci: test test-arm vm-test
 	FUZZTIME=$(CI_FUZZTIME) bash scripts/fuzz.sh
 
 ## demo: the end-to-end demonstration (needs the daemon and the collector)

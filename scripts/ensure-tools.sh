@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the Makefile's targets need when it is missing: QEMU user-mode emulators
 # for armv7 and arm64 tests, dbus-daemon for the D-Bus tests, checkpolicy and m4 for the
-# SELinux policy test. Debian packages only.
+# SELinux policy test, qemu-system-arm and e2fsprogs for vm-test. Debian packages only.
 set -euo pipefail
 
 need=()
@@ -12,6 +12,11 @@ command -v timeout >/dev/null || need+=(coreutils)
 # android-build: the SELinux policy test compiles amosd.te (m4, then checkpolicy).
 command -v checkpolicy >/dev/null || need+=(checkpolicy)
 command -v m4 >/dev/null || need+=(m4)
+# vm-test: full-system QEMU for arm64 and armv7 (one package has both), mke2fs for the
+# image's data disk; apt-get and dpkg-deb fetch and unpack Debian's ARM packages.
+command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm)
+command -v mke2fs >/dev/null || need+=(e2fsprogs)
+command -v dpkg-deb >/dev/null || need+=(dpkg)
 
 if ((${#need[@]})); then
   if [[ $(id -u) -ne 0 ]]; then

@@ -86,8 +86,10 @@ func (d *Debian) Root(ctx context.Context) (root, kernel string, err error) {
 			return "", "", err
 		}
 	}
+	// A mirror in the middle of a sync fails one index now and then: apt keeps the
+	// others, and what it cannot find is an error below.
 	if _, err := d.apt(ctx, "apt-get", "update"); err != nil {
-		return "", "", err
+		d.Log("%v (going on with the package lists apt has)", err)
 	}
 	// The meta package names the current kernel; resolved, not hard-coded.
 	deps, err := d.apt(ctx, "apt-cache", "depends", d.Arch.KernelMeta)

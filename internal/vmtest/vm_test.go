@@ -50,7 +50,7 @@ func TestPowerCuts(t *testing.T) {
 		if only := os.Getenv("VMTEST_ARCH"); only != "" && only != arch.Name {
 			continue
 		}
-		cuts := map[string]int{"arm64": 24, "armv7": 8}[arch.Name]
+		cuts := map[string]int{"arm64": 24, "armv7": 12}[arch.Name]
 		if s := os.Getenv("VMTEST_CUTS_" + strings.ToUpper(arch.Name)); s != "" {
 			cuts, _ = strconv.Atoi(s)
 		}
@@ -110,8 +110,8 @@ func powerCuts(t *testing.T, arch Arch, cuts int, rng *mrand.Rand) {
 			phase = b.cutAfter(t, time.Duration(rng.Int64N(int64(4*time.Second))))
 		case 2:
 			toRunning = append(toRunning, b.waitLine(t, "] running", 3*time.Minute))
-			b.waitLine(t, "] phase mint", time.Minute)
-			phase = b.cutAfter(t, time.Duration(rng.Int64N(int64(1500*time.Millisecond))))
+			b.waitLine(t, "] phase mint", time.Minute) // half a second before midnight
+			phase = b.cutAfter(t, time.Duration(rng.Int64N(int64(3*time.Second))))
 		}
 		phases[phase]++
 		for _, m := range b.minted() {
