@@ -96,9 +96,9 @@ func powerCuts(t *testing.T, arch Arch, cuts int, rng *mrand.Rand) {
 		// Each boot is one day's last seconds: the owner uses the phone across
 		// midnight, amosd mints the day and uploads it (SPEC's whole path in about
 		// five seconds). The cut comes while the services start, while the owner
-		// uses the phone, or around midnight (mint and upload), a third each.
+		// uses the phone, around midnight, or during the upload, a quarter each.
 		var phase string
-		switch rng.IntN(3) {
+		switch rng.IntN(4) {
 		case 0:
 			b.waitLine(t, "vm: ", 3*time.Minute)
 			phase = b.cutAfter(t, time.Duration(rng.Int64N(int64(1500*time.Millisecond))))
@@ -112,6 +112,12 @@ func powerCuts(t *testing.T, arch Arch, cuts int, rng *mrand.Rand) {
 			toRunning = append(toRunning, b.waitLine(t, "] running", 3*time.Minute))
 			b.waitLine(t, "] phase mint", time.Minute) // half a second before midnight
 			phase = b.cutAfter(t, time.Duration(rng.Int64N(int64(3*time.Second))))
+		case 3:
+			// The upload: it starts as the record is minted and takes a few
+			// hundred milliseconds (TLS, the collector's fsync, amosd's ack).
+			toRunning = append(toRunning, b.waitLine(t, "] running", 3*time.Minute))
+			b.waitLine(t, "] minted epoch=", time.Minute)
+			phase = b.cutAfter(t, time.Duration(rng.Int64N(int64(400*time.Millisecond))))
 		}
 		phases[phase]++
 		for _, m := range b.minted() {
