@@ -186,8 +186,9 @@ func newRig(t *testing.T, services string) *rig {
 }
 
 // systemBusConfig is Debian's /usr/share/dbus-1/system.conf (dbus 1.14) with what a test
-// cannot have left out: no <user>, <fork>, pidfile, syslog or launch helper, the socket
-// in a temporary directory, services from one directory, and instead of the system.d
+// cannot have left out: no <user>, <fork>, pidfile, syslog or launch helper, a socket in
+// a temporary directory (StartBusConfig's --address takes precedence over <listen>),
+// services from one directory, and instead of the system.d
 // directories, the policy file of this folder by its absolute path.
 func systemBusConfig(socket, services, policy string) string {
 	servicedir := ""
