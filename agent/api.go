@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -29,6 +30,10 @@ const (
 // ErrNameTaken means another process owns com.amos.Agent1: another amosd is running.
 var ErrNameTaken = errors.New("another process owns " + AgentName + ": is another amosd running?")
 
+// ErrNameDenied means the bus policy does not let this user own com.amos.Agent1: the
+// policy file is missing, or amosd runs as a user it does not name. Retrying cannot help.
+var ErrNameDenied = errors.New("the bus policy does not let this user own " + AgentName)
+
 // fatalError stops the Bus for good: retrying cannot help.
 type fatalError struct{ err error }
 
@@ -41,6 +46,8 @@ type apiServer struct {
 	a    *Agent
 	mu   sync.Mutex
 	conn *dbus.Conn // the current connection, nil between connections
+	// named is true once conn owns AgentName: signals go out from then on.
+	named bool
 }
 
 // access levels of a caller.
@@ -59,40 +66,47 @@ func (s *apiServer) connected(ctx context.Context, conn *dbus.Conn) error {
 	if err := conn.Export(introspect.NewIntrospectable(apiIntrospection()), AgentPath, "org.freedesktop.DBus.Introspectable"); err != nil {
 		return fmt.Errorf("export introspection: %w", err)
 	}
-	// The connection serves calls before the name is taken: a client that calls as
-	// soon as it sees the name appear must not find the server unconnected.
+	// The methods need conn as soon as the name is ours: when the bus started amosd for
+	// a call (D-Bus activation), it delivers that call at once.
 	s.mu.Lock()
 	s.conn = conn
 	s.mu.Unlock()
 	reply, err := conn.RequestName(AgentName, dbus.NameFlagDoNotQueue)
-	switch {
-	case err != nil:
-		err = fmt.Errorf("request %s: %w", AgentName, err)
-	case reply == dbus.RequestNameReplyExists:
-		err = &fatalError{ErrNameTaken}
-	case reply != dbus.RequestNameReplyPrimaryOwner && reply != dbus.RequestNameReplyAlreadyOwner:
-		err = fmt.Errorf("request %s: reply %d", AgentName, reply)
-	}
-	if err != nil {
+	if err != nil || (reply != dbus.RequestNameReplyPrimaryOwner && reply != dbus.RequestNameReplyAlreadyOwner) {
 		s.disconnected()
 	}
-	return err
+	var derr dbus.Error
+	switch {
+	case errors.As(err, &derr) && derr.Name == errAccessDenied:
+		return &fatalError{fmt.Errorf("%w (uid %d): run amosd as a user that the bus policy for %s names (on Linux, /usr/share/dbus-1/system.d/%s.conf: user amosd or root), or install that file; the bus said: %w",
+			ErrNameDenied, os.Getuid(), AgentName, AgentName, err)}
+	case err != nil:
+		return fmt.Errorf("request %s: %w", AgentName, err)
+	case reply == dbus.RequestNameReplyExists:
+		return &fatalError{ErrNameTaken}
+	case reply != dbus.RequestNameReplyPrimaryOwner && reply != dbus.RequestNameReplyAlreadyOwner:
+		return fmt.Errorf("request %s: reply %d", AgentName, reply)
+	}
+	s.mu.Lock()
+	s.named = true
+	s.mu.Unlock()
+	return nil
 }
 
 func (s *apiServer) signal(*dbus.Signal) {}
 
 func (s *apiServer) disconnected() {
 	s.mu.Lock()
-	s.conn = nil
+	s.conn, s.named = nil, false
 	s.mu.Unlock()
 }
 
 // emit sends a signal of the API if connected; a lost signal is only logged.
 func (s *apiServer) emit(member string, args ...any) {
 	s.mu.Lock()
-	conn := s.conn
+	conn, named := s.conn, s.named
 	s.mu.Unlock()
-	if conn == nil {
+	if conn == nil || !named {
 		return
 	}
 	if err := conn.Emit(AgentPath, AgentIface+"."+member, args...); err != nil {

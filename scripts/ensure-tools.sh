@@ -17,6 +17,8 @@ command -v m4 >/dev/null || need+=(m4)
 command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm)
 command -v mke2fs >/dev/null || need+=(e2fsprogs)
 command -v dpkg-deb >/dev/null || need+=(dpkg)
+command -v systemd-analyze >/dev/null && command -v systemd-sysusers >/dev/null || need+=(systemd)
+command -v strace >/dev/null || need+=(strace)
 
 if ((${#need[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
@@ -39,6 +41,19 @@ if [[ $(id -u) -eq 0 ]] && ! getent passwd 2000 >/dev/null; then
   echo "ensure-tools: adding user amos-shell (uid 2000) for the access-control tests"
   useradd --uid 2000 --no-create-home --no-user-group --shell /usr/sbin/nologin amos-shell 2>/dev/null \
     || echo 'amos-shell:x:2000:65534::/nonexistent:/usr/sbin/nologin' >> /etc/passwd
+fi
+
+# linux-build/'s tests run amosd as its service user (created as packages do, from
+# linux-build/amosd.sysusers) and call it as uid 1000, the phone's user of its policy.
+if [[ $(id -u) -eq 0 ]] && ! getent passwd amosd >/dev/null; then
+  echo "ensure-tools: adding the service user amosd (linux-build/amosd.sysusers)"
+  out=$(systemd-sysusers "$(cd "$(dirname "$0")/.." && pwd)/linux-build/amosd.sysusers" 2>&1) \
+    || { echo "ensure-tools: systemd-sysusers failed: $out" >&2; exit 1; }
+fi
+if [[ $(id -u) -eq 0 ]] && ! getent passwd 1000 >/dev/null; then
+  echo "ensure-tools: adding user amos-phone (uid 1000) for the linux-build policy tests"
+  useradd --uid 1000 --no-create-home --shell /usr/sbin/nologin amos-phone 2>/dev/null \
+    || echo 'amos-phone:x:1000:65534::/nonexistent:/usr/sbin/nologin' >> /etc/passwd
 fi
 
 if ! command -v go >/dev/null; then

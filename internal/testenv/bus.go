@@ -37,6 +37,13 @@ func BusConfig(t testing.TB) string {
 // the test ends. It skips the test only if dbus-daemon is not installed.
 func StartBus(t testing.TB) *Bus {
 	t.Helper()
+	return StartBusConfig(t, BusConfig(t))
+}
+
+// StartBusConfig is StartBus with the bus configuration file at config; its <listen>
+// is overridden by the temporary socket.
+func StartBusConfig(t testing.TB, config string) *Bus {
+	t.Helper()
 	if _, err := exec.LookPath("dbus-daemon"); err != nil {
 		t.Skip("dbus-daemon is not installed (apt-get install dbus-daemon)")
 	}
@@ -47,7 +54,7 @@ func StartBus(t testing.TB) *Bus {
 	os.Chmod(dir, 0o755) // other uids may connect
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	socket := filepath.Join(dir, "bus")
-	b := &Bus{t: t, Address: "unix:path=" + socket, config: BusConfig(t), socket: socket}
+	b := &Bus{t: t, Address: "unix:path=" + socket, config: config, socket: socket}
 	b.Start()
 	t.Cleanup(b.Stop)
 	return b
@@ -65,6 +72,7 @@ func (b *Bus) Start() {
 		b.t.Fatal(err)
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.WaitDelay = 10 * time.Second // a service it activated may hold its stderr open
 	if err := cmd.Start(); err != nil {
 		b.t.Fatal(err)
 	}
