@@ -30,21 +30,29 @@ type Arch struct {
 	Console    string   // the kernel's serial console
 }
 
-// Arches are the two the handsets ship.
-var Arches = []Arch{
-	{Name: "arm64", DebArch: "arm64", GOARCH: "arm64", KernelMeta: "linux-image-arm64",
-		QEMU: "qemu-system-aarch64", Machine: []string{"-M", "virt", "-cpu", "cortex-a57"}, Console: "ttyAMA0"},
-	{Name: "armv7", DebArch: "armhf", GOARCH: "arm", GOARM: "7", KernelMeta: "linux-image-armmp-lpae",
-		QEMU: "qemu-system-arm", Machine: []string{"-M", "virt,highmem=off", "-cpu", "cortex-a15"}, Console: "ttyAMA0"},
+// Arches returns the two the handsets ship.
+func Arches() []Arch {
+	return []Arch{
+		{Name: "arm64", DebArch: "arm64", GOARCH: "arm64", KernelMeta: "linux-image-arm64",
+			QEMU: "qemu-system-aarch64", Machine: []string{"-M", "virt", "-cpu", "cortex-a57"}, Console: "ttyAMA0"},
+		{Name: "armv7", DebArch: "armhf", GOARCH: "arm", GOARM: "7", KernelMeta: "linux-image-armmp-lpae",
+			QEMU: "qemu-system-arm", Machine: []string{"-M", "virt,highmem=off", "-cpu", "cortex-a15"}, Console: "ttyAMA0"},
+	}
 }
 
-// Modules the image loads, by name; their dependencies are found in the .ko files.
-var Modules = []string{"virtio_mmio", "virtio_blk", "crc32c_generic", "ext4", "evdev", "uinput"}
+// Modules returns the modules the image loads, by name; their dependencies are found
+// in the .ko files.
+func Modules() []string {
+	return []string{"virtio_mmio", "virtio_blk", "crc32c_generic", "ext4", "evdev", "uinput"}
+}
 
-// Packages besides the kernel: busybox for a shell, dbus-daemon with what it links.
-var Packages = []string{"busybox-static", "dbus-daemon", "libdbus-1-3", "libexpat1", "libsystemd0", "libc6",
-	"libgcc-s1", "libapparmor1", "libaudit1", "libcap-ng0", "libselinux1", "libpcre2-8-0", "libcap2",
-	"libgcrypt20", "libgpg-error0", "liblz4-1", "liblzma5", "libzstd1"}
+// Packages returns the packages besides the kernel: busybox for a shell, dbus-daemon
+// with what it links.
+func Packages() []string {
+	return []string{"busybox-static", "dbus-daemon", "libdbus-1-3", "libexpat1", "libsystemd0", "libc6",
+		"libgcc-s1", "libapparmor1", "libaudit1", "libcap-ng0", "libselinux1", "libpcre2-8-0", "libcap2",
+		"libgcrypt20", "libgpg-error0", "liblz4-1", "liblzma5", "libzstd1"}
+}
 
 // Debian fetches Debian packages of one architecture into a cache directory with apt,
 // keeping its own package lists there: the host's apt configuration is not changed.
@@ -106,7 +114,7 @@ func (d *Debian) Root(ctx context.Context) (root, kernel string, err error) {
 	if kpkg == "" {
 		return "", "", fmt.Errorf("%s names no kernel package:\n%s", d.Arch.KernelMeta, deps)
 	}
-	pkgs := append([]string{kpkg}, Packages...)
+	pkgs := append([]string{kpkg}, Packages()...)
 	// The versions apt would fetch now name the extracted tree: a new kernel or
 	// library makes a new tree.
 	var versions []string
@@ -423,4 +431,3 @@ func Dirs(paths []string) []string {
 	})
 	return out
 }
-
