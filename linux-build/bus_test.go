@@ -3,6 +3,7 @@ package linuxbuild
 import (
 	"fmt"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -225,6 +226,14 @@ func TestActivation(t *testing.T) {
 		t.Fatalf("%s: Exec=%s, want %s", activationFile, exec, want)
 	}
 	argv := append(testenv.Emulator(), r.bin, "--config", cfg, "run")
+	if len(argv) > 4 {
+		// dbus-daemon execs Exec='s first word as a path, without a PATH search.
+		emu, err := osexec.LookPath(argv[0])
+		if err != nil {
+			t.Fatalf("emulator %s: %v", argv[0], err)
+		}
+		argv[0] = emu
+	}
 	text = strings.Replace(text, "Exec="+exec, "Exec="+strings.Join(argv, " "), 1)
 	if err := os.WriteFile(filepath.Join(services, activationFile), []byte(text), 0o644); err != nil {
 		t.Fatal(err)
