@@ -46,6 +46,7 @@ type Result struct {
 	DeviceID   string
 	Device     *collector.DeviceReport
 	MintedDate proof.Date // the real amosd's day, 0 in quick mode
+	URL        string     // the collector's, stopped by now
 	Elapsed    time.Duration
 }
 
@@ -147,6 +148,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		return nil, err
 	}
 	d.url = fmt.Sprintf("https://127.0.0.1:%d", port)
+	res.URL = d.url
 	d.colCfg = filepath.Join(out, "collector.json")
 	if err := writeJSON(d.colCfg, map[string]any{
 		"listen": fmt.Sprintf("127.0.0.1:%d", port), "tls_cert": pki.CertFile, "tls_key": pki.KeyFile,
@@ -198,7 +200,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	}
 	offset := 480
 	if !o.Quick {
-		offset = offsetToMidnight(time.Now(), 30*time.Second, 90*time.Second)
+		offset = offsetToMidnight(time.Now(), 20*time.Second, 80*time.Second)
 	}
 	day := proof.DateOf(time.Now(), offset)
 	if err := d.startAmosd(ctx, offset, res); err != nil {
@@ -223,7 +225,8 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 			return nil, err
 		}
 		res.MintedDate = day
-		say("local midnight: amosd minted %s and uploaded it", day)
+		minted := d.amosd.find("minted epoch 1 seq 2: ")
+		say("local midnight: amosd %s; uploaded", minted[strings.Index(minted, "minted epoch"):])
 	} else {
 		d.emit("ScreenChanged", true)
 		d.emit("LockChanged", false)

@@ -141,3 +141,15 @@ func (w *lineWatch) wait(ctx context.Context, s string, n int) error {
 		}
 	}
 }
+
+// find returns the first line that contains s, or "".
+func (p *proc) find(s string) string {
+	p.w.mu.Lock()
+	defer p.w.mu.Unlock()
+	for _, l := range p.w.lines {
+		if strings.Contains(l, s) {
+			return l
+		}
+	}
+	return ""
+}

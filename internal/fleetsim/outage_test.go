@@ -57,3 +57,16 @@ func TestEventHeapOrders(t *testing.T) {
 		prev = e.t
 	}
 }
+
+// TestOutageRetryDateSpreads: phones all told the HTTP date of the end of the outage
+// come back over an hour and a half, not in one second (transport.Backoff's jitter on
+// Retry-After; without it the busiest second held every queued phone).
+func TestOutageRetryDateSpreads(t *testing.T) {
+	res, err := RunOutage(OutageConfig{Devices: 10000, Seed: 3, Mode: OutageRetryDate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.PeakSecond > res.Queued/5 || res.RatioToSteadyPeak() > 1.5 {
+		t.Fatalf("busiest second %d of %d queued phones, %.2fx the normal peak minute", res.PeakSecond, res.Queued, res.RatioToSteadyPeak())
+	}
+}
