@@ -23,6 +23,9 @@ func main() {
 	flag.BoolVar(&o.Keep, "keep", false, "leave everything running after the report, until Ctrl-C")
 	flag.Parse()
 	o.Stdout = os.Stdout
+	// A closed stdout (make demo | head) must not kill the demo before it stops its
+	// processes: writes then just fail.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if _, err := Run(ctx, o); err != nil {

@@ -337,7 +337,7 @@ func (r *FarmResult) Check() error {
 // Print writes what the collector shows of each kind, the claims, and the notes.
 func (r *FarmResult) Print(w io.Writer, m collector.Month) {
 	fmt.Fprintf(w, "farm %s: %d devices; %d records accepted, %d refused %v\n", m, len(r.Devices), r.Stats.Acked, r.Stats.Dead, r.Stats.DeadReasons)
-	fmt.Fprintf(w, "  %-14s %4s %-8s %-58s %s\n", "kind", "n", "maker", "GET /v1/devices/{id} of one (epochs; months)", "eligible by the view")
+	fmt.Fprintf(w, "  %-14s %4s %-8s %-62s %s\n", "kind", "n", "maker", "GET /v1/devices/{id} of one (epochs; months)", "eligible by the view")
 	for k := FarmHonest; k <= FarmFuture; k++ {
 		var some []*FarmDevice
 		for _, fd := range r.Devices {
@@ -362,7 +362,7 @@ func (r *FarmResult) Print(w io.Writer, m collector.Month) {
 		for _, mr := range v.Months {
 			ms = append(ms, fmt.Sprintf("%s %d/%d active", mr.Month, mr.ActiveDays, mr.ReportedDays))
 		}
-		fmt.Fprintf(w, "  %-14s %4d %-8s %-58s %d of %d\n", k, len(some), fd.Maker, strings.Join(ep, "; ")+"; "+strings.Join(ms, ", "),
+		fmt.Fprintf(w, "  %-14s %4d %-8s %-62s %d of %d\n", k, len(some), fd.Maker, strings.Join(ep, "; ")+"; "+strings.Join(ms, ", "),
 			eligibleByView(some, m), len(some))
 	}
 	PrintClaims(w, r.Claims, r.Expected)
