@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"amos.example/amosd/internal/testenv"
 )
 
 func TestRunOutageAndUsage(t *testing.T) {
@@ -24,6 +26,9 @@ func TestRunOutageAndUsage(t *testing.T) {
 }
 
 func TestRunFarmInProcess(t *testing.T) {
+	if len(testenv.Emulator()) > 0 {
+		t.Skip("a host tool: its TLS fleet is not worth emulating (make test-arm)")
+	}
 	var out, errs strings.Builder
 	code := run(context.Background(), []string{"farm", "-month", "2026-10", "-honest", "6", "-clones", "3", "-saturated", "1",
 		"-backfill", "1", "-replay", "1", "-shared-serial", "2", "-future", "1", "-dir", t.TempDir()}, &out, &errs)
