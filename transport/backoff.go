@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"math/rand/v2"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -17,8 +18,8 @@ const (
 // Backoff is the retry schedule of the sync loop (SPEC §5): an exponential backoff of
 // github.com/cenkalti/backoff/v4 with multiplier 2, randomization 0.5 and no limit on
 // the elapsed time, whose interval starts at the initial backoff and grows to at most
-// the maximum; each wait is the interval ±50 %. A server's Retry-After replaces the next
-// wait (RetryAfter), and the interval can be saved and restored across a restart
+// the maximum; each wait is the interval ±50 %. A server's Retry-After, plus up to 50 %
+// at random, replaces the next wait (RetryAfter), and the interval can be saved and restored across a restart
 // (Interval, SetInterval).
 //
 // A Backoff is not safe for concurrent use: the sync loop owns it.
@@ -78,10 +79,21 @@ func (b *Backoff) grow(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * BackoffMultiplier)
 }
 
-// RetryAfter makes the next Next return d, clamped to [0, MaxRetryAfter]: the wait a
-// server asked for with Retry-After (see RetryAfterError).
+// RetryAfterJitter is the largest share of a Retry-After that RetryAfter adds to it at
+// random: the randomization factor of the backoff, upwards only.
+const RetryAfterJitter = BackoffRandomizationFactor
+
+// RetryAfter makes the next Next return d, clamped to [0, MaxRetryAfter] — the wait a
+// server asked for with Retry-After (see RetryAfterError) — plus a random part of up to
+// half of it, never past MaxRetryAfter. Never earlier than the server asked, and not
+// all at once: a server that gives every phone the same Retry-After (the HTTP date of
+// the end of a maintenance, or 5 s while it sheds load) would otherwise get them all
+// back in the same second (internal/fleetsim's outage scenario).
 func (b *Backoff) RetryAfter(d time.Duration) {
 	d = clampWait(d)
+	if j := time.Duration(float64(d) * RetryAfterJitter); j > 0 {
+		d = min(d+rand.N(j), MaxRetryAfter)
+	}
 	b.imposed = &d
 }
 

@@ -112,8 +112,9 @@ func TestBackoffRetryAfter(t *testing.T) {
 		b := NewBackoff(0, 0)
 		b.Next() // one failure: the interval is now 1 m
 		b.RetryAfter(d)
-		if got := b.Next(); got != tc.want {
-			t.Errorf("%s: imposed wait %v, want %v", tc.name, got, tc.want)
+		// Never earlier than asked, at most half as much again, never past 24 h.
+		if got := b.Next(); got < tc.want || got > min(tc.want*3/2, MaxRetryAfter) {
+			t.Errorf("%s: imposed wait %v, want %v to %v", tc.name, got, tc.want, min(tc.want*3/2, MaxRetryAfter))
 		}
 		// The interval went on growing (1 m → 2 m); the next wait is drawn again.
 		if b.Interval() != 2*time.Minute {
@@ -190,5 +191,27 @@ func TestBackoffState(t *testing.T) {
 		if d := r.Next(); !within(d, want) {
 			t.Errorf("SetInterval(%v): next wait %v, want %v ±50%%", tc.in, d, want)
 		}
+	}
+}
+
+// TestBackoffRetryAfterSpreads: phones given the same Retry-After come back over half
+// of it again, not in the same second (the HTTP date of the end of an outage would
+// otherwise bring every queued phone back at once).
+func TestBackoffRetryAfterSpreads(t *testing.T) {
+	const asked = 3 * time.Hour
+	seconds := map[time.Duration]bool{}
+	lo, hi := time.Duration(1<<62), time.Duration(0)
+	for range 2000 {
+		b := NewBackoff(0, 0)
+		b.RetryAfter(asked)
+		d := b.Next()
+		if d < asked || d >= asked*3/2 {
+			t.Fatalf("wait %v for a Retry-After of %v", d, asked)
+		}
+		seconds[d.Truncate(time.Second)] = true
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	if len(seconds) < 1500 || hi-lo < asked/2*9/10 { // 2000 draws over 5400 s: about 1670 distinct
+		t.Fatalf("2000 phones came back in %d distinct seconds, over %v", len(seconds), hi-lo)
 	}
 }

@@ -1,0 +1,205 @@
+// Command amos-fleetsim simulates fleets of Amos handsets against a real collector
+// (internal/fleetsim); it only parses the command line and wires the package.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"amos.example/amosd/collector"
+	"amos.example/amosd/internal/fleetsim"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usageText = `usage: amos-fleetsim SCENARIO [FLAGS]
+
+scenarios:
+  month    a month of N devices (default 10,000) on the real code paths against a real
+           collector over TLS, then the claims checked against the simulation's own
+  outage   a collector outage for N devices (default 1,000,000), simulated at the level
+           of each device's retry schedule with the agent's backoff on a virtual clock
+  farm     a maker's farm (identical patterns, impossible days, replays, shared serials)
+           and what the collector's device view and claims show of it
+
+'amos-fleetsim SCENARIO -h' lists the scenario's flags.
+`
+
+// multi is a repeatable string flag.
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+// serverFlags are the flags that choose the collector.
+type serverFlags struct {
+	url, ca, payer, dir, makers string
+	makerKeys                   multi
+}
+
+func (s *serverFlags) register(fs *flag.FlagSet, makers string) {
+	fs.StringVar(&s.url, "collector", "", "URL of a running amos-collector (default: start one in-process over TLS)")
+	fs.StringVar(&s.ca, "ca", "", "with --collector: the CA file its certificate chains to")
+	fs.StringVar(&s.payer, "payer-token", "", "with --collector: the payer's bearer token")
+	fs.Var(&s.makerKeys, "maker", "with --collector: ID=KEYFILE[:TOKEN], a registered maker and its key (repeat)")
+	fs.StringVar(&s.makers, "makers", makers, "in-process collector: the makers, comma-separated")
+	fs.StringVar(&s.dir, "dir", "", "where the ledger, PKI and device stores go (default: a temporary directory, removed)")
+}
+
+func (s *serverFlags) open(seed uint64, dir string, start time.Time, logf func(string, ...any)) (*fleetsim.Server, error) {
+	return fleetsim.OpenServer(fleetsim.ServerConfig{URL: s.url, CAFile: s.ca, PayerToken: s.payer, MakerKeys: s.makerKeys,
+		Makers: strings.Split(s.makers, ","), Seed: seed, Dir: dir, Start: start, Logf: logf})
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stdout, usageText)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	scenario := args[0]
+	fs := flag.NewFlagSet("amos-fleetsim "+scenario, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	seed := fs.Uint64("seed", 1, "seed of keys, plans and schedules")
+	verbose := fs.Bool("v", false, "progress lines on stderr")
+	logf := func(format string, a ...any) {
+		if *verbose {
+			fmt.Fprintf(stderr, format+"\n", a...)
+		}
+	}
+	var code int
+	switch scenario {
+	case "month":
+		var sf serverFlags
+		sf.register(fs, "konka,tcl,zte")
+		devices := fs.Int("devices", 10000, "devices")
+		month := fs.String("month", "", "YYYY-MM (default: the previous month)")
+		stores := fs.Int("stores", 200, "devices that keep their queue in a real bbolt store (the others in memory)")
+		workers := fs.Int("workers", 32, "devices working at once")
+		if fs.Parse(args[1:]) != nil {
+			return 2
+		}
+		m := fleetsim.PreviousMonth(time.Now())
+		if *month != "" {
+			var err error
+			if m, err = collector.ParseMonth(*month); err != nil {
+				fmt.Fprintf(stderr, "amos-fleetsim: --month: %v\n", err)
+				return 2
+			}
+		}
+		dir, cleanup, err := fleetsim.TempDir(sf.dir, "fleetsim-month-")
+		if err != nil {
+			fmt.Fprintf(stderr, "amos-fleetsim: %v\n", err)
+			return 1
+		}
+		defer cleanup()
+		srv, err := sf.open(*seed, dir, m.First().Start(480).Add(-48*time.Hour), logf)
+		if err != nil {
+			fmt.Fprintf(stderr, "amos-fleetsim: %v\n", err)
+			return 1
+		}
+		defer srv.Close()
+		_, err = fleetsim.RunMonth(ctx, fleetsim.MonthConfig{Devices: *devices, Month: m, Seed: *seed, Workers: *workers,
+			Stores: *stores, Dir: dir, Server: srv, Out: stdout, Logf: logf})
+		code = report(stderr, err)
+	case "farm":
+		var sf serverFlags
+		sf.register(fs, "konka,tcl,farmco")
+		month := fs.String("month", "", "YYYY-MM (default: the previous month)")
+		farmMaker := fs.String("farm-maker", "farmco", "the maker that runs the farm")
+		var cfg fleetsim.FarmConfig
+		fs.IntVar(&cfg.Honest, "honest", 40, "honest phones of the other makers")
+		fs.IntVar(&cfg.Clones, "clones", 30, "phones with identical counters every day")
+		fs.IntVar(&cfg.Saturated, "saturated", 5, "phones used 24 h a day")
+		fs.IntVar(&cfg.Backfill, "backfill", 5, "phones that mint the whole month in one burst")
+		fs.IntVar(&cfg.Replay, "replay", 3, "phones that report the month again in a new epoch")
+		fs.IntVar(&cfg.Serial, "shared-serial", 10, "keys certified with one serial_tag")
+		fs.IntVar(&cfg.Future, "future", 2, "phones that report dates after the server's")
+		if fs.Parse(args[1:]) != nil {
+			return 2
+		}
+		m := fleetsim.PreviousMonth(time.Now())
+		if *month != "" {
+			var err error
+			if m, err = collector.ParseMonth(*month); err != nil {
+				fmt.Fprintf(stderr, "amos-fleetsim: --month: %v\n", err)
+				return 2
+			}
+		}
+		dir, cleanup, err := fleetsim.TempDir(sf.dir, "fleetsim-farm-")
+		if err != nil {
+			fmt.Fprintf(stderr, "amos-fleetsim: %v\n", err)
+			return 1
+		}
+		defer cleanup()
+		srv, err := sf.open(*seed, dir, m.First().Start(480).Add(-48*time.Hour), logf)
+		if err != nil {
+			fmt.Fprintf(stderr, "amos-fleetsim: %v\n", err)
+			return 1
+		}
+		defer srv.Close()
+		cfg.Month, cfg.Seed, cfg.FarmMaker, cfg.Server, cfg.Out, cfg.Logf = m, *seed, *farmMaker, srv, stdout, logf
+		_, err = fleetsim.RunFarm(ctx, cfg)
+		code = report(stderr, err)
+	case "outage":
+		devices := fs.Int("devices", 1_000_000, "devices")
+		offset := fs.Int("utc-offset", 480, "utc_offset_minutes of the fleet")
+		start := fs.Duration("start", 21*time.Hour, "local time of day the outage begins, as a duration after midnight")
+		length := fs.Duration("length", 6*time.Hour, "how long the collector is down")
+		mode := fs.String("mode", "down", "what devices get during the outage: down (no answer, or 5xx without Retry-After), retry-after (503 with --retry-after), retry-date (503 with Retry-After the HTTP date of the end)")
+		retryAfter := fs.Duration("retry-after", time.Hour, "the Retry-After of --mode retry-after")
+		awake := fs.Float64("awake", 0.3, "share of phones awake at local midnight (they upload within seconds)")
+		wake := fs.Duration("wake-mean", 15*time.Minute, "mean delay of the first wake-up after midnight of the others")
+		capacity := fs.Int("capacity", 0, "requests a second the collector serves, beyond which it answers 503 Retry-After: 5 (0: unlimited)")
+		spread := fs.Duration("sync-spread", 0, "PROPOSAL, not today's agent: upload a random 0..D after the midnight mint")
+		csv := fs.String("csv", "", "write the requests of every simulated minute to this CSV file")
+		if fs.Parse(args[1:]) != nil {
+			return 2
+		}
+		m, err := fleetsim.ParseOutageMode(*mode)
+		if err != nil {
+			fmt.Fprintf(stderr, "amos-fleetsim: --mode: %v\n", err)
+			return 2
+		}
+		cfg := fleetsim.OutageConfig{Devices: *devices, Seed: *seed, Offset: *offset, Start: *start, Length: *length, Mode: m,
+			RetryAfter: *retryAfter, Awake: *awake, WakeMean: *wake, Capacity: *capacity, SyncSpread: *spread, Out: stdout}
+		if *csv != "" {
+			f, err := os.Create(*csv)
+			if err != nil {
+				fmt.Fprintf(stderr, "amos-fleetsim: %v\n", err)
+				return 1
+			}
+			defer f.Close()
+			cfg.CSV = f
+		}
+		began := time.Now()
+		_, err = fleetsim.RunOutage(cfg)
+		logf("amos-fleetsim: outage simulated in %s", time.Since(began).Round(time.Millisecond))
+		code = report(stderr, err)
+	default:
+		fmt.Fprintf(stderr, "amos-fleetsim: unknown scenario %q\n%s", scenario, usageText)
+		return 2
+	}
+	return code
+}
+
+func report(stderr io.Writer, err error) int {
+	if err != nil {
+		fmt.Fprintf(stderr, "amos-fleetsim: %v\n", err)
+		return 1
+	}
+	return 0
+}

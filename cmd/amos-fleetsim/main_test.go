@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"amos.example/amosd/internal/testenv"
+)
+
+func TestRunOutageAndUsage(t *testing.T) {
+	var out, errs strings.Builder
+	if code := run(context.Background(), []string{"outage", "-devices", "2000", "-mode", "retry-date"}, &out, &errs); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs.String())
+	}
+	if !strings.Contains(out.String(), "peak/steady:") || !strings.Contains(out.String(), "drained") {
+		t.Fatalf("report:\n%s", out.String())
+	}
+	for _, args := range [][]string{{}, {"nope"}, {"outage", "-mode", "sideways"}, {"month", "-month", "2026-13"}} {
+		out.Reset()
+		errs.Reset()
+		if code := run(context.Background(), args, &out, &errs); code != 2 {
+			t.Errorf("%q: exit %d, want 2", args, code)
+		}
+	}
+}
+
+func TestRunFarmInProcess(t *testing.T) {
+	if len(testenv.Emulator()) > 0 {
+		t.Skip("a host tool: its TLS fleet is not worth emulating (make test-arm)")
+	}
+	var out, errs strings.Builder
+	code := run(context.Background(), []string{"farm", "-month", "2026-10", "-honest", "6", "-clones", "3", "-saturated", "1",
+		"-backfill", "1", "-replay", "1", "-shared-serial", "2", "-future", "1", "-dir", t.TempDir()}, &out, &errs)
+	if code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, errs.String(), out.String())
+	}
+	if !strings.Contains(out.String(), "farmco") || !strings.Contains(out.String(), "ok") {
+		t.Fatalf("report:\n%s", out.String())
+	}
+}

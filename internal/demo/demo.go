@@ -1,0 +1,553 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"amos.example/amosd/collector"
+	"amos.example/amosd/internal/fleetsim"
+	"amos.example/amosd/proof"
+)
+
+// Options configure the demo.
+type Options struct {
+	Repo    string // the repository: testdata/dbus/system-like.conf, ./cmd/...
+	Out     string // everything goes here (out/demo), wiped first
+	Devices int    // simulated devices (1,000)
+	// Amosd and Collector are built binaries; empty builds both into Out/bin.
+	Amosd, Collector string
+	// Quick skips the wait for the real midnight: the real amosd uploads only its
+	// genesis (tests).
+	Quick bool
+	// Keep leaves everything running after the report until ctx is done.
+	Keep   bool
+	Stdout io.Writer
+}
+
+// Result is what the demo checked, for its test.
+type Result struct {
+	Fleet      *fleetsim.MonthResult
+	DeviceID   string
+	Device     *collector.DeviceReport
+	MintedDate proof.Date // the real amosd's day, 0 in quick mode
+	URL        string     // the collector's, stopped by now
+	Elapsed    time.Duration
+}
+
+var makers = []string{"konka", "tcl", "zte"}
+
+// demo holds the running parts.
+type demo struct {
+	o        Options
+	out      string
+	logs     string
+	bus      *proc
+	col      *proc
+	amosd    *proc
+	pm       *dbus.Conn
+	sockDir  string
+	busAddr  string
+	url      string
+	caFile   string
+	payer    string
+	tokens   map[string]string
+	amosdCfg string
+	colCfg   string
+	bin      struct{ amosd, collector string }
+}
+
+// Run runs the demo; it stops every process it started before it returns.
+func Run(ctx context.Context, o Options) (res *Result, err error) {
+	began := time.Now()
+	if o.Devices <= 0 {
+		o.Devices = 1000
+	}
+	if o.Stdout == nil {
+		o.Stdout = io.Discard
+	}
+	out, err := filepath.Abs(o.Out)
+	if err != nil {
+		return nil, err
+	}
+	repo, err := filepath.Abs(o.Repo)
+	if err != nil {
+		return nil, err
+	}
+	o.Repo = repo
+	if err := os.RemoveAll(out); err != nil {
+		return nil, err
+	}
+	d := &demo{o: o, out: out, logs: filepath.Join(out, "logs"), tokens: map[string]string{}}
+	for _, dir := range []string{d.logs, filepath.Join(out, "makers"), filepath.Join(out, "amosd", "persist")} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	defer func() {
+		if cerr := d.cleanup(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	say := func(format string, args ...any) {
+		fmt.Fprintf(o.Stdout, "[%5.1fs] "+format+"\n", append([]any{time.Since(began).Seconds()}, args...)...)
+	}
+	res = &Result{}
+
+	// 1. The binaries, the development CA, the makers (amos-collector maker keygen).
+	if err := d.build(ctx, say); err != nil {
+		return nil, err
+	}
+	pki, err := fleetsim.NewPKI(filepath.Join(out, "pki"), 7*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	d.caFile = pki.CAFile
+	var makerCfg []map[string]string
+	var simMakers []string
+	for _, m := range makers {
+		prefix := filepath.Join(out, "makers", m)
+		if _, err := d.run(ctx, d.bin.collector, "maker", "keygen", "--out", prefix); err != nil {
+			return nil, err
+		}
+		pub, err := os.ReadFile(prefix + ".pub")
+		if err != nil {
+			return nil, err
+		}
+		d.tokens[m] = randomHex()
+		if err := os.WriteFile(prefix+".token", []byte(d.tokens[m]+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+		makerCfg = append(makerCfg, map[string]string{"id": m, "public_key": strings.TrimSpace(string(pub)), "token_sha256": fleetsim.TokenHash(d.tokens[m])})
+		simMakers = append(simMakers, m+"="+prefix+".key:"+d.tokens[m])
+	}
+	d.payer = randomHex()
+	if err := os.WriteFile(filepath.Join(out, "payer.token"), []byte(d.payer+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	say("built amosd and amos-collector, made a development CA and %d makers (amos-collector maker keygen)", len(makers))
+
+	// 2. The collector, over TLS.
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	d.url = fmt.Sprintf("https://127.0.0.1:%d", port)
+	res.URL = d.url
+	d.colCfg = filepath.Join(out, "collector.json")
+	if err := writeJSON(d.colCfg, map[string]any{
+		"listen": fmt.Sprintf("127.0.0.1:%d", port), "tls_cert": pki.CertFile, "tls_key": pki.KeyFile,
+		"data_dir": filepath.Join(out, "collector"), "makers": makerCfg, "payer_token_sha256": fleetsim.TokenHash(d.payer),
+	}); err != nil {
+		return nil, err
+	}
+	if d.col, err = start("amos-collector", filepath.Join(d.logs, "collector.log"), d.bin.collector, "--config", d.colCfg, "serve"); err != nil {
+		return nil, err
+	}
+	if err := d.col.waitFor(ctx, "serving https on", 1, 30*time.Second); err != nil {
+		return nil, err
+	}
+	say("amos-collector serves %s (ledger %s)", d.url, rel(filepath.Join(out, "collector", "collector.db")))
+
+	// 3. The fleet, in the background: a month of 1,000 simulated phones.
+	srv, err := fleetsim.OpenServer(fleetsim.ServerConfig{URL: d.url, CAFile: d.caFile, PayerToken: d.payer, MakerKeys: simMakers})
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Close()
+	month := fleetsim.PreviousMonth(time.Now())
+	var fleetOut bytes.Buffer
+	fleetLog, err := os.Create(filepath.Join(d.logs, "fleetsim.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer fleetLog.Close()
+	var fleetErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	fctx, stopFleet := context.WithCancel(ctx)
+	defer func() { stopFleet(); wg.Wait() }()
+	go func() {
+		defer wg.Done()
+		res.Fleet, fleetErr = fleetsim.RunMonth(fctx, fleetsim.MonthConfig{Devices: o.Devices, Month: month, Seed: 1, Workers: 16,
+			Stores: min(20, o.Devices), Dir: filepath.Join(out, "fleet"), Server: srv, Out: &fleetOut,
+			Logf: func(f string, a ...any) { fmt.Fprintf(fleetLog, f+"\n", a...) }})
+	}()
+	say("fleet simulator: %d phones, month %s, running (real signing, stores, transport over TLS)", o.Devices, month)
+
+	// 4. The bus, the platform's power manager (this program, owning
+	// com.amos.PowerManager) and the real amosd.
+	if err := d.startBus(ctx); err != nil {
+		return nil, err
+	}
+	if err := d.becomePowerManager(); err != nil {
+		return nil, err
+	}
+	offset := 480
+	if !o.Quick {
+		offset = offsetToMidnight(time.Now(), 20*time.Second, 80*time.Second)
+	}
+	day := proof.DateOf(time.Now(), offset)
+	if err := d.startAmosd(ctx, offset, res); err != nil {
+		return nil, err
+	}
+	say("amosd runs (device %s..., maker konka, zone UTC%+d:%02d); its genesis is accepted", res.DeviceID[:12], offset/60, abs(offset%60))
+
+	// 5. The owner uses the phone: real D-Bus signals from the owner of com.amos.PowerManager.
+	if !o.Quick {
+		midnight := day.Next().Start(offset)
+		say("the owner uses the phone until just before local midnight (%s away)", time.Until(midnight).Round(time.Second))
+		if err := d.use(ctx, midnight.Add(-3*time.Second)); err != nil {
+			return nil, err
+		}
+		if proof.DateOf(time.Now(), offset) != day {
+			return nil, errors.New("local midnight came before the use was over: the machine is too slow")
+		}
+		if err := d.amosd.waitFor(ctx, "minted epoch 1 seq 2: "+day.String(), 1, time.Until(midnight)+30*time.Second); err != nil {
+			return nil, err
+		}
+		if err := d.amosd.waitFor(ctx, "sync: ok: 1 accepted", 2, 30*time.Second); err != nil {
+			return nil, err
+		}
+		res.MintedDate = day
+		minted := d.amosd.find("minted epoch 1 seq 2: ")
+		say("local midnight: amosd %s; uploaded", minted[strings.Index(minted, "minted epoch"):])
+	} else {
+		d.emit("ScreenChanged", true)
+		d.emit("LockChanged", false)
+		d.emit("UserActivity")
+		if err := d.amosd.waitFor(ctx, "event: amos-power unlocked", 1, 10*time.Second); err != nil {
+			return nil, err
+		}
+	}
+	status, _ := d.run(ctx, d.bin.amosd, "--config", d.amosdCfg, "status")
+
+	// 6. The fleet's month, the claims, the real device.
+	wg.Wait()
+	if fleetErr != nil {
+		fmt.Fprint(o.Stdout, fleetOut.String())
+		return res, fmt.Errorf("fleet: %w", fleetErr)
+	}
+	os.WriteFile(filepath.Join(out, "fleet.txt"), fleetOut.Bytes(), 0o644)
+	say("fleet done")
+	fmt.Fprintln(o.Stdout)
+	fmt.Fprint(o.Stdout, fleetOut.String())
+	id, _ := proof.ParseHash(res.DeviceID)
+	view, _, err := srv.Device(id, d.tokens["konka"])
+	if err != nil {
+		return res, err
+	}
+	res.Device = view
+	devMonth := collector.MonthOf(day)
+	fmt.Fprintf(o.Stdout, "\nthe real amosd (device %s, maker %s):\n", res.DeviceID, view.MakerID)
+	for _, e := range view.Epochs {
+		fmt.Fprintf(o.Stdout, "  epoch %d: head seq %d, last date %s, %d days accepted\n", e.Epoch, e.HeadSeq, orDash(e.LastDate), e.Accepted)
+	}
+	for _, m := range view.Months {
+		fmt.Fprintf(o.Stdout, "  %s: %d reported day(s), %d active (a day is active with >= 120 s and an unlock; 10 active days are paid)\n",
+			m.Month, m.ReportedDays, m.ActiveDays)
+	}
+	if devMonth != month {
+		if c, err := srv.Claims(devMonth, d.payer); err == nil {
+			fmt.Fprintln(o.Stdout)
+			fleetsim.PrintClaims(o.Stdout, c, nil)
+		}
+	}
+	fmt.Fprintf(o.Stdout, "\n$ amosd status   (the real daemon, over D-Bus)\n%s", indent(status, "  "))
+	res.Elapsed = time.Since(began)
+	guide := d.guide(month, res.DeviceID)
+	os.WriteFile(filepath.Join(out, "GUIDE.txt"), []byte(guide), 0o644)
+	fmt.Fprintf(o.Stdout, "\n%s\ndemo finished in %.1f s\n", guide, res.Elapsed.Seconds())
+	if o.Keep {
+		fmt.Fprintln(o.Stdout, "everything keeps running (--keep): Ctrl-C to stop")
+		<-ctx.Done()
+	}
+	return res, nil
+}
+
+// build compiles amosd and amos-collector as the Makefile does, unless given.
+func (d *demo) build(ctx context.Context, say func(string, ...any)) error {
+	if d.o.Amosd != "" && d.o.Collector != "" {
+		d.bin.amosd, d.bin.collector = d.o.Amosd, d.o.Collector
+		return nil
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = "/usr/local/go/bin/go"
+	}
+	bin := filepath.Join(d.out, "bin")
+	cmd := exec.CommandContext(ctx, gobin, "build", "-trimpath", "-tags", "nethttpomithttp2", "-ldflags", "-X main.version=demo",
+		"-o", bin+"/", "./cmd/amosd", "./cmd/amos-collector")
+	cmd.Dir = d.o.Repo
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %v\n%s", err, b)
+	}
+	d.bin.amosd, d.bin.collector = filepath.Join(bin, "amosd"), filepath.Join(bin, "amos-collector")
+	return nil
+}
+
+// run runs a binary to completion and returns its output.
+func (d *demo) run(ctx context.Context, bin string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	b, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	if err != nil {
+		return string(b), fmt.Errorf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, b)
+	}
+	return string(b), nil
+}
+
+// startBus starts a private dbus-daemon with the system bus's policy. A user other
+// than root gets a copy of the policy that also lets it own names.
+func (d *demo) startBus(ctx context.Context) error {
+	if _, err := exec.LookPath("dbus-daemon"); err != nil {
+		return errors.New("dbus-daemon is not installed: run scripts/ensure-tools.sh (as root), or apt-get install dbus-daemon")
+	}
+	conf := filepath.Join(d.o.Repo, "testdata", "dbus", "system-like.conf")
+	if os.Getuid() != 0 {
+		b, err := os.ReadFile(conf)
+		if err != nil {
+			return err
+		}
+		mine := fmt.Sprintf("  <policy user=\"%d\">\n    <allow own=\"*\"/>\n    <allow send_type=\"method_call\"/>\n  </policy>\n</busconfig>", os.Getuid())
+		conf = filepath.Join(d.out, "system-like.conf")
+		if err := os.WriteFile(conf, bytes.Replace(b, []byte("</busconfig>"), []byte(mine), 1), 0o644); err != nil {
+			return err
+		}
+	}
+	// A short path: a unix socket's name is limited to 107 bytes.
+	dir, err := os.MkdirTemp("", "amos-demo-bus-")
+	if err != nil {
+		return err
+	}
+	os.Chmod(dir, 0o755)
+	d.sockDir = dir
+	addr := "unix:path=" + filepath.Join(dir, "bus")
+	if d.bus, err = start("dbus-daemon", filepath.Join(d.logs, "dbus.log"), "dbus-daemon", "--nofork", "--print-address=1",
+		"--config-file="+conf, "--address="+addr); err != nil {
+		return err
+	}
+	if err := d.bus.waitFor(ctx, "unix:path=", 1, 30*time.Second); err != nil {
+		return err
+	}
+	d.busAddr = addr
+	return nil
+}
+
+// startAmosd writes amosd's configuration, has the maker certify its key (the factory
+// step), starts it and waits until its genesis is accepted.
+func (d *demo) startAmosd(ctx context.Context, offset int, res *Result) error {
+	dir := filepath.Join(d.out, "amosd")
+	d.amosdCfg = filepath.Join(d.out, "amosd.json")
+	trusted := []int{0, 1000}
+	if uid := os.Getuid(); uid != 0 && uid != 1000 {
+		trusted = append(trusted, uid)
+	}
+	if err := writeJSON(d.amosdCfg, map[string]any{
+		"data_dir": filepath.Join(dir, "data"), "key_dir": filepath.Join(dir, "persist"), "server_url": d.url, "ca_file": d.caFile,
+		"bus": d.busAddr, "sources": []string{"amos-power"}, "consent_default": true, "log": "stderr",
+		"utc_offset_minutes": offset, "trusted_uids": trusted,
+	}); err != nil {
+		return err
+	}
+	out, err := d.run(ctx, d.bin.amosd, "--config", d.amosdCfg, "identity", "--json")
+	if err != nil {
+		return err
+	}
+	var ident struct {
+		DeviceID  string `json:"device_id"`
+		PublicKey string `json:"public_key"`
+	}
+	if err := json.Unmarshal([]byte(out), &ident); err != nil {
+		return fmt.Errorf("amosd identity --json: %v: %s", err, out)
+	}
+	res.DeviceID = ident.DeviceID
+	serial := sha256.Sum256([]byte("IMEI 860000000000042"))
+	if _, err := d.run(ctx, d.bin.collector, "maker", "certify", "--key", filepath.Join(d.out, "makers", "konka.key"),
+		"--maker-id", "konka", "--model", "Amos T1", "--serial-tag", hex.EncodeToString(serial[:]),
+		"--device-pub", ident.PublicKey, "--out", filepath.Join(dir, "persist", "device.cert")); err != nil {
+		return err
+	}
+	if d.amosd, err = start("amosd", filepath.Join(d.logs, "amosd.log"), d.bin.amosd, "--config", d.amosdCfg, "run"); err != nil {
+		return err
+	}
+	if err := d.amosd.waitFor(ctx, "sync: ok: 1 accepted", 1, 30*time.Second); err != nil {
+		return err
+	}
+	return d.amosd.waitFor(ctx, "event: amos-power available", 1, 30*time.Second)
+}
+
+// becomePowerManager connects to the bus as the owner of com.amos.PowerManager.
+func (d *demo) becomePowerManager() error {
+	conn, err := dbus.Connect(d.busAddr)
+	if err != nil {
+		return err
+	}
+	d.pm = conn
+	if r, err := conn.RequestName("com.amos.PowerManager", dbus.NameFlagDoNotQueue); err != nil || r != dbus.RequestNameReplyPrimaryOwner {
+		return fmt.Errorf("own com.amos.PowerManager: reply %v, %v", r, err)
+	}
+	return nil
+}
+
+func (d *demo) emit(member string, args ...any) error {
+	return d.pm.Emit("/com/amos/PowerManager", "com.amos.PowerManager1."+member, args...)
+}
+
+// use plays an owner: screen on, unlock, input every two seconds, a lock and a second
+// unlock half-way, then lock and screen off at until.
+func (d *demo) use(ctx context.Context, until time.Time) error {
+	if err := errors.Join(d.emit("ScreenChanged", true), d.emit("LockChanged", false)); err != nil {
+		return err
+	}
+	half := time.Now().Add(time.Until(until) / 2)
+	relocked := false
+	for time.Now().Before(until) {
+		if err := d.emit("UserActivity"); err != nil {
+			return err
+		}
+		if !relocked && time.Now().After(half) {
+			relocked = true
+			if err := errors.Join(d.emit("LockChanged", true), d.emit("LockChanged", false)); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(2*time.Second, max(time.Until(until), time.Millisecond))):
+		}
+	}
+	if err := errors.Join(d.emit("LockChanged", true), d.emit("ScreenChanged", false)); err != nil {
+		return err
+	}
+	return d.amosd.waitFor(ctx, "event: amos-power screen_off", 1, 10*time.Second)
+}
+
+// cleanup stops everything the demo started, the daemon first.
+func (d *demo) cleanup() error {
+	if d.pm != nil {
+		d.pm.Close()
+	}
+	var errs []error
+	if err := d.amosd.stop(10 * time.Second); err != nil {
+		errs = append(errs, fmt.Errorf("amosd: %w", err))
+	}
+	if err := d.col.stop(40 * time.Second); err != nil {
+		errs = append(errs, fmt.Errorf("amos-collector: %w", err))
+	}
+	d.bus.stop(2 * time.Second) // dbus-daemon exits 1 on SIGTERM; nothing to say
+	if d.sockDir != "" {
+		os.RemoveAll(d.sockDir)
+	}
+	return errors.Join(errs...)
+}
+
+// guide is what to look at once the demo is over.
+func (d *demo) guide(month collector.Month, deviceID string) string {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
+	bin := rel(filepath.Dir(d.bin.amosd))
+	p("what to look at (under %s):", rel(d.out))
+	p("  logs/amosd.log, logs/collector.log, logs/fleetsim.log, logs/dbus.log   the logs")
+	p("  collector/collector.db    the collector's ledger (bbolt); fleet.txt the fleet's report; GUIDE.txt this")
+	p("  amosd/data/amosd.db, amosd/persist/   the real device's store, key and maker certificate")
+	p("  pki/ca.pem, makers/*.key|.pub|.token, payer.token   the development CA, makers, tokens")
+	p("commands (offline, now that the demo stopped everything):")
+	p("  %s/amos-collector --config %s claims --month %s", bin, rel(d.colCfg), month)
+	p("  %s/amosd --config %s inspect --data %s", bin, rel(d.amosdCfg), rel(filepath.Join(d.out, "amosd", "data")))
+	p("while it runs (go run ./internal/demo --keep; or start the collector again:")
+	p("  %s/amos-collector --config %s serve &):", bin, rel(d.colCfg))
+	p("  %s/amosd --config %s status       (needs --keep: the daemon and its bus)", bin, rel(d.amosdCfg))
+	p("  curl --cacert %s -H \"Authorization: Bearer $(cat %s)\" %s/v1/devices/%s",
+		rel(d.caFile), rel(filepath.Join(d.out, "makers", "konka.token")), d.url, deviceID)
+	p("  curl --cacert %s -H \"Authorization: Bearer $(cat %s)\" '%s/v1/claims?month=%s&format=csv'",
+		rel(d.caFile), rel(filepath.Join(d.out, "payer.token")), d.url, month)
+	return b.String()
+}
+
+// offsetToMidnight returns a reporting zone (minutes east of UTC) whose next midnight
+// is between lo and hi away (hi - lo of at least a minute always finds one).
+func offsetToMidnight(now time.Time, lo, hi time.Duration) int {
+	for off := proof.MinUTCOffsetMinutes; off <= proof.MaxUTCOffsetMinutes; off++ {
+		local := now.UTC().Add(time.Duration(off) * time.Minute)
+		next := time.Date(local.Year(), local.Month(), local.Day()+1, 0, 0, 0, 0, time.UTC)
+		if left := next.Sub(local); left >= lo && left < hi {
+			return off
+		}
+	}
+	panic("no zone has its midnight in the window")
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func randomHex() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// rel shows a path relative to the working directory when it is below it.
+func rel(p string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return p
+	}
+	if r, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(r, "..") {
+		return r
+	}
+	return p
+}
+
+func indent(s, pre string) string {
+	s = strings.TrimRight(s, "\n")
+	if s == "" {
+		return ""
+	}
+	return pre + strings.ReplaceAll(s, "\n", "\n"+pre) + "\n"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func abs(v int) int {
+	if v < 0 {
+		return -v
+	}
+	return v
+}

@@ -1,0 +1,59 @@
+package fleetsim
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"amos.example/amosd/collector"
+	"amos.example/amosd/internal/testenv"
+)
+
+// startServer starts an in-process collector with makers for a test.
+func startServer(t *testing.T, clock *Clock, ids ...string) *Server {
+	t.Helper()
+	if len(testenv.Emulator()) > 0 {
+		t.Skip("a host tool: its TLS fleet is not worth emulating (make test-arm)")
+	}
+	var makers []Maker
+	for _, id := range ids {
+		m, err := NewMaker(id, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		makers = append(makers, m)
+	}
+	srv, err := StartServer(t.TempDir(), makers, clock, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+func TestMonthSmall(t *testing.T) {
+	month := collector.Month{Year: 2026, Month: time.October}
+	srv := startServer(t, NewClock(month.First().Start(480)), "konka", "tcl", "zte")
+	var out strings.Builder
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := RunMonth(ctx, MonthConfig{Devices: 200, Month: month, Seed: 7, Stores: 20, Dir: t.TempDir(), Server: srv, Out: &out, Logf: t.Logf})
+	t.Logf("\n%s", out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for m, n := range res.Expected {
+		if n == 0 || res.Got[m] != n {
+			t.Errorf("maker %s: expected %d, collector %d", m, n, res.Got[m])
+		}
+		total += n
+	}
+	if total == 0 || total == res.Devices {
+		t.Errorf("%d of %d devices eligible: the profiles should make some ineligible", total, res.Devices)
+	}
+	if !res.MakerViewChecked || res.Stats.Dead != 0 || res.Minted != res.Stats.Acked {
+		t.Errorf("minted %d, accepted %d, refused %d", res.Minted, res.Stats.Acked, res.Stats.Dead)
+	}
+}

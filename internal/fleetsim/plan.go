@@ -1,0 +1,163 @@
+package fleetsim
+
+import (
+	"math"
+	"math/bits"
+	"math/rand/v2"
+
+	"amos.example/amosd/collector"
+	"amos.example/amosd/proof"
+)
+
+// Profile is how a simulated owner used the phone during the month.
+type Profile uint8
+
+// Profiles, with their share of the fleet.
+const (
+	Dormant    Profile = iota // set up (the genesis went out), then never used: 6 %
+	Light                     // 1 to 9 active days: 12 %
+	Borderline                // exactly 10 active days, or 9 and a short one: 6 %
+	Regular                   // 12 to 31 active days, a few short days besides: 76 %
+)
+
+var profileNames = [...]string{"dormant", "light", "borderline", "regular"}
+
+func (p Profile) String() string { return profileNames[p] }
+
+// Plan is one device's month: the dates it had interaction (each one record) and when
+// it reaches the network.
+type Plan struct {
+	Profile Profile
+	Maker   string
+	Days    []proof.ActivityDay // dates ascending; Date is the day of the month until Month fixes it
+	// SyncEvery is 1 for a phone that is online every night (it uploads right after
+	// each midnight mint, as amosd does), k > 1 for one that reaches the network every
+	// k days (offline stretches), 0 for one that is online only at the end of the month.
+	SyncEvery int
+	SyncPhase int
+}
+
+// ActiveDays counts the dates the collector's default eligibility makes active.
+func (p *Plan) ActiveDays(e collector.Eligibility) int {
+	n := 0
+	for i := range p.Days {
+		if e.Active(&p.Days[i]) {
+			n++
+		}
+	}
+	return n
+}
+
+// SyncsOn reports whether the phone is online after the midnight that closes day d of
+// a month of last days.
+func (p *Plan) SyncsOn(d, last int) bool {
+	switch {
+	case d >= last:
+		return true
+	case p.SyncEvery == 1:
+		return true
+	case p.SyncEvery > 1:
+		return d%p.SyncEvery == p.SyncPhase
+	}
+	return false
+}
+
+// NewPlan draws the month of a device: days is the number of days of the month.
+func NewPlan(rng *rand.Rand, maker string, days int) Plan {
+	p := Plan{Maker: maker}
+	switch u := rng.Float64(); {
+	case u < 0.06:
+		p.Profile = Dormant
+	case u < 0.18:
+		p.Profile = Light
+	case u < 0.24:
+		p.Profile = Borderline
+	default:
+		p.Profile = Regular
+	}
+	var active, short int
+	switch p.Profile {
+	case Light:
+		active, short = 1+rng.IntN(9), rng.IntN(3)
+	case Borderline:
+		if rng.IntN(2) == 0 {
+			active, short = 10, 0
+		} else {
+			active, short = 9, 1
+		}
+	case Regular:
+		active = 12 + int(19*math.Sqrt(rng.Float64())+0.5)
+		short = rng.IntN(4)
+	}
+	short = min(short, days-active)
+	used := rng.Perm(days)[:active+short]
+	isShort := map[int]bool{}
+	for _, d := range used[active:] {
+		isShort[d] = true
+	}
+	for d := range days {
+		if !contains(used, d) {
+			continue
+		}
+		var a proof.ActivityDay
+		if isShort[d] {
+			a = shortDay(rng)
+		} else {
+			a = activeDay(rng)
+		}
+		a.Date = proof.Date(d + 1)
+		p.Days = append(p.Days, a)
+	}
+	switch u := rng.Float64(); {
+	case u < 0.70:
+		p.SyncEvery = 1
+	case u < 0.95:
+		p.SyncEvery = 2 + rng.IntN(6)
+		p.SyncPhase = rng.IntN(p.SyncEvery)
+	}
+	return p
+}
+
+func contains(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// activeDay draws the counters of a day of real use: from two minutes to about ten
+// hours of interaction (log-normal around 1.5 h), spread over waking hours.
+func activeDay(rng *rand.Rand) proof.ActivityDay {
+	secs := uint32(min(max(math.Exp(rng.NormFloat64()*0.9+math.Log(5400)), 120), 36000))
+	hours := hoursFor(rng, secs)
+	unlocks := uint16(2 + rng.IntN(90))
+	return proof.ActivityDay{InteractiveSeconds: secs, Unlocks: unlocks, ScreenOns: unlocks + uint16(rng.IntN(30)), ActiveHours: hours}
+}
+
+// shortDay draws a day with interaction that does not make it active: under two
+// minutes, or no unlock.
+func shortDay(rng *rand.Rand) proof.ActivityDay {
+	if rng.IntN(2) == 0 {
+		return proof.ActivityDay{InteractiveSeconds: uint32(5 + rng.IntN(115)), Unlocks: 1, ScreenOns: 1 + uint16(rng.IntN(3)),
+			ActiveHours: 1 << (8 + rng.IntN(14))}
+	}
+	secs := uint32(120 + rng.IntN(600))
+	return proof.ActivityDay{InteractiveSeconds: secs, Unlocks: 0, ScreenOns: 1 + uint16(rng.IntN(3)), ActiveHours: hoursFor(rng, secs)}
+}
+
+// hoursFor sets enough active_hours bits for secs, mostly between 07:00 and 23:59.
+func hoursFor(rng *rand.Rand, secs uint32) uint32 {
+	need := int(secs+3599) / 3600
+	want := min(max(need, need+rng.IntN(6)), 24)
+	var h uint32
+	for bits.OnesCount32(h) < want {
+		if bits.OnesCount32(h) < 17 && rng.IntN(10) > 0 {
+			h |= 1 << (7 + rng.IntN(17))
+		} else {
+			h |= 1 << rng.IntN(24)
+		}
+	}
+	return h
+}

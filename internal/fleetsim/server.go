@@ -1,0 +1,248 @@
+package fleetsim
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"amos.example/amosd/collector"
+	"amos.example/amosd/collector/httpapi"
+	"amos.example/amosd/proof"
+)
+
+// Clock is the simulated wall clock: the in-process collector's server time and rate
+// limit run on it, so that a month passes in minutes.
+type Clock struct{ ns atomic.Int64 }
+
+// NewClock returns a Clock set to t.
+func NewClock(t time.Time) *Clock {
+	c := &Clock{}
+	c.Set(t)
+	return c
+}
+
+// Now returns the simulated time.
+func (c *Clock) Now() time.Time { return time.Unix(0, c.ns.Load()) }
+
+// Set moves the simulated time to t.
+func (c *Clock) Set(t time.Time) { c.ns.Store(t.UnixNano()) }
+
+// Maker is a maker whose devices the simulation certifies.
+type Maker struct {
+	ID    string
+	Key   *proof.KeySigner // signs the maker certificates
+	Token string           // bearer token: its own claim row and devices
+}
+
+// NewMaker derives a maker's key from seed and id, and gives it a random token.
+func NewMaker(id string, seed uint64) (Maker, error) {
+	s := sha256.Sum256(fmt.Appendf(nil, "fleetsim maker %d %s", seed, id))
+	k, err := proof.NewKeySigner(s[:])
+	if err != nil {
+		return Maker{}, err
+	}
+	return Maker{ID: id, Key: k, Token: randomToken()}, nil
+}
+
+// LoadMaker reads a maker key written by `amos-collector maker keygen` (a 32-byte seed).
+func LoadMaker(id, keyFile, token string) (Maker, error) {
+	seed, err := os.ReadFile(keyFile)
+	if err != nil {
+		return Maker{}, err
+	}
+	k, err := proof.NewKeySigner(seed)
+	if err != nil {
+		return Maker{}, fmt.Errorf("fleetsim: maker key %s: %w", keyFile, err)
+	}
+	return Maker{ID: id, Key: k, Token: token}, nil
+}
+
+func randomToken() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// TokenHash returns the hex SHA-256 of a bearer token, as the collector's configuration
+// holds it.
+func TokenHash(token string) string {
+	s := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(s[:])
+}
+
+// Server is the amos-collector the simulation talks to over TLS: started in-process on
+// loopback (collector + collector/httpapi + a bbolt ledger, on a simulated Clock), or an
+// external one (amos-collector serve) on the real clock.
+type Server struct {
+	URL        string // https://127.0.0.1:port
+	CAFile     string // the CA the devices pin
+	PayerToken string
+	Makers     []Maker
+	// Clock is the in-process server's clock; nil for an external server.
+	Clock  *Clock
+	Ledger string // the ledger file, if known
+
+	http *http.Client
+	stop func() error
+}
+
+// StartServer starts an in-process collector over TLS in dir (ledger/, pki/) with the
+// makers registered, SPEC §8's default eligibility and limits, on clock.
+func StartServer(dir string, makers []Maker, clock *Clock, logf func(string, ...any)) (*Server, error) {
+	pki, err := NewPKI(filepath.Join(dir, "pki"), 30*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	ledger, err := collector.OpenBolt(filepath.Join(dir, "ledger"), collector.BoltOptions{})
+	if err != nil {
+		return nil, err
+	}
+	reg := collector.Registry{}
+	tokens := map[string][32]byte{}
+	for _, m := range makers {
+		reg[m.ID] = m.Key.PublicKey()
+		tokens[m.ID] = sha256.Sum256([]byte(m.Token))
+	}
+	c, err := collector.New(ledger, collector.Options{Makers: reg, Now: clock.Now})
+	if err != nil {
+		ledger.Close()
+		return nil, err
+	}
+	payer := randomToken()
+	payerHash := sha256.Sum256([]byte(payer))
+	lim := collector.DefaultLimits()
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	h, err := httpapi.New(httpapi.Options{Collector: c, MakerTokens: tokens, PayerToken: &payerHash,
+		MaxInflight: lim.MaxInflightBatches, DeviceBatchesPerMinute: lim.DeviceBatchesPerMinute, Now: clock.Now, Logf: logf})
+	if err != nil {
+		ledger.Close()
+		return nil, err
+	}
+	tlsConf, err := httpapi.LoadTLS(pki.CertFile, pki.KeyFile)
+	if err != nil {
+		ledger.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		ledger.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	srv := httpapi.NewServer(h, tlsConf, log.New(io.Discard, "", 0))
+	go func() { done <- httpapi.Serve(ctx, srv, ln) }()
+	s := &Server{URL: "https://" + ln.Addr().String(), CAFile: pki.CAFile, PayerToken: payer, Makers: makers,
+		Clock: clock, Ledger: ledger.Path()}
+	s.stop = func() error {
+		cancel()
+		err := <-done
+		return errors.Join(err, ledger.Close())
+	}
+	if err := s.dial(pki.CAFile); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// ExternalServer returns the Server of a running amos-collector at url whose TLS
+// certificate chains to caFile, with the makers (their keys and tokens) it registers.
+func ExternalServer(url, caFile, payerToken string, makers []Maker) (*Server, error) {
+	s := &Server{URL: strings.TrimSuffix(url, "/"), CAFile: caFile, PayerToken: payerToken, Makers: makers}
+	if err := s.dial(caFile); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) dial(caFile string) error {
+	pool, err := LoadPool(caFile)
+	if err != nil {
+		return err
+	}
+	s.http = &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	return nil
+}
+
+// Close stops an in-process server.
+func (s *Server) Close() error {
+	if s.http != nil {
+		s.http.CloseIdleConnections()
+	}
+	if s.stop == nil {
+		return nil
+	}
+	stop := s.stop
+	s.stop = nil
+	return stop()
+}
+
+// Maker returns the maker with id.
+func (s *Server) Maker(id string) (Maker, bool) {
+	for _, m := range s.Makers {
+		if m.ID == id {
+			return m, true
+		}
+	}
+	return Maker{}, false
+}
+
+// get fetches path with a bearer token and decodes the JSON answer into v; it returns
+// the raw body too.
+func (s *Server) get(path, token string, v any) ([]byte, error) {
+	req, err := http.NewRequest(http.MethodGet, s.URL+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return body, fmt.Errorf("GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return body, json.Unmarshal(body, v)
+}
+
+// Claims fetches GET /v1/claims?month=M with token (the payer's: every maker's row).
+func (s *Server) Claims(m collector.Month, token string) (*collector.Claims, error) {
+	var c collector.Claims
+	if _, err := s.get("/v1/claims?month="+m.String(), token, &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Device fetches GET /v1/devices/{id} with token, decoded and raw.
+func (s *Server) Device(id proof.DeviceID, token string) (*collector.DeviceReport, []byte, error) {
+	var d collector.DeviceReport
+	raw, err := s.get("/v1/devices/"+id.String(), token, &d)
+	if err != nil {
+		return nil, raw, err
+	}
+	return &d, raw, nil
+}
