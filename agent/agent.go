@@ -78,6 +78,7 @@ type Agent struct {
 	// consentNow mirrors consent for the sync loop's goroutine.
 	consentNow atomic.Bool
 	alarm      WallAlarm // the midnight alarm, while Run runs
+	rollover   bool      // the wall alarm is being handled: a day minted now is midnight's
 
 	// State of the loop goroutine.
 	head          store.Head
@@ -367,7 +368,9 @@ func (a *Agent) Run(ctx context.Context) error {
 				return errors.New("agent: wall alarm closed")
 			}
 			now := a.clock.Boottime()
+			a.rollover = true // a day closed now is closed by midnight itself
 			a.step(now)
+			a.rollover = false
 			a.save("tick")
 			a.armMidnight(alarm, now)
 			a.trace("alarm")
@@ -568,7 +571,11 @@ func (a *Agent) mint(rec *proof.Record, next *store.Tally) error {
 		a.opts.Minted(rec, res)
 	}
 	if a.sync != nil {
-		a.sync.poke()
+		if _, day := rec.Activity(); day && a.rollover {
+			a.sync.pokeSpread()
+		} else {
+			a.sync.poke()
+		}
 	}
 	if a.api != nil {
 		var date uint32

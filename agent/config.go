@@ -36,12 +36,19 @@ type Config struct {
 	Log               string     `json:"log"`
 }
 
+// DefaultSyncSpread is sync.spread when the configuration does not set it.
+const DefaultSyncSpread = 2 * time.Hour
+
 // SyncConfig is the "sync" object of the configuration.
 type SyncConfig struct {
 	InitialBackoff Duration `json:"initial_backoff"`
 	MaxBackoff     Duration `json:"max_backoff"`
 	BatchRecords   int      `json:"batch_records"`
 	Timeout        Duration `json:"timeout"`
+	// Spread: the record that the midnight rollover mints is uploaded at a random
+	// moment within it, not at once: every phone of a zone mints at the same
+	// midnight, and the collector must not see them all in the same minute.
+	Spread Duration `json:"spread"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("30s", "6h").
@@ -93,6 +100,7 @@ func DefaultConfig() Config {
 			MaxBackoff:     Duration(6 * time.Hour),
 			BatchRecords:   proof.MaxBatchRecords,
 			Timeout:        Duration(30 * time.Second),
+			Spread:         Duration(DefaultSyncSpread),
 		},
 		MaxStoreBytes: 8 << 20,
 		DNSServers:    []string{},
@@ -193,6 +201,8 @@ func (c *Config) validate() *ConfigError {
 		return bad("sync.batch_records", "%d, want 1..%d", s.BatchRecords, proof.MaxBatchRecords)
 	case s.Timeout <= 0 || time.Duration(s.Timeout) > 10*time.Minute:
 		return bad("sync.timeout", "%s, want more than 0 and at most 10m", time.Duration(s.Timeout))
+	case s.Spread < 0 || time.Duration(s.Spread) > 12*time.Hour:
+		return bad("sync.spread", "%s, want 0 to 12h", time.Duration(s.Spread))
 	}
 	if c.MaxStoreBytes < 64<<10 || c.MaxStoreBytes > 1<<30 {
 		return bad("max_store_bytes", "%d, want 65536..1073741824", c.MaxStoreBytes)

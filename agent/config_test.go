@@ -69,6 +69,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"batch records", `{"server_url": "https://x", "ca_file": "/ca", "sync": {"batch_records": 257}}`, "sync.batch_records", "1..256", 0},
 		{"max below initial", `{"server_url": "https://x", "ca_file": "/ca", "sync": {"initial_backoff": "1m", "max_backoff": "30s"}}`, "sync.max_backoff", "less than initial_backoff", 0},
 		{"zero timeout", `{"server_url": "https://x", "ca_file": "/ca", "sync": {"timeout": "0s"}}`, "sync.timeout", "more than 0", 0},
+		{"negative spread", `{"server_url": "https://x", "ca_file": "/ca", "sync": {"spread": "-1s"}}`, "sync.spread", "want 0 to 12h", 0},
+		{"spread over 12h", `{"server_url": "https://x", "ca_file": "/ca", "sync": {"spread": "13h"}}`, "sync.spread", "want 0 to 12h", 0},
 		{"store too small", `{"server_url": "https://x", "ca_file": "/ca", "max_store_bytes": 1000}`, "max_store_bytes", "65536", 0},
 		{"bad dns server", `{"server_url": "https://x", "ca_file": "/ca", "dns_servers": ["dns.google"]}`, "dns_servers", "not an IP", 0},
 		{"bad log", `{"server_url": "https://x", "ca_file": "/ca", "log": "syslog"}`, "log", `"syslog"`, 0},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"amos.example/amosd/proof"
@@ -19,6 +20,7 @@ type syncer struct {
 	client  *transport.Client
 	bo      *transport.Backoff
 	wake    chan struct{} // a record was minted
+	spread  chan struct{} // midnight minted a day: upload within sync.spread
 	netUp   chan struct{} // the network came up
 	flushes chan chan flushResult
 	// serverWait is the CLOCK_BOOTTIME before which the server asked not to be
@@ -47,7 +49,7 @@ func newSyncer(a *Agent) (*syncer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &syncer{a: a, client: c, wake: make(chan struct{}, 1), netUp: make(chan struct{}, 1), flushes: make(chan chan flushResult),
+	s := &syncer{a: a, client: c, wake: make(chan struct{}, 1), spread: make(chan struct{}, 1), netUp: make(chan struct{}, 1), flushes: make(chan chan flushResult),
 		bo: transport.NewBackoff(time.Duration(a.cfg.Sync.InitialBackoff), time.Duration(a.cfg.Sync.MaxBackoff))}
 	return s, nil
 }
@@ -56,6 +58,15 @@ func newSyncer(a *Agent) (*syncer, error) {
 func (s *syncer) poke() {
 	select {
 	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pokeSpread asks for an attempt at a random moment within sync.spread (SPEC §5 says
+// at once: see the issue 9 note), unless one is due sooner; it never blocks.
+func (s *syncer) pokeSpread() {
+	select {
+	case s.spread <- struct{}{}:
 	default:
 	}
 }
@@ -114,6 +125,15 @@ func (s *syncer) Run(ctx context.Context) error {
 		select {
 		case <-s.wake:
 			if !s.armed { // during a backoff, the timer decides
+				s.attempt(ctx)
+			}
+		case <-s.spread:
+			if spread := time.Duration(s.a.cfg.Sync.Spread); !s.armed && spread > 0 {
+				d := rand.N(spread)
+				s.a.logf("sync: the day's record goes in %v (sync.spread %v)", d.Round(time.Second), spread)
+				s.arm(d)
+				s.a.trace("sync-spread")
+			} else if !s.armed {
 				s.attempt(ctx)
 			}
 		case <-s.netUp:

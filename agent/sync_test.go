@@ -10,9 +10,12 @@ import (
 	"amos.example/amosd/proof"
 )
 
+// withCollector points the agent at c; the midnight record goes at once (sync.spread 0),
+// as most tests of the sync loop want.
 func withCollector(c *testenv.Collector) func(*Config) {
 	return func(cfg *Config) {
 		cfg.ServerURL, cfg.CAFile, cfg.AllowInsecureHTTP = c.URL, c.CAFile, false
+		cfg.Sync.Spread = 0
 	}
 }
 
@@ -20,7 +23,10 @@ func withCollector(c *testenv.Collector) func(*Config) {
 // midnight; the server's time then drives the dates and clears FlagClockUnconfirmed.
 func TestSyncDeliversAndConfirmsTheClock(t *testing.T) {
 	col := testenv.StartCollector(t)
-	r := newRig(t, morning, power, withCollector(col))
+	r := newRig(t, morning, power, func(cfg *Config) {
+		withCollector(col)(cfg)
+		cfg.Sync.Spread = Duration(DefaultSyncSpread)
+	})
 	col.SetNow(func() int64 { return r.clock.Now().Unix() })
 	r.start()
 	r.waitTrace("sync")
@@ -35,6 +41,16 @@ func TestSyncDeliversAndConfirmsTheClock(t *testing.T) {
 	}
 	r.at("00:00:00")
 	r.waitMinted()
+	// Midnight's record waits a random moment of sync.spread: the phones of a zone
+	// must not all call at midnight.
+	r.waitTrace("sync-spread")
+	if requests, _ := col.Counts(); requests != 1 {
+		t.Fatalf("%d requests right after the midnight mint, want none yet", requests)
+	}
+	if st, _ := r.a.Status(context.Background()); st.Queued != 1 {
+		t.Fatalf("%d queued after the midnight mint, want 1", st.Queued)
+	}
+	r.clock.Advance(DefaultSyncSpread)
 	r.waitTrace("sync")
 	requests, n := col.Counts()
 	if n != 2 || requests != 2 {

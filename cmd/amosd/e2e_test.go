@@ -116,7 +116,7 @@ func TestEndToEndWithCollector(t *testing.T) {
 	cfgPath := writeJSON("amosd.json", map[string]any{
 		"data_dir": data, "key_dir": persist, "server_url": "https://" + hostport, "ca_file": caFile,
 		"bus": bus.Address, "sources": []string{"amos-power"}, "consent_default": true, "log": "stderr",
-		"utc_offset_minutes": offset,
+		"utc_offset_minutes": offset, "sync": map[string]any{"spread": "0s"}, // the day goes at once
 	})
 	var ident struct {
 		DeviceID  string `json:"device_id"`

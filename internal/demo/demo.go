@@ -363,6 +363,8 @@ func (d *demo) startAmosd(ctx context.Context, offset int, res *Result) error {
 		"data_dir": filepath.Join(dir, "data"), "key_dir": filepath.Join(dir, "persist"), "server_url": d.url, "ca_file": d.caFile,
 		"bus": d.busAddr, "sources": []string{"amos-power"}, "consent_default": true, "log": "stderr",
 		"utc_offset_minutes": offset, "trusted_uids": trusted,
+		// The demo's one phone uploads its day at once, not within sync.spread.
+		"sync": map[string]any{"spread": "0s"},
 	}); err != nil {
 		return err
 	}

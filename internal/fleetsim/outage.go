@@ -58,8 +58,9 @@ type OutageConfig struct {
 	// Capacity is how many requests a second the collector serves (0: unlimited);
 	// beyond it httpapi answers 503 with Retry-After: 5 (all in-flight slots taken).
 	Capacity int
-	// SyncSpread is NOT today's agent: a proposed random delay in [0, SyncSpread)
-	// between a midnight mint and its upload. 0 simulates the agent as it is.
+	// SyncSpread is the agent's sync.spread: a random delay in [0, SyncSpread)
+	// between a midnight mint and its upload (agent.DefaultSyncSpread on a handset);
+	// 0 uploads at once, as the agent did before issue 9.
 	SyncSpread time.Duration
 	// InitialBackoff and MaxBackoff are the agent's sync.initial_backoff and
 	// sync.max_backoff (30 s, 6 h).
@@ -418,9 +419,7 @@ func (r *OutageResult) Print(w io.Writer) {
 	fmt.Fprintf(w, "  model: each device's sync loop (agent/sync.go) with the real transport.Backoff (%s initial, x2, +-50%%, %s cap);\n", c.InitialBackoff, c.MaxBackoff)
 	fmt.Fprintf(w, "  midnight mint then upload; %.0f%% awake at midnight, the others at their first wake-up (mean %s); capacity %s\n",
 		c.Awake*100, c.WakeMean, capacity)
-	if c.SyncSpread > 0 {
-		fmt.Fprintf(w, "  PROPOSAL simulated, not today's agent: upload a random 0..%s after the midnight mint\n", c.SyncSpread)
-	}
+	fmt.Fprintf(w, "  sync.spread %s: the midnight record is uploaded a random 0..%s after its mint\n", c.SyncSpread, c.SyncSpread)
 	fmt.Fprintf(w, "  normal day (24 h before): %d requests, mean %.0f/min, peak %d/min at %s\n",
 		r.SteadyRequests, r.SteadyMean, r.SteadyPeak, r.clock(r.SteadyPeakAt))
 	fmt.Fprintf(w, "  outage and after: peak %d/min at %s; %d devices queued at the end, %d failed requests, at most %d devices backing off\n",

@@ -213,7 +213,8 @@ func buildImage(t *testing.T, ctx context.Context, arch Arch, root, work string)
 		"ca_file": "/data/collector/ca.pem", "bus": "unix:path=/run/dbus/system_bus_socket",
 		"sources": []string{"amos-power", "evdev"}, "evdev_glob": "/dev/input/event*",
 		"utc_offset_minutes": 480, "consent_default": true, "log": "stderr",
-		"sync": map[string]any{"initial_backoff": "2s", "max_backoff": "20s", "batch_records": 256, "timeout": "30s"},
+		// spread 0: the day goes right after midnight, where the cuts wait for it.
+		"sync": map[string]any{"initial_backoff": "2s", "max_backoff": "20s", "batch_records": 256, "timeout": "30s", "spread": "0s"},
 	}, "", "  ")
 	machineID := make([]byte, 16)
 	rand.Read(machineID)
