@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"amos.example/amosd/agent"
+	"amos.example/amosd/internal/jsonlite"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/store"
 )
@@ -122,10 +122,15 @@ func humanValue(key string, v any) string {
 	return fmt.Sprint(v)
 }
 
+// writeJSON prints v as encoding/json's Encoder with SetIndent("", "  ") would; v is
+// made of the types jsonlite.Append takes.
 func writeJSON(env *cliEnv, v any) int {
-	enc := json.NewEncoder(env.stdout)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
+	b, ok := jsonlite.Append(nil, v, "  ")
+	if !ok {
+		fmt.Fprintf(env.stderr, "amosd: cannot write a %T as JSON\n", v)
+		return exitFailed
+	}
+	if _, err := env.stdout.Write(append(b, '\n')); err != nil {
 		fmt.Fprintf(env.stderr, "amosd: %v\n", err)
 		return exitFailed
 	}
@@ -211,7 +216,7 @@ func runSelftest(env *cliEnv, args []string) int {
 		}
 	}
 	if asJSON {
-		writeJSON(env, map[string]any{"ok": failed == 0, "checks": checks})
+		writeJSON(env, map[string]any{"ok": failed == 0, "checks": checksJSON(checks)})
 	} else {
 		for _, c := range checks {
 			mark := "ok  "
@@ -317,7 +322,7 @@ func runInspect(env *cliEnv, args []string) int {
 		}
 		return exitOK
 	case asJSON:
-		return writeJSON(env, rep)
+		return writeJSON(env, rep.jsonObj())
 	}
 	fmt.Fprintf(env.stdout, "store:      %s (%d bytes of %d)\n", rep.Path, rep.FileBytes, rep.MaxBytes)
 	if rep.Head != nil {
@@ -344,7 +349,21 @@ func runInspect(env *cliEnv, args []string) int {
 	return exitOK
 }
 
-// inspection is what `amosd inspect --json` prints.
+// checksJSON is the "checks" list of `amosd selftest --json`: the keys of agent.Check's
+// json tags, in their order.
+func checksJSON(checks []agent.Check) []jsonlite.Obj {
+	out := make([]jsonlite.Obj, len(checks))
+	for i, c := range checks {
+		out[i] = jsonlite.O("check", c.Name, "ok", c.OK, "detail", c.Detail)
+		if c.Fix != "" {
+			out[i] = append(out[i], jsonlite.Field{Key: "fix", Value: c.Fix})
+		}
+	}
+	return out
+}
+
+// inspection is what `amosd inspect` prints; jsonObj gives the JSON of --json, the
+// object encoding/json would make of it from its tags.
 type inspection struct {
 	Path          string          `json:"path"`
 	FileBytes     int64           `json:"file_bytes"`
@@ -374,6 +393,45 @@ type inspectRecord struct {
 	What   string `json:"what"`
 	Reason string `json:"reason,omitempty"`
 	At     int64  `json:"at,omitempty"`
+}
+
+// jsonObj returns the JSON object of rep for `amosd inspect --json`.
+func (rep *inspection) jsonObj() jsonlite.Obj {
+	var head, tally any
+	if h := rep.Head; h != nil {
+		head = jsonlite.O("device_id", h.DeviceID, "epoch", h.Epoch, "seq", h.Seq, "hash", h.Hash, "last_date", uint32(h.LastDate))
+	}
+	if t := rep.Tally; t != nil { // store.Tally has no tags: its Go names
+		tally = jsonlite.O("Date", uint32(t.Date), "UTCOffsetMinutes", t.UTCOffsetMinutes,
+			"InteractiveSeconds", t.InteractiveSeconds, "Unlocks", t.Unlocks, "ScreenOns", t.ScreenOns,
+			"ActiveHours", t.ActiveHours, "Flags", uint16(t.Flags), "SavedAt", t.SavedAt,
+			"SavedBootID", t.SavedBootID, "SavedUptimeMS", t.SavedUptimeMS, "State", t.State)
+	}
+	records := func(list []inspectRecord) []jsonlite.Obj {
+		if list == nil {
+			return nil
+		}
+		out := make([]jsonlite.Obj, len(list))
+		for i, r := range list {
+			out[i] = jsonlite.O("epoch", r.Epoch, "seq", r.Seq, "what", r.What)
+			if r.Reason != "" {
+				out[i] = append(out[i], jsonlite.Field{Key: "reason", Value: r.Reason})
+			}
+			if r.At != 0 {
+				out[i] = append(out[i], jsonlite.Field{Key: "at", Value: r.At})
+			}
+		}
+		return out
+	}
+	obj := jsonlite.O("path", rep.Path, "file_bytes", rep.FileBytes, "max_bytes", rep.MaxBytes,
+		"chain_head", head, "consent", rep.Consent, "tally", tally,
+		"queue", records(rep.Queue), "dead_letter", records(rep.Dead),
+		"evicted_queued", rep.EvictedQueued, "evicted_dead_letter", rep.EvictedDead)
+	if r := rep.Recovery; r != nil {
+		obj = append(obj, jsonlite.Field{Key: "last_recovery", Value: jsonlite.O(
+			"At", r.At, "CorruptPath", r.CorruptPath, "Cause", r.Cause, "Salvaged", r.Salvaged)})
+	}
+	return obj
 }
 
 func describe(b []byte) (uint32, uint64, string) {
