@@ -110,23 +110,32 @@ func (s *syncer) Run(ctx context.Context) error {
 	}
 	s.a.trace("sync-ready")
 	defer s.disarm()
+	worked := true // the start
 	for {
+		if worked && s.a.opts.Idle != nil {
+			s.a.opts.Idle()
+		}
+		worked = false
 		select {
 		case <-s.wake:
 			if !s.armed { // during a backoff, the timer decides
 				s.attempt(ctx)
+				worked = true
 			}
 		case <-s.netUp:
 			if s.a.clock.Boottime() >= s.serverWait {
 				s.disarm()
 				s.attempt(ctx)
+				worked = true
 			}
 		case <-s.timerC():
 			s.armed = false
 			s.attempt(ctx)
+			worked = true
 		case reply := <-s.flushes:
 			accepted, queued, err := s.attempt(ctx)
 			reply <- flushResult{accepted, queued, err}
+			worked = true
 		case <-ctx.Done():
 			return nil
 		}
