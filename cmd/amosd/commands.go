@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"math"
 	"sort"
 	"strings"
@@ -18,9 +16,8 @@ import (
 )
 
 // parseFlags parses a command's flags; extra arguments are refused unless allowed.
-func parseFlags(env *cliEnv, name string, args []string, positional int, define func(fs *flag.FlagSet)) (*flag.FlagSet, int) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+func parseFlags(env *cliEnv, name string, args []string, positional int, define func(fs *flagSet)) (*flagSet, int) {
+	fs := newFlagSet()
 	if define != nil {
 		define(fs)
 	}
@@ -69,7 +66,7 @@ var statusKeys = []string{"version", "device_id", "epoch", "last_seq", "queued",
 
 func runStatus(env *cliEnv, args []string) int {
 	var asJSON bool
-	if _, code := parseFlags(env, "status", args, 0, func(fs *flag.FlagSet) { fs.BoolVar(&asJSON, "json", false, "") }); code != exitOK {
+	if _, code := parseFlags(env, "status", args, 0, func(fs *flagSet) { fs.BoolVar(&asJSON, "json") }); code != exitOK {
 		return code
 	}
 	c, ctx, cancel, code := dial(env)
@@ -205,7 +202,7 @@ func runConsent(env *cliEnv, args []string) int {
 
 func runSelftest(env *cliEnv, args []string) int {
 	var asJSON bool
-	if _, code := parseFlags(env, "selftest", args, 0, func(fs *flag.FlagSet) { fs.BoolVar(&asJSON, "json", false, "") }); code != exitOK {
+	if _, code := parseFlags(env, "selftest", args, 0, func(fs *flagSet) { fs.BoolVar(&asJSON, "json") }); code != exitOK {
 		return code
 	}
 	checks := agent.Selftest(context.Background(), env.config, time.Now())
@@ -237,7 +234,7 @@ func runSelftest(env *cliEnv, args []string) int {
 
 func runIdentity(env *cliEnv, args []string) int {
 	var asJSON bool
-	if _, code := parseFlags(env, "identity", args, 0, func(fs *flag.FlagSet) { fs.BoolVar(&asJSON, "json", false, "") }); code != exitOK {
+	if _, code := parseFlags(env, "identity", args, 0, func(fs *flagSet) { fs.BoolVar(&asJSON, "json") }); code != exitOK {
 		return code
 	}
 	cfg, code := loadConfig(env)
@@ -282,10 +279,10 @@ func runIdentity(env *cliEnv, args []string) int {
 func runInspect(env *cliEnv, args []string) int {
 	var dir string
 	var asJSON, raw bool
-	if _, code := parseFlags(env, "inspect", args, 0, func(fs *flag.FlagSet) {
-		fs.StringVar(&dir, "data", "", "")
-		fs.BoolVar(&asJSON, "json", false, "")
-		fs.BoolVar(&raw, "raw", false, "")
+	if _, code := parseFlags(env, "inspect", args, 0, func(fs *flagSet) {
+		fs.StringVar(&dir, "data")
+		fs.BoolVar(&asJSON, "json")
+		fs.BoolVar(&raw, "raw")
 	}); code != exitOK {
 		return code
 	}
