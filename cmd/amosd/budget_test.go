@@ -279,6 +279,8 @@ func BenchmarkBudgetIdleRSS(b *testing.B) {
 		if testing.Verbose() {
 			b.Logf("amosd's log:\n%s", d.transcript())
 		}
+		benchline.Print("idle_rss_anon", float64(anon*1024), "bytes", "RssAnon: heap, stacks, the runtime's own")
+		benchline.Print("idle_rss_files", float64((file+shmem)*1024), "bytes", "RssFile + RssShmem: the binary's pages and the store's mmap")
 		benchline.Print("idle_rss", float64(rss*1024), "bytes", fmt.Sprintf(
 			"VmRSS of `amosd run` (linux/%s, %d threads) %v after its upload of 1,000 queued records was answered 503 Retry-After 86400, with a full day of tally restored: %d KiB anonymous (heap, stacks, runtime), %d KiB of files (nearly all of the %d KiB binary, clean pages that fault-around maps in 64 KiB runs; and the store's mmap); peak VmHWM %d KiB",
 			runtime.GOARCH, threads, settle, anon, file+shmem, binSize/1024, hwm))
@@ -343,6 +345,7 @@ func BenchmarkBudgetIdleWakeups(b *testing.B) {
 		if testing.Verbose() {
 			b.Logf("amosd's log:\n%s", d.transcript())
 		}
+		benchline.Print("idle_wake_episodes", float64(episodes)/minutes, "episodes/min", "seconds in which any thread ran, a minute")
 		benchline.Print("idle_wakeups", float64(last-first)/minutes, "switches/min", fmt.Sprintf(
 			"%d context switches (voluntary + involuntary, all %d threads of `amosd run`, linux/%s, %d CPUs) in %.1f min of idle with an empty queue, after the upload of 1,000 records; %d of the %d seconds saw any (%.2f wake-up episodes a minute)",
 			last-first, threads, runtime.GOARCH, runtime.NumCPU(), minutes, episodes, int(window/time.Second), float64(episodes)/minutes))

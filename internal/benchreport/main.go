@@ -241,11 +241,13 @@ func main() {
 	{
 		b := Budget{ID: "idle_rss", Spec: "resident memory, idle daemon with a full day of tally and 1,000 queued records: at most 8 MiB",
 			Budget: "<= 8.00 MiB", Source: "cmd/amosd BenchmarkBudgetIdleRSS (VmRSS of the real amosd, host arch)"}
-		ls, err := need(idle, "idle_rss")
+		ls, err := need(idle, "idle_rss", "idle_rss_anon", "idle_rss_files")
 		if err == nil {
 			l := ls[0]
-			b.Figures = []Figure{{Name: l.Name, Value: l.Value, Unit: l.Unit, Limit: &Limit{"<=", 8 * MiB, "bytes"}, Note: l.Note}}
-			b.Measured = fmt.Sprintf("%s (%s)", mib(l.Value), rep.Host)
+			b.Figures = []Figure{{Name: l.Name, Value: l.Value, Unit: l.Unit, Limit: &Limit{"<=", 8 * MiB, "bytes"}, Note: l.Note},
+				{Name: ls[1].Name, Value: ls[1].Value, Unit: ls[1].Unit, Note: ls[1].Note},
+				{Name: ls[2].Name, Value: ls[2].Value, Unit: ls[2].Unit, Note: ls[2].Note}}
+			b.Measured = fmt.Sprintf("%s on %s (anon %.2f, files %.2f)", mib(l.Value), runtime.GOARCH, ls[1].Value/MiB, ls[2].Value/MiB)
 		} else if idleErr != nil {
 			err = idleErr
 		}
@@ -255,11 +257,12 @@ func main() {
 	{
 		b := Budget{ID: "idle_wakeups", Spec: "wake-ups while idle (no input, empty queue): at most 1 a minute on average over 10 minutes",
 			Budget: "<= 1.0 /min", Source: "cmd/amosd BenchmarkBudgetIdleWakeups (context switches of every thread, /proc/PID/task/*/status)"}
-		ls, err := need(idle, "idle_wakeups")
+		ls, err := need(idle, "idle_wakeups", "idle_wake_episodes")
 		if err == nil {
 			l := ls[0]
-			b.Figures = []Figure{{Name: l.Name, Value: l.Value, Unit: l.Unit, Limit: &Limit{"<=", 1, "switches/min"}, Note: l.Note}}
-			b.Measured = fmt.Sprintf("%.1f switches/min over %s", l.Value, window)
+			b.Figures = []Figure{{Name: l.Name, Value: l.Value, Unit: l.Unit, Limit: &Limit{"<=", 1, "switches/min"}, Note: l.Note},
+				{Name: ls[1].Name, Value: ls[1].Value, Unit: ls[1].Unit, Note: ls[1].Note}}
+			b.Measured = fmt.Sprintf("%.1f switches/min over %s (%.1f episodes/min)", l.Value, window, ls[1].Value)
 		} else if idleErr != nil {
 			err = idleErr
 		}
@@ -342,14 +345,16 @@ func killNine() Budget {
 		b.finish(err)
 		return b
 	}
-	what := "TestCrashByKill passed"
+	what, kills := "TestCrashByKill passed", "its"
 	for _, line := range strings.Split(out, "\n") {
 		if i := strings.Index(line, " kills; "); i >= 0 {
-			what += ": " + strings.TrimSpace(line[strings.LastIndex(line[:i], ":")+1:])
+			summary := strings.TrimSpace(line[strings.LastIndex(line[:i], ":")+1:])
+			what += ": " + summary
+			kills, _, _ = strings.Cut(summary, " ")
 		}
 	}
 	b.Figures = []Figure{{Name: "kill9_records_lost", Value: 0, Unit: "records", Limit: &Limit{"==", 0, "records"}, Note: what + ", every record intact"}}
-	b.Measured = "0 (tested by store TestCrashByKill, now)"
+	b.Measured = fmt.Sprintf("0 (store TestCrashByKill, %s kill -9, now)", kills)
 	b.finish(nil)
 	return b
 }
@@ -392,7 +397,7 @@ func ingest() Budget {
 		{Name: vs[0].Name, Value: vs[0].Value, Unit: vs[0].Unit, Note: vs[0].Note},
 		{Name: vs[1].Name, Value: vs[1].Value, Unit: vs[1].Unit, Note: vs[1].Note},
 	}
-	b.Measured = fmt.Sprintf("%s rec/s (interleaved %s; raw Ed25519 verify %s/s)", comma(ls[0].Value), comma(ls[1].Value), comma(vs[1].Value))
+	b.Measured = fmt.Sprintf("%s rec/s, interleaved %s (Ed25519 %s/s)", comma(ls[0].Value), comma(ls[1].Value), comma(vs[1].Value))
 	b.finish(nil)
 	return b
 }
@@ -413,7 +418,7 @@ func printTable(w io.Writer, rep *Report) {
 		if !b.Pass {
 			verdict = "FAIL"
 		}
-		fmt.Fprintf(w, "%-38s %-56s budget %-22s %s\n", titles[b.ID], b.Measured, b.Budget, verdict)
+		fmt.Fprintf(w, "%-37s %-54s budget %-21s %s\n", titles[b.ID], b.Measured, b.Budget, verdict)
 	}
 }
 
