@@ -48,6 +48,13 @@ type Options struct {
 	Observe func(Event)
 	// Minted is called on the agent's goroutine after each record is stored.
 	Minted func(rec *proof.Record, res store.MintResult)
+	// Idle is called when a part of the daemon goes back to waiting after work, which
+	// is for hours on an idle phone: on the sync loop's goroutine after its start, an
+	// upload attempt or a flush; on the agent's once the owner stopped interacting and
+	// the tally is saved. `amosd run` returns the garbage of that work to the system
+	// there, so that it does not stay resident while the daemon sleeps (SPEC §11 idle
+	// memory). It may run on both goroutines at once.
+	Idle func()
 	// Trace is called after the agent handled its wall alarm ("alarm") or its save
 	// timer ("save"), on its goroutine, and on the sync loop's once it has restored
 	// its schedule ("sync-ready") and after each upload ("sync"); tests wait on it.
@@ -379,6 +386,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.step(a.clock.Boottime())
 			a.save("timer")
 			a.scheduleSave()
+			if !a.saveArmed && a.opts.Idle != nil {
+				a.opts.Idle() // the owner stopped and all is saved: nothing to do for a while
+			}
 			a.trace("save")
 		case req := <-a.reqs:
 			req()

@@ -1,18 +1,17 @@
 package agent
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"time"
 
 	"amos.example/amosd/internal/jsonconfig"
+	"amos.example/amosd/internal/jsonlite"
 	"amos.example/amosd/proof"
 )
 
@@ -54,25 +53,25 @@ type SyncConfig struct {
 // Duration is a time.Duration written as a Go duration string ("30s", "6h").
 type Duration time.Duration
 
-// UnmarshalJSON accepts a Go duration string. Its errors are *json.UnmarshalTypeError
-// so that the decoder names the key.
+// UnmarshalJSON accepts a Go duration string, for encoding/json users of Config (the
+// tests); amosd itself reads its configuration with decodeConfig.
 func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return &json.UnmarshalTypeError{Value: fmt.Sprintf("%s is not a duration string such as \"30s\"", b), Type: durationType}
-	}
-	v, err := time.ParseDuration(s)
+	v, err := jsonlite.Parse(b)
 	if err != nil {
-		return &json.UnmarshalTypeError{Value: fmt.Sprintf("bad duration %q: want a number and a unit such as \"30s\" or \"6h\"", s), Type: durationType}
+		return fmt.Errorf("duration: %w", err)
 	}
-	*d = Duration(v)
+	dur, problem := parseDuration(v)
+	if problem != "" {
+		return errors.New(problem)
+	}
+	*d = dur
 	return nil
 }
 
-var durationType = reflect.TypeFor[Duration]()
-
 // MarshalJSON writes the duration as a Go duration string.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return jsonlite.AppendString(nil, time.Duration(d).String()), nil
+}
 
 // Source names of SPEC §4.
 const (
@@ -127,7 +126,7 @@ func LoadConfig(path string) (*Config, error) {
 // wrong types and invalid values are refused, each naming the key.
 func ParseConfig(name string, b []byte) (*Config, error) {
 	c := DefaultConfig()
-	if err := jsonconfig.Decode(name, b, &c, ErrConfig, durationType); err != nil {
+	if err := decodeConfig(name, b, &c); err != nil {
 		return nil, err
 	}
 	if err := c.validate(); err != nil {

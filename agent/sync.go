@@ -121,11 +121,17 @@ func (s *syncer) Run(ctx context.Context) error {
 	}
 	s.a.trace("sync-ready")
 	defer s.disarm()
+	worked := true // the start
 	for {
+		if worked && s.a.opts.Idle != nil {
+			s.a.opts.Idle()
+		}
+		worked = false
 		select {
 		case <-s.wake:
 			if !s.armed { // during a backoff, the timer decides
 				s.attempt(ctx)
+				worked = true
 			}
 		case <-s.spread:
 			if spread := time.Duration(s.a.cfg.Sync.Spread); !s.armed && spread > 0 {
@@ -140,13 +146,16 @@ func (s *syncer) Run(ctx context.Context) error {
 			if s.a.clock.Boottime() >= s.serverWait {
 				s.disarm()
 				s.attempt(ctx)
+				worked = true
 			}
 		case <-s.timerC():
 			s.armed = false
 			s.attempt(ctx)
+			worked = true
 		case reply := <-s.flushes:
 			accepted, queued, err := s.attempt(ctx)
 			reply <- flushResult{accepted, queued, err}
+			worked = true
 		case <-ctx.Done():
 			return nil
 		}

@@ -2,10 +2,12 @@ package collector
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
 
+	"amos.example/amosd/internal/benchline"
 	"amos.example/amosd/proof"
 )
 
@@ -135,8 +137,12 @@ func BenchmarkIngest(b *testing.B) {
 					l.Close()
 					b.StartTimer()
 				}
-				b.ReportMetric(float64(total*b.N)/elapsed.Seconds(), "records/s")
+				rate := float64(total*b.N) / elapsed.Seconds()
+				b.ReportMetric(rate, "records/s")
 				b.ReportMetric(0, "ns/op")
+				benchline.Print(fmt.Sprintf("collector_ingest/%s/submitters-%d", layout.name, n), rate, "records/s", fmt.Sprintf(
+					"%d records of %d devices in batches of %d, verified and stored in bbolt (fsync per batch), %d concurrent submitters, GOMAXPROCS %d",
+					total, benchDevices, proof.MaxBatchRecords, n, runtime.GOMAXPROCS(0)))
 			})
 		}
 	}
@@ -156,6 +162,7 @@ func BenchmarkEd25519Verify(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "verifies/s")
+		benchline.Print("ed25519_verify/1-core", float64(b.N)/b.Elapsed().Seconds(), "verifies/s", "proof.VerifyEncoded of one activity record, one goroutine")
 	})
 	b.Run("all-cores", func(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
@@ -167,5 +174,7 @@ func BenchmarkEd25519Verify(b *testing.B) {
 			}
 		})
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "verifies/s")
+		benchline.Print("ed25519_verify/all-cores", float64(b.N)/b.Elapsed().Seconds(), "verifies/s",
+			fmt.Sprintf("proof.VerifyEncoded of one activity record, GOMAXPROCS %d goroutines", runtime.GOMAXPROCS(0)))
 	})
 }

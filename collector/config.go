@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"amos.example/amosd/internal/jsonconfig"
+	"amos.example/amosd/internal/jsonconfig/jsondecode"
 	"amos.example/amosd/proof"
 )
 
@@ -151,7 +152,7 @@ func LoadConfig(path string) (*Config, error) {
 // keys, wrong types and invalid values are refused, each naming the key.
 func ParseConfig(name string, b []byte) (*Config, error) {
 	c := DefaultConfig()
-	if err := jsonconfig.Decode(name, b, &c, ErrConfig); err != nil {
+	if err := jsondecode.Decode(name, b, &c, ErrConfig); err != nil {
 		return nil, err
 	}
 	if err := c.validate(); err != nil {

@@ -10,10 +10,10 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -74,14 +74,19 @@ type Config struct {
 // SPEC §5 wants at most one upload in flight, and the wire figures of a Result are only
 // exact when Uploads do not overlap.
 type Client struct {
-	endpoint  string
+	endpoint  string // the URL uploads go to, for messages
+	host      string // the Host header: server_url's host[:port]
+	path      string // the request target: server_url's path + RecordsPath
+	dialAddr  string // host:port to connect to
 	userAgent string
 	timeout   time.Duration
 	batch     int
-	http      *http.Client
-	transport *http.Transport
+	tlsConf   *tls.Config // nil for http://
 	resolver  *Resolver
 	wire      atomic.Int64 // bytes read and written on the client's connections
+
+	mu   sync.Mutex
+	idle *httpConn // the connection kept alive for the next request, if any
 }
 
 // options are knobs of New that only tests need.
@@ -117,9 +122,19 @@ func newClient(cfg Config, opt options) (*Client, error) {
 		return nil, configErr("sync.batch_records: %d, want 1..%d", cfg.BatchRecords, proof.MaxBatchRecords)
 	case strings.ContainsFunc(cfg.UserAgent, func(r rune) bool { return r < 0x20 || r >= 0x7f }):
 		return nil, configErr("user agent %q: printable ASCII only", cfg.UserAgent)
+	case strings.ContainsFunc(u.Host, func(r rune) bool { return r <= 0x20 || r >= 0x7f }):
+		return nil, configErr("server_url: %q: the host must be ASCII (write an international name in its xn-- form)", cfg.ServerURL)
 	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"https": "443", "http": "80"}[u.Scheme]
+	}
+	path := strings.TrimSuffix(u.EscapedPath(), "/") + RecordsPath
 	c := &Client{
-		endpoint:  u.Scheme + "://" + u.Host + strings.TrimSuffix(u.EscapedPath(), "/") + RecordsPath,
+		endpoint:  u.Scheme + "://" + u.Host + path,
+		host:      u.Host,
+		path:      path,
+		dialAddr:  net.JoinHostPort(u.Hostname(), port),
 		userAgent: cfg.UserAgent,
 		timeout:   cfg.Timeout,
 		batch:     cfg.BatchRecords,
@@ -134,7 +149,9 @@ func newClient(cfg Config, opt options) (*Client, error) {
 		c.batch = proof.MaxBatchRecords
 	}
 
-	var tlsConf *tls.Config
+	if opt.dialTo != "" {
+		c.dialAddr = opt.dialTo
+	}
 	if u.Scheme == "https" {
 		if cfg.CAFile == "" {
 			return nil, configErr("ca_file: required for an https server_url")
@@ -143,9 +160,11 @@ func newClient(cfg Config, opt options) (*Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		tlsConf = &tls.Config{
+		c.tlsConf = &tls.Config{
 			RootCAs:    pool, // only these: a non-nil RootCAs never consults system roots
+			ServerName: u.Hostname(),
 			MinVersion: tls.VersionTLS12,
+			NextProtos: nil, // no ALPN: HTTP/1.1 only, and no bytes spent saying so
 			// Classic X25519 (P-256 as a fallback) without the post-quantum hybrids of
 			// Go's default: their key shares add about 2.3 KB to every handshake, which
 			// alone would exceed the wire budget of SPEC §11 for 31 daily syncs.
@@ -153,42 +172,13 @@ func newClient(cfg Config, opt options) (*Client, error) {
 		}
 		if !opt.noSessionCache {
 			// Resumed handshakes skip the certificate chain and its verification.
-			tlsConf.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+			c.tlsConf.ClientSessionCache = tls.NewLRUClientSessionCache(4)
 		}
 	}
 
 	c.resolver, err = newResolver(cfg.DNSServers, c.timeout, opt.resolvConf, opt.dnsproxyd)
 	if err != nil {
 		return nil, err
-	}
-	var protocols http.Protocols
-	protocols.SetHTTP1(true)
-	c.transport = &http.Transport{
-		Proxy: nil, // a system daemon ignores proxy variables of its environment
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if opt.dialTo != "" {
-				addr = opt.dialTo
-			}
-			conn, err := c.resolver.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return &countingConn{Conn: conn, n: &c.wire}, nil
-		},
-		TLSClientConfig:        tlsConf,
-		TLSHandshakeTimeout:    c.timeout,
-		ResponseHeaderTimeout:  c.timeout,
-		DisableCompression:     true, // answers are a few hundred bytes; saves a header
-		MaxIdleConns:           1,
-		MaxIdleConnsPerHost:    1,
-		IdleConnTimeout:        c.timeout,
-		MaxResponseHeaderBytes: 16 << 10,
-		Protocols:              &protocols,
-	}
-	c.http = &http.Client{
-		Transport: c.transport,
-		// A redirect is an answer like any other non-200: nothing is re-sent elsewhere.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	return c, nil
 }
@@ -239,10 +229,6 @@ func exists(path string) bool {
 // Resolver returns the Resolver that the Client's connections find the server with;
 // Resolver().Source() says which source it uses now.
 func (c *Client) Resolver() *Resolver { return c.resolver }
-
-// CloseIdleConnections closes connections kept alive from earlier requests. Upload does
-// it before returning; it is here for a caller that shuts down.
-func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }
 
 // WireBytes returns the bytes read and written on the Client's TCP connections since
 // New, TLS included (TCP/IP headers are not): the figure SPEC §11 budgets.
@@ -318,7 +304,7 @@ func (c *Client) Upload(ctx context.Context, records [][]byte) (*Result, error) 
 	}
 	wire0 := c.wire.Load()
 	defer func() {
-		c.transport.CloseIdleConnections()
+		c.CloseIdleConnections()
 		res.WireBytes = c.wire.Load() - wire0
 	}()
 	for len(items) > 0 {
@@ -344,13 +330,13 @@ func (c *Client) send(ctx context.Context, items []item, res *Result) error {
 	if err != nil {
 		return err
 	}
-	if status == http.StatusOK {
+	if status == statusOK {
 		return nil
 	}
 	// 400 or 413: the batch as a whole was refused.
 	if len(items) == 1 {
 		reason := ReasonBadFormat
-		if status == http.StatusRequestEntityTooLarge {
+		if status == statusTooLarge {
 			reason = ReasonTooLarge
 		}
 		res.Dead = append(res.Dead, Refusal{items[0].id, reason})
@@ -380,46 +366,40 @@ func (c *Client) post(ctx context.Context, items []item, res *Result) (int, erro
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
-	if err != nil {
-		return 0, classify(err, []error{ErrInvalidRecord}, "transport: request")
-	}
-	req.Header.Set("Content-Type", proof.BatchContentType)
-	req.Header.Set("User-Agent", c.userAgent)
 	what := fmt.Sprintf("transport: POST %s (%d records from %s)", c.endpoint, len(items), ids[0])
 
 	res.Requests++
-	resp, err := c.http.Do(req)
+	hc, a, err := c.roundTrip(rctx, c.appendRequest(make([]byte, 0, 256+len(body)), body, proof.BatchContentType))
 	if err != nil {
 		return 0, c.requestErr(ctx, err, what)
 	}
-	defer resp.Body.Close()
+	defer func() { c.release(hc, a) }()
 	res.BytesSent += int64(len(body))
 
-	switch resp.StatusCode {
-	case http.StatusOK:
-	case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
-		c.drain(resp.Body, res)
-		return resp.StatusCode, nil
-	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-		c.drain(resp.Body, res)
-		d, err := retryAfter(resp.Header, time.Now())
+	switch a.status {
+	case statusOK:
+	case statusBadRequest, statusTooLarge:
+		c.drain(a.body, res)
+		return a.status, nil
+	case statusTooMany, statusUnavailable:
+		c.drain(a.body, res)
+		d, err := retryAfter(a.date, a.retryAfter, time.Now())
 		if err != nil {
-			return 0, &StatusError{StatusCode: resp.StatusCode, Detail: err.Error()}
+			return 0, &StatusError{StatusCode: a.status, Detail: err.Error()}
 		}
-		return 0, &RetryAfterError{StatusCode: resp.StatusCode, After: d}
+		return 0, &RetryAfterError{StatusCode: a.status, After: d}
 	default:
-		c.drain(resp.Body, res)
-		return 0, &StatusError{StatusCode: resp.StatusCode}
+		c.drain(a.body, res)
+		return 0, &StatusError{StatusCode: a.status}
 	}
 
-	if resp.ContentLength > MaxResponseBytes { // refused before a byte of it is paid for
-		return 0, protocolErr("%s: answer of %d bytes, at most %d", what, resp.ContentLength, MaxResponseBytes)
+	if a.length > MaxResponseBytes { // refused before a byte of it is paid for
+		return 0, protocolErr("%s: answer of %d bytes, at most %d", what, a.length, MaxResponseBytes)
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	data, err := io.ReadAll(io.LimitReader(a.body, MaxResponseBytes+1))
 	res.BytesReceived += int64(len(data))
 	if err != nil {
-		return 0, c.requestErr(ctx, err, what+": reading the answer")
+		return 0, c.requestErr(ctx, ctxErr(rctx, err), what+": reading the answer")
 	}
 	if len(data) > MaxResponseBytes {
 		return 0, protocolErr("%s: answer longer than %d bytes", what, MaxResponseBytes)
@@ -439,8 +419,17 @@ func (c *Client) post(ctx context.Context, items []item, res *Result) (int, erro
 			res.Dead = append(res.Dead, Refusal{ids[i], o.reason})
 		}
 	}
-	return http.StatusOK, nil
+	return statusOK, nil
 }
+
+// The HTTP statuses the protocol gives a meaning (SPEC §5).
+const (
+	statusOK          = 200
+	statusBadRequest  = 400
+	statusTooLarge    = 413
+	statusTooMany     = 429
+	statusUnavailable = 503
+)
 
 // drain reads a little of an unused body so that the connection can be reused.
 func (c *Client) drain(body io.Reader, res *Result) {
@@ -451,10 +440,6 @@ func (c *Client) drain(body io.Reader, res *Result) {
 // requestErr classifies a failed request: ErrTLS for authentication and handshake
 // refusals, ErrTransient for everything else (with ctx's error when it is ctx's fault).
 func (c *Client) requestErr(ctx context.Context, err error, what string) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err // what already names the method and the URL
-	}
 	if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 		what += fmt.Sprintf(": no answer within %s (sync.timeout)", c.timeout)
 	}
@@ -479,8 +464,7 @@ func isTLSError(err error) bool {
 		header   tls.RecordHeaderError
 	)
 	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &invalid) ||
-		errors.As(err, &hostname) || errors.As(err, &alert) || errors.As(err, &header) ||
-		errors.Is(err, http.ErrSchemeMismatch) // net/http's name for a plain-HTTP answer
+		errors.As(err, &hostname) || errors.As(err, &alert) || errors.As(err, &header) // a plain-HTTP answer
 }
 
 // countingConn counts the bytes read and written on a connection.

@@ -10,8 +10,8 @@
 // off), ErrTLS (the server could not be authenticated; keep everything, back off, show
 // it), ErrConfig (New only) and ErrInvalidRecord (a caller bug).
 //
-// HTTP/2 is never used. A binary that links this package can be built with the
-// nethttpomithttp2 build tag to leave net/http's bundled HTTP/2 code out.
+// HTTP/2 is never used. The HTTP/1.1 client is the package's own (http1.go), not
+// net/http: amosd links no net/http, MIME, IDNA or gzip code (SPEC §11 binary budget).
 //
 // Backoff wraps github.com/cenkalti/backoff/v4 with the schedule of SPEC §5, a way to
 // impose a server's Retry-After on the next wait, and an exportable state.

@@ -1,11 +1,11 @@
 package transport
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"math"
+
+	"amos.example/amosd/internal/jsonlite"
 )
 
 // Per-record statuses of a 200 answer (SPEC §5).
@@ -32,73 +32,147 @@ type outcome struct {
 	reason string // always set for rejected; for the others, a well-formed reason or ""
 }
 
-type wireResponse struct {
-	ServerTime *int64        `json:"server_time"`
-	Results    *[]wireResult `json:"results"`
-}
-
-type wireResult struct {
-	Epoch  *uint32 `json:"epoch"`
-	Seq    *uint64 `json:"seq"`
-	Status *string `json:"status"`
-	Reason *string `json:"reason"`
+// field returns the value of key in object o (the last, if it repeats), nil if absent
+// or null: for the protocol, a null field is a missing one.
+func field(o *jsonlite.Value, key string) *jsonlite.Value {
+	var v *jsonlite.Value
+	for i := range o.Members {
+		if o.Members[i].Key == key {
+			v = &o.Members[i].Value
+		}
+	}
+	if v != nil && v.Kind == jsonlite.Null {
+		return nil
+	}
+	return v
 }
 
 // decodeResponse decodes the body of a 200 answer to a request for ids (in request order)
 // and checks it against SPEC §5: one JSON object, nothing after it; server_time present
 // and plausible; exactly one result per record, in request order, each with the
 // (epoch, seq) of its record and a known status; a rejected result has a reason that
-// is a short [a-z0-9_] token (it is stored with the dead letter and shown in status). Unknown keys are ignored, so that the collector can
-// add fields without breaking phones already sold. Every error matches ErrProtocol.
+// is a short [a-z0-9_] token (it is stored with the dead letter and shown in status).
+// Unknown keys are ignored, so that the collector can add fields without breaking phones
+// already sold; keys match exactly. A value of the wrong type (a string for a number, a
+// fraction for an integer, a number out of range) is refused like a syntax error. Every
+// error matches ErrProtocol.
 func decodeResponse(body []byte, ids []RecordID) (serverTime int64, out []outcome, err error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	var w wireResponse
-	if err := dec.Decode(&w); err != nil {
-		return 0, nil, protocolErr("not a JSON object: %v", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	w, err := jsonlite.Parse(body)
+	var extra *jsonlite.ExtraError
+	switch {
+	case errors.As(err, &extra):
 		return 0, nil, protocolErr("data after the JSON object")
+	case err != nil:
+		return 0, nil, protocolErr("not a JSON object: %v", err)
+	case w.Kind == jsonlite.Null:
+		return 0, nil, protocolErr("no server_time")
+	case w.Kind != jsonlite.Object:
+		return 0, nil, protocolErr("not a JSON object: %s", w.Describe())
+	}
+	st, results := field(w, "server_time"), field(w, "results")
+	if st != nil {
+		if serverTime, err = integer(st, "server_time", math.MinInt64, math.MaxInt64); err != nil {
+			return 0, nil, err
+		}
+	}
+	if results != nil && results.Kind != jsonlite.Array {
+		return 0, nil, protocolErr("not a JSON object: results is %s, want an array", results.Describe())
+	}
+	// Every value is decoded before any is judged, as encoding/json did: a value of the
+	// wrong type anywhere makes the whole answer "not a JSON object".
+	type wireResult struct {
+		epoch, seq     int64
+		status, reason *string
+		hasIDs         bool
+	}
+	var rs []wireResult
+	if results != nil {
+		rs = make([]wireResult, len(results.Elems))
+	}
+	for i := range rs {
+		r := &results.Elems[i]
+		switch r.Kind {
+		case jsonlite.Null:
+			continue
+		case jsonlite.Object:
+		default:
+			return 0, nil, protocolErr("not a JSON object: result %d is %s", i, r.Describe())
+		}
+		epoch, seq := field(r, "epoch"), field(r, "seq")
+		if epoch != nil {
+			if rs[i].epoch, err = integer(epoch, "epoch", 0, math.MaxUint32); err != nil {
+				return 0, nil, err
+			}
+		}
+		if seq != nil {
+			n, ok := seq.Uint(math.MaxUint64)
+			if !ok {
+				return 0, nil, protocolErr("not a JSON object: seq is %s, want an integer of 0..%d", seq.Describe(), uint64(math.MaxUint64))
+			}
+			rs[i].seq = int64(n)
+		}
+		rs[i].hasIDs = epoch != nil && seq != nil
+		for _, k := range [...]struct {
+			key string
+			dst **string
+		}{{"status", &rs[i].status}, {"reason", &rs[i].reason}} {
+			if v := field(r, k.key); v != nil {
+				if v.Kind != jsonlite.String {
+					return 0, nil, protocolErr("not a JSON object: %s is %s, want a string", k.key, v.Describe())
+				}
+				*k.dst = &v.Str
+			}
+		}
 	}
 	switch {
-	case w.ServerTime == nil:
+	case st == nil:
 		return 0, nil, protocolErr("no server_time")
-	case *w.ServerTime < minServerTime || *w.ServerTime > maxServerTime:
-		return 0, nil, protocolErr("server_time %d is implausible", *w.ServerTime)
-	case w.Results == nil:
+	case serverTime < minServerTime || serverTime > maxServerTime:
+		return 0, nil, protocolErr("server_time %d is implausible", serverTime)
+	case results == nil:
 		return 0, nil, protocolErr("no results")
-	case len(*w.Results) != len(ids):
-		return 0, nil, protocolErr("%d results for %d records", len(*w.Results), len(ids))
+	case len(rs) != len(ids):
+		return 0, nil, protocolErr("%d results for %d records", len(rs), len(ids))
 	}
 	out = make([]outcome, len(ids))
-	for i, r := range *w.Results {
+	for i, r := range rs {
 		switch {
-		case r.Epoch == nil || r.Seq == nil || r.Status == nil:
+		case !r.hasIDs || r.status == nil:
 			return 0, nil, protocolErr("result %d: epoch, seq and status are required", i)
-		case *r.Epoch != ids[i].Epoch || *r.Seq != ids[i].Seq:
-			return 0, nil, protocolErr("result %d is for epoch %d seq %d, the record is %s", i, *r.Epoch, *r.Seq, ids[i])
+		case uint32(r.epoch) != ids[i].Epoch || uint64(r.seq) != ids[i].Seq:
+			return 0, nil, protocolErr("result %d is for epoch %d seq %d, the record is %s", i, r.epoch, uint64(r.seq), ids[i])
 		}
-		o := outcome{status: *r.Status}
+		o := outcome{status: *r.status}
 		switch o.status {
 		case StatusAccepted, StatusDuplicate, StatusRetry:
 			// A reason is informational here (retry: chain_gap); only a well-formed one is kept.
-			if r.Reason != nil && validReason(*r.Reason) {
-				o.reason = *r.Reason
+			if r.reason != nil && validReason(*r.reason) {
+				o.reason = *r.reason
 			}
 		case StatusRejected:
-			if r.Reason == nil || !validReason(*r.Reason) {
+			if r.reason == nil || !validReason(*r.reason) {
 				var got any = "none"
-				if r.Reason != nil {
-					got = fmt.Sprintf("%q", truncate(*r.Reason, maxReasonLen))
+				if r.reason != nil {
+					got = fmt.Sprintf("%q", truncate(*r.reason, maxReasonLen))
 				}
 				return 0, nil, protocolErr("result %d (%s): rejected needs a reason of 1 to %d [a-z0-9_], got %v", i, ids[i], maxReasonLen, got)
 			}
-			o.reason = *r.Reason
+			o.reason = *r.reason
 		default:
 			return 0, nil, protocolErr("result %d (%s): unknown status %q", i, ids[i], truncate(o.status, 32))
 		}
 		out[i] = o
 	}
-	return *w.ServerTime, out, nil
+	return serverTime, out, nil
+}
+
+// integer reads an integer of [lo, hi]; anything else is a type error of the answer.
+func integer(v *jsonlite.Value, key string, lo, hi int64) (int64, error) {
+	n, ok := v.Int(lo, hi)
+	if !ok {
+		return 0, protocolErr("not a JSON object: %s is %s, want an integer of %d..%d", key, v.Describe(), lo, hi)
+	}
+	return n, nil
 }
 
 // validReason reports whether s is a non-empty token of at most maxReasonLen characters

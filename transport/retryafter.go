@@ -2,7 +2,6 @@ package transport
 
 import (
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 )
@@ -30,7 +29,7 @@ func ParseRetryAfter(value string, now time.Time) (time.Duration, error) {
 		}
 		return time.Duration(n) * time.Second, nil
 	}
-	t, err := http.ParseTime(v)
+	t, err := parseHTTPDate(v)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %q is neither seconds nor an HTTP date", ErrRetryAfter, truncate(v, 64))
 	}
@@ -57,15 +56,30 @@ func isDigits(s string) bool {
 	return s != ""
 }
 
-// retryAfter reads the Retry-After of a response. An HTTP date is taken relative to the
-// server's own Date header when it has a valid one, so that a phone whose clock is off
-// still waits as long as the server meant; otherwise relative to local.
-func retryAfter(h http.Header, local time.Time) (time.Duration, error) {
+// retryAfter reads the Retry-After of a response from the values of its Date and
+// Retry-After headers. An HTTP date is taken relative to the server's own Date header
+// when it has a valid one, so that a phone whose clock is off still waits as long as the
+// server meant; otherwise relative to local.
+func retryAfter(date, value string, local time.Time) (time.Duration, error) {
 	now := local
-	if d, err := http.ParseTime(h.Get("Date")); err == nil {
+	if d, err := parseHTTPDate(date); err == nil {
 		now = d
 	}
-	return ParseRetryAfter(h.Get("Retry-After"), now)
+	return ParseRetryAfter(value, now)
+}
+
+// httpDateLayouts are the HTTP-date formats of RFC 9110 §5.6.7, as net/http's ParseTime
+// accepts them: IMF-fixdate, then the obsolete RFC 850 and asctime forms.
+var httpDateLayouts = [...]string{"Mon, 02 Jan 2006 15:04:05 GMT", time.RFC850, time.ANSIC}
+
+// parseHTTPDate parses an HTTP-date.
+func parseHTTPDate(s string) (t time.Time, err error) {
+	for _, layout := range httpDateLayouts {
+		if t, err = time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return t, err
 }
 
 // truncate shortens s for an error message.

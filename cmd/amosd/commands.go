@@ -2,25 +2,22 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"math"
 	"sort"
 	"strings"
 	"time"
 
 	"amos.example/amosd/agent"
+	"amos.example/amosd/internal/jsonlite"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/store"
 )
 
 // parseFlags parses a command's flags; extra arguments are refused unless allowed.
-func parseFlags(env *cliEnv, name string, args []string, positional int, define func(fs *flag.FlagSet)) (*flag.FlagSet, int) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+func parseFlags(env *cliEnv, name string, args []string, positional int, define func(fs *flagSet)) (*flagSet, int) {
+	fs := newFlagSet()
 	if define != nil {
 		define(fs)
 	}
@@ -69,7 +66,7 @@ var statusKeys = []string{"version", "device_id", "epoch", "last_seq", "queued",
 
 func runStatus(env *cliEnv, args []string) int {
 	var asJSON bool
-	if _, code := parseFlags(env, "status", args, 0, func(fs *flag.FlagSet) { fs.BoolVar(&asJSON, "json", false, "") }); code != exitOK {
+	if _, code := parseFlags(env, "status", args, 0, func(fs *flagSet) { fs.BoolVar(&asJSON, "json") }); code != exitOK {
 		return code
 	}
 	c, ctx, cancel, code := dial(env)
@@ -122,10 +119,15 @@ func humanValue(key string, v any) string {
 	return fmt.Sprint(v)
 }
 
+// writeJSON prints v as encoding/json's Encoder with SetIndent("", "  ") would; v is
+// made of the types jsonlite.Append takes.
 func writeJSON(env *cliEnv, v any) int {
-	enc := json.NewEncoder(env.stdout)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
+	b, ok := jsonlite.Append(nil, v, "  ")
+	if !ok {
+		fmt.Fprintf(env.stderr, "amosd: cannot write a %T as JSON\n", v)
+		return exitFailed
+	}
+	if _, err := env.stdout.Write(append(b, '\n')); err != nil {
 		fmt.Fprintf(env.stderr, "amosd: %v\n", err)
 		return exitFailed
 	}
@@ -200,7 +202,7 @@ func runConsent(env *cliEnv, args []string) int {
 
 func runSelftest(env *cliEnv, args []string) int {
 	var asJSON bool
-	if _, code := parseFlags(env, "selftest", args, 0, func(fs *flag.FlagSet) { fs.BoolVar(&asJSON, "json", false, "") }); code != exitOK {
+	if _, code := parseFlags(env, "selftest", args, 0, func(fs *flagSet) { fs.BoolVar(&asJSON, "json") }); code != exitOK {
 		return code
 	}
 	checks := agent.Selftest(context.Background(), env.config, time.Now())
@@ -211,7 +213,7 @@ func runSelftest(env *cliEnv, args []string) int {
 		}
 	}
 	if asJSON {
-		writeJSON(env, map[string]any{"ok": failed == 0, "checks": checks})
+		writeJSON(env, map[string]any{"ok": failed == 0, "checks": checksJSON(checks)})
 	} else {
 		for _, c := range checks {
 			mark := "ok  "
@@ -232,7 +234,7 @@ func runSelftest(env *cliEnv, args []string) int {
 
 func runIdentity(env *cliEnv, args []string) int {
 	var asJSON bool
-	if _, code := parseFlags(env, "identity", args, 0, func(fs *flag.FlagSet) { fs.BoolVar(&asJSON, "json", false, "") }); code != exitOK {
+	if _, code := parseFlags(env, "identity", args, 0, func(fs *flagSet) { fs.BoolVar(&asJSON, "json") }); code != exitOK {
 		return code
 	}
 	cfg, code := loadConfig(env)
@@ -277,10 +279,10 @@ func runIdentity(env *cliEnv, args []string) int {
 func runInspect(env *cliEnv, args []string) int {
 	var dir string
 	var asJSON, raw bool
-	if _, code := parseFlags(env, "inspect", args, 0, func(fs *flag.FlagSet) {
-		fs.StringVar(&dir, "data", "", "")
-		fs.BoolVar(&asJSON, "json", false, "")
-		fs.BoolVar(&raw, "raw", false, "")
+	if _, code := parseFlags(env, "inspect", args, 0, func(fs *flagSet) {
+		fs.StringVar(&dir, "data")
+		fs.BoolVar(&asJSON, "json")
+		fs.BoolVar(&raw, "raw")
 	}); code != exitOK {
 		return code
 	}
@@ -317,7 +319,7 @@ func runInspect(env *cliEnv, args []string) int {
 		}
 		return exitOK
 	case asJSON:
-		return writeJSON(env, rep)
+		return writeJSON(env, rep.jsonObj())
 	}
 	fmt.Fprintf(env.stdout, "store:      %s (%d bytes of %d)\n", rep.Path, rep.FileBytes, rep.MaxBytes)
 	if rep.Head != nil {
@@ -344,7 +346,21 @@ func runInspect(env *cliEnv, args []string) int {
 	return exitOK
 }
 
-// inspection is what `amosd inspect --json` prints.
+// checksJSON is the "checks" list of `amosd selftest --json`: the keys of agent.Check's
+// json tags, in their order.
+func checksJSON(checks []agent.Check) []jsonlite.Obj {
+	out := make([]jsonlite.Obj, len(checks))
+	for i, c := range checks {
+		out[i] = jsonlite.O("check", c.Name, "ok", c.OK, "detail", c.Detail)
+		if c.Fix != "" {
+			out[i] = append(out[i], jsonlite.Field{Key: "fix", Value: c.Fix})
+		}
+	}
+	return out
+}
+
+// inspection is what `amosd inspect` prints; jsonObj gives the JSON of --json, the
+// object encoding/json would make of it from its tags.
 type inspection struct {
 	Path          string          `json:"path"`
 	FileBytes     int64           `json:"file_bytes"`
@@ -374,6 +390,45 @@ type inspectRecord struct {
 	What   string `json:"what"`
 	Reason string `json:"reason,omitempty"`
 	At     int64  `json:"at,omitempty"`
+}
+
+// jsonObj returns the JSON object of rep for `amosd inspect --json`.
+func (rep *inspection) jsonObj() jsonlite.Obj {
+	var head, tally any
+	if h := rep.Head; h != nil {
+		head = jsonlite.O("device_id", h.DeviceID, "epoch", h.Epoch, "seq", h.Seq, "hash", h.Hash, "last_date", uint32(h.LastDate))
+	}
+	if t := rep.Tally; t != nil { // store.Tally has no tags: its Go names
+		tally = jsonlite.O("Date", uint32(t.Date), "UTCOffsetMinutes", t.UTCOffsetMinutes,
+			"InteractiveSeconds", t.InteractiveSeconds, "Unlocks", t.Unlocks, "ScreenOns", t.ScreenOns,
+			"ActiveHours", t.ActiveHours, "Flags", uint16(t.Flags), "SavedAt", t.SavedAt,
+			"SavedBootID", t.SavedBootID, "SavedUptimeMS", t.SavedUptimeMS, "State", t.State)
+	}
+	records := func(list []inspectRecord) []jsonlite.Obj {
+		if list == nil {
+			return nil
+		}
+		out := make([]jsonlite.Obj, len(list))
+		for i, r := range list {
+			out[i] = jsonlite.O("epoch", r.Epoch, "seq", r.Seq, "what", r.What)
+			if r.Reason != "" {
+				out[i] = append(out[i], jsonlite.Field{Key: "reason", Value: r.Reason})
+			}
+			if r.At != 0 {
+				out[i] = append(out[i], jsonlite.Field{Key: "at", Value: r.At})
+			}
+		}
+		return out
+	}
+	obj := jsonlite.O("path", rep.Path, "file_bytes", rep.FileBytes, "max_bytes", rep.MaxBytes,
+		"chain_head", head, "consent", rep.Consent, "tally", tally,
+		"queue", records(rep.Queue), "dead_letter", records(rep.Dead),
+		"evicted_queued", rep.EvictedQueued, "evicted_dead_letter", rep.EvictedDead)
+	if r := rep.Recovery; r != nil {
+		obj = append(obj, jsonlite.Field{Key: "last_recovery", Value: jsonlite.O(
+			"At", r.At, "CorruptPath", r.CorruptPath, "Cause", r.Cause, "Salvaged", r.Salvaged)})
+	}
+	return obj
 }
 
 func describe(b []byte) (uint32, uint64, string) {

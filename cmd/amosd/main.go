@@ -4,7 +4,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -73,17 +72,17 @@ func usageError(w io.Writer, format string, args ...any) int {
 
 // run is main without os.Exit, so that tests can drive it.
 func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	fs := flag.NewFlagSet("amosd", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	config := fs.String("config", "", "configuration file")
+	fs := newFlagSet()
+	var config string
+	fs.StringVar(&config, "config")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		if errors.Is(err, errHelp) {
 			usage(stdout)
 			return exitOK
 		}
 		return usageError(stderr, "%v", err)
 	}
-	env := &cliEnv{stdout: stdout, stderr: stderr, config: *config}
+	env := &cliEnv{stdout: stdout, stderr: stderr, config: config}
 	if env.config == "" {
 		env.config = getenv("AMOSD_CONFIG")
 	}

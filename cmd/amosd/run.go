@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -19,6 +22,36 @@ func loadConfig(env *cliEnv) (*agent.Config, int) {
 		return nil, exitUsage
 	}
 	return cfg, exitOK
+}
+
+// heapHeadroom is how much the Go heap of `amosd run` may grow between collections:
+// the memory limit is the runtime's own memory at start plus this, the 4 MB that Go's
+// default gives a small heap before its first collection. Live, amosd's heap is about
+// 150 KiB; an upload of a full batch adds a few hundred KiB of garbage.
+const heapHeadroom = 4 << 20
+
+// tuneRuntime sets the Go runtime of `amosd run` for a daemon that sleeps for hours
+// (SPEC §11 idle budgets); GOMAXPROCS, GOGC and GOMEMLIMIT in the environment keep
+// the last word:
+//   - one P: amosd has nothing to run in parallel, and each P costs threads to wake
+//     and cached memory (a phone has 8 cores);
+//   - no proportional GC (GOGC=off) but a memory limit: once a first GC has run, Go's
+//     default forces another every 2 minutes even when nothing was allocated, each
+//     waking several threads; so an idle daemon has no GC at all;
+//   - the returned hook (Options.Idle) gives the freed memory back to the system
+//     when work is over (debug.FreeOSMemory: one GC), so that the garbage of a sync or
+//     of a day's events does not stay resident for the hours the daemon then sleeps.
+func tuneRuntime(getenv func(string) string) (idle func()) {
+	if getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
+	if getenv("GOGC") == "" && getenv("GOMEMLIMIT") == "" {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms) // what the limit counts: mapped, not released
+		debug.SetMemoryLimit(int64(ms.Sys-ms.HeapReleased) + heapHeadroom)
+		debug.SetGCPercent(-1)
+	}
+	return debug.FreeOSMemory
 }
 
 // runDaemon is `amosd run`: the daemon, until SIGTERM or SIGINT.
@@ -43,7 +76,8 @@ func runDaemon(env *cliEnv, args []string) int {
 		logf("clock: %v", err)
 		return exitFailed
 	}
-	a, err := agent.New(agent.Options{Config: cfg, Clock: clock, Version: version, Logf: logf})
+	idle := tuneRuntime(os.Getenv)
+	a, err := agent.New(agent.Options{Config: cfg, Clock: clock, Version: version, Logf: logf, Idle: idle})
 	if err != nil {
 		fatal(err)
 		if errors.Is(err, agent.ErrIdentity) || errors.Is(err, agent.ErrConfig) {

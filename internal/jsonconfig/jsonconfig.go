@@ -1,15 +1,12 @@
-// Package jsonconfig decodes JSON configuration files strictly and reports each
-// problem with the file, the key and, for syntax, the line and column.
+// Package jsonconfig is the error of a JSON configuration file, which names the file,
+// the key and, for syntax, the line and column. Package jsondecode decodes a file into
+// a struct with encoding/json (the collector); amosd decodes its own by hand, without
+// encoding/json (agent/configjson.go, SPEC §11 binary budget).
 package jsonconfig
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"reflect"
-	"strings"
 )
 
 // Error names the file, the key and what is wrong with it. Kind is the sentinel of the
@@ -36,57 +33,10 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Kind }
 
-// Decode decodes the single JSON object b into v, which holds the defaults: unknown
-// keys, wrong types, trailing values and syntax errors are refused as *Error wrapping
-// kind. For the types in selfDescribing, the Value of the *json.UnmarshalTypeError
-// that their UnmarshalJSON returns is the whole problem (a bad duration, say).
-func Decode(name string, b []byte, v any, kind error, selfDescribing ...reflect.Type) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	fail := func(key string, off int64, problem string) error {
-		e := &Error{File: name, Key: key, Problem: problem, Kind: kind}
-		if off >= 0 {
-			e.Line, e.Column = lineCol(b, off)
-		}
-		return e
-	}
-	err := dec.Decode(v)
-	if err == nil {
-		if dec.More() {
-			return fail("", dec.InputOffset(), "more than one JSON value")
-		}
-		return nil
-	}
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syn):
-		return fail("", syn.Offset, "JSON syntax: "+syn.Error())
-	case errors.As(err, &typ):
-		for _, t := range selfDescribing {
-			if typ.Type == t {
-				return fail(typ.Field, dec.InputOffset(), typ.Value)
-			}
-		}
-		return fail(typ.Field, typ.Offset, fmt.Sprintf("want %s, got JSON %s", typ.Type, typ.Value))
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		key := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		off := dec.InputOffset() // past the key's value: point at the key itself
-		if i := bytes.LastIndex(b[:min(off, int64(len(b)))], []byte(`"`+key+`"`)); i >= 0 {
-			off = int64(i)
-		}
-		return fail(key, off, "unknown key")
-	case errors.Is(err, io.EOF):
-		return fail("", -1, "empty file: want a JSON object")
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return fail("", int64(len(b)), "JSON syntax: unexpected end of file")
-	}
-	return fail("", dec.InputOffset(), err.Error())
-}
-
-func lineCol(b []byte, off int64) (line, col int) {
-	off = min(max(off, 0), int64(len(b)))
+// LineCol returns the 1-based line and column of offset off in b.
+func LineCol(b []byte, off int) (line, col int) {
+	off = min(max(off, 0), len(b))
 	line = 1 + bytes.Count(b[:off], []byte("\n"))
-	col = int(off) - bytes.LastIndexByte(b[:off], '\n')
+	col = off - bytes.LastIndexByte(b[:off], '\n')
 	return line, col
 }

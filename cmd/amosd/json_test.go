@@ -1,0 +1,76 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"amos.example/amosd/agent"
+	"amos.example/amosd/store"
+)
+
+// encodingJSON is what the command line printed with encoding/json before amosd dropped
+// it (SPEC §11 binary budget).
+func encodingJSON(t *testing.T, v any) string {
+	t.Helper()
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func printed(t *testing.T, v any) string {
+	t.Helper()
+	var out, errs strings.Builder
+	if code := writeJSON(&cliEnv{stdout: &out, stderr: &errs}, v); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs.String())
+	}
+	return out.String()
+}
+
+// TestJSONOutputsUnchanged: the --json outputs are byte for byte those of encoding/json.
+func TestJSONOutputsUnchanged(t *testing.T) {
+	tally := &store.Tally{Date: 20261127, UTCOffsetMinutes: -90, InteractiveSeconds: 3600, Unlocks: 3, ScreenOns: 9,
+		ActiveHours: 0xFF0, Flags: 2, SavedAt: 1795500000, SavedUptimeMS: 123456, State: 5}
+	tally.SavedBootID[0], tally.SavedBootID[15] = 0xab, 1
+	for _, rep := range []*inspection{
+		{Path: "/data/amos/amosd.db", FileBytes: 32768, MaxBytes: 8 << 20, Consent: "not set (consent_default applies)",
+			Queue: []inspectRecord{}, Dead: []inspectRecord{}},
+		{Path: "/d/<x>&\"y\"", FileBytes: 1, MaxBytes: 2, Consent: "granted",
+			Head:          &inspectHead{DeviceID: "f823", Epoch: 2, Seq: 9, Hash: "00ff", LastDate: 20261126},
+			Tally:         tally,
+			Queue:         []inspectRecord{{Epoch: 2, Seq: 8, What: "day 2026-11-25: 10 s"}, {Epoch: 2, Seq: 9, What: "genesis (reason 2, maker konka)"}},
+			Dead:          []inspectRecord{{Epoch: 1, Seq: 3, What: "x", Reason: "bad_signature", At: 1795500000}},
+			EvictedQueued: 4, EvictedDead: 5,
+			Recovery: &store.Recovery{At: 1795400000, CorruptPath: "/data/amos/amosd.db.corrupt-1795400000", Cause: "tx check: page 3\tbad", Salvaged: 7}},
+	} {
+		if got, want := printed(t, rep.jsonObj()), encodingJSON(t, rep); got != want {
+			t.Errorf("inspect --json:\n got %s\nwant %s", got, want)
+		}
+	}
+	checks := []agent.Check{{Name: "config", OK: true, Detail: "/system/etc/amosd.json"},
+		{Name: "certificate", Detail: "missing <here>", Fix: "write it & retry"}}
+	for _, failed := range []bool{true, false} {
+		got := printed(t, map[string]any{"ok": !failed, "checks": checksJSON(checks)})
+		if want := encodingJSON(t, map[string]any{"ok": !failed, "checks": checks}); got != want {
+			t.Errorf("selftest --json:\n got %s\nwant %s", got, want)
+		}
+	}
+	// status --json: the values godbus gives for the Status variants of SPEC §7.
+	st := map[string]any{"version": "v0.4.0", "device_id": "f823", "epoch": uint32(1), "last_seq": uint64(1), "queued": uint32(1),
+		"consent": true, "today_date": uint32(20261127), "last_sync_unix": int64(0), "sources": []string{}, "x": []string{"a", "b"},
+		"store_bytes": uint64(32768), "n": int32(-1), "b": uint8(7), "q": uint16(9), "i": int16(-2)}
+	if got, want := printed(t, st), encodingJSON(t, st); got != want {
+		t.Errorf("status --json:\n got %s\nwant %s", got, want)
+	}
+	// identity --json
+	id := map[string]any{"device_id": "f823", "public_key": "abcd", "generated": false, "certificate": "valid",
+		"maker_id": "konka", "model": "K1", "serial_tag": "0a0b", "issued_at": int64(1795500000)}
+	if got, want := printed(t, id), encodingJSON(t, id); got != want {
+		t.Errorf("identity --json:\n got %s\nwant %s", got, want)
+	}
+}

@@ -1,0 +1,434 @@
+// Command benchreport is `make bench`: it measures each budget of SPEC §11, prints one
+// line per budget (the figure measured now, the budget, PASS or FAIL) and writes the
+// same as JSON to out/bench.json.
+//
+// The binary sizes are read from out/arm/amosd and out/arm64/amosd, which `make cross`
+// builds first. Every other figure comes from a benchmark or test of the repository
+// that prints a line `BENCH {...}` (internal/benchline); the benchmarks only measure,
+// and this program alone judges. BENCH_QUICK=1 shortens the idle wake-up window from
+// 10 minutes to 1. Progress goes to standard error; the table to standard output.
+//
+// Exit status: 0 when every budget passes, 1 when one fails, 2 when a figure could not
+// be measured.
+//
+//	go run ./internal/benchreport [-out out/bench.json] [-go go]
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"amos.example/amosd/internal/benchline"
+)
+
+// MiB is 2^20 bytes.
+const MiB = 1 << 20
+
+// Limit is a budget: the figure must be op ("<=", "<", ">=", "==") Value.
+type Limit struct {
+	Op    string  `json:"op"`
+	Value float64 `json:"value"`
+	Unit  string  `json:"unit"`
+}
+
+func (l Limit) holds(v float64) bool {
+	switch l.Op {
+	case "<=":
+		return v <= l.Value
+	case "<":
+		return v < l.Value
+	case ">=":
+		return v >= l.Value
+	case "==":
+		return v == l.Value
+	}
+	return false
+}
+
+// Figure is one measured value and its limit.
+type Figure struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+	Unit  string  `json:"unit"`
+	Limit *Limit  `json:"limit,omitempty"` // nil: shown, not judged
+	Pass  *bool   `json:"pass,omitempty"`
+	Note  string  `json:"note,omitempty"`
+}
+
+// Budget is one row of SPEC §11.
+type Budget struct {
+	ID       string   `json:"id"`
+	Spec     string   `json:"spec"`     // the row of SPEC §11
+	Measured string   `json:"measured"` // as printed
+	Budget   string   `json:"budget"`   // as printed
+	Pass     bool     `json:"pass"`
+	Error    string   `json:"error,omitempty"` // the figure could not be measured
+	Figures  []Figure `json:"figures"`
+	Source   string   `json:"source"` // what measures it
+}
+
+// Report is out/bench.json.
+type Report struct {
+	GeneratedAt string   `json:"generated_at"`
+	Commit      string   `json:"commit"`
+	Go          string   `json:"go"`
+	Host        string   `json:"host"`
+	CPUs        int      `json:"cpus"`
+	Quick       bool     `json:"quick"`
+	AllPass     bool     `json:"all_pass"`
+	Budgets     []Budget `json:"budgets"`
+}
+
+var (
+	goCmd   = flag.String("go", envOr("GO", "go"), "the go command")
+	outPath = flag.String("out", "out/bench.json", "where to write the JSON report")
+)
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "benchreport: "+format+"\n", args...)
+}
+
+// run runs `go test` with args, bounded by d, and returns the BENCH lines it printed
+// (the last of each name) and its whole output.
+func run(d time.Duration, args ...string) (map[string]benchline.Line, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, *goCmd, append([]string{"test"}, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	lines := map[string]benchline.Line{}
+	sc := bufio.NewScanner(bytes.NewReader(out.Bytes()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if l, ok := benchline.Parse(sc.Text()); ok {
+			lines[l.Name] = l
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("go test %s: %v\n%s", strings.Join(args, " "), err, tail(out.String(), 40))
+	}
+	return lines, out.String(), err
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func judge(f *Figure) bool {
+	if f.Limit == nil {
+		return true
+	}
+	ok := f.Limit.holds(f.Value)
+	f.Pass = &ok
+	return ok
+}
+
+// finish sets Pass from the judged figures, or records err.
+func (b *Budget) finish(err error) {
+	if err != nil {
+		b.Error = err.Error()
+		b.Pass = false
+		if b.Measured == "" {
+			b.Measured = "not measured"
+		}
+		return
+	}
+	b.Pass = true
+	for i := range b.Figures {
+		b.Pass = judge(&b.Figures[i]) && b.Pass
+	}
+}
+
+func need(lines map[string]benchline.Line, names ...string) ([]benchline.Line, error) {
+	out := make([]benchline.Line, len(names))
+	for i, n := range names {
+		l, ok := lines[n]
+		if !ok {
+			return nil, fmt.Errorf("no measurement %q in the output", n)
+		}
+		out[i] = l
+	}
+	return out, nil
+}
+
+func mib(v float64) string { return fmt.Sprintf("%.2f MiB", v/MiB) }
+
+// comma writes n with thousands separators.
+func comma(n float64) string {
+	s := fmt.Sprintf("%.0f", n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func binarySize() Budget {
+	b := Budget{ID: "binary_size", Spec: "amosd stripped static binary, linux/arm GOARM=7: at most 6.0 MiB",
+		Budget: "<= 6.00 MiB", Source: "out/arm/amosd and out/arm64/amosd of `make cross` (-trimpath, -tags nethttpomithttp2, -ldflags -s -w)"}
+	limit := &Limit{"<=", 6 * MiB, "bytes"}
+	var parts []string
+	for _, arch := range []string{"arm", "arm64"} {
+		st, err := os.Stat(filepath.Join("out", arch, "amosd"))
+		if err != nil {
+			b.finish(fmt.Errorf("%v (run `make cross` first)", err))
+			return b
+		}
+		note := "linux/arm GOARM=7, the budget of SPEC §11"
+		if arch == "arm64" {
+			note = "linux/arm64, shown against the same budget"
+		}
+		b.Figures = append(b.Figures, Figure{Name: "amosd_" + arch, Value: float64(st.Size()), Unit: "bytes", Limit: limit, Note: note})
+		parts = append(parts, fmt.Sprintf("%s %s", arch, mib(float64(st.Size()))))
+	}
+	b.Measured = strings.Join(parts, ", ")
+	b.finish(nil)
+	return b
+}
+
+func main() {
+	flag.Parse()
+	quick := benchline.Quick()
+	rep := Report{GeneratedAt: time.Now().UTC().Format(time.RFC3339), Go: runtime.Version(),
+		Host: runtime.GOOS + "/" + runtime.GOARCH, CPUs: runtime.NumCPU(), Quick: quick}
+	if out, err := exec.Command("git", "describe", "--tags", "--always", "--dirty").Output(); err == nil {
+		rep.Commit = strings.TrimSpace(string(out))
+	}
+
+	rep.Budgets = append(rep.Budgets, binarySize())
+
+	// The idle daemon: memory and wake-ups (cmd/amosd), then the transport's figures.
+	window := "10 minutes"
+	if quick {
+		window = "1 minute"
+	}
+	progress("idle RSS and %s of idle wake-ups of the real amosd (cmd/amosd BenchmarkBudgetIdle*)", window)
+	idle, _, idleErr := run(40*time.Minute, "-run", "^$", "-bench", "^BenchmarkBudgetIdle", "-benchtime", "1x", "-timeout", "30m", "./cmd/amosd")
+	progress("wire bytes of a month and the year drain (transport BenchmarkBudget*)")
+	tr, _, trErr := run(10*time.Minute, "-run", "^$", "-bench", "^BenchmarkBudget", "-benchtime", "1x", "-timeout", "5m", "./transport")
+
+	{
+		b := Budget{ID: "idle_rss", Spec: "resident memory, idle daemon with a full day of tally and 1,000 queued records: at most 8 MiB",
+			Budget: "<= 8.00 MiB", Source: "cmd/amosd BenchmarkBudgetIdleRSS (VmRSS of the real amosd, host arch)"}
+		ls, err := need(idle, "idle_rss", "idle_rss_anon", "idle_rss_files")
+		if err == nil {
+			l := ls[0]
+			b.Figures = []Figure{{Name: l.Name, Value: l.Value, Unit: l.Unit, Limit: &Limit{"<=", 8 * MiB, "bytes"}, Note: l.Note},
+				{Name: ls[1].Name, Value: ls[1].Value, Unit: ls[1].Unit, Note: ls[1].Note},
+				{Name: ls[2].Name, Value: ls[2].Value, Unit: ls[2].Unit, Note: ls[2].Note}}
+			b.Measured = fmt.Sprintf("%s on %s (anon %.2f, files %.2f)", mib(l.Value), runtime.GOARCH, ls[1].Value/MiB, ls[2].Value/MiB)
+		} else if idleErr != nil {
+			err = idleErr
+		}
+		b.finish(err)
+		rep.Budgets = append(rep.Budgets, b)
+	}
+	{
+		b := Budget{ID: "idle_wakeups", Spec: "wake-ups while idle (no input, empty queue): at most 1 a minute on average over 10 minutes",
+			Budget: "<= 1.0 /min", Source: "cmd/amosd BenchmarkBudgetIdleWakeups (context switches of every thread, /proc/PID/task/*/status)"}
+		ls, err := need(idle, "idle_wakeups", "idle_wake_episodes")
+		if err == nil {
+			l := ls[0]
+			b.Figures = []Figure{{Name: l.Name, Value: l.Value, Unit: l.Unit, Limit: &Limit{"<=", 1, "switches/min"}, Note: l.Note},
+				{Name: ls[1].Name, Value: ls[1].Value, Unit: ls[1].Unit, Note: ls[1].Note}}
+			b.Measured = fmt.Sprintf("%.1f switches/min over %s (%.1f episodes/min)", l.Value, window, ls[1].Value)
+		} else if idleErr != nil {
+			err = idleErr
+		}
+		b.finish(err)
+		rep.Budgets = append(rep.Budgets, b)
+	}
+	{
+		b := Budget{ID: "year_drain", Spec: "upload of a year of queued records (365) to the collector on loopback: at most 2 requests, under 1 s",
+			Budget: "<= 2 requests, < 1 s", Source: "transport BenchmarkBudgetYearDrain (the real collector/httpapi and bbolt ledger in-process, TLS)"}
+		ls, err := need(tr, "year_drain_requests", "year_drain_seconds")
+		if err == nil {
+			b.Figures = []Figure{
+				{Name: ls[0].Name, Value: ls[0].Value, Unit: ls[0].Unit, Limit: &Limit{"<=", 2, "requests"}, Note: ls[0].Note},
+				{Name: ls[1].Name, Value: ls[1].Value, Unit: ls[1].Unit, Limit: &Limit{"<", 1, "s"}},
+			}
+			b.Measured = fmt.Sprintf("%.0f requests, %.3f s", ls[0].Value, ls[1].Value)
+		} else if trErr != nil {
+			err = trErr
+		}
+		b.finish(err)
+		rep.Budgets = append(rep.Budgets, b)
+	}
+	{
+		b := Budget{ID: "wire_month", Spec: "bytes on the wire per device-month, both directions, TLS included (31 daily syncs): at most 48 KiB",
+			Budget: "<= 49,152 B", Source: "transport BenchmarkBudgetWireMonth (also TestWireBudget)"}
+		ls, err := need(tr, "wire_month")
+		if err == nil {
+			l := ls[0]
+			b.Figures = []Figure{{Name: l.Name, Value: l.Value, Unit: l.Unit, Limit: &Limit{"<=", 48 << 10, "bytes"}, Note: l.Note}}
+			b.Measured = comma(l.Value) + " B"
+		} else if trErr != nil {
+			err = trErr
+		}
+		b.finish(err)
+		rep.Budgets = append(rep.Budgets, b)
+	}
+	rep.Budgets = append(rep.Budgets, killNine())
+	rep.Budgets = append(rep.Budgets, ingest())
+
+	order := []string{"binary_size", "idle_rss", "idle_wakeups", "year_drain", "wire_month", "kill9", "collector_ingest"}
+	byID := map[string]Budget{}
+	for _, b := range rep.Budgets {
+		byID[b.ID] = b
+	}
+	rep.Budgets = rep.Budgets[:0]
+	rep.AllPass = true
+	measured := true
+	for _, id := range order {
+		b := byID[id]
+		rep.Budgets = append(rep.Budgets, b)
+		rep.AllPass = rep.AllPass && b.Pass
+		measured = measured && b.Error == ""
+	}
+	printTable(os.Stdout, &rep)
+	if err := writeJSON(*outPath, &rep); err != nil {
+		fmt.Fprintf(os.Stderr, "benchreport: %v\n", err)
+		os.Exit(2)
+	}
+	for _, b := range rep.Budgets {
+		if b.Error != "" {
+			fmt.Fprintf(os.Stderr, "benchreport: %s: %s\n", b.ID, b.Error)
+		}
+	}
+	switch {
+	case !measured:
+		os.Exit(2)
+	case !rep.AllPass:
+		os.Exit(1)
+	}
+}
+
+// killNine runs the store's kill -9 test once; its passing is the figure 0 (the test
+// fails on any record lost or duplicated).
+func killNine() Budget {
+	b := Budget{ID: "kill9", Spec: "records lost to kill -9 or power loss: 0; tally lost at most 60 s", Budget: "0 lost",
+		Source: "store TestCrashByKill run now; also cmd/amosd TestSyncSurvivesKill9 (kill -9 during uploads), agent TestPowerLossLosesAtMostAMinute (tally), internal/vmtest TestPowerCuts (`make vm-test`: power cuts of the booted firmware under QEMU)"}
+	progress("records lost to kill -9 (store TestCrashByKill)")
+	_, out, err := run(10*time.Minute, "-count=1", "-run", "^TestCrashByKill$", "-v", "./store")
+	if err != nil {
+		b.finish(err)
+		return b
+	}
+	what, kills := "TestCrashByKill passed", "its"
+	for _, line := range strings.Split(out, "\n") {
+		if i := strings.Index(line, " kills; "); i >= 0 {
+			summary := strings.TrimSpace(line[strings.LastIndex(line[:i], ":")+1:])
+			what += ": " + summary
+			kills, _, _ = strings.Cut(summary, " ")
+		}
+	}
+	b.Figures = []Figure{{Name: "kill9_records_lost", Value: 0, Unit: "records", Limit: &Limit{"==", 0, "records"}, Note: what + ", every record intact"}}
+	b.Measured = fmt.Sprintf("0 (store TestCrashByKill, %s kill -9, now)", kills)
+	b.finish(nil)
+	return b
+}
+
+// ingest runs the collector's benchmarks on 2 cores: the ingest rate, and beside it the
+// raw Ed25519 verification rate.
+func ingest() Budget {
+	b := Budget{ID: "collector_ingest", Spec: "collector ingest, verify + durable store, 2 cores: at least 15,000 records/s",
+		Budget: ">= 15,000 rec/s", Source: "collector BenchmarkIngest (-cpu 2), BenchmarkEd25519Verify beside it"}
+	progress("collector ingest on 2 cores (collector BenchmarkIngest, BenchmarkEd25519Verify)")
+	in, _, err := run(30*time.Minute, "-run", "^$", "-bench", "^BenchmarkIngest$", "-benchtime", "1x", "-cpu", "2", "-timeout", "25m", "./collector")
+	if err != nil {
+		b.finish(err)
+		return b
+	}
+	ed, _, err := run(5*time.Minute, "-run", "^$", "-bench", "^BenchmarkEd25519Verify$", "-benchtime", "2s", "-cpu", "2", "-timeout", "4m", "./collector")
+	if err != nil {
+		b.finish(err)
+		return b
+	}
+	ls, err := need(in, "collector_ingest/per-device/submitters-2", "collector_ingest/interleaved/submitters-2",
+		"collector_ingest/per-device/submitters-1", "collector_ingest/interleaved/submitters-1")
+	if err != nil {
+		b.finish(err)
+		return b
+	}
+	vs, err := need(ed, "ed25519_verify/1-core", "ed25519_verify/all-cores")
+	if err != nil {
+		b.finish(err)
+		return b
+	}
+	limit := &Limit{">=", 15000, "records/s"}
+	// The protocol's layout (each batch one device's queue) is judged, and the worst case
+	// for storage (each batch 256 devices) too: both on 2 cores.
+	b.Figures = []Figure{
+		{Name: ls[0].Name, Value: ls[0].Value, Unit: ls[0].Unit, Limit: limit, Note: ls[0].Note},
+		{Name: ls[1].Name, Value: ls[1].Value, Unit: ls[1].Unit, Limit: limit, Note: ls[1].Note},
+		{Name: ls[2].Name, Value: ls[2].Value, Unit: ls[2].Unit, Note: ls[2].Note},
+		{Name: ls[3].Name, Value: ls[3].Value, Unit: ls[3].Unit, Note: ls[3].Note},
+		{Name: vs[0].Name, Value: vs[0].Value, Unit: vs[0].Unit, Note: vs[0].Note},
+		{Name: vs[1].Name, Value: vs[1].Value, Unit: vs[1].Unit, Note: vs[1].Note},
+	}
+	b.Measured = fmt.Sprintf("%s rec/s, interleaved %s (Ed25519 %s/s)", comma(ls[0].Value), comma(ls[1].Value), comma(vs[1].Value))
+	b.finish(nil)
+	return b
+}
+
+var titles = map[string]string{
+	"binary_size":      "amosd stripped binary (make cross)",
+	"idle_rss":         "idle RSS: day of tally + 1,000 queued",
+	"idle_wakeups":     "idle wake-ups (context switches)",
+	"year_drain":       "365 queued records to the collector",
+	"wire_month":       "wire bytes per device-month (TLS)",
+	"kill9":            "records lost to kill -9",
+	"collector_ingest": "collector ingest, 2 cores",
+}
+
+func printTable(w io.Writer, rep *Report) {
+	for _, b := range rep.Budgets {
+		verdict := "PASS"
+		if !b.Pass {
+			verdict = "FAIL"
+		}
+		fmt.Fprintf(w, "%-37s %-54s budget %-21s %s\n", titles[b.ID], b.Measured, b.Budget, verdict)
+	}
+}
+
+func writeJSON(path string, rep *Report) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}

@@ -1,0 +1,449 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The HTTP/1.1 client of the sync protocol (RFC 9112), written for the one request amosd
+// makes: a POST with a Content-Length body, answered with a status, a few headers and a
+// body framed by Content-Length, chunked transfer coding or the end of the connection.
+// It replaces net/http, which with its MIME, IDNA, gzip and proxy code made up a
+// seventh of the binary (SPEC §11). What it keeps of net/http's behaviour: one
+// keep-alive connection reused by the requests of an Upload, TLS session resumption
+// across connections (by the tls.Config), every step bounded by the request's deadline
+// and ended at once by its cancellation, response headers bounded, no redirect
+// followed, a stale keep-alive connection retried once on a fresh one.
+
+// Limits of an answer's head.
+const (
+	// maxHeaderBytes bounds the status line and headers of an answer (1xx included).
+	maxHeaderBytes = 16 << 10
+	// lineBytes is the reader's buffer: the longest header or chunk-size line.
+	lineBytes = 4 << 10
+)
+
+// errMalformed is the cause of every answer that is not HTTP/1.x as RFC 9112 frames it.
+var errMalformed = errors.New("malformed HTTP answer")
+
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errMalformed}, args...)...)
+}
+
+// aLongTimeAgo is a deadline in the past: it makes every pending I/O fail at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// httpConn is a connection to the server: TLS (or TCP for http://) with a reader.
+type httpConn struct {
+	net.Conn
+	br   *bufio.Reader
+	stop func() bool // ends the watch of the current request's context
+}
+
+// watch bounds the connection's I/O by ctx: its deadline, and its cancellation, which
+// interrupts a read or write in progress.
+func (hc *httpConn) watch(ctx context.Context) {
+	dl, _ := ctx.Deadline() // zero: none
+	hc.SetDeadline(dl)
+	hc.stop = context.AfterFunc(ctx, func() { hc.SetDeadline(aLongTimeAgo) })
+}
+
+// unwatch ends the watch; false means the context ended meanwhile and the connection
+// must not be reused.
+func (hc *httpConn) unwatch() bool {
+	if hc.stop == nil {
+		return true
+	}
+	ok := hc.stop()
+	hc.stop = nil
+	if ok {
+		hc.SetDeadline(time.Time{})
+	}
+	return ok
+}
+
+// httpAnswer is the head of a response and its body, framed.
+type httpAnswer struct {
+	status     int
+	date       string // the Date header, "" if absent
+	retryAfter string // the first Retry-After header, "" if absent
+	length     int64  // Content-Length, -1 if the body is chunked or ends with the connection
+	keepAlive  bool   // the connection may carry the next request once the body is read
+	body       body
+}
+
+// body is the framed body of an answer; complete says whether it was read to its end.
+type body interface {
+	io.Reader
+	complete() bool
+}
+
+// dial opens a connection to the server within ctx: resolver, TCP, TLS handshake.
+func (c *Client) dial(ctx context.Context) (*httpConn, error) {
+	raw, err := c.resolver.DialContext(ctx, "tcp", c.dialAddr)
+	if err != nil {
+		return nil, err
+	}
+	conn := net.Conn(&countingConn{Conn: raw, n: &c.wire})
+	if c.tlsConf != nil {
+		tc := tls.Client(conn, c.tlsConf)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		conn = tc
+	}
+	return &httpConn{Conn: conn, br: bufio.NewReaderSize(conn, lineBytes)}, nil
+}
+
+// takeIdle returns the connection kept from the previous request, or nil.
+func (c *Client) takeIdle() *httpConn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	hc := c.idle
+	c.idle = nil
+	return hc
+}
+
+// release keeps hc for the next request if its answer allows it and was read to the
+// end, and closes it otherwise.
+func (c *Client) release(hc *httpConn, a *httpAnswer) {
+	if !hc.unwatch() || a == nil || !a.keepAlive || !a.body.complete() {
+		hc.Close()
+		return
+	}
+	c.mu.Lock()
+	old := c.idle
+	c.idle = hc
+	c.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+}
+
+// CloseIdleConnections closes the connection kept alive from an earlier request. Upload
+// does it before returning; it is here for a caller that shuts down.
+func (c *Client) CloseIdleConnections() {
+	if hc := c.takeIdle(); hc != nil {
+		hc.Close()
+	}
+}
+
+// roundTrip sends req (a whole request, head and body) and reads the head of the
+// answer, on the idle connection if there is one, else on a new one. A kept connection
+// that the server closed meanwhile (the write fails, or the answer ends before its first
+// byte) is replaced by a new one once. The caller reads the body and then calls release.
+// Errors are those of the resolver, TLS and the network, or ctx's error when ctx ended
+// the request.
+func (c *Client) roundTrip(ctx context.Context, req []byte) (*httpConn, *httpAnswer, error) {
+	hc := c.takeIdle()
+	for {
+		reused := hc != nil
+		if !reused {
+			var err error
+			if hc, err = c.dial(ctx); err != nil {
+				return nil, nil, ctxErr(ctx, err)
+			}
+		}
+		hc.watch(ctx)
+		a, started, err := exchange(hc, req)
+		if err == nil {
+			return hc, a, nil
+		}
+		hc.unwatch()
+		hc.Close()
+		if !reused || started || ctx.Err() != nil {
+			return nil, nil, ctxErr(ctx, err)
+		}
+		hc = nil // a stale keep-alive connection: once more on a new one
+	}
+}
+
+// ctxErr returns ctx's error if ctx has ended (the I/O error is then only its echo),
+// else err.
+func ctxErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// exchange writes req and reads the answer's head. started reports whether any byte of
+// the answer arrived.
+func exchange(hc *httpConn, req []byte) (a *httpAnswer, started bool, err error) {
+	if _, err := hc.Write(req); err != nil {
+		return nil, false, err
+	}
+	if _, err := hc.br.Peek(1); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF // the server closed the connection without an answer
+		}
+		return nil, false, err
+	}
+	a, err = readAnswer(hc.br)
+	return a, true, err
+}
+
+// appendRequest appends the POST of body to dst: the head net/http sent, byte for byte.
+func (c *Client) appendRequest(dst, body []byte, contentType string) []byte {
+	dst = append(dst, "POST "...)
+	dst = append(dst, c.path...)
+	dst = append(dst, " HTTP/1.1\r\nHost: "...)
+	dst = append(dst, c.host...)
+	dst = append(dst, "\r\nUser-Agent: "...)
+	dst = append(dst, c.userAgent...)
+	dst = append(dst, "\r\nContent-Length: "...)
+	dst = strconv.AppendInt(dst, int64(len(body)), 10)
+	dst = append(dst, "\r\nContent-Type: "...)
+	dst = append(dst, contentType...)
+	dst = append(dst, "\r\n\r\n"...)
+	return append(dst, body...)
+}
+
+// readAnswer reads the status line and headers of an answer, skipping 1xx interim
+// answers, and frames its body.
+func readAnswer(br *bufio.Reader) (*httpAnswer, error) {
+	left := maxHeaderBytes
+	for {
+		a, err := readHead(br, &left)
+		if err != nil {
+			return nil, err
+		}
+		if a != nil {
+			return a, nil
+		}
+	}
+}
+
+// readHead reads one head; it returns nil, nil for an interim (1xx) answer.
+func readHead(br *bufio.Reader, left *int) (*httpAnswer, error) {
+	line, err := readLine(br, left)
+	if err != nil {
+		return nil, err
+	}
+	proto, rest, _ := strings.Cut(line, " ")
+	if proto != "HTTP/1.1" && proto != "HTTP/1.0" {
+		return nil, malformed("status line %q", truncate(line, 64))
+	}
+	code, _, _ := strings.Cut(rest, " ")
+	if len(code) != 3 || !isDigits(code) || code[0] == '0' {
+		return nil, malformed("status line %q", truncate(line, 64))
+	}
+	status, _ := strconv.Atoi(code)
+	a := &httpAnswer{status: status, length: -1, keepAlive: proto == "HTTP/1.1"}
+	chunked := false
+	for {
+		line, err := readLine(br, left)
+		if err != nil {
+			return nil, err
+		}
+		if line == "" {
+			break
+		}
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || name == "" || strings.ContainsAny(name, " \t") {
+			return nil, malformed("header line %q", truncate(line, 64)) // obs-fold included
+		}
+		value = strings.Trim(value, " \t")
+		switch {
+		case strings.EqualFold(name, "Content-Length"):
+			n, err := strconv.ParseInt(value, 10, 64)
+			if err != nil || n < 0 || !isDigits(value) || a.length >= 0 && n != a.length {
+				return nil, malformed("Content-Length %q", truncate(value, 32))
+			}
+			a.length = n
+		case strings.EqualFold(name, "Transfer-Encoding"):
+			if !strings.EqualFold(value, "chunked") || chunked {
+				return nil, malformed("Transfer-Encoding %q", truncate(value, 32))
+			}
+			chunked = true
+		case strings.EqualFold(name, "Connection"):
+			for _, tok := range strings.Split(value, ",") {
+				if strings.EqualFold(strings.Trim(tok, " \t"), "close") {
+					a.keepAlive = false
+				}
+			}
+		case strings.EqualFold(name, "Date"):
+			if a.date == "" {
+				a.date = value
+			}
+		case strings.EqualFold(name, "Retry-After"):
+			if a.retryAfter == "" {
+				a.retryAfter = value
+			}
+		}
+	}
+	switch {
+	case status == 101:
+		return nil, malformed("status 101: no protocol switch was asked for")
+	case status < 200:
+		return nil, nil // interim: the answer follows
+	case status == 204 || status == 304:
+		a.length = 0
+		a.body = &fixedBody{}
+	case chunked:
+		// Transfer-Encoding wins over Content-Length; a server that sent both cannot be
+		// trusted with the framing of the next answer (RFC 9112 §6.3).
+		if a.length >= 0 {
+			a.keepAlive = false
+		}
+		a.length = -1
+		a.body = &chunkedBody{br: br}
+	case a.length >= 0:
+		a.body = &fixedBody{br: br, left: a.length}
+	default:
+		a.keepAlive = false
+		a.body = &closeBody{br: br}
+	}
+	return a, nil
+}
+
+// readLine reads a line of the head without its CRLF (or bare LF), charged to left.
+func readLine(br *bufio.Reader, left *int) (string, error) {
+	line, err := br.ReadSlice('\n')
+	*left -= len(line)
+	switch {
+	case errors.Is(err, bufio.ErrBufferFull):
+		return "", malformed("a header line longer than %d bytes", lineBytes)
+	case errors.Is(err, io.EOF):
+		return "", io.ErrUnexpectedEOF
+	case err != nil:
+		return "", err
+	case *left < 0:
+		return "", malformed("headers longer than %d bytes", maxHeaderBytes)
+	}
+	return string(trimEOL(line)), nil
+}
+
+func trimEOL(line []byte) []byte {
+	line = line[:len(line)-1]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line
+}
+
+// fixedBody is a body of Content-Length bytes.
+type fixedBody struct {
+	br   *bufio.Reader
+	left int64
+}
+
+func (b *fixedBody) Read(p []byte) (int, error) {
+	if b.left == 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.br.Read(p)
+	b.left -= int64(n)
+	if errors.Is(err, io.EOF) {
+		if b.left > 0 {
+			return n, io.ErrUnexpectedEOF
+		}
+		err = nil
+	}
+	return n, err
+}
+
+func (b *fixedBody) complete() bool { return b.left == 0 }
+
+// closeBody is a body that ends with the connection: never followed by another answer.
+type closeBody struct{ br *bufio.Reader }
+
+func (b *closeBody) Read(p []byte) (int, error) { return b.br.Read(p) }
+func (b *closeBody) complete() bool             { return false }
+
+// chunkedBody decodes the chunked transfer coding (RFC 9112 §7.1); chunk extensions
+// and trailer fields are read and ignored.
+type chunkedBody struct {
+	br   *bufio.Reader
+	left int64 // bytes left in the current chunk
+	err  error // sticky: io.EOF after the last chunk and its trailers
+}
+
+func (b *chunkedBody) Read(p []byte) (int, error) {
+	for b.err == nil && b.left == 0 {
+		b.err = b.nextChunk()
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.br.Read(p)
+	b.left -= int64(n)
+	switch {
+	case errors.Is(err, io.EOF):
+		b.err = io.ErrUnexpectedEOF
+	case err != nil:
+		b.err = err
+	case b.left == 0:
+		b.err = b.crlf()
+	}
+	if b.err != nil && !errors.Is(b.err, io.EOF) {
+		return n, b.err
+	}
+	return n, nil
+}
+
+// nextChunk reads a chunk-size line; after the last chunk, the trailers, and io.EOF.
+func (b *chunkedBody) nextChunk() error {
+	left := lineBytes
+	line, err := readLine(b.br, &left)
+	if err != nil {
+		return err
+	}
+	size, _, _ := strings.Cut(line, ";")
+	size = strings.TrimRight(size, " \t")
+	if size == "" || len(size) > 15 { // at most 2^60-1: no overflow
+		return malformed("chunk size %q", truncate(line, 32))
+	}
+	n, err := strconv.ParseInt(size, 16, 64)
+	if err != nil || n < 0 || strings.HasPrefix(size, "+") || strings.HasPrefix(size, "-") {
+		return malformed("chunk size %q", truncate(line, 32))
+	}
+	if n > 0 {
+		b.left = n
+		return nil
+	}
+	left = maxHeaderBytes
+	for {
+		line, err := readLine(b.br, &left)
+		if err != nil {
+			return err
+		}
+		if line == "" {
+			return io.EOF
+		}
+	}
+}
+
+// crlf reads the CRLF after a chunk's data.
+func (b *chunkedBody) crlf() error {
+	c, err := b.br.ReadByte()
+	if err == nil && c == '\r' {
+		c, err = b.br.ReadByte()
+	}
+	switch {
+	case errors.Is(err, io.EOF):
+		return io.ErrUnexpectedEOF
+	case err != nil:
+		return err
+	case c != '\n':
+		return malformed("no CRLF after a chunk")
+	}
+	return nil
+}
+
+func (b *chunkedBody) complete() bool { return errors.Is(b.err, io.EOF) }
