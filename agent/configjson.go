@@ -75,6 +75,7 @@ func configFields(c *Config) []configField {
 				{"max_backoff", durationField(&c.Sync.MaxBackoff)},
 				{"batch_records", intField(&c.Sync.BatchRecords)},
 				{"timeout", durationField(&c.Sync.Timeout)},
+				{"spread", durationField(&c.Sync.Spread)},
 			})
 		}},
 		{"max_store_bytes", int64Field(&c.MaxStoreBytes)},
