@@ -577,7 +577,7 @@ func TestIdleWakeups(t *testing.T) {
 	b := boot(t, ctx, arch, im.kernel, im.initramfs, im.disk, "idle", filepath.Join(im.logs, "idle.log"), "-icount", "shift=0,sleep=off")
 	b.waitExit(t, 15*time.Minute)
 	for _, l := range b.snapshot() {
-		if strings.Contains(l, "wakeups") {
+		if strings.Contains(l, "] wakeups") || strings.Contains(l, "] memory") {
 			t.Log(l)
 		}
 	}

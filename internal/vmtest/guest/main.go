@@ -438,6 +438,20 @@ func (g *guest) idleReport() error {
 	for name, n := range after {
 		g.say("wakeups %s %d", name, n-before[name])
 	}
+	for _, name := range []string{"amosd", "amos-collector", "dbus-daemon"} {
+		dirs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, d := range dirs {
+			status, err := os.ReadFile(d + "/status")
+			if err != nil || !strings.Contains(string(status), "Name:\t"+name+"\n") {
+				continue
+			}
+			for _, line := range strings.Split(string(status), "\n") {
+				if f := strings.Fields(line); len(f) >= 2 && (f[0] == "VmRSS:" || f[0] == "RssAnon:" || f[0] == "RssFile:") {
+					g.say("memory %s %s %s kB", name, strings.TrimSuffix(f[0], ":"), f[1])
+				}
+			}
+		}
+	}
 	irq, _ := os.ReadFile("/proc/interrupts")
 	fmt.Fprintf(g.out, "%s\n", irq)
 	return nil
