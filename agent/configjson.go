@@ -182,31 +182,23 @@ func int64Field(p *int64) func(*configDecoder, *jsonlite.Value, string) error {
 }
 
 // stringsField decodes an array of strings; null makes the list nil, as encoding/json
-// does. A null element is refused.
+// does. A null element is refused (encoding/json kept the default's element).
 func stringsField(p *[]string) func(*configDecoder, *jsonlite.Value, string) error {
-	return func(d *configDecoder, v *jsonlite.Value, path string) error {
-		switch v.Kind {
-		case jsonlite.Null:
-			*p = nil
-			return nil
-		case jsonlite.Array:
-		default:
-			return d.wrongType(path, "[]string", v)
-		}
-		out := make([]string, len(v.Elems))
-		for i := range v.Elems {
-			e := &v.Elems[i]
-			if e.Kind != jsonlite.String { // null too (encoding/json kept the default's element)
-				return d.wrongType(path, "string", e)
-			}
-			out[i] = e.Str
-		}
-		*p = out
-		return nil
-	}
+	return listField(p, "[]string", "string", func(e *jsonlite.Value) (string, bool) {
+		return e.Str, e.Kind == jsonlite.String
+	})
 }
 
+// uidsField decodes an array of uids, as stringsField does strings.
 func uidsField(p *[]uint32) func(*configDecoder, *jsonlite.Value, string) error {
+	return listField(p, "[]uint32", "uint32", func(e *jsonlite.Value) (uint32, bool) {
+		n, ok := e.Uint(math.MaxUint32)
+		return uint32(n), ok
+	})
+}
+
+// listField decodes an array whose elements elem accepts; null makes the list nil.
+func listField[T any](p *[]T, listType, elemType string, elem func(*jsonlite.Value) (T, bool)) func(*configDecoder, *jsonlite.Value, string) error {
 	return func(d *configDecoder, v *jsonlite.Value, path string) error {
 		switch v.Kind {
 		case jsonlite.Null:
@@ -214,16 +206,15 @@ func uidsField(p *[]uint32) func(*configDecoder, *jsonlite.Value, string) error 
 			return nil
 		case jsonlite.Array:
 		default:
-			return d.wrongType(path, "[]uint32", v)
+			return d.wrongType(path, listType, v)
 		}
-		out := make([]uint32, len(v.Elems))
+		out := make([]T, len(v.Elems))
 		for i := range v.Elems {
-			e := &v.Elems[i]
-			n, ok := e.Uint(math.MaxUint32) // null refused (encoding/json kept the default's)
+			x, ok := elem(&v.Elems[i])
 			if !ok {
-				return d.wrongType(path, "uint32", e)
+				return d.wrongType(path, elemType, &v.Elems[i])
 			}
-			out[i] = uint32(n)
+			out[i] = x
 		}
 		*p = out
 		return nil
