@@ -70,6 +70,8 @@ type guest struct {
 	procs []*exec.Cmd
 	conn  *dbus.Conn
 	sigs  chan *dbus.Signal
+	// amosdLines gets amosd's log lines, for the guest to wait on what it reports.
+	amosdLines chan string
 	// sawMint: a RecordMinted since the owner's use began.
 	sawMint bool
 	// sawSynced: an upload after that mint that left nothing queued.
@@ -265,6 +267,7 @@ func (g *guest) services() error {
 		}
 	}
 	amosd := exec.Command("/usr/bin/amosd", "--config", amosdConfig, "run")
+	g.amosdLines = make(chan string, 4096)
 	if err := g.startLogged(amosd, ""); err != nil {
 		return err
 	}
@@ -304,6 +307,12 @@ func (g *guest) startReady(cmd *exec.Cmd, prefix, first string, ready func(strin
 				fmt.Fprintf(g.out, "%s: %s\n", prefix, line)
 			} else {
 				fmt.Fprintln(g.out, line)
+			}
+			if cmd.Path == "/usr/bin/amosd" && g.amosdLines != nil {
+				select {
+				case g.amosdLines <- line:
+				default:
+				}
 			}
 			if check != nil && check(line) {
 				select {
@@ -371,6 +380,12 @@ func (g *guest) use() error {
 	if _, err := g.conn.RequestName("com.amos.PowerManager", dbus.NameFlagDoNotQueue); err != nil {
 		return fmt.Errorf("own com.amos.PowerManager: %w", err)
 	}
+	// amosd adds its match rules after it has taken its own name: signals sent before
+	// that are lost, as they would be on a phone. The owner starts once amosd says
+	// the power manager is there.
+	if err := g.waitAmosd("event: amos-power available", time.Minute); err != nil {
+		return err
+	}
 	kbd, err := newKeyboard()
 	if err != nil {
 		return fmt.Errorf("uinput: %w", err)
@@ -428,6 +443,21 @@ func (g *guest) use() error {
 	}
 	g.say("phase idle")
 	return g.waitSignal(10*time.Minute, "power cut", func(*dbus.Signal) bool { return false })
+}
+
+// waitAmosd waits for a line of amosd's log that contains s.
+func (g *guest) waitAmosd(s string, limit time.Duration) error {
+	timeout := time.After(limit)
+	for {
+		select {
+		case line := <-g.amosdLines:
+			if strings.Contains(line, s) {
+				return nil
+			}
+		case <-timeout:
+			return fmt.Errorf("amosd did not log %q in %v", s, limit)
+		}
+	}
 }
 
 // idleReport is amos.mode=idle: an hour of an idle phone, then who woke up how often.
