@@ -102,12 +102,21 @@ type account struct {
 // clients without one, and resolves the users of a policy by their entries.
 func lookup(t testing.TB, who string) account {
 	t.Helper()
-	u, err := user.Lookup(who)
-	if err != nil {
-		u, err = user.LookupId(who)
-	}
-	if err != nil {
-		t.Fatalf("user %s has no passwd entry, which dbus-daemon needs: run scripts/ensure-tools.sh (make test does): %v", who, err)
+	var u *user.User
+	switch who {
+	case serviceUser: // made from our sysusers.d file, as a package makes it
+		u = testenv.ServiceAccount(t, who, here(t, sysusersFile))
+	case strconv.Itoa(phoneUID):
+		u = testenv.Account(t, phoneUID, "amos-phone")
+	case "2000":
+		u = testenv.Account(t, 2000, "amos-shell")
+	default:
+		var err error
+		if u, err = user.Lookup(who); err != nil {
+			if u, err = user.LookupId(who); err != nil {
+				t.Fatalf("user %s has no passwd entry: %v", who, err)
+			}
+		}
 	}
 	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
 	gid, _ := strconv.ParseUint(u.Gid, 10, 32)

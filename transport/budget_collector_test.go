@@ -22,7 +22,7 @@ import (
 // realCollector serves the reference collector (collector.Collector on a durable bbolt
 // ledger behind collector/httpapi, with the server settings of amos-collector) over TLS
 // on loopback, and returns its URL, the CA file to pin and the maker key it trusts.
-func realCollector(b *testing.B) (url, caFile string, maker *proof.KeySigner) {
+func realCollector(b *testing.B, now func() time.Time) (url, caFile string, maker *proof.KeySigner) {
 	b.Helper()
 	maker = collectortest.Key(b, "bench maker")
 	ledger, err := amoscollector.OpenBolt(b.TempDir(), amoscollector.BoltOptions{})
@@ -30,11 +30,11 @@ func realCollector(b *testing.B) (url, caFile string, maker *proof.KeySigner) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { ledger.Close() })
-	c, err := amoscollector.New(ledger, amoscollector.Options{Makers: amoscollector.Registry{"konka": maker.PublicKey()}})
+	c, err := amoscollector.New(ledger, amoscollector.Options{Makers: amoscollector.Registry{"konka": maker.PublicKey()}, Now: now})
 	if err != nil {
 		b.Fatal(err)
 	}
-	h, err := httpapi.New(httpapi.Options{Collector: c, MaxInflight: 64, DeviceBatchesPerMinute: 30})
+	h, err := httpapi.New(httpapi.Options{Collector: c, MaxInflight: 64, DeviceBatchesPerMinute: 30, Now: now})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -59,14 +59,14 @@ func realCollector(b *testing.B) (url, caFile string, maker *proof.KeySigner) {
 	return "https://" + ln.Addr().String(), caFile, maker
 }
 
-// yearOfRecords returns a certified device's genesis and its 364 days up to yesterday
-// (UTC+08:00): the 365 records a phone offline for a year has queued.
-func yearOfRecords(b *testing.B, maker *proof.KeySigner, label string) [][]byte {
+// yearOfRecords returns a certified device's genesis and its 364 days up to the day
+// before now (UTC+08:00): the 365 records a phone offline for a year has queued.
+func yearOfRecords(b *testing.B, maker *proof.KeySigner, label string, now time.Time) [][]byte {
 	b.Helper()
 	d := collectortest.NewDevice(b, label)
-	d.Cert = collectortest.Certify(b, maker, "konka", d.Key.PublicKey(), label, time.Now().Add(-400*24*time.Hour))
+	d.Cert = collectortest.Certify(b, maker, "konka", d.Key.PublicKey(), label, now.Add(-400*24*time.Hour))
 	recs := [][]byte{d.Genesis()}
-	day := proof.DateOf(time.Now().Add(-364*24*time.Hour), 480)
+	day := proof.DateOf(now.Add(-364*24*time.Hour), 480)
 	for ; len(recs) < 365; day = day.Next() {
 		recs = append(recs, d.Active(day))
 	}
@@ -77,9 +77,11 @@ func yearOfRecords(b *testing.B, maker *proof.KeySigner, label string) [][]byte 
 // collector on loopback, over TLS, verified and stored durably (SPEC §11: at most 2
 // requests, under 1 s). Each iteration is a new device and a new client.
 func BenchmarkBudgetYearDrain(b *testing.B) {
-	url, caFile, maker := realCollector(b)
+	// The collector's clock is pinned: a year that ends on 2028-02-29 (a leap day).
+	now := time.Date(2028, time.March, 1, 12, 0, 0, 0, time.FixedZone("CST", 8*3600))
+	url, caFile, maker := realCollector(b, func() time.Time { return now })
 	for i := range b.N {
-		recs := yearOfRecords(b, maker, fmt.Sprintf("year drain %d", i))
+		recs := yearOfRecords(b, maker, fmt.Sprintf("year drain %d", i), now)
 		c, err := New(Config{ServerURL: url, CAFile: caFile})
 		if err != nil {
 			b.Fatal(err)

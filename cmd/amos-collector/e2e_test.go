@@ -34,9 +34,10 @@ type server struct {
 }
 
 // startServer starts the binary and waits for its "serving https on ADDR" line.
-func startServer(t *testing.T, ctx context.Context, bin, cfg string) *server {
+func startServer(t *testing.T, ctx context.Context, bin, cfg string, env []string) *server {
 	t.Helper()
 	s := &server{cmd: testenv.Command(ctx, bin, "--config", cfg, "serve"), done: make(chan error, 1)}
+	s.cmd.Env = env
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -102,8 +103,9 @@ func (s *server) wait(t *testing.T) int {
 
 // client is a TLS client that trusts only the test CA.
 type client struct {
-	t *testing.T
-	c *http.Client
+	t     *testing.T
+	c     *http.Client
+	shift time.Duration // the server's clock is the machine's plus shift
 }
 
 // post sends a batch; it returns the verdicts, or an error if no answer came.
@@ -127,7 +129,7 @@ func (c *client) post(url string, records [][]byte) ([]string, error) {
 	if len(rc.Results) != len(records) {
 		return nil, fmt.Errorf("%d results for %d records", len(rc.Results), len(records))
 	}
-	if d := time.Since(time.Unix(rc.ServerTime, 0)); d < -time.Minute || d > time.Minute {
+	if d := time.Now().Add(c.shift).Sub(time.Unix(rc.ServerTime, 0)); d < -time.Minute || d > time.Minute {
 		return nil, fmt.Errorf("server_time %d is %v away", rc.ServerTime, d)
 	}
 	out := make([]string, len(rc.Results))
@@ -171,11 +173,16 @@ func all(verdicts []string, want string) bool {
 // nothing, devices and claims read with each token, SIGTERM, and then the offline
 // `claims` and `verify` commands on what the server stored.
 func TestBinaryEndToEnd(t *testing.T) {
-	bin := testenv.Build(t, "amos.example/amosd/cmd/amos-collector", "-X main.version=v9.8.7-test", "-X main.commit=0123456789ab")
+	// A fake-clock build: "today" is 2027-03-01 (the time of day stays the machine's).
+	bin := testenv.BuildTagged(t, "amos.example/amosd/cmd/amos-collector", "amosfakeclock", "-X main.version=v9.8.7-test", "-X main.commit=0123456789ab")
+	today := time.Date(2027, time.March, 1, 0, 0, 0, 0, time.UTC)
+	shift := today.Sub(time.Now().UTC().Truncate(24 * time.Hour))
+	clockEnv := append(os.Environ(), "AMOS_COLLECTOR_CLOCK_SHIFT="+shift.String())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	runBin := func(args ...string) (int, string, string) {
 		cmd := testenv.Command(ctx, bin, args...)
+		cmd.Env = clockEnv
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		err := cmd.Run()
@@ -225,13 +232,13 @@ func TestBinaryEndToEnd(t *testing.T) {
 		Makers: []testMaker{{ID: "konka", PublicKey: pub["konka"], TokenSHA256: hash("konka e2e token")},
 			{ID: "tcl", PublicKey: pub["tcl"], TokenSHA256: hash("tcl e2e token")}},
 		PayerTokenSHA256: hash("payer e2e token")})
-	cl := &client{t: t, c: &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: pki.ClientConfig()}}}
+	cl := &client{t: t, shift: shift, c: &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: pki.ClientConfig()}}}
 	defer cl.c.CloseIdleConnections()
 
 	// The fleet: 8 konka devices and 4 tcl devices, each uploading its genesis and the
-	// first 12 days of last month (the server's clock is the real one) in 3 batches.
-	now := time.Now().In(time.FixedZone("CST", 480*60))
-	month := time.Date(now.Year(), now.Month()-1, 1, 0, 0, 0, 0, time.UTC)
+	// first 12 days of last month (February 2027, by the server's shifted clock) in 3
+	// batches.
+	month := today.AddDate(0, -1, 0)
 	var devices []*collectortest.Device
 	var batches [][][]byte
 	for i := range 12 {
@@ -249,7 +256,7 @@ func TestBinaryEndToEnd(t *testing.T) {
 		batches = append(batches, recs[:5], recs[5:9], recs[9:])
 	}
 
-	srv := startServer(t, ctx, bin, cfg)
+	srv := startServer(t, ctx, bin, cfg, clockEnv)
 	// A second server on the same data_dir is refused: the ledger is locked.
 	if code, _, errs := runBin("--config", cfg, "serve"); code != 1 || !strings.Contains(errs, "in use") {
 		t.Errorf("second serve: %d %s", code, errs)
@@ -260,11 +267,14 @@ func TestBinaryEndToEnd(t *testing.T) {
 	acked := map[int]bool{}
 	killAfter := make(chan struct{})
 	posted := make(chan struct{})
+	var kill sync.Once
 	go func() {
 		defer close(posted)
+		defer kill.Do(func() { close(killAfter) }) // a stream that ends early fails below, not hangs
 		for i, b := range batches {
 			v, err := cl.post(srv.url, b)
 			if err != nil {
+				t.Logf("batch %d: %v", i, err)
 				return // the server is gone
 			}
 			if !all(v, "accepted") {
@@ -272,7 +282,7 @@ func TestBinaryEndToEnd(t *testing.T) {
 			}
 			acked[i] = true
 			if len(acked) == 10 {
-				close(killAfter)
+				kill.Do(func() { close(killAfter) })
 			}
 		}
 	}()
@@ -293,7 +303,7 @@ func TestBinaryEndToEnd(t *testing.T) {
 	// batches are duplicates, every other batch is all accepted or all duplicates (one
 	// transaction per batch), and nothing is missing.
 	cl.c.CloseIdleConnections()
-	srv = startServer(t, ctx, bin, cfg)
+	srv = startServer(t, ctx, bin, cfg, clockEnv)
 	for i, b := range batches {
 		v, err := cl.post(srv.url, b)
 		if err != nil {

@@ -156,8 +156,13 @@ func runVersion(env *cliEnv, args []string) int {
 }
 
 func main() {
+	now, err := serverClock(os.Getenv, os.Stderr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "amos-collector: %v\n", err)
+		os.Exit(exitUsage)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv, time.Now)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv, now)
 	stop()
 	os.Exit(code)
 }

@@ -18,6 +18,7 @@ import (
 
 	"amos.example/amosd/collector"
 	"amos.example/amosd/collector/collectortest"
+	"amos.example/amosd/internal/testenv"
 	"amos.example/amosd/proof"
 )
 
@@ -349,9 +350,27 @@ func addrOf(t *testing.T, line string) string {
 	return addr
 }
 
-// TestServeInProcess runs serve in-process over TLS, posts a batch, reads the claims,
-// and stops it with its context: it exits 0 and the ledger keeps the batch.
+// TestServeInProcess runs serve in-process over TLS with "today" pinned (run's clock)
+// to the end of a leap February, the first of a month after a 28-day February, and both
+// sides of a new year; it posts a batch of the previous month (29, 28, 30 and 31 days)
+// and a date after today, reads the claims online and offline (claims --month), and
+// stops serve with its context: it exits 0 and the ledger keeps the batch.
 func TestServeInProcess(t *testing.T) {
+	for _, pd := range testenv.PinnedDays(t) {
+		t.Run(pd.Today.Format(time.DateOnly), func(t *testing.T) {
+			month, err := collector.ParseMonth(pd.Previous)
+			if err != nil {
+				t.Fatal(err)
+			}
+			serveInProcess(t, pd.Today, month)
+		})
+	}
+}
+
+func serveInProcess(t *testing.T, today time.Time, month collector.Month) {
+	// Noon in UTC+8, the zone of the records: the collector's clock stands still there.
+	pinned := today.Add(4 * time.Hour)
+	now := func() time.Time { return pinned }
 	pki := collectortest.New(t)
 	konka := collectortest.Key(t, "maker konka")
 	dataDir := t.TempDir()
@@ -361,10 +380,8 @@ func TestServeInProcess(t *testing.T) {
 	defer cancel()
 	w := &lineWatcher{want: "serving https on", lines: make(chan string, 1)}
 	done := make(chan int, 1)
-	// The server's clock is the real one: records are dated last month.
-	last := time.Now().UTC().AddDate(0, 0, -time.Now().UTC().Day()) // last day of last month
 	go func() {
-		done <- run(ctx, []string{"--config", cfg, "serve"}, io.Discard, w, func(string) string { return "" }, time.Now)
+		done <- run(ctx, []string{"--config", cfg, "serve"}, io.Discard, w, func(string) string { return "" }, now)
 	}()
 	var line string
 	select {
@@ -378,21 +395,27 @@ func TestServeInProcess(t *testing.T) {
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: pki.ClientConfig()}}
 	defer client.CloseIdleConnections()
 	d := collectortest.NewDevice(t, "in-process")
-	d.Cert = collectortest.Certify(t, konka, "konka", d.Key.PublicKey(), "in-process", time.Now().AddDate(0, -2, 0))
+	d.Cert = collectortest.Certify(t, konka, "konka", d.Key.PublicKey(), "in-process", pinned.AddDate(0, -2, 0))
 	recs := [][]byte{d.Genesis()}
-	for day := 1; day <= 10; day++ {
-		recs = append(recs, d.Active(proof.NewDate(last.Year(), last.Month(), day)))
+	last := month.Last().Day()
+	for day := last - 9; day <= last; day++ { // ten active days, the month's last one among them
+		recs = append(recs, d.Active(proof.NewDate(month.Year, month.Month, day)))
 	}
+	tomorrow := proof.DateOf(pinned, 480).Next()
+	recs = append(recs, d.Active(tomorrow))
 	resp, err := client.Post(url+"/v1/records", proof.BatchContentType, bytes.NewReader(collectortest.Batch(t, recs...)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || strings.Count(string(body), `"accepted"`) != 11 {
-		t.Fatalf("POST: %d %s", resp.StatusCode, body)
+	if resp.StatusCode != 200 || strings.Count(string(body), `"accepted"`) != 11 || strings.Count(string(body), `"future_date"`) != 1 {
+		t.Fatalf("POST (today %s): %d %s", today.Format(time.DateOnly), resp.StatusCode, body)
 	}
-	req, _ := http.NewRequest("GET", fmt.Sprintf("%s/v1/claims?month=%04d-%02d", url, last.Year(), int(last.Month())), nil)
+	if !strings.Contains(string(body), fmt.Sprintf(`"server_time":%d`, pinned.Unix())) {
+		t.Errorf("server_time is not the pinned clock's %d: %s", pinned.Unix(), body)
+	}
+	req, _ := http.NewRequest("GET", fmt.Sprintf("%s/v1/claims?month=%s", url, month), nil)
 	req.Header.Set("Authorization", "Bearer konka token")
 	resp, err = client.Do(req)
 	if err != nil {
@@ -415,13 +438,20 @@ func TestServeInProcess(t *testing.T) {
 	if !strings.Contains(w.all.String(), "amos-collector: stopped") {
 		t.Errorf("log:\n%s", w.all.String())
 	}
+	var out, errs strings.Builder
+	if code := run(context.Background(), []string{"--config", cfg, "claims", "--month", month.String(), "--format", "csv"}, &out, &errs,
+		func(string) string { return "" }, now); code != 0 || !strings.Contains(out.String(), "konka,1,") {
+		t.Errorf("claims --month %s: exit %d\n%s%s", month, code, out.String(), errs.String())
+	}
 	l, err := collector.OpenBolt(dataDir, collector.BoltOptions{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 	c, _ := collector.New(l, collector.Options{})
-	if r, err := c.Device(d.ID()); err != nil || r.Epochs[0].HeadSeq != 11 {
+	// The future date is kept as a chain link and never counted.
+	if r, err := c.Device(d.ID()); err != nil || r.Epochs[0].HeadSeq != 12 || r.Epochs[0].FutureDate != 1 ||
+		len(r.Months) != 1 || r.Months[0].Month != month.String() || r.Months[0].ActiveDays != 10 {
 		t.Errorf("after stop: %+v %v", r, err)
 	}
 }

@@ -41,7 +41,7 @@ func runClaims(env *cliEnv, args []string) int {
 		return failed(env.stderr, "claims: %v", err)
 	}
 	defer ledger.Close()
-	c, err := collector.New(ledger, collector.Options{Makers: cfg.Registry(), Eligibility: cfg.Eligibility})
+	c, err := collector.New(ledger, collector.Options{Makers: cfg.Registry(), Eligibility: cfg.Eligibility, Now: env.now})
 	if err != nil {
 		return failed(env.stderr, "claims: %v", err)
 	}

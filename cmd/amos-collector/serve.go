@@ -36,12 +36,14 @@ func runServe(env *cliEnv, args []string) int {
 		return failed(env.stderr, "%v", err)
 	}
 	defer ledger.Close()
-	c, err := collector.New(ledger, collector.Options{Makers: cfg.Registry(), Eligibility: cfg.Eligibility})
+	c, err := collector.New(ledger, collector.Options{Makers: cfg.Registry(), Eligibility: cfg.Eligibility, Now: env.now})
 	if err != nil {
 		return failed(env.stderr, "%v", err)
 	}
 	logger := log.New(env.stderr, "", log.LstdFlags)
-	h, err := httpapi.New(httpapi.FromConfig(cfg, c, logger.Printf))
+	opts := httpapi.FromConfig(cfg, c, logger.Printf)
+	opts.Now = env.now
+	h, err := httpapi.New(opts)
 	if err != nil {
 		return failed(env.stderr, "%v", err)
 	}

@@ -21,7 +21,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, time.Now))
 }
 
 const usageText = `usage: amos-fleetsim SCENARIO [FLAGS]
@@ -58,12 +58,14 @@ func (s *serverFlags) register(fs *flag.FlagSet, makers string) {
 	fs.StringVar(&s.dir, "dir", "", "where the ledger, PKI and device stores go (default: a temporary directory, removed)")
 }
 
-func (s *serverFlags) open(seed uint64, dir string, start time.Time, logf func(string, ...any)) (*fleetsim.Server, error) {
+func (s *serverFlags) open(seed uint64, dir string, start time.Time, now func() time.Time, logf func(string, ...any)) (*fleetsim.Server, error) {
 	return fleetsim.OpenServer(fleetsim.ServerConfig{URL: s.url, CAFile: s.ca, PayerToken: s.payer, MakerKeys: s.makerKeys,
-		Makers: strings.Split(s.makers, ","), Seed: seed, Dir: dir, Start: start, Logf: logf})
+		Makers: strings.Split(s.makers, ","), Seed: seed, Dir: dir, Start: start, Now: now, Logf: logf})
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// run is main without os.Exit: now is the clock that the default month (the previous
+// one) and an external collector's clock come from.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func() time.Time) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprint(stdout, usageText)
 		if len(args) == 0 {
@@ -93,7 +95,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if fs.Parse(args[1:]) != nil {
 			return 2
 		}
-		m := fleetsim.PreviousMonth(time.Now())
+		m := fleetsim.PreviousMonth(now())
 		if *month != "" {
 			var err error
 			if m, err = collector.ParseMonth(*month); err != nil {
@@ -107,7 +109,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer cleanup()
-		srv, err := sf.open(*seed, dir, m.First().Start(480).Add(-48*time.Hour), logf)
+		srv, err := sf.open(*seed, dir, m.First().Start(480).Add(-48*time.Hour), now, logf)
 		if err != nil {
 			fmt.Fprintf(stderr, "amos-fleetsim: %v\n", err)
 			return 1
@@ -132,7 +134,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if fs.Parse(args[1:]) != nil {
 			return 2
 		}
-		m := fleetsim.PreviousMonth(time.Now())
+		m := fleetsim.PreviousMonth(now())
 		if *month != "" {
 			var err error
 			if m, err = collector.ParseMonth(*month); err != nil {
@@ -146,7 +148,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer cleanup()
-		srv, err := sf.open(*seed, dir, m.First().Start(480).Add(-48*time.Hour), logf)
+		srv, err := sf.open(*seed, dir, m.First().Start(480).Add(-48*time.Hour), now, logf)
 		if err != nil {
 			fmt.Fprintf(stderr, "amos-fleetsim: %v\n", err)
 			return 1

@@ -4,13 +4,14 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"amos.example/amosd/internal/testenv"
 )
 
 func TestRunOutageAndUsage(t *testing.T) {
 	var out, errs strings.Builder
-	if code := run(context.Background(), []string{"outage", "-devices", "2000", "-mode", "retry-date"}, &out, &errs); code != 0 {
+	if code := run(context.Background(), []string{"outage", "-devices", "2000", "-mode", "retry-date"}, &out, &errs, time.Now); code != 0 {
 		t.Fatalf("exit %d: %s", code, errs.String())
 	}
 	if !strings.Contains(out.String(), "peak/steady:") || !strings.Contains(out.String(), "drained") {
@@ -19,7 +20,7 @@ func TestRunOutageAndUsage(t *testing.T) {
 	for _, args := range [][]string{{}, {"nope"}, {"outage", "-mode", "sideways"}, {"month", "-month", "2026-13"}} {
 		out.Reset()
 		errs.Reset()
-		if code := run(context.Background(), args, &out, &errs); code != 2 {
+		if code := run(context.Background(), args, &out, &errs, time.Now); code != 2 {
 			t.Errorf("%q: exit %d, want 2", args, code)
 		}
 	}
@@ -31,11 +32,30 @@ func TestRunFarmInProcess(t *testing.T) {
 	}
 	var out, errs strings.Builder
 	code := run(context.Background(), []string{"farm", "-month", "2026-10", "-honest", "6", "-clones", "3", "-saturated", "1",
-		"-backfill", "1", "-replay", "1", "-shared-serial", "2", "-future", "1", "-dir", t.TempDir()}, &out, &errs)
+		"-backfill", "1", "-replay", "1", "-shared-serial", "2", "-future", "1", "-dir", t.TempDir()}, &out, &errs, time.Now)
 	if code != 0 {
 		t.Fatalf("exit %d: %s\n%s", code, errs.String(), out.String())
 	}
 	if !strings.Contains(out.String(), "farmco") || !strings.Contains(out.String(), "ok") {
 		t.Fatalf("report:\n%s", out.String())
+	}
+}
+
+// TestRunMonthDefaultsToThePreviousMonth: without --month, the month scenario runs the
+// month before "today", which comes from run's clock: pinned here to the end of a leap
+// February, the first of a month after a 28-day February, and both sides of a new year.
+func TestRunMonthDefaultsToThePreviousMonth(t *testing.T) {
+	if len(testenv.Emulator()) > 0 {
+		t.Skip("a host tool: its TLS fleet is not worth emulating (make test-arm)")
+	}
+	for _, pd := range testenv.PinnedDays(t) {
+		t.Run(pd.Today.Format(time.DateOnly), func(t *testing.T) {
+			var out, errs strings.Builder
+			code := run(context.Background(), []string{"month", "-devices", "30", "-stores", "3", "-dir", t.TempDir()}, &out, &errs,
+				func() time.Time { return pd.Today.Add(15 * time.Hour) })
+			if code != 0 || !strings.Contains(out.String(), "month "+pd.Previous+":") || !strings.Contains(out.String(), "claims "+pd.Previous) {
+				t.Fatalf("exit %d: %s\n%s", code, errs.String(), out.String())
+			}
+		})
 	}
 }

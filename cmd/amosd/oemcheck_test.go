@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -242,9 +241,7 @@ func TestOEMCheck(t *testing.T) {
 				if os.Geteuid() != 0 {
 					t.Skip("running oem-check.sh as uid 2000 needs root")
 				}
-				if _, err := user.LookupId(fmt.Sprint(tt.uid)); err != nil {
-					t.Fatalf("uid %d has no passwd entry, and dbus-daemon refuses such clients: run scripts/ensure-tools.sh", tt.uid)
-				}
+				testenv.Account(t, int(tt.uid), "amos-shell") // dbus-daemon needs its passwd entry
 			}
 			if !tt.daemonUp && r.d.cmd.ProcessState == nil {
 				if code := r.d.stop(syscall.SIGTERM); code != 0 {

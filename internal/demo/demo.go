@@ -36,7 +36,12 @@ type Options struct {
 	// genesis (tests).
 	Quick bool
 	// Keep leaves everything running after the report until ctx is done.
-	Keep   bool
+	Keep bool
+	// Today is the demo's date (UTC), the machine's when zero: the fleet simulates the
+	// month before it, and the collector's clock is shifted by whole days to it (a
+	// build with the tag amosfakeclock, $AMOS_COLLECTOR_CLOCK_SHIFT). The time of day
+	// stays the machine's, so the real amosd's local midnight is the same instant.
+	Today  time.Time
 	Stdout io.Writer
 }
 
@@ -67,6 +72,8 @@ type demo struct {
 	caFile   string
 	payer    string
 	tokens   map[string]string
+	shift    time.Duration // Options.Today's date minus the machine's, in whole days
+	env      []string      // added to every child's environment
 	amosdCfg string
 	colCfg   string
 	bin      struct{ amosd, collector string }
@@ -94,6 +101,10 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		return nil, err
 	}
 	d := &demo{o: o, out: out, logs: filepath.Join(out, "logs"), tokens: map[string]string{}}
+	if !o.Today.IsZero() {
+		d.shift = dayShift(time.Now(), o.Today)
+		d.env = []string{fmt.Sprintf("AMOS_COLLECTOR_CLOCK_SHIFT=%s", d.shift)}
+	}
 	for _, dir := range []string{d.logs, filepath.Join(out, "makers"), filepath.Join(out, "amosd", "persist")} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, err
@@ -156,21 +167,24 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	}); err != nil {
 		return nil, err
 	}
-	if d.col, err = start("amos-collector", filepath.Join(d.logs, "collector.log"), d.bin.collector, "--config", d.colCfg, "serve"); err != nil {
+	if d.col, err = start("amos-collector", filepath.Join(d.logs, "collector.log"), d.env, d.bin.collector, "--config", d.colCfg, "serve"); err != nil {
 		return nil, err
 	}
 	if err := d.col.waitFor(ctx, "serving https on", 1, 30*time.Second); err != nil {
 		return nil, err
 	}
+	if d.shift != 0 && d.col.find("clock shifted by") == "" {
+		return nil, fmt.Errorf("%s is not a fake-clock build (-tags amosfakeclock): its clock cannot be moved to %s", d.bin.collector, o.Today.Format(time.DateOnly))
+	}
 	say("amos-collector serves %s (ledger %s)", d.url, rel(filepath.Join(out, "collector", "collector.db")))
 
 	// 3. The fleet, in the background: a month of 1,000 simulated phones.
-	srv, err := fleetsim.OpenServer(fleetsim.ServerConfig{URL: d.url, CAFile: d.caFile, PayerToken: d.payer, MakerKeys: simMakers})
+	srv, err := fleetsim.OpenServer(fleetsim.ServerConfig{URL: d.url, CAFile: d.caFile, PayerToken: d.payer, MakerKeys: simMakers, Now: d.now})
 	if err != nil {
 		return nil, err
 	}
 	defer srv.Close()
-	month := fleetsim.PreviousMonth(time.Now())
+	month := fleetsim.PreviousMonth(d.now())
 	var fleetOut bytes.Buffer
 	fleetLog, err := os.Create(filepath.Join(d.logs, "fleetsim.log"))
 	if err != nil {
@@ -200,9 +214,9 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	}
 	offset := 480
 	if !o.Quick {
-		offset = offsetToMidnight(time.Now(), 20*time.Second, 80*time.Second)
+		offset = offsetToMidnight(d.now(), 20*time.Second, 80*time.Second)
 	}
-	day := proof.DateOf(time.Now(), offset)
+	day := proof.DateOf(d.now(), offset)
 	if err := d.startAmosd(ctx, offset, res); err != nil {
 		return nil, err
 	}
@@ -210,12 +224,12 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 
 	// 5. The owner uses the phone: real D-Bus signals from the owner of com.amos.PowerManager.
 	if !o.Quick {
-		midnight := day.Next().Start(offset)
+		midnight := day.Next().Start(offset).Add(-d.shift) // on the machine's clock
 		say("the owner uses the phone until just before local midnight (%s away)", time.Until(midnight).Round(time.Second))
 		if err := d.use(ctx, midnight.Add(-3*time.Second)); err != nil {
 			return nil, err
 		}
-		if proof.DateOf(time.Now(), offset) != day {
+		if proof.DateOf(d.now(), offset) != day {
 			return nil, errors.New("local midnight came before the use was over: the machine is too slow")
 		}
 		if err := d.amosd.waitFor(ctx, "minted epoch 1 seq 2: "+day.String(), 1, time.Until(midnight)+30*time.Second); err != nil {
@@ -291,7 +305,9 @@ func (d *demo) build(ctx context.Context, say func(string, ...any)) error {
 		gobin = "/usr/local/go/bin/go"
 	}
 	bin := filepath.Join(d.out, "bin")
-	cmd := exec.CommandContext(ctx, gobin, "build", "-trimpath", "-tags", "nethttpomithttp2", "-ldflags", "-X main.version=demo",
+	// amosfakeclock: the collector's clock can be shifted to Options.Today (the variable
+	// is set only then); amosd is built as for a handset.
+	cmd := exec.CommandContext(ctx, gobin, "build", "-trimpath", "-tags", "nethttpomithttp2,amosfakeclock", "-ldflags", "-X main.version=demo",
 		"-o", bin+"/", "./cmd/amosd", "./cmd/amos-collector")
 	cmd.Dir = d.o.Repo
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -306,7 +322,9 @@ func (d *demo) build(ctx context.Context, say func(string, ...any)) error {
 func (d *demo) run(ctx context.Context, bin string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	b, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), d.env...)
+	b, err := cmd.CombinedOutput()
 	if err != nil {
 		return string(b), fmt.Errorf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, b)
 	}
@@ -339,7 +357,7 @@ func (d *demo) startBus(ctx context.Context) error {
 	os.Chmod(dir, 0o755)
 	d.sockDir = dir
 	addr := "unix:path=" + filepath.Join(dir, "bus")
-	if d.bus, err = start("dbus-daemon", filepath.Join(d.logs, "dbus.log"), "dbus-daemon", "--nofork", "--print-address=1",
+	if d.bus, err = start("dbus-daemon", filepath.Join(d.logs, "dbus.log"), nil, "dbus-daemon", "--nofork", "--print-address=1",
 		"--config-file="+conf, "--address="+addr); err != nil {
 		return err
 	}
@@ -386,7 +404,7 @@ func (d *demo) startAmosd(ctx context.Context, offset int, res *Result) error {
 		"--device-pub", ident.PublicKey, "--out", filepath.Join(dir, "persist", "device.cert")); err != nil {
 		return err
 	}
-	if d.amosd, err = start("amosd", filepath.Join(d.logs, "amosd.log"), d.bin.amosd, "--config", d.amosdCfg, "run"); err != nil {
+	if d.amosd, err = start("amosd", filepath.Join(d.logs, "amosd.log"), nil, d.bin.amosd, "--config", d.amosdCfg, "run"); err != nil {
 		return err
 	}
 	if err := d.amosd.waitFor(ctx, "sync: ok: 1 accepted", 1, 30*time.Second); err != nil {
@@ -466,22 +484,36 @@ func (d *demo) guide(month collector.Month, deviceID string) string {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
 	bin := rel(filepath.Dir(d.bin.amosd))
+	clock := "" // the collector's commands keep the demo's date
+	if len(d.env) > 0 {
+		clock = strings.Join(d.env, " ") + " "
+	}
 	p("what to look at (under %s):", rel(d.out))
 	p("  logs/amosd.log, logs/collector.log, logs/fleetsim.log, logs/dbus.log   the logs")
 	p("  collector/collector.db    the collector's ledger (bbolt); fleet.txt the fleet's report; GUIDE.txt this")
 	p("  amosd/data/amosd.db, amosd/persist/   the real device's store, key and maker certificate")
 	p("  pki/ca.pem, makers/*.key|.pub|.token, payer.token   the development CA, makers, tokens")
 	p("commands (offline, now that the demo stopped everything):")
-	p("  %s/amos-collector --config %s claims --month %s", bin, rel(d.colCfg), month)
+	p("  %s%s/amos-collector --config %s claims --month %s", clock, bin, rel(d.colCfg), month)
 	p("  %s/amosd --config %s inspect --data %s", bin, rel(d.amosdCfg), rel(filepath.Join(d.out, "amosd", "data")))
 	p("while it runs (go run ./internal/demo --keep; or start the collector again:")
-	p("  %s/amos-collector --config %s serve &):", bin, rel(d.colCfg))
+	p("  %s%s/amos-collector --config %s serve &):", clock, bin, rel(d.colCfg))
 	p("  %s/amosd --config %s status       (needs --keep: the daemon and its bus)", bin, rel(d.amosdCfg))
 	p("  curl --cacert %s -H \"Authorization: Bearer $(cat %s)\" %s/v1/devices/%s",
 		rel(d.caFile), rel(filepath.Join(d.out, "makers", "konka.token")), d.url, deviceID)
 	p("  curl --cacert %s -H \"Authorization: Bearer $(cat %s)\" '%s/v1/claims?month=%s&format=csv'",
 		rel(d.caFile), rel(filepath.Join(d.out, "payer.token")), d.url, month)
 	return b.String()
+}
+
+// now is the demo's clock: the machine's, shifted to Options.Today.
+func (d *demo) now() time.Time { return time.Now().Add(d.shift) }
+
+// dayShift is the whole days from now's UTC date to today's.
+func dayShift(now, today time.Time) time.Duration {
+	from := time.Date(now.UTC().Year(), now.UTC().Month(), now.UTC().Day(), 0, 0, 0, 0, time.UTC)
+	to := time.Date(today.Year(), today.Month(), today.Day(), 0, 0, 0, 0, time.UTC)
+	return to.Sub(from)
 }
 
 // offsetToMidnight returns a reporting zone (minutes east of UTC) whose next midnight

@@ -14,42 +14,86 @@ import (
 )
 
 // TestDemoQuick runs the demo with 50 phones and without the wait for the real
-// midnight: the real amosd, fed by D-Bus signals, uploads its genesis; the fleet's
-// claims match exactly (Run fails otherwise); every process is stopped at the end.
+// midnight, with "today" pinned (Options.Today; the collector's clock shifted to it) to
+// the end of a leap February, the first of a month after a 28-day February, and both
+// sides of a new year: the real amosd, fed by D-Bus signals, uploads its genesis; the
+// fleet's month (the one before today, 29, 28, 30 and 31 days) and its claims match
+// exactly (Run fails otherwise); every process is stopped at the end.
 func TestDemoQuick(t *testing.T) {
 	if _, err := exec.LookPath("dbus-daemon"); err != nil {
-		t.Skip("dbus-daemon is not installed (scripts/ensure-tools.sh)")
+		t.Skip("dbus-daemon is not installed (make tools)")
 	}
 	if len(testenv.Emulator()) > 0 {
 		t.Skip("the demo runs host binaries")
 	}
 	amosd := testenv.Build(t, "amos.example/amosd/cmd/amosd", "-X main.version=demo")
-	col := testenv.Build(t, "amos.example/amosd/cmd/amos-collector", "-X main.version=demo")
-	out := filepath.Join(t.TempDir(), "demo")
-	var report strings.Builder
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	col := testenv.BuildTagged(t, "amos.example/amosd/cmd/amos-collector", "amosfakeclock", "-X main.version=demo")
+	for _, pd := range testenv.PinnedDays(t) {
+		today := pd.Today.Format(time.DateOnly)
+		t.Run(today, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "demo")
+			var report strings.Builder
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			res, err := Run(ctx, Options{Repo: "../..", Out: out, Devices: 50, Amosd: amosd, Collector: col, Quick: true, Today: pd.Today, Stdout: &report})
+			t.Logf("\n%s", report.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Fleet == nil || res.Fleet.Month.String() != pd.Previous || res.Fleet.Check() != nil || res.Fleet.Stats.Acked != res.Fleet.Minted {
+				t.Fatalf("fleet (want month %s): %+v", pd.Previous, res.Fleet)
+			}
+			if v := res.Device; v == nil || !v.Attributed || v.MakerID != "konka" || len(v.Epochs) != 1 || v.Epochs[0].HeadSeq != 1 {
+				t.Fatalf("the real device's view: %+v", res.Device)
+			}
+			for _, f := range []string{"GUIDE.txt", "fleet.txt", "logs/amosd.log", "logs/collector.log", "collector/collector.db", "amosd/data/amosd.db"} {
+				if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+					t.Errorf("%s: %v", f, err)
+				}
+			}
+			log, _ := os.ReadFile(filepath.Join(out, "logs", "collector.log"))
+			if !strings.Contains(string(log), "it is "+today+"T") {
+				t.Errorf("the collector's clock is not on %s:\n%s", today, log)
+			}
+			if !strings.Contains(report.String(), "last_sync_result:          ok") {
+				t.Errorf("amosd status is missing from the report")
+			}
+			if c, err := net.DialTimeout("tcp", strings.TrimPrefix(res.URL, "https://"), time.Second); err == nil {
+				c.Close()
+				t.Errorf("the collector still listens on %s after the demo", res.URL)
+			}
+		})
+	}
+}
+
+// TestDemoRefusesARealClockCollector: Options.Today with a collector built without
+// amosfakeclock fails at once, naming the build tag, instead of a fleet of future dates.
+func TestDemoRefusesARealClockCollector(t *testing.T) {
+	if len(testenv.Emulator()) > 0 {
+		t.Skip("the demo runs host binaries")
+	}
+	col := testenv.Build(t, "amos.example/amosd/cmd/amos-collector")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	res, err := Run(ctx, Options{Repo: "../..", Out: out, Devices: 50, Amosd: amosd, Collector: col, Quick: true, Stdout: &report})
-	t.Logf("\n%s", report.String())
-	if err != nil {
-		t.Fatal(err)
+	_, err := Run(ctx, Options{Repo: "../..", Out: filepath.Join(t.TempDir(), "demo"), Devices: 5, Amosd: col, Collector: col, Quick: true,
+		Today: time.Date(2028, 2, 29, 0, 0, 0, 0, time.UTC)})
+	if err == nil || !strings.Contains(err.Error(), "amosfakeclock") {
+		t.Fatalf("err = %v", err)
 	}
-	if res.Fleet == nil || res.Fleet.Check() != nil || res.Fleet.Stats.Acked != res.Fleet.Minted {
-		t.Fatalf("fleet: %+v", res.Fleet)
-	}
-	if v := res.Device; v == nil || !v.Attributed || v.MakerID != "konka" || len(v.Epochs) != 1 || v.Epochs[0].HeadSeq != 1 {
-		t.Fatalf("the real device's view: %+v", res.Device)
-	}
-	for _, f := range []string{"GUIDE.txt", "fleet.txt", "logs/amosd.log", "logs/collector.log", "collector/collector.db", "amosd/data/amosd.db"} {
-		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
-			t.Errorf("%s: %v", f, err)
+}
+
+func TestDayShift(t *testing.T) {
+	now := time.Date(2026, 12, 3, 23, 59, 30, 0, time.FixedZone("CST", 8*3600)) // 15:59:30 UTC
+	for _, tc := range []struct {
+		today string
+		days  int
+	}{{"2026-12-03", 0}, {"2026-12-02", -1}, {"2027-01-01", 29}, {"2028-02-29", 453}, {"2026-02-28", -278}} {
+		today, _ := time.Parse(time.DateOnly, tc.today)
+		if got := dayShift(now, today); got != time.Duration(tc.days)*24*time.Hour {
+			t.Errorf("%s: shift %v, want %d days", tc.today, got, tc.days)
 		}
-	}
-	if !strings.Contains(report.String(), "last_sync_result:          ok") {
-		t.Errorf("amosd status is missing from the report")
-	}
-	if c, err := net.DialTimeout("tcp", strings.TrimPrefix(res.URL, "https://"), time.Second); err == nil {
-		c.Close()
-		t.Errorf("the collector still listens on %s after the demo", res.URL)
+		if got := now.Add(dayShift(now, today)).UTC().Format(time.DateOnly); got != tc.today {
+			t.Errorf("%s: shifted now is %s", tc.today, got)
+		}
 	}
 }

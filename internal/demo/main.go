@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -21,7 +22,16 @@ func main() {
 	flag.IntVar(&o.Devices, "devices", 1000, "simulated phones")
 	flag.BoolVar(&o.Quick, "quick", false, "do not wait for the real midnight (the real amosd uploads its genesis only)")
 	flag.BoolVar(&o.Keep, "keep", false, "leave everything running after the report, until Ctrl-C")
+	today := flag.String("today", "", "YYYY-MM-DD: the demo's date (the collector's clock is shifted to it; the fleet simulates the month before); default the machine's")
 	flag.Parse()
+	if *today != "" {
+		t, err := time.Parse(time.DateOnly, *today)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "demo: --today %q: want YYYY-MM-DD: %v\n", *today, err)
+			os.Exit(2)
+		}
+		o.Today = t
+	}
 	o.Stdout = os.Stdout
 	// A closed stdout (make demo | head) must not kill the demo before it stops its
 	// processes: writes then just fail.

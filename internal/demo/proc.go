@@ -25,12 +25,13 @@ type proc struct {
 }
 
 // start starts bin with args, its output appended to logPath.
-func start(name, logPath string, bin string, args ...string) (*proc, error) {
+func start(name, logPath string, env []string, bin string, args ...string) (*proc, error) {
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	p := &proc{name: name, cmd: exec.Command(bin, args...), log: f, w: newLineWatch(), done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), env...)
 	out := io.MultiWriter(f, p.w)
 	p.cmd.Stdout, p.cmd.Stderr = out, out
 	// The children die with the demo, however it ends.

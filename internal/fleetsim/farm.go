@@ -110,8 +110,8 @@ func RunFarm(ctx context.Context, cfg FarmConfig) (*FarmResult, error) {
 		return nil, errors.New("fleetsim: farm: no honest maker besides the farm's")
 	}
 	first, last := cfg.Month.First(), cfg.Month.Last()
-	if srv.Clock == nil && !last.Next().Start(cfg.Offset).Before(time.Now()) {
-		return nil, fmt.Errorf("fleetsim: month %s is not over yet (an external collector runs on the real clock)", cfg.Month)
+	if err := srv.monthOver(cfg.Month, cfg.Offset); err != nil {
+		return nil, err
 	}
 	setClock := func(t time.Time) {
 		if srv.Clock != nil {

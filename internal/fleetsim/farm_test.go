@@ -9,8 +9,15 @@ import (
 	"amos.example/amosd/collector"
 )
 
+// TestFarm runs the farm scenario on each month length (monthsOfEveryLength): what the
+// collector pays of a farm does not depend on how long the month is.
 func TestFarm(t *testing.T) {
-	month := collector.Month{Year: 2026, Month: time.October}
+	for _, month := range monthsOfEveryLength {
+		t.Run(month.String(), func(t *testing.T) { testFarm(t, month) })
+	}
+}
+
+func testFarm(t *testing.T, month collector.Month) {
 	srv := startServer(t, NewClock(month.First().Start(480)), "konka", "tcl", "farmco")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -30,7 +37,8 @@ func TestFarm(t *testing.T) {
 		t.Errorf("farmco expected %d", res.Expected["farmco"])
 	}
 	replay := byKind[FarmReplay].View
-	if len(replay.Epochs) != 2 || replay.Months[0].ReportedDays != 31 || replay.Months[0].ActiveDays != 31 {
+	days := month.Last().Day()
+	if len(replay.Epochs) != 2 || replay.Months[0].Month != month.String() || replay.Months[0].ReportedDays != days || replay.Months[0].ActiveDays != days {
 		t.Errorf("replay view: %+v", replay)
 	}
 	future := byKind[FarmFuture].View

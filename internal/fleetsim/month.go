@@ -79,8 +79,8 @@ func RunMonth(ctx context.Context, cfg MonthConfig) (*MonthResult, error) {
 		return nil, errors.New("fleetsim: month: no server, or no makers")
 	}
 	first, last := cfg.Month.First(), cfg.Month.Last()
-	if srv.Clock == nil && !last.Next().Start(cfg.Offset).Before(time.Now()) {
-		return nil, fmt.Errorf("fleetsim: month %s is not over yet: an external collector (on the real clock) would refuse its last dates as future_date", cfg.Month)
+	if err := srv.monthOver(cfg.Month, cfg.Offset); err != nil {
+		return nil, err
 	}
 	setClock := func(t time.Time) {
 		if srv.Clock != nil {

@@ -32,6 +32,39 @@ func startServer(t *testing.T, clock *Clock, ids ...string) *Server {
 	return srv
 }
 
+// monthsOfEveryLength are the months the scenarios are tested on: 28, 29, 30 and 31
+// days, and both sides of a new year (December's last midnight falls in January).
+var monthsOfEveryLength = []collector.Month{
+	{Year: 2027, Month: time.February},
+	{Year: 2028, Month: time.February},
+	{Year: 2026, Month: time.November},
+	{Year: 2026, Month: time.October},
+	{Year: 2026, Month: time.December},
+	{Year: 2027, Month: time.January},
+}
+
+// TestMonthEveryLength runs the month scenario on each month length: every plan fits
+// its month, every record is accepted, and the claims equal the simulation's.
+func TestMonthEveryLength(t *testing.T) {
+	for _, month := range monthsOfEveryLength {
+		t.Run(month.String(), func(t *testing.T) {
+			srv := startServer(t, NewClock(month.First().Start(480)), "konka", "tcl", "zte")
+			var out strings.Builder
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			res, err := RunMonth(ctx, MonthConfig{Devices: 120, Month: month, Seed: uint64(month.Year*100 + int(month.Month)), Stores: 6,
+				Dir: t.TempDir(), Server: srv, Out: &out, Logf: t.Logf})
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out.String())
+			}
+			checkMonth(t, res)
+			if res.Claims == nil || res.Claims.Month != month.String() {
+				t.Errorf("claims of %v, want %s", res.Claims, month)
+			}
+		})
+	}
+}
+
 func TestMonthSmall(t *testing.T) {
 	month := collector.Month{Year: 2026, Month: time.October}
 	srv := startServer(t, NewClock(month.First().Start(480)), "konka", "tcl", "zte")
@@ -43,6 +76,13 @@ func TestMonthSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkMonth(t, res)
+}
+
+// checkMonth checks what every month run must show: each maker's claim equals the
+// simulation's, some devices are not eligible, nothing was refused.
+func checkMonth(t *testing.T, res *MonthResult) {
+	t.Helper()
 	total := 0
 	for m, n := range res.Expected {
 		if n == 0 || res.Got[m] != n {

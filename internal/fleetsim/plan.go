@@ -1,6 +1,7 @@
 package fleetsim
 
 import (
+	"fmt"
 	"math"
 	"math/bits"
 	"math/rand/v2"
@@ -17,7 +18,7 @@ const (
 	Dormant    Profile = iota // set up (the genesis went out), then never used: 6 %
 	Light                     // 1 to 9 active days: 12 %
 	Borderline                // exactly 10 active days, or 9 and a short one: 6 %
-	Regular                   // 12 to 31 active days, a few short days besides: 76 %
+	Regular                   // 12 active days to every day of the month, a few short days besides: 76 %
 )
 
 var profileNames = [...]string{"dormant", "light", "borderline", "regular"}
@@ -62,8 +63,13 @@ func (p *Plan) SyncsOn(d, last int) bool {
 	return false
 }
 
-// NewPlan draws the month of a device: days is the number of days of the month.
+// NewPlan draws the month of a device: days is the number of days of the month (28 to
+// 31). A Regular owner uses the phone on 12 days up to every day of the month, weighted
+// towards the top; short days fill only days that are left.
 func NewPlan(rng *rand.Rand, maker string, days int) Plan {
+	if days < 28 || days > 31 {
+		panic(fmt.Sprintf("fleetsim: NewPlan: a month of %d days", days))
+	}
 	p := Plan{Maker: maker}
 	switch u := rng.Float64(); {
 	case u < 0.06:
@@ -86,10 +92,10 @@ func NewPlan(rng *rand.Rand, maker string, days int) Plan {
 			active, short = 9, 1
 		}
 	case Regular:
-		active = 12 + int(19*math.Sqrt(rng.Float64())+0.5)
+		active = 12 + int(float64(days-12)*math.Sqrt(rng.Float64())+0.5)
 		short = rng.IntN(4)
 	}
-	short = min(short, days-active)
+	short = max(0, min(short, days-active))
 	used := rng.Perm(days)[:active+short]
 	isShort := map[int]bool{}
 	for _, d := range used[active:] {

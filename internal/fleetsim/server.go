@@ -93,7 +93,10 @@ type Server struct {
 	PayerToken string
 	Makers     []Maker
 	// Clock is the in-process server's clock; nil for an external server.
-	Clock  *Clock
+	Clock *Clock
+	// Now is an external server's clock as the simulation assumes it (time.Now when
+	// nil): a month that is not over by it cannot be uploaded whole.
+	Now    func() time.Time
 	Ledger string // the ledger file, if known
 
 	http *http.Client
@@ -164,8 +167,8 @@ func StartServer(dir string, makers []Maker, clock *Clock, logf func(string, ...
 
 // ExternalServer returns the Server of a running amos-collector at url whose TLS
 // certificate chains to caFile, with the makers (their keys and tokens) it registers.
-func ExternalServer(url, caFile, payerToken string, makers []Maker) (*Server, error) {
-	s := &Server{URL: strings.TrimSuffix(url, "/"), CAFile: caFile, PayerToken: payerToken, Makers: makers}
+func ExternalServer(url, caFile, payerToken string, makers []Maker, now func() time.Time) (*Server, error) {
+	s := &Server{URL: strings.TrimSuffix(url, "/"), CAFile: caFile, PayerToken: payerToken, Makers: makers, Now: now}
 	if err := s.dial(caFile); err != nil {
 		return nil, err
 	}
@@ -179,6 +182,28 @@ func (s *Server) dial(caFile string) error {
 	}
 	s.http = &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	return nil
+}
+
+// ServerNow is the server's time: the simulated clock of an in-process server, the
+// assumed clock of an external one.
+func (s *Server) ServerNow() time.Time {
+	switch {
+	case s.Clock != nil:
+		return s.Clock.Now()
+	case s.Now != nil:
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// monthOver refuses a month that is not over by an external server's clock, whose last
+// dates it would refuse as future_date; an in-process server's clock is the simulation's.
+func (s *Server) monthOver(m collector.Month, offset int) error {
+	if s.Clock == nil && !m.Last().Next().Start(offset).Before(s.ServerNow()) {
+		return fmt.Errorf("fleetsim: month %s is not over by the collector's clock (%s): it would refuse its last dates as future_date",
+			m, s.ServerNow().UTC().Format(time.RFC3339))
+	}
 	return nil
 }
 

@@ -23,7 +23,9 @@ type ServerConfig struct {
 	Seed   uint64
 	Dir    string
 	Start  time.Time // the in-process collector's simulated clock starts here
-	Logf   func(string, ...any)
+	// Now is the external collector's clock (time.Now when nil).
+	Now  func() time.Time
+	Logf func(string, ...any)
 }
 
 // OpenServer starts the in-process collector, or describes the external one.
@@ -55,7 +57,7 @@ func OpenServer(c ServerConfig) (*Server, error) {
 		}
 		makers = append(makers, m)
 	}
-	return ExternalServer(c.URL, c.CAFile, c.PayerToken, makers)
+	return ExternalServer(c.URL, c.CAFile, c.PayerToken, makers, c.Now)
 }
 
 // PreviousMonth returns the calendar month before the one of t.

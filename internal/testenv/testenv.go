@@ -40,6 +40,13 @@ func Command(ctx context.Context, path string, args ...string) *exec.Cmd {
 // It skips the test only if no Go toolchain is on PATH.
 func Build(t testing.TB, pkg string, ldflags ...string) string {
 	t.Helper()
+	return BuildTagged(t, pkg, "", ldflags...)
+}
+
+// BuildTagged is Build with extra build tags (comma-separated), such as amosfakeclock
+// for a collector whose clock the test shifts.
+func BuildTagged(t testing.TB, pkg, tags string, ldflags ...string) string {
+	t.Helper()
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skipf("no Go toolchain on PATH to build %s: %v", pkg, err)
@@ -47,7 +54,11 @@ func Build(t testing.TB, pkg string, ldflags ...string) string {
 	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	args := []string{"build", "-trimpath", "-tags", "nethttpomithttp2", "-o", out, "-ldflags", strings.Join(append([]string{"-s", "-w"}, ldflags...), " "), pkg}
+	allTags := "nethttpomithttp2"
+	if tags != "" {
+		allTags += "," + tags
+	}
+	args := []string{"build", "-trimpath", "-tags", allTags, "-o", out, "-ldflags", strings.Join(append([]string{"-s", "-w"}, ldflags...), " "), pkg}
 	cmd := exec.CommandContext(ctx, gobin, args...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
 	if runtime.GOARCH == "arm" {
