@@ -13,7 +13,9 @@ FUZZTIME ?= 30s
 CI_FUZZTIME ?= 10s
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build cross android-prebuilt vm-test test test-arm fuzz bench ci demo tools clean
+.PHONY: all build cross android-prebuilt vm-test test test-arm lint fuzz bench ci demo tools clean
+
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 all: build
 
@@ -51,11 +53,17 @@ android-prebuilt: cross
 ## test: go vet and the race-enabled suite on the host
 test: tools
 	$(GO) vet ./...
+	$(GO) vet -tags amosfakeclock ./cmd/amos-collector
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 ## test-arm: the whole suite cross-compiled, under qemu-arm-static and qemu-aarch64-static
 test-arm: tools
 	bash scripts/test-arm.sh
+
+## lint: staticcheck at a pinned version (through go run), which must be clean
+lint:
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tags amosfakeclock ./cmd/amos-collector
 
 ## fuzz: every fuzz target for FUZZTIME each
 fuzz:
@@ -72,8 +80,9 @@ bench: tools cross
 vm-test: tools
 	AMOSD_VMTEST=1 $(GO) test -count=1 -timeout 40m -run TestPowerCuts -v ./internal/vmtest
 
-## ci: what .ci/run runs: host tests, QEMU tests for armv7 and arm64, a short fuzz
-ci: test test-arm vm-test
+## ci: what .ci/run runs: staticcheck, host tests, QEMU tests for armv7 and arm64, the
+## firmware booted with power cuts, a short fuzz
+ci: lint test test-arm vm-test
 	FUZZTIME=$(CI_FUZZTIME) bash scripts/fuzz.sh
 
 ## demo: the end-to-end demonstration under out/demo (internal/demo): a private D-Bus, the

@@ -3,6 +3,7 @@ package agent
 import (
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -98,7 +99,7 @@ func TestParseConfigErrors(t *testing.T) {
 func TestLoadConfigMissingFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "none.json")
 	_, err := LoadConfig(path)
-	if !errors.Is(err, ErrConfig) || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), path) {
+	if !errors.Is(err, ErrConfig) || !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), path) {
 		t.Fatalf("got %v", err)
 	}
 	os.WriteFile(path, []byte(`{"server_url": "http://127.0.0.1:1", "allow_insecure_http": true, "sync": {"timeout": "5s"}}`), 0o644)

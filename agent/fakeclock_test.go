@@ -41,14 +41,6 @@ func (c *fakeClock) BootID() [16]byte {
 	return c.bootID
 }
 
-// reboot starts a new boot: a new boot id, CLOCK_BOOTTIME from 5 s.
-func (c *fakeClock) reboot(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	copy(c.bootID[:], id)
-	c.boot = 5 * time.Second
-}
-
 // Advance moves time forward by d and fires what is due.
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()

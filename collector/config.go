@@ -143,7 +143,7 @@ type ConfigError = jsonconfig.Error
 func LoadConfig(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &ConfigError{File: path, Problem: err.Error(), Kind: ErrConfig}
+		return nil, &ConfigError{File: path, Problem: err.Error(), Kind: ErrConfig, Cause: err}
 	}
 	return ParseConfig(path, b)
 }

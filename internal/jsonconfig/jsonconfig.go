@@ -17,7 +17,8 @@ type Error struct {
 	Line    int    // 1-based, 0 if unknown
 	Column  int
 	Problem string
-	Kind    error
+	Kind    error // the sentinel callers branch on
+	Cause   error // the underlying error (a file that cannot be read), or nil
 }
 
 func (e *Error) Error() string {
@@ -31,7 +32,13 @@ func (e *Error) Error() string {
 	return s + ": " + e.Problem
 }
 
-func (e *Error) Unwrap() error { return e.Kind }
+// Unwrap gives errors.Is and errors.As both the sentinel and the cause.
+func (e *Error) Unwrap() []error {
+	if e.Cause == nil {
+		return []error{e.Kind}
+	}
+	return []error{e.Kind, e.Cause}
+}
 
 // LineCol returns the 1-based line and column of offset off in b.
 func LineCol(b []byte, off int) (line, col int) {

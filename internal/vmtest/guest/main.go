@@ -581,7 +581,7 @@ func (g *guest) check() error {
 	for {
 		var accepted, queued uint32
 		if err := obj.Call("com.amos.Agent1.Flush", 0).Store(&accepted, &queued); err != nil {
-			return fmt.Errorf("Flush: %w", err)
+			return fmt.Errorf("calling Flush: %w", err)
 		}
 		g.say("flush accepted=%d queued=%d", accepted, queued)
 		if queued == 0 {
@@ -595,7 +595,7 @@ func (g *guest) check() error {
 	}
 	var status map[string]dbus.Variant
 	if err := obj.Call("com.amos.Agent1.Status", 0).Store(&status); err != nil {
-		return fmt.Errorf("Status: %w", err)
+		return fmt.Errorf("calling Status: %w", err)
 	}
 	st := map[string]any{}
 	for k, v := range status {
