@@ -444,6 +444,9 @@ func TestGoldenFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
+		if e.Name() == expectedFile {
+			continue
+		}
 		if _, ok := want[filepath.Join("invalid", e.Name())]; !ok {
 			t.Errorf("invalid/%s is not in the table of invalid vectors", e.Name())
 		}
@@ -471,6 +474,46 @@ func TestInvalidVectors(t *testing.T) {
 			}
 			t.Logf("refused: %v", err)
 		})
+	}
+}
+
+// expectedFile, in testdata/proof/invalid, gives each vector's expected collector answer
+// (checked by the collector's tests) and the error that refuses it (checked here).
+const expectedFile = "expected.json"
+
+// TestInvalidVectorsExpected: expected.json lists every invalid vector once, with the
+// check that refuses it and that check's error message.
+func TestInvalidVectorsExpected(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(goldenDir, "invalid", expectedFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Vectors []struct {
+			File         string `json:"file"`
+			RefusedBy    string `json:"refused_by"`
+			DecoderError string `json:"decoder_error"`
+		} `json:"vectors"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("%s: %v", expectedFile, err)
+	}
+	listed := map[string]int{}
+	for i, e := range doc.Vectors {
+		listed[e.File] = i
+	}
+	if len(listed) != len(doc.Vectors) || len(listed) != len(invalidVectors) {
+		t.Errorf("%s lists %d vectors (%d distinct), the table has %d", expectedFile, len(doc.Vectors), len(listed), len(invalidVectors))
+	}
+	for _, v := range invalidVectors {
+		i, ok := listed[v.name+".bin"]
+		if !ok {
+			t.Errorf("%s does not list %s.bin", expectedFile, v.name)
+			continue
+		}
+		if e := doc.Vectors[i]; e.RefusedBy != v.check || e.DecoderError != v.want.Error() {
+			t.Errorf("%s: %s says refused_by %q with %q; the table says %q with %q", expectedFile, e.File, e.RefusedBy, e.DecoderError, v.check, v.want.Error())
+		}
 	}
 }
 

@@ -211,12 +211,33 @@ func TestRecordsBatchErrors(t *testing.T) {
 		{"no content type", chain, "", http.StatusUnsupportedMediaType},
 		{"json", chain, "application/json", http.StatusUnsupportedMediaType},
 		{"empty", nil, proof.BatchContentType, http.StatusBadRequest},
-		{"zero length", readGolden(t, "invalid/batch-zero-length.bin"), proof.BatchContentType, http.StatusBadRequest},
-		{"truncated", readGolden(t, "invalid/batch-truncated-record.bin"), proof.BatchContentType, http.StatusBadRequest},
-		{"dangling", readGolden(t, "invalid/batch-dangling-byte.bin"), proof.BatchContentType, http.StatusBadRequest},
-		{"too many", readGolden(t, "invalid/batch-too-many.bin"), proof.BatchContentType, http.StatusRequestEntityTooLarge},
-		{"too large", readGolden(t, "invalid/batch-too-large.bin"), proof.BatchContentType, http.StatusRequestEntityTooLarge},
 		{"64 KiB + 1", make([]byte, proof.MaxBatchBytes+1), proof.BatchContentType, http.StatusRequestEntityTooLarge},
+	}
+	// The batch vectors of testdata/proof/invalid, with the status expected.json gives.
+	var expected struct {
+		Vectors []struct {
+			File       string `json:"file"`
+			RefusedBy  string `json:"refused_by"`
+			HTTPStatus int    `json:"http_status"`
+		} `json:"vectors"`
+	}
+	if err := json.Unmarshal(readGolden(t, "invalid/expected.json"), &expected); err != nil {
+		t.Fatal(err)
+	}
+	vectors := 0
+	for _, v := range expected.Vectors {
+		if v.RefusedBy == "batch" {
+			tests = append(tests, struct {
+				name   string
+				body   []byte
+				ctype  string
+				status int
+			}{v.File, readGolden(t, "invalid/"+v.File), proof.BatchContentType, v.HTTPStatus})
+			vectors++
+		}
+	}
+	if vectors < 6 {
+		t.Errorf("only %d batch vectors in expected.json", vectors)
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
