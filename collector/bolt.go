@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"amos.example/amosd/internal/boltguard"
 )
 
 // BoltFileName is the ledger's file inside data_dir.
@@ -55,7 +56,7 @@ func OpenBolt(dir string, o BoltOptions) (*BoltLedger, error) {
 		return nil, fmt.Errorf("collector: data_dir: %w", err)
 	}
 	var db *bolt.DB
-	err := guard(func() error {
+	err := boltguard.Run(func() error {
 		var err error
 		db, err = bolt.Open(path, 0o600, &bolt.Options{
 			Timeout:      o.LockTimeout,
@@ -68,9 +69,9 @@ func OpenBolt(dir string, o BoltOptions) (*BoltLedger, error) {
 		return nil, classifyOpenError(path, err)
 	}
 	l := &BoltLedger{db: db, path: path}
-	if err := guard(func() error { return l.check(o.ReadOnly) }); err != nil {
+	if err := boltguard.Run(func() error { return l.check(o.ReadOnly) }); err != nil {
 		db.Close()
-		var pe *panicError
+		var pe *boltguard.PanicError
 		if errors.As(err, &pe) {
 			err = fmt.Errorf("%v: %w", err, ErrCorrupt)
 		}
@@ -80,7 +81,7 @@ func OpenBolt(dir string, o BoltOptions) (*BoltLedger, error) {
 }
 
 func classifyOpenError(path string, err error) error {
-	var pe *panicError
+	var pe *boltguard.PanicError
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return fmt.Errorf("collector: ledger %s: %w (its lock was not released within the timeout)", path, ErrInUse)
@@ -186,21 +187,4 @@ func (k boltKV) first(b bucket, from, to []byte) []byte {
 		return nil
 	}
 	return key
-}
-
-// panicError is a panic or memory fault of bbolt on a damaged file, caught by guard.
-type panicError struct{ v any }
-
-func (p *panicError) Error() string { return fmt.Sprintf("bbolt failed on the file: %v", p.v) }
-
-// guard runs fn, turning panics and memory faults into a *panicError.
-func guard(fn func() error) (err error) {
-	old := debug.SetPanicOnFault(true)
-	defer debug.SetPanicOnFault(old)
-	defer func() {
-		if r := recover(); r != nil {
-			err = &panicError{r}
-		}
-	}()
-	return fn()
 }

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,6 +19,8 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"amos.example/amosd/proof"
+
+	"amos.example/amosd/internal/boltguard"
 )
 
 // FileName is the store's file inside data_dir (SPEC §10).
@@ -218,7 +219,7 @@ func open(path string, o Options, readOnly bool) (s *Store, err error) {
 		},
 	}
 	var db *bolt.DB
-	err = guard(func() error {
+	err = boltguard.Run(func() error {
 		var err error
 		db, err = bolt.Open(path, 0o600, bo)
 		return err
@@ -230,9 +231,9 @@ func open(path string, o Options, readOnly bool) (s *Store, err error) {
 		return nil, classifyOpenError(path, err)
 	}
 	s = &Store{db: db, path: path, opts: o, readOnly: readOnly}
-	if err := guard(s.check); err != nil {
+	if err := boltguard.Run(s.check); err != nil {
 		db.Close()
-		var pe *panicError
+		var pe *boltguard.PanicError
 		if errors.As(err, &pe) || errors.Is(err, errValue) {
 			return nil, fmt.Errorf("%s: %w: %v", path, ErrCorrupt, err)
 		}
@@ -276,26 +277,8 @@ func readProbe(path string) error {
 	return err
 }
 
-// panicError is a panic or memory fault of bbolt on a damaged file, caught by guard.
-type panicError struct{ v any }
-
-func (p *panicError) Error() string { return fmt.Sprintf("bbolt failed on the file: %v", p.v) }
-
-// guard runs fn, turning panics and memory faults (a truncated file read through
-// mmap) into a *panicError.
-func guard(fn func() error) (err error) {
-	old := debug.SetPanicOnFault(true)
-	defer debug.SetPanicOnFault(old)
-	defer func() {
-		if r := recover(); r != nil {
-			err = &panicError{r}
-		}
-	}()
-	return fn()
-}
-
 func classifyOpenError(path string, err error) error {
-	var pe *panicError
+	var pe *boltguard.PanicError
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return fmt.Errorf("store: %s: %w (lock not released)", path, ErrInUse)
@@ -507,7 +490,7 @@ type salvaged struct {
 // the last, by the old chain head; the head itself; and the consent. It never fails.
 func salvage(path string, timeout time.Duration) salvaged {
 	out := salvaged{consentLost: true}
-	_ = guard(func() error {
+	_ = boltguard.Run(func() error {
 		fi, err := os.Stat(path)
 		if err != nil || !fi.Mode().IsRegular() {
 			return nil
