@@ -22,7 +22,7 @@ const wireBudget = 48 << 10
 // bytes are those of the real name.
 func dailySyncs(t testing.TB, resume bool) (server, client int64) {
 	s := startTLS(t, true)
-	c, err := newClient(Config{ServerURL: "https://records.amos.example", CAFile: s.pki.caFile, Timeout: testTimeout},
+	c, err := newClient(Config{ServerURL: "https://records.amos.example", CAFile: s.pki.CAFile, Timeout: testTimeout},
 		options{noSessionCache: !resume, dialTo: s.Listener.Addr().String()})
 	if err != nil {
 		t.Fatal(err)

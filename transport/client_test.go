@@ -494,7 +494,7 @@ func TestNewConfig(t *testing.T) {
 		}
 		return p
 	}
-	ca, err := os.ReadFile(s.pki.caFile)
+	ca, err := os.ReadFile(s.pki.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -551,7 +551,7 @@ func TestEndpoint(t *testing.T) {
 		"https://h/amos/":    "https://h/amos/v1/records",
 		"https://[::1]:8443": "https://[::1]:8443/v1/records",
 	} {
-		c, err := New(Config{ServerURL: in, CAFile: startTLS(t, true).pki.caFile})
+		c, err := New(Config{ServerURL: in, CAFile: startTLS(t, true).pki.CAFile})
 		if err != nil {
 			t.Fatal(err)
 		}

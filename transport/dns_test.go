@@ -102,7 +102,7 @@ func TestDNSServers(t *testing.T) {
 	url := "https://records.test:" + port
 	recs, ids := makeRecords(t, 2)
 	for _, servers := range [][]string{{dns.addr()}, {"127.0.0.1:1", dns.addr()}} {
-		c, err := newClient(Config{ServerURL: url, CAFile: s.pki.caFile, Timeout: testTimeout, DNSServers: servers},
+		c, err := newClient(Config{ServerURL: url, CAFile: s.pki.CAFile, Timeout: testTimeout, DNSServers: servers},
 			options{resolvConf: none, dnsproxyd: none})
 		if err != nil {
 			t.Fatal(err)

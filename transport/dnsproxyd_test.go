@@ -19,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"amos.example/amosd/internal/devpki"
 )
 
 // ---- the wire format, as netd writes it ----
@@ -202,7 +204,7 @@ func (f *fakeNetd) commands() []string {
 // sniServer is a collector behind TLS that notes the server name of every handshake.
 type sniServer struct {
 	*httptest.Server
-	pki   *pki
+	pki   *devpki.PKI
 	mu    sync.Mutex
 	names []string
 }
@@ -218,7 +220,7 @@ func startSNIServer(t testing.TB, network, addr string) *sniServer {
 	srv.Listener.Close()
 	srv.Listener = ln
 	srv.TLS = &tls.Config{
-		Certificates: []tls.Certificate{s.pki.server},
+		Certificates: []tls.Certificate{s.pki.Server},
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			s.mu.Lock()
 			s.names = append(s.names, cs.ServerName)
@@ -272,7 +274,7 @@ const wantCommand = "getaddrinfo records.amos.test ^ 1024 0 1 0 0"
 func TestDnsproxydUpload(t *testing.T) {
 	s := startSNIServer(t, "tcp", "127.0.0.1:0")
 	f := startNetd(t, map[string][]netip.Addr{"records.amos.test": {loop4}}, nil)
-	c := proxyClient(t, f, s.pki.caFile, "records.amos.test", s.port(), testTimeout)
+	c := proxyClient(t, f, s.pki.CAFile, "records.amos.test", s.port(), testTimeout)
 	if got := c.Resolver().Source(); got != SourceDnsproxyd {
 		t.Fatalf("source %q, want %q", got, SourceDnsproxyd)
 	}
@@ -295,7 +297,7 @@ func TestDnsproxydIPv6(t *testing.T) {
 	t.Run("only IPv6", func(t *testing.T) {
 		s := startSNIServer(t, "tcp6", "[::1]:0")
 		f := startNetd(t, map[string][]netip.Addr{"records.amos.test": {loop6}}, nil)
-		c := proxyClient(t, f, s.pki.caFile, "records.amos.test", s.port(), testTimeout)
+		c := proxyClient(t, f, s.pki.CAFile, "records.amos.test", s.port(), testTimeout)
 		recs, ids := makeRecords(t, 1)
 		if res := mustUpload(t, c, recs); !slices.Equal(res.Acked, ids) {
 			t.Fatalf("%+v", res)
@@ -304,7 +306,7 @@ func TestDnsproxydIPv6(t *testing.T) {
 	t.Run("IPv6 refused, then IPv4", func(t *testing.T) {
 		s := startSNIServer(t, "tcp", "127.0.0.1:0") // nothing on [::1] at this port
 		f := startNetd(t, map[string][]netip.Addr{"records.amos.test": {loop6, loop4}}, nil)
-		c := proxyClient(t, f, s.pki.caFile, "records.amos.test", s.port(), testTimeout)
+		c := proxyClient(t, f, s.pki.CAFile, "records.amos.test", s.port(), testTimeout)
 		recs, ids := makeRecords(t, 1)
 		if res := mustUpload(t, c, recs); !slices.Equal(res.Acked, ids) {
 			t.Fatalf("%+v", res)
@@ -337,7 +339,7 @@ func TestDnsproxydIPv6(t *testing.T) {
 func TestDnsproxydLiteralIP(t *testing.T) {
 	s := startSNIServer(t, "tcp", "127.0.0.1:0")
 	f := startNetd(t, nil, nil)
-	c := proxyClient(t, f, s.pki.caFile, "127.0.0.1", s.port(), testTimeout)
+	c := proxyClient(t, f, s.pki.CAFile, "127.0.0.1", s.port(), testTimeout)
 	recs, ids := makeRecords(t, 1)
 	if res := mustUpload(t, c, recs); !slices.Equal(res.Acked, ids) {
 		t.Fatalf("%+v", res)
@@ -352,7 +354,7 @@ func TestDnsproxydLiteralIP(t *testing.T) {
 func TestDnsproxydNameNotFound(t *testing.T) {
 	s := startSNIServer(t, "tcp", "127.0.0.1:0")
 	f := startNetd(t, map[string][]netip.Addr{"records.amos.test": {loop4}}, nil)
-	c := proxyClient(t, f, s.pki.caFile, "nowhere.amos.test", s.port(), testTimeout)
+	c := proxyClient(t, f, s.pki.CAFile, "nowhere.amos.test", s.port(), testTimeout)
 	recs, _ := makeRecords(t, 1)
 	res, err := upload(t, c, recs)
 	wantErr(t, err, ErrTransient, ErrNameNotFound)
@@ -419,7 +421,7 @@ func TestDnsproxydStall(t *testing.T) {
 
 	// The Client's own timeout bounds the lookup of an Upload too (net/http reports the
 	// request's deadline rather than the dial's error).
-	c := proxyClient(t, f, newPKI(t).caFile, "records.amos.test", "443", 500*time.Millisecond)
+	c := proxyClient(t, f, newPKI(t).CAFile, "records.amos.test", "443", 500*time.Millisecond)
 	recs, _ := makeRecords(t, 1)
 	start = time.Now()
 	_, err = upload(t, c, recs)

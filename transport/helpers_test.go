@@ -2,30 +2,22 @@ package transport
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"amos.example/amosd/internal/devpki"
 	"amos.example/amosd/proof"
 )
 
@@ -37,60 +29,15 @@ const testServerTime = 1795500000
 
 // ---- PKI ----
 
-// pki is a CA made for one test and a server certificate it signed for 127.0.0.1,
+// newPKI makes a CA for one test and a server certificate it signed for 127.0.0.1,
 // records.test, records.amos.example and records.amos.test.
-type pki struct {
-	caFile string // the CA certificate, PEM
-	server tls.Certificate
-}
-
-func newPKI(t testing.TB) *pki {
+func newPKI(t testing.TB) *devpki.PKI {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "amos test CA " + t.Name()},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	p, err := devpki.New(t.TempDir(), devpki.Options{NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		CAName: "amos test CA " + t.Name(), ServerName: "records.test",
+		DNSNames: []string{"records.test", "records.amos.example", "records.amos.test"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
 	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "records.test"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"records.test", "records.amos.example", "records.amos.test"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &pki{
-		caFile: filepath.Join(t.TempDir(), "ca.pem"),
-		server: tls.Certificate{Certificate: [][]byte{srvDER}, PrivateKey: srvKey},
-	}
-	if err := os.WriteFile(p.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -300,7 +247,7 @@ func (l *countingListener) Accept() (net.Conn, error) {
 type testServer struct {
 	*httptest.Server
 	col   *collector
-	pki   *pki
+	pki   *devpki.PKI
 	count *countingListener
 }
 
@@ -313,7 +260,7 @@ func startTLS(t testing.TB, keepAlive bool) *testServer {
 	srv := httptest.NewUnstartedServer(col)
 	cl := &countingListener{Listener: srv.Listener}
 	srv.Listener = cl
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{p.server}}
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{p.Server}}
 	srv.Config.SetKeepAlivesEnabled(keepAlive)
 	srv.Config.ErrorLog = discardLog()
 	srv.StartTLS()
@@ -327,7 +274,7 @@ func (s *testServer) client(t testing.TB, url string, mod ...func(*Config)) *Cli
 	if url == "" {
 		url = s.URL
 	}
-	cfg := Config{ServerURL: url, CAFile: s.pki.caFile, Timeout: testTimeout}
+	cfg := Config{ServerURL: url, CAFile: s.pki.CAFile, Timeout: testTimeout}
 	for _, m := range mod {
 		m(&cfg)
 	}

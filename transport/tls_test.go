@@ -22,9 +22,9 @@ func httptestServer(t *testing.T, col *collector) *httptest.Server {
 func TestWrongCA(t *testing.T) {
 	s := startTLS(t, true)
 	other := newPKI(t)
-	t.Setenv("SSL_CERT_FILE", s.pki.caFile) // the system roots trust the server
+	t.Setenv("SSL_CERT_FILE", s.pki.CAFile) // the system roots trust the server
 	t.Setenv("SSL_CERT_DIR", t.TempDir())
-	c, err := New(Config{ServerURL: s.URL, CAFile: other.caFile, Timeout: testTimeout})
+	c, err := New(Config{ServerURL: s.URL, CAFile: other.CAFile, Timeout: testTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestHTTPSToPlainServer(t *testing.T) {
 	col := newCollector()
 	srv := httptestServer(t, col)
 	ca := newPKI(t)
-	c, err := New(Config{ServerURL: strings.Replace(srv.URL, "http:", "https:", 1), CAFile: ca.caFile, Timeout: testTimeout})
+	c, err := New(Config{ServerURL: strings.Replace(srv.URL, "http:", "https:", 1), CAFile: ca.CAFile, Timeout: testTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 
 	"amos.example/amosd/collector"
 	"amos.example/amosd/collector/httpapi"
+	"amos.example/amosd/internal/devpki"
 	"amos.example/amosd/proof"
 )
 
@@ -176,7 +177,7 @@ func ExternalServer(url, caFile, payerToken string, makers []Maker, now func() t
 }
 
 func (s *Server) dial(caFile string) error {
-	pool, err := LoadPool(caFile)
+	pool, err := devpki.LoadPool(caFile)
 	if err != nil {
 		return err
 	}
