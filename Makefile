@@ -13,7 +13,7 @@ FUZZTIME ?= 30s
 CI_FUZZTIME ?= 10s
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build cross android-prebuilt vm-test test test-arm lint fuzz bench ci demo tools clean
+.PHONY: all build cross release release-check android-prebuilt vm-test test test-arm lint fuzz bench ci demo tools clean
 
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
@@ -33,6 +33,15 @@ cross:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build $(BUILDFLAGS) -o out/arm/ $(addprefix ./cmd/,$(CMDS))
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(BUILDFLAGS) -o out/arm64/ $(addprefix ./cmd/,$(CMDS))
 	@ls -l out/arm/* out/arm64/*
+
+## release: the handset (arm, arm64) and collector (arm, arm64, amd64) binaries built
+## reproducibly into out/release/, with SHA256SUMS and each binary's module list
+## (go version -m) for a firmware manifest; release-check also rebuilds them from a copy
+## at another path with an empty build cache and fails unless they are byte-identical
+release:
+	VERSION=$(VERSION) COMMIT=$(COMMIT) bash scripts/release.sh out/release
+release-check:
+	VERSION=$(VERSION) COMMIT=$(COMMIT) bash scripts/release.sh --check out/release
 
 ## android-prebuilt: `make cross`, then amosd for arm and arm64 (and the CA of AMOS_CA, the
 ## records server's CA from Amos) into android-build/ for an AOSP tree; see android-build/README.md
@@ -82,7 +91,7 @@ vm-test: tools
 
 ## ci: what .ci/run runs: staticcheck, host tests, QEMU tests for armv7 and arm64, the
 ## firmware booted with power cuts, a short fuzz
-ci: lint test test-arm vm-test
+ci: lint test release-check test-arm vm-test
 	FUZZTIME=$(CI_FUZZTIME) bash scripts/fuzz.sh
 
 ## demo: the end-to-end demonstration under out/demo (internal/demo): a private D-Bus, the
