@@ -78,7 +78,7 @@ lint:
 fuzz:
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
-## bench: each SPEC §11 budget measured now, one line each (figure, budget, PASS/FAIL),
+## bench: each budget measured now, one line each (figure, budget, PASS/FAIL),
 ## and the same in out/bench.json (internal/benchreport); the idle wake-ups take 10
 ## minutes, 1 with BENCH_QUICK=1. Exit 1 if a budget fails, 2 if a figure is missing.
 bench: tools cross

@@ -14,7 +14,7 @@ import (
 	"amos.example/amosd/store"
 )
 
-// Timing of SPEC §4 and §3.
+// Timing of docs/eligibility.md, docs/protocol.md.
 const (
 	// SaveWithin bounds the interaction a power loss can take: the tally is saved at
 	// most this long after it changed, and while the owner interacts.
@@ -52,7 +52,7 @@ type Options struct {
 	// is for hours on an idle phone: on the sync loop's goroutine after its start, an
 	// upload attempt or a flush; on the agent's once the owner stopped interacting and
 	// the tally is saved. `amosd run` returns the garbage of that work to the system
-	// there, so that it does not stay resident while the daemon sleeps (SPEC §11 idle
+	// there, so that it does not stay resident while the daemon sleeps (README.md's budget table idle
 	// memory). It may run on both goroutines at once.
 	Idle func()
 	// Trace is called after the agent handled its wall alarm ("alarm") or its save
@@ -102,7 +102,7 @@ type Agent struct {
 	tallyLost     bool // the next tally starts with FlagTallyLost
 }
 
-// timeAnchor is the latest server_time of this boot (SPEC §6).
+// timeAnchor is the latest server_time of this boot (docs/protocol.md).
 type timeAnchor struct {
 	serverTime int64
 	at         time.Duration // CLOCK_BOOTTIME when it was received
@@ -154,7 +154,7 @@ func New(o Options) (*Agent, error) {
 	return a, nil
 }
 
-// decideEpoch picks the epoch to mint in, and whether it needs its genesis (SPEC §2).
+// decideEpoch picks the epoch to mint in, and whether it needs its genesis (docs/protocol.md).
 func (a *Agent) decideEpoch() error {
 	fileEpoch, haveFile, err := ReadEpoch(a.cfg.KeyDir)
 	if err != nil {
@@ -272,7 +272,7 @@ func (a *Agent) today(now time.Duration) proof.Date {
 }
 
 // dateFloor returns d, or the day after the last minted date if d is not after it: a
-// date is never minted twice nor before the last one (SPEC §4).
+// date is never minted twice nor before the last one (docs/eligibility.md).
 func (a *Agent) dateFloor(d proof.Date) proof.Date {
 	if a.headOK && a.head.LastDate != 0 && d <= a.head.LastDate {
 		return a.head.LastDate.Next()
@@ -280,7 +280,7 @@ func (a *Agent) dateFloor(d proof.Date) proof.Date {
 	return d
 }
 
-// trusted returns trusted time at now (SPEC §6), and whether the server confirmed it.
+// trusted returns trusted time at now (docs/protocol.md), and whether the server confirmed it.
 func (a *Agent) trusted(now time.Duration) (time.Time, bool) {
 	if a.anchor.ok {
 		return time.Unix(a.anchor.serverTime, 0).Add(now - a.anchor.at), true

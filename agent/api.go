@@ -12,7 +12,7 @@ import (
 	"github.com/godbus/dbus/v5"
 )
 
-// amosd's own D-Bus API (SPEC §7).
+// amosd's own D-Bus API (docs/dbus-api.md).
 const (
 	AgentName  = "com.amos.Agent1"
 	AgentPath  = dbus.ObjectPath("/com/amos/Agent1")
@@ -22,7 +22,7 @@ const (
 	errInvalidArgs  = "org.freedesktop.DBus.Error.InvalidArgs"
 	errFailed       = "org.freedesktop.DBus.Error.Failed"
 
-	// FlushTimeout bounds the sync attempt a Flush waits for (SPEC §7).
+	// FlushTimeout bounds the sync attempt a Flush waits for (docs/dbus-api.md).
 	FlushTimeout = 30 * time.Second
 )
 
@@ -61,7 +61,7 @@ const (
 func (s *apiServer) connected(ctx context.Context, conn *dbus.Conn) error {
 	// Method tables, not conn.Export: Export finds the methods with reflect's
 	// Value.Method, and a binary that calls it keeps every exported method of every
-	// type, which costs amosd about a megabyte (SPEC §11 binary budget).
+	// type, which costs amosd about a megabyte (README.md's budget table binary budget).
 	m := apiMethods{s}
 	if err := conn.ExportMethodTable(map[string]any{
 		"Status":         m.Status,
@@ -165,7 +165,7 @@ func failed(err error) *dbus.Error { return dbus.NewError(errFailed, []any{err.E
 // apiMethods are the exported methods; godbus fills in the Sender.
 type apiMethods struct{ s *apiServer }
 
-// Status returns the daemon's state (SPEC §7).
+// Status returns the daemon's state (docs/dbus-api.md).
 func (m apiMethods) Status(sender dbus.Sender) (map[string]dbus.Variant, *dbus.Error) {
 	if derr := m.s.allow(sender, "Status", accessStatus); derr != nil {
 		return nil, derr

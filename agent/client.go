@@ -16,7 +16,7 @@ var (
 	ErrAccessDenied = errors.New("access denied")
 )
 
-// Client calls a running amosd over D-Bus (SPEC §7).
+// Client calls a running amosd over D-Bus (docs/dbus-api.md).
 type Client struct {
 	conn *dbus.Conn
 	obj  dbus.BusObject

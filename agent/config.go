@@ -15,7 +15,7 @@ import (
 	"amos.example/amosd/proof"
 )
 
-// Config is amosd's configuration file (SPEC §9).
+// Config is amosd's configuration file (docs/config.md).
 type Config struct {
 	DataDir           string     `json:"data_dir"`
 	KeyDir            string     `json:"key_dir"`
@@ -73,14 +73,14 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 	return jsonlite.AppendString(nil, time.Duration(d).String()), nil
 }
 
-// Source names of SPEC §4.
+// Source names of docs/eligibility.md.
 const (
 	SourceAmosPower = "amos-power"
 	SourceLogind    = "logind"
 	SourceEvdev     = "evdev"
 )
 
-// DefaultConfigPath is where firmware installs the configuration (SPEC §8).
+// DefaultConfigPath is where firmware installs the configuration (docs/dbus-api.md).
 const DefaultConfigPath = "/system/etc/amosd.json"
 
 // DefaultConfig returns the configuration every key of a file is laid over.

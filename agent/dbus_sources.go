@@ -10,7 +10,7 @@ import (
 	"github.com/godbus/dbus/v5"
 )
 
-// The platform services the D-Bus sources listen to (SPEC §4).
+// The platform services the D-Bus sources listen to (docs/eligibility.md).
 const (
 	PowerManagerName  = "com.amos.PowerManager"
 	PowerManagerIface = "com.amos.PowerManager1"

@@ -22,7 +22,7 @@ const (
 // evdevCoalesce is the shortest interval between two EventInput of the source.
 const evdevCoalesce = time.Second
 
-// EvdevSource reports the owner's input from Linux input event devices (SPEC §4,
+// EvdevSource reports the owner's input from Linux input event devices (docs/eligibility.md,
 // source "evdev"): key and touch events count as input; their codes, coordinates and
 // values are looked at only to tell input from sensor readings, and are never kept.
 // Devices that appear later are picked up through inotify. It never polls: Run sleeps

@@ -36,7 +36,7 @@ func (k EventKind) String() string {
 }
 
 // Caps are what a source can tell: they decide which conditions of "interactive"
-// (SPEC §4) apply. Without any input or idle source, screen on and unlocked suffice.
+// (docs/eligibility.md) apply. Without any input or idle source, screen on and unlocked suffice.
 type Caps uint8
 
 // Capabilities of a source.

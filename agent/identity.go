@@ -13,7 +13,7 @@ import (
 	"amos.example/amosd/proof"
 )
 
-// Files in key_dir (SPEC §2).
+// Files in key_dir (docs/protocol.md).
 const (
 	KeyFile   = "device.key"
 	CertFile  = "device.cert"

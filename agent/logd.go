@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Android's log daemon (SPEC §9, log "auto" and "logd").
+// Android's log daemon (docs/config.md, log "auto" and "logd").
 const (
 	LogdSocket = "/dev/socket/logdw"
 	logdTag    = "amosd"

@@ -9,7 +9,7 @@ import (
 )
 
 // InputWindow is how long after an input the owner counts as interacting, where an
-// input or idle source exists (SPEC §4).
+// input or idle source exists (docs/eligibility.md).
 const InputWindow = 30 * time.Second
 
 // forever is an interactive end that no event will reach.
@@ -118,7 +118,7 @@ func (m *meter) allCaps() Caps {
 // interactiveEnd returns the CLOCK_BOOTTIME until which the owner counts as
 // interacting from m.at on, if no further event comes: m.at if not interacting now.
 // Interactive means screen on, unlocked, and, where an input or idle source exists,
-// input within InputWindow or an idle hint that is off (SPEC §4).
+// input within InputWindow or an idle hint that is off (docs/eligibility.md).
 func (m *meter) interactiveEnd() time.Duration {
 	caps := m.allCaps()
 	if m.suspended || caps == 0 && !m.screenKnown && !m.lockKnown {
@@ -223,7 +223,7 @@ func (m *meter) apply(ev Event, now time.Duration) {
 			delete(m.caps, ev.Source)
 		}
 		// What a gone source said is stale: without it the screen and lock conditions
-		// fall back to what the remaining sources can tell (SPEC §4), never to "on".
+		// fall back to what the remaining sources can tell (docs/eligibility.md), never to "on".
 		left := m.allCaps()
 		if ev.Caps&CapScreen != 0 && left&CapScreen == 0 {
 			m.screenKnown = false
@@ -246,7 +246,7 @@ func satAdd(v uint16) uint16 {
 
 // activity returns the record body of the date. Interactive seconds are clamped to
 // what its active hours can hold: a wall clock set back can place more than an hour
-// of use in one local hour, and the record must stay valid (SPEC §3).
+// of use in one local hour, and the record must stay valid (docs/protocol.md).
 func (m *meter) activity() *proof.ActivityDay {
 	t := m.tally
 	secs := min(t.InteractiveSeconds, 3600*uint32(bits.OnesCount32(t.ActiveHours)), 86400)

@@ -31,7 +31,7 @@ func (a *Agent) do(ctx context.Context, fn func()) error {
 	}
 }
 
-// ReportEvents maps the event names of ReportActivity (SPEC §7) to events.
+// ReportEvents maps the event names of ReportActivity (docs/dbus-api.md) to events.
 var ReportEvents = map[string]EventKind{
 	"screen_on": EventScreenOn, "screen_off": EventScreenOff,
 	"unlocked": EventUnlocked, "locked": EventLocked, "input": EventInput,
@@ -46,7 +46,7 @@ func (a *Agent) Report(ctx context.Context, name string) error {
 	return a.do(ctx, func() { a.onEvent(Event{Source: "api", Kind: kind}) })
 }
 
-// SetConsent grants or revokes the owner's consent (SPEC §4). Revoking discards the
+// SetConsent grants or revokes the owner's consent (docs/eligibility.md). Revoking discards the
 // day's tally and every record not yet uploaded; the chain then continues in a new
 // epoch, since the server will never see the discarded records.
 func (a *Agent) SetConsent(ctx context.Context, granted bool) error {
@@ -101,7 +101,7 @@ func (a *Agent) setConsent(granted bool) error {
 	return nil
 }
 
-// Flush makes one sync attempt now and waits for it (SPEC §7): it returns the
+// Flush makes one sync attempt now and waits for it (docs/dbus-api.md): it returns the
 // records the server accepted and those still queued.
 func (a *Agent) Flush(ctx context.Context) (accepted, queued uint32, err error) {
 	if a.flush == nil {
@@ -111,7 +111,7 @@ func (a *Agent) Flush(ctx context.Context) (accepted, queued uint32, err error) 
 }
 
 // SetServerTime records the server_time of a 200 answer received at CLOCK_BOOTTIME
-// at, the anchor of trusted time for the rest of the boot (SPEC §6).
+// at, the anchor of trusted time for the rest of the boot (docs/protocol.md).
 func (a *Agent) SetServerTime(ctx context.Context, serverTime int64, at time.Duration) error {
 	return a.do(ctx, func() {
 		a.step(at)
@@ -132,7 +132,7 @@ func (a *Agent) SetServerTime(ctx context.Context, serverTime int64, at time.Dur
 	})
 }
 
-// Status is the agent's state for the Status method of SPEC §7.
+// Status is the agent's state for the Status method of docs/dbus-api.md.
 type Status struct {
 	Version                 string
 	DeviceID                string
@@ -154,7 +154,7 @@ type Status struct {
 	NextRetryUnix           int64
 }
 
-// Variants returns the status as the a{sv} of SPEC §7's Status method.
+// Variants returns the status as the a{sv} of docs/dbus-api.md's Status method.
 func (s Status) Variants() map[string]dbus.Variant {
 	return map[string]dbus.Variant{
 		"version":                   dbus.MakeVariant(s.Version),

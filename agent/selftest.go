@@ -29,7 +29,7 @@ type Check struct {
 	Fix    string `json:"fix,omitempty"`
 }
 
-// Selftest checks what an OEM engineer needs to know on a handset (SPEC §8): the
+// Selftest checks what an OEM engineer needs to know on a handset (docs/dbus-api.md): the
 // configuration, the key, the store, the bus and the daemon, the sources, the name of the
 // server (with the resolver the daemon uses: dnsproxyd, dns_servers or the system's), the
 // server (a TLS handshake with the pinned CA) and the clock. It changes nothing.
@@ -40,7 +40,7 @@ func Selftest(ctx context.Context, cfgPath string, now time.Time) []Check {
 	}
 	cfg, err := LoadConfig(cfgPath)
 	if err != nil {
-		add("config", false, err.Error(), "fix "+cfgPath+" as the message says (see SPEC §9)")
+		add("config", false, err.Error(), "fix "+cfgPath+" as the message says (see docs/config.md)")
 		return out
 	}
 	add("config", true, cfgPath, "")

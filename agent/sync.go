@@ -12,7 +12,7 @@ import (
 	"amos.example/amosd/transport"
 )
 
-// syncer is the sync loop of SPEC §5: at most one upload in flight, attempted when a
+// syncer is the sync loop of docs/protocol.md: at most one upload in flight, attempted when a
 // record is minted, when the network comes up, on Flush, and when the backoff timer
 // fires. With an empty queue nothing is scheduled.
 type syncer struct {
@@ -62,8 +62,9 @@ func (s *syncer) poke() {
 	}
 }
 
-// pokeSpread asks for an attempt at a random moment within sync.spread (SPEC §5 says
-// at once: see the issue 9 note), unless one is due sooner; it never blocks.
+// pokeSpread asks for an attempt at a random moment within sync.spread (docs/protocol.md: a
+// zone's phones all mint at one midnight, and uploading at once made it the busiest
+// minute of the day), unless one is due sooner; it never blocks.
 func (s *syncer) pokeSpread() {
 	select {
 	case s.spread <- struct{}{}:
@@ -183,7 +184,7 @@ func (s *syncer) disarm() {
 // upload fails; it applies each chunk's outcome in one store transaction.
 func (s *syncer) attempt(ctx context.Context) (accepted, queued uint32, err error) {
 	if !s.a.consentNow.Load() {
-		s.disarm() // nothing is uploaded without consent (SPEC §4)
+		s.disarm() // nothing is uploaded without consent (docs/eligibility.md)
 		return 0, 0, errors.New("no consent: nothing is uploaded")
 	}
 	for {

@@ -63,7 +63,7 @@ func TestSyncDeliversAndConfirmsTheClock(t *testing.T) {
 }
 
 // TestSyncBacksOffDuringAnOutage: six hours of 503s, then Retry-After, then recovery:
-// the requests follow the schedule of SPEC §5 and nothing is lost.
+// the requests follow the schedule of docs/protocol.md and nothing is lost.
 func TestSyncBacksOffDuringAnOutage(t *testing.T) {
 	col := testenv.StartCollector(t)
 	col.SetFail(func(int) (int, string) { return http.StatusServiceUnavailable, "" })
@@ -129,7 +129,7 @@ func TestSyncBackoffSurvivesRestart(t *testing.T) {
 	if requests, _ := col.Counts(); requests != 1 {
 		t.Fatalf("%d requests: the restart tried at once", requests)
 	}
-	// Retry-After: 600 is a wait of 10 to 15 minutes (SPEC §5 plus jitter); 4 are gone.
+	// Retry-After: 600 is a wait of 10 to 15 minutes (docs/protocol.md plus jitter); 4 are gone.
 	d, ok := r.clock.nextTimer()
 	if !ok || d < 6*time.Minute-time.Second || d > 11*time.Minute {
 		t.Fatalf("after the restart the next attempt is in %v (armed %v), want the 6 to 11 minutes left", d, ok)

@@ -1,6 +1,6 @@
 // Package androidbuild holds only tests: they check that the files an OEM drops into
 // an AOSP tree (Android.bp, amosd.rc, amosd.json, sepolicy/) agree with each other,
-// with SPEC §9's configuration and with the Makefile that fills prebuilt/.
+// with docs/config.md's configuration and with the Makefile that fills prebuilt/.
 package androidbuild
 
 import (
@@ -24,7 +24,7 @@ import (
 	"amos.example/amosd/agent"
 )
 
-// SPEC §9 gives these two values in its sample; the rest are the defaults.
+// docs/config.md gives these two values in its sample; the rest are the defaults.
 const (
 	specServerURL = "https://records.amos.example"
 	specCAFile    = "/system/etc/security/amos-ca.pem"
@@ -231,7 +231,7 @@ func fileKeys(m map[string]any, prefix string) []string {
 }
 
 // checkConfig checks the shipped amosd.json: it parses as amosd parses it, equals
-// SPEC §9's sample (the defaults, with its server_url and ca_file), equals the
+// docs/config.md's sample (the defaults, with its server_url and ca_file), equals the
 // handset sample of testdata, and spells out every key.
 func checkConfig(shipped, handset []byte) []error {
 	cfg, err := agent.ParseConfig("amosd.json", shipped)
@@ -242,7 +242,7 @@ func checkConfig(shipped, handset []byte) []error {
 	want := agent.DefaultConfig()
 	want.ServerURL, want.CAFile = specServerURL, specCAFile
 	for _, d := range configDiff(*cfg, want) {
-		errs = append(errs, fmt.Errorf("amosd.json: %s, want SPEC §9's", d))
+		errs = append(errs, fmt.Errorf("amosd.json: %s, want docs/config.md's", d))
 	}
 	h, err := agent.ParseConfig("testdata/config/amosd-handset.json", handset)
 	if err != nil {
@@ -345,7 +345,7 @@ func checkRC(src, binPath string, cfg *agent.Config) []error {
 	wantDirs := []string{cfg.DataDir, cfg.KeyDir}
 	def := agent.DefaultConfig()
 	if !slices.Equal(wantDirs, []string{def.DataDir, def.KeyDir}) {
-		bad("amosd.json's data_dir and key_dir %q are not SPEC's defaults %q", wantDirs, []string{def.DataDir, def.KeyDir})
+		bad("amosd.json's data_dir and key_dir %q are not the configuration's defaults %q", wantDirs, []string{def.DataDir, def.KeyDir})
 	}
 	var got []string
 	for d := range dirs {
@@ -586,7 +586,7 @@ func TestChecksCatchMistakes(t *testing.T) {
 		{"Android.bp", `sub_dir: "security"`, `sub_dir: "certs"`, "nothing installs /system/etc/security/amos-ca.pem"},
 		{"Android.bp", `init_rc: ["amosd.rc"]`, `init_rc: ["init.amosd.rc"]`, "amosd.rc is in the directory but no module installs it"},
 		{"Android.bp", "check_elf_files: false", "check_elf_files: true", "check_elf_files"},
-		{"amosd.json", `"log": "auto"`, `"log": "logd"`, "log: logd (want auto), want SPEC §9's"},
+		{"amosd.json", `"log": "auto"`, `"log": "logd"`, "log: logd (want auto), want docs/config.md's"},
 		{"amosd.json", `"status_uids": [2000]`, `"status_uids": [2000, 1001]`, "status_uids: [2000 1001] (want [2000])"},
 		{"amosd.json", `  "dns_servers": [],` + "\n", "", "key dns_servers missing"},
 		{"amosd.json", `"timeout": "30s"`, `"timeout": "30s", "jitter": "1s"`, "unknown key"},

@@ -111,7 +111,7 @@ why_fix() {
 	case $RC in
 	127) echo "amosd is not installed where this runs: add amosd to PRODUCT_PACKAGES (it installs /system/bin/amosd), or pass --push out/arm64/amosd" ;;
 	3) echo "start the daemon (Android: adb shell start amosd; see why it stopped with adb logcat -d -s amosd); the system D-Bus must be up" ;;
-	2) echo "fix the configuration as the message says (/system/etc/amosd.json, SPEC §9)" ;;
+	2) echo "fix the configuration as the message says (/system/etc/amosd.json, docs/config.md)" ;;
 	*)
 		case $OUT in
 		*"access denied"*) echo "this call needs a trusted uid (trusted_uids of amosd.json, by default root 0 and system 1000): adb root (userdebug or eng build), or run as root or system" ;;

@@ -79,7 +79,7 @@ func interleaved(fleet [][][]byte, n int) [][][][]byte {
 	return streams
 }
 
-// BenchmarkIngest measures SPEC §11's collector figure: records/s ingested, signature
+// BenchmarkIngest measures README.md's budget table's collector figure: records/s ingested, signature
 // verification and durable (fsync'd bbolt) storage included, in batches of 256 records
 // from 1,000 devices. "submitters-N" ingests N streams of batches at once, as
 // concurrent HTTP requests do. Each iteration starts from an empty ledger.

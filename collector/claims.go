@@ -64,7 +64,7 @@ func (m Month) Last() proof.Date {
 	return proof.NewDate(t.Year(), t.Month(), t.Day())
 }
 
-// ClaimRow is one maker's claim for a month (SPEC §8).
+// ClaimRow is one maker's claim for a month (docs/operations.md).
 type ClaimRow struct {
 	MakerID         string `json:"maker_id"`
 	EligibleDevices int    `json:"eligible_devices"`

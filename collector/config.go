@@ -21,7 +21,7 @@ const DefaultConfigPath = "/etc/amos-collector/config.json"
 // ConfigEnv names the variable that overrides DefaultConfigPath.
 const ConfigEnv = "AMOS_COLLECTOR_CONFIG"
 
-// Config is the collector's configuration file (SPEC §8).
+// Config is the collector's configuration file (docs/operations.md).
 type Config struct {
 	Listen            string        `json:"listen"`
 	TLSCert           string        `json:"tls_cert"`
@@ -43,14 +43,14 @@ type MakerConfig struct {
 	TokenSHA256 string `json:"token_sha256"` // SHA-256 of its bearer token, 64 hex digits
 }
 
-// Eligibility holds the thresholds of SPEC §8.
+// Eligibility holds the thresholds of docs/operations.md.
 type Eligibility struct {
 	MinInteractiveSeconds int `json:"min_interactive_seconds"`
 	MinUnlocks            int `json:"min_unlocks"`
 	MinActiveDays         int `json:"min_active_days"`
 }
 
-// DefaultEligibility returns SPEC §8's defaults: 120 s, 1 unlock, 10 days.
+// DefaultEligibility returns docs/operations.md's defaults: 120 s, 1 unlock, 10 days.
 func DefaultEligibility() Eligibility {
 	return Eligibility{MinInteractiveSeconds: 120, MinUnlocks: 1, MinActiveDays: 10}
 }
@@ -75,13 +75,13 @@ func (e Eligibility) validate() *ConfigError {
 	return nil
 }
 
-// Limits bound the load the server takes (SPEC §8).
+// Limits bound the load the server takes (docs/operations.md).
 type Limits struct {
 	MaxInflightBatches     int `json:"max_inflight_batches"`
 	DeviceBatchesPerMinute int `json:"device_batches_per_minute"`
 }
 
-// DefaultLimits returns SPEC §8's defaults: 64 batches in flight, 30 a minute per device.
+// DefaultLimits returns docs/operations.md's defaults: 64 batches in flight, 30 a minute per device.
 func DefaultLimits() Limits { return Limits{MaxInflightBatches: 64, DeviceBatchesPerMinute: 30} }
 
 // Registry maps maker_id to the maker's registered Ed25519 key.

@@ -1,6 +1,6 @@
 // Package collector is the reference cloud side of amosd: it verifies every uploaded
 // record, keeps every device's chains in a durable ledger, and computes each maker's
-// monthly claim (SPEC §5 server side, §8 eligibility).
+// monthly claim (docs/protocol.md, the server side; docs/eligibility.md, the claim rules).
 //
 // # Ingest
 //

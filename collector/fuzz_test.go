@@ -60,7 +60,7 @@ func FuzzParseMonth(f *testing.F) {
 
 // FuzzIngest throws arbitrary batch bodies at the ingest path, after a golden chain
 // is stored: it must never panic, answer exactly one result per decoded record (or
-// refuse the batch as a whole), use only SPEC §5's statuses and reasons, and leave
+// refuse the batch as a whole), use only docs/protocol.md's statuses and reasons, and leave
 // every stored chain valid.
 func FuzzIngest(f *testing.F) {
 	g := loadGolden(f)
@@ -106,7 +106,7 @@ func FuzzIngest(f *testing.F) {
 		linked := false
 		for i, v := range verdicts(rc.Results) {
 			if !valid[v] {
-				t.Fatalf("result %d: %q is not a SPEC §5 verdict", i, v)
+				t.Fatalf("result %d: %q is not a docs/protocol.md verdict", i, v)
 			}
 			switch v {
 			case "rejected future_date", "rejected stale", "rejected bad_cert", "rejected unknown_maker":

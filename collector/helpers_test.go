@@ -12,7 +12,7 @@ import (
 	"amos.example/amosd/proof"
 )
 
-// cst is the default reporting zone of SPEC §3: UTC+08:00.
+// cst is the default reporting zone of docs/protocol.md: UTC+08:00.
 const cst = 480
 
 const goldenDir = "../testdata/proof"

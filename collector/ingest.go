@@ -70,7 +70,7 @@ func (c *Collector) Ledger() Ledger { return c.ledger }
 // Registry returns the makers registry, nil if none.
 func (c *Collector) Registry() Registry { return c.makers }
 
-// IngestBatch decodes a wire batch (SPEC §3) and ingests its records. An error
+// IngestBatch decodes a wire batch (docs/protocol.md) and ingests its records. An error
 // wrapping proof.ErrBatchFraming, proof.ErrBatchTooMany or proof.ErrBatchTooLarge
 // means the batch itself is refused (HTTP 400 or 413) and nothing was looked at.
 func (c *Collector) IngestBatch(body []byte) (*Receipt, error) {

@@ -102,7 +102,7 @@ type EpochCounts struct {
 	Accepted   uint32 // accepted activity records: days that count
 	FutureDate uint32 // linked, rejected future_date
 	Stale      uint32 // linked, rejected stale
-	// Records (genesis included) carrying each flag of SPEC §3.
+	// Records (genesis included) carrying each flag of docs/protocol.md.
 	ClockUnconfirmed uint32
 	ClockJumped      uint32
 	TallyLost        uint32

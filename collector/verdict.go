@@ -6,10 +6,10 @@ import (
 	"amos.example/amosd/proof"
 )
 
-// Status is the status of one record's result (SPEC §5).
+// Status is the status of one record's result (docs/protocol.md).
 type Status string
 
-// Statuses of SPEC §5.
+// Statuses of docs/protocol.md.
 const (
 	StatusAccepted  Status = "accepted"
 	StatusDuplicate Status = "duplicate"
@@ -17,11 +17,11 @@ const (
 	StatusRejected  Status = "rejected"
 )
 
-// Reason says why a record was not accepted (SPEC §5). Empty for accepted and
+// Reason says why a record was not accepted (docs/protocol.md). Empty for accepted and
 // duplicate records.
 type Reason string
 
-// Reasons of SPEC §5.
+// Reasons of docs/protocol.md.
 const (
 	ReasonBadFormat     Reason = "bad_format"
 	ReasonBadSignature  Reason = "bad_signature"
@@ -34,7 +34,7 @@ const (
 	ReasonChainGap      Reason = "chain_gap"
 )
 
-// Result is the verdict on one record, in the JSON form of SPEC §5.
+// Result is the verdict on one record, in the JSON form of docs/protocol.md.
 type Result struct {
 	Epoch  uint32 `json:"epoch"`
 	Seq    uint64 `json:"seq"`
@@ -58,7 +58,7 @@ func (r Result) String() string {
 	return s
 }
 
-// Receipt is the 200 answer to a batch (SPEC §5).
+// Receipt is the 200 answer to a batch (docs/protocol.md).
 type Receipt struct {
 	ServerTime int64    `json:"server_time"`
 	Results    []Result `json:"results"`

@@ -5,13 +5,13 @@ import (
 	"math"
 )
 
-// Batch limits of SPEC §5: at most 256 records and 64 KiB on the wire, prefixes included.
+// Batch limits of docs/protocol.md: at most 256 records and 64 KiB on the wire, prefixes included.
 const (
 	MaxBatchRecords = 256
 	MaxBatchBytes   = 64 << 10
 )
 
-// BatchContentType is the media type of a batch (SPEC §3).
+// BatchContentType is the media type of a batch (docs/protocol.md).
 const BatchContentType = "application/vnd.amos.records"
 
 // BatchSize returns the number of bytes that records take in a batch.
@@ -24,7 +24,7 @@ func BatchSize(records [][]byte) int {
 }
 
 // EncodeBatch frames records for the wire: each preceded by its length as u16. It
-// refuses an empty batch and one over the limits of SPEC §5.
+// refuses an empty batch and one over the limits of docs/protocol.md.
 func EncodeBatch(records [][]byte) ([]byte, error) {
 	switch {
 	case len(records) == 0:

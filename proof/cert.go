@@ -9,13 +9,13 @@ import (
 // CertMagic opens every maker certificate.
 const CertMagic = "AMC1"
 
-// Limits of the variable-length certificate fields (SPEC §2).
+// Limits of the variable-length certificate fields (docs/protocol.md).
 const (
 	MaxMakerIDLen = 32
 	MaxModelLen   = 64
 )
 
-// Certificate is a maker certificate (SPEC §2): the maker's signed statement that a
+// Certificate is a maker certificate (docs/protocol.md): the maker's signed statement that a
 // device key belongs to a handset it built.
 type Certificate struct {
 	DevicePublicKey PublicKey
@@ -26,7 +26,7 @@ type Certificate struct {
 	Signature       Signature
 }
 
-// ValidMakerID reports whether id is a maker_id of SPEC §2: [a-z0-9-]{1,32}.
+// ValidMakerID reports whether id is a maker_id of docs/protocol.md: [a-z0-9-]{1,32}.
 func ValidMakerID(id string) bool {
 	if len(id) < 1 || len(id) > MaxMakerIDLen {
 		return false

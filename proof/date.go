@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Date is a calendar date in the reporting zone, as the number YYYYMMDD (SPEC §3).
+// Date is a calendar date in the reporting zone, as the number YYYYMMDD (docs/protocol.md).
 type Date uint32
 
 // Dates outside these years are rejected as malformed.

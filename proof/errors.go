@@ -42,7 +42,7 @@ var (
 	ErrChainGenesis = errors.New("genesis in the middle of a chain")
 )
 
-// Sentinel errors for batches (SPEC §3, "Batches on the wire").
+// Sentinel errors for batches (docs/protocol.md, "Batches on the wire").
 var (
 	ErrBatchFraming  = errors.New("malformed batch framing")
 	ErrBatchTooMany  = errors.New("too many records in batch")
@@ -53,7 +53,7 @@ var (
 // why. Err is the sentinel callers branch on.
 type FormatError struct {
 	Object string // "record", "certificate", "genesis body", "activity body", "batch"
-	Field  string // the SPEC name of the field, or "" for the object as a whole
+	Field  string // the name of the field in docs/protocol.md, or "" for the object as a whole
 	Offset int    // byte offset of the field inside the object, -1 if not applicable
 	Detail string // the offending value and what was expected
 	Err    error  // a sentinel of this package

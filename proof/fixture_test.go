@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// cst is the default reporting zone of SPEC §3: UTC+08:00.
+// cst is the default reporting zone of docs/protocol.md: UTC+08:00.
 const cst = 480
 
 // fixture holds the deterministic keys and records behind the golden vectors: the same

@@ -578,7 +578,7 @@ func TestGoldenValues(t *testing.T) {
 	for i, r := range recs {
 		hashes[i] = HashRecord(r).String()
 		if i > 0 && len(r) != ActivityRecordSize {
-			t.Errorf("activity record %d is %d bytes, SPEC says 199", i, len(r))
+			t.Errorf("activity record %d is %d bytes, docs/protocol.md says 199", i, len(r))
 		}
 	}
 	if !slices.Equal(hashes, keys.RecordHashes) {
@@ -590,7 +590,7 @@ func TestGoldenValues(t *testing.T) {
 }
 
 // TestRecordLayout reads a golden activity record and certificate at the byte offsets
-// of SPEC §2 and §3 by hand, independently of the encoder.
+// of docs/protocol.md by hand, independently of the encoder.
 func TestRecordLayout(t *testing.T) {
 	f := newFixture(t)
 	b := f.days[0]
@@ -641,13 +641,13 @@ func TestRecordLayout(t *testing.T) {
 		int64(binary.BigEndian.Uint64(c[70+n+m:])) != f.cert.IssuedAt ||
 		len(c) != 70+n+m+8+64 ||
 		!f.maker.PublicKey().Verify(c[:70+n+m+8], Signature(c[70+n+m+8:])) {
-		t.Errorf("certificate layout differs from SPEC §2:\n%s", hex.Dump(c))
+		t.Errorf("certificate layout differs from docs/protocol.md:\n%s", hex.Dump(c))
 	}
 
 	g := f.genesis
 	if g[4] != 1 || binary.BigEndian.Uint64(g[43:]) != 1 || !bytes.Equal(g[117:149], pub[:]) ||
 		int(binary.BigEndian.Uint16(g[149:])) != len(c) || !bytes.Equal(g[151:151+len(c)], c) ||
 		g[151+len(c)] != 1 || len(g) != 151+len(c)+1+64 {
-		t.Errorf("genesis layout differs from SPEC §3:\n%s", hex.Dump(g))
+		t.Errorf("genesis layout differs from docs/protocol.md:\n%s", hex.Dump(g))
 	}
 }

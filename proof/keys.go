@@ -7,7 +7,7 @@ import (
 	"fmt"
 )
 
-// Sizes of the fixed-width values of SPEC §2 and §3.
+// Sizes of the fixed-width values of docs/protocol.md.
 const (
 	PublicKeySize = ed25519.PublicKeySize
 	SignatureSize = ed25519.SignatureSize
@@ -24,7 +24,7 @@ type Signature [SignatureSize]byte
 // Hash is a SHA-256 digest: a record hash or a device_id.
 type Hash [HashSize]byte
 
-// DeviceID is SHA-256 of the device public key (SPEC §2).
+// DeviceID is SHA-256 of the device public key (docs/protocol.md).
 type DeviceID = Hash
 
 // String returns the lowercase hex form used in logs, status and the collector's URLs.
@@ -33,7 +33,7 @@ func (h Hash) String() string { return hex.EncodeToString(h[:]) }
 // String returns the lowercase hex form of the key.
 func (k PublicKey) String() string { return hex.EncodeToString(k[:]) }
 
-// DeviceID returns SHA-256 of the key, the device_id of SPEC §2.
+// DeviceID returns SHA-256 of the key, the device_id of docs/protocol.md.
 func (k PublicKey) DeviceID() DeviceID { return sha256.Sum256(k[:]) }
 
 // Verify reports whether sig is a valid signature of msg by k.
@@ -41,7 +41,7 @@ func (k PublicKey) Verify(msg []byte, sig Signature) bool {
 	return ed25519.Verify(ed25519.PublicKey(k[:]), msg, sig[:])
 }
 
-// HashRecord returns the record hash of SPEC §3: SHA-256 of all bytes of an encoded
+// HashRecord returns the record hash of docs/protocol.md: SHA-256 of all bytes of an encoded
 // record, signature included.
 func HashRecord(encoded []byte) Hash { return sha256.Sum256(encoded) }
 
@@ -89,7 +89,7 @@ type KeySigner struct {
 }
 
 // NewKeySigner returns a signer for the 32-byte Ed25519 seed (the raw contents of
-// key_dir/device.key, SPEC §2).
+// key_dir/device.key, docs/protocol.md).
 func NewKeySigner(seed []byte) (*KeySigner, error) {
 	if len(seed) != SeedSize {
 		return nil, fmt.Errorf("proof: Ed25519 seed is %d bytes, want %d: %w", len(seed), SeedSize, ErrRange)

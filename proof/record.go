@@ -9,7 +9,7 @@ import (
 // RecordMagic opens every record.
 const RecordMagic = "AMR1"
 
-// Sizes of SPEC §3.
+// Sizes of docs/protocol.md.
 const (
 	HeaderSize         = 117                                // bytes before the body
 	ActivityBodySize   = 18                                 // the activity-day body
@@ -18,7 +18,7 @@ const (
 	genesisFixedSize   = PublicKeySize + 2 + 1 // public key, cert length, reason
 )
 
-// Byte offsets of the header fields (SPEC §3), used in error messages.
+// Byte offsets of the header fields (docs/protocol.md), used in error messages.
 const (
 	offKind     = 4
 	offFlags    = 5
@@ -35,16 +35,16 @@ const (
 // Kind is the record kind.
 type Kind uint8
 
-// Record kinds of SPEC §3.
+// Record kinds of docs/protocol.md.
 const (
 	KindGenesis  Kind = 1
 	KindActivity Kind = 2
 )
 
-// Flags are the record flags of SPEC §3.
+// Flags are the record flags of docs/protocol.md.
 type Flags uint16
 
-// The flags of SPEC §3. No other bit may be set.
+// The flags of docs/protocol.md. No other bit may be set.
 const (
 	FlagClockUnconfirmed Flags = 0x0001 // no server time yet since boot
 	FlagClockJumped      Flags = 0x0002 // wall clock jumped > 5 min against CLOCK_BOOTTIME
@@ -53,7 +53,7 @@ const (
 	KnownFlags                 = FlagClockUnconfirmed | FlagClockJumped | FlagTallyLost | FlagDebuggable
 )
 
-// Record is one activity record of SPEC §3: a header, a Body (*Genesis or *ActivityDay)
+// Record is one activity record of docs/protocol.md: a header, a Body (*Genesis or *ActivityDay)
 // and the device's signature.
 type Record struct {
 	Flags     Flags
@@ -96,7 +96,7 @@ func (r *Record) Activity() (*ActivityDay, bool) {
 	return a, ok && a != nil
 }
 
-// Validate checks every field against SPEC §3: what Decode accepts, and what encoding
+// Validate checks every field against docs/protocol.md: what Decode accepts, and what encoding
 // requires.
 func (r *Record) Validate() error {
 	const obj = "record"
@@ -262,17 +262,17 @@ func Decode(b []byte) (*Record, error) {
 	return rec, nil
 }
 
-// GenesisReason says why an epoch started (SPEC §3).
+// GenesisReason says why an epoch started (docs/protocol.md).
 type GenesisReason uint8
 
-// Genesis reasons of SPEC §3.
+// Genesis reasons of docs/protocol.md.
 const (
 	ReasonFirstStart     GenesisReason = 1
 	ReasonStoreRecreated GenesisReason = 2
 	ReasonKeyRotated     GenesisReason = 3
 )
 
-// Genesis is the body of the first record of every epoch (SPEC §3).
+// Genesis is the body of the first record of every epoch (docs/protocol.md).
 type Genesis struct {
 	PublicKey PublicKey
 	Cert      *Certificate // nil for an unattributed device
@@ -346,7 +346,7 @@ func decodeGenesis(body []byte) (*Genesis, error) {
 	return g, nil
 }
 
-// ActivityDay is the body of an activity record: the counters of one date (SPEC §3).
+// ActivityDay is the body of an activity record: the counters of one date (docs/protocol.md).
 type ActivityDay struct {
 	Date               Date   // in the reporting zone
 	UTCOffsetMinutes   int16  // of the reporting zone

@@ -3,7 +3,7 @@ package proof
 import "encoding/binary"
 
 // reader walks a byte slice field by field and remembers the first error, so that
-// decoders read like the tables of SPEC §2 and §3.
+// decoders read like the tables of docs/protocol.md.
 type reader struct {
 	obj string
 	b   []byte

@@ -36,7 +36,7 @@ if ((${#need[@]})); then
 fi
 
 # dbus-daemon resolves every client's uid to a user: the tests connect as uid 2000, the
-# Android shell user of SPEC §7's status_uids, which needs a passwd entry here.
+# Android shell user of docs/dbus-api.md's status_uids, which needs a passwd entry here.
 if [[ $(id -u) -eq 0 ]] && ! getent passwd 2000 >/dev/null; then
   echo "ensure-tools: adding user amos-shell (uid 2000) for the access-control tests"
   useradd --uid 2000 --no-create-home --no-user-group --shell /usr/sbin/nologin amos-shell 2>/dev/null \

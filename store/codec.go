@@ -40,7 +40,7 @@ type Tally struct {
 }
 
 // SyncState is what the sync loop keeps across restarts: its backoff, its last result,
-// and the anchor of trusted time (SPEC §6).
+// and the anchor of trusted time (docs/protocol.md).
 type SyncState struct {
 	LastAttempt     int64         // unix seconds, 0 if never
 	LastSuccess     int64         // unix seconds of the last 200 answer, 0 if never
@@ -56,7 +56,7 @@ type SyncState struct {
 type DeadLetter struct {
 	Key    uint64 // position in the dead-letter bucket
 	At     int64  // unix seconds when it was moved
-	Reason string // the server's reason (SPEC §5), at most 255 bytes
+	Reason string // the server's reason (docs/protocol.md), at most 255 bytes
 	Record []byte
 }
 

@@ -83,7 +83,7 @@ func after(a, b RecordID) bool {
 
 // headAfter returns the chain head once r (encoded as raw) is minted on top of h.
 // LastDate is the latest date minted on the device in any epoch: a date is never
-// minted twice (SPEC §4).
+// minted twice (docs/eligibility.md).
 func headAfter(h Head, r *proof.Record, raw []byte) Head {
 	next := Head{DeviceID: r.DeviceID, Epoch: r.Epoch, Seq: r.Seq, Hash: proof.HashRecord(raw), MintedAt: r.MintedAt, LastDate: h.LastDate}
 	if a, ok := r.Activity(); ok {
@@ -273,7 +273,7 @@ func (s *Store) Peek(maxRecords, maxBytes int) ([]Item, error) {
 	return items, err
 }
 
-// Refusal is a record the server refused for good, and its reason (SPEC §5).
+// Refusal is a record the server refused for good, and its reason (docs/protocol.md).
 type Refusal struct {
 	ID     RecordID
 	Reason string

@@ -69,7 +69,7 @@ func (s *Store) Tally() (t Tally, ok bool, err error) {
 }
 
 // SetConsent stores the owner's consent. Revoking it discards, in the same
-// transaction, the day's tally and every queued record (SPEC §4); it returns how many
+// transaction, the day's tally and every queued record (docs/eligibility.md); it returns how many
 // records were discarded. Dead-letter records are kept: they are never sent.
 func (s *Store) SetConsent(granted bool) (discarded int, err error) {
 	var freed int64

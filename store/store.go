@@ -23,13 +23,13 @@ import (
 	"amos.example/amosd/internal/boltguard"
 )
 
-// FileName is the store's file inside data_dir (SPEC §10).
+// FileName is the store's file inside data_dir (docs/store-and-epochs.md).
 const FileName = "amosd.db"
 
 // corruptPrefix names a store moved aside: amosd.db.corrupt-<unix time>.
 const corruptPrefix = FileName + ".corrupt-"
 
-// KeepCorrupt is how many moved-aside corrupt stores are kept (SPEC §10).
+// KeepCorrupt is how many moved-aside corrupt stores are kept (docs/store-and-epochs.md).
 const KeepCorrupt = 2
 
 // Defaults for Options.

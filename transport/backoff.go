@@ -7,7 +7,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 )
 
-// The retry schedule of SPEC §5.
+// The retry schedule of docs/protocol.md.
 const (
 	DefaultInitialBackoff      = 30 * time.Second
 	DefaultMaxBackoff          = 6 * time.Hour
@@ -15,7 +15,7 @@ const (
 	BackoffRandomizationFactor = 0.5
 )
 
-// Backoff is the retry schedule of the sync loop (SPEC §5): an exponential backoff of
+// Backoff is the retry schedule of the sync loop (docs/protocol.md): an exponential backoff of
 // github.com/cenkalti/backoff/v4 with multiplier 2, randomization 0.5 and no limit on
 // the elapsed time, whose interval starts at the initial backoff and grows to at most
 // the maximum; each wait is the interval ±50 %. A server's Retry-After, plus up to 50 %

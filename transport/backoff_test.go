@@ -19,7 +19,7 @@ func TestBackoffSchedule(t *testing.T) {
 		initial, max time.Duration
 		intervals    []time.Duration // the interval each successive wait is drawn around
 	}{
-		{0, 0, []time.Duration{ // SPEC §5 defaults
+		{0, 0, []time.Duration{ // docs/protocol.md defaults
 			30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute,
 			16 * time.Minute, 32 * time.Minute, 64 * time.Minute, 128 * time.Minute, 256 * time.Minute,
 			6 * time.Hour, 6 * time.Hour, 6 * time.Hour,

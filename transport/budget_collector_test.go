@@ -74,7 +74,7 @@ func yearOfRecords(b *testing.B, maker *proof.KeySigner, label string, now time.
 }
 
 // BenchmarkBudgetYearDrain: a year of queued records (365) uploaded to the reference
-// collector on loopback, over TLS, verified and stored durably (SPEC §11: at most 2
+// collector on loopback, over TLS, verified and stored durably (README.md's budget table: at most 2
 // requests, under 1 s). Each iteration is a new device and a new client.
 func BenchmarkBudgetYearDrain(b *testing.B) {
 	// The collector's clock is pinned: a year that ends on 2028-02-29 (a leap day).

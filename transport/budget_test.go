@@ -10,7 +10,7 @@ import (
 	"amos.example/amosd/internal/benchline"
 )
 
-// wireBudget is SPEC §11: bytes on the wire per device-month, both directions, TLS
+// wireBudget is README.md's budget table: bytes on the wire per device-month, both directions, TLS
 // included, for 31 daily syncs.
 const wireBudget = 48 << 10
 
@@ -53,7 +53,7 @@ func dailySyncs(t testing.TB, resume bool) (server, client int64) {
 }
 
 // TestWireBudget measures 31 daily syncs of one 199-byte record against the 48 KiB of
-// SPEC §11, with TLS session resumption (the client's configuration) and, for
+// README.md's budget table, with TLS session resumption (the client's configuration) and, for
 // comparison, with a full handshake every day.
 func TestWireBudget(t *testing.T) {
 	withResume, clientCount := dailySyncs(t, true)
@@ -65,7 +65,7 @@ func TestWireBudget(t *testing.T) {
 	}
 }
 
-// TestYearDrain: a year of queued records (365) goes up in at most 2 requests (SPEC §11).
+// TestYearDrain: a year of queued records (365) goes up in at most 2 requests (README.md's budget table).
 func TestYearDrain(t *testing.T) {
 	s := startTLS(t, true)
 	recs, ids := makeRecords(t, 365)
@@ -77,7 +77,7 @@ func TestYearDrain(t *testing.T) {
 	}
 }
 
-// BenchmarkBudgetWireMonth reports the wire bytes of a month of daily syncs (SPEC §11),
+// BenchmarkBudgetWireMonth reports the wire bytes of a month of daily syncs (README.md's budget table),
 // counted by the server's listener, as a line for internal/benchreport.
 func BenchmarkBudgetWireMonth(b *testing.B) {
 	for range b.N {

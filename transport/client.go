@@ -22,19 +22,19 @@ import (
 
 // Defaults and limits of a Client.
 const (
-	// DefaultTimeout is the default of Config.Timeout (sync.timeout of SPEC §9).
+	// DefaultTimeout is the default of Config.Timeout (sync.timeout of docs/config.md).
 	DefaultTimeout = 30 * time.Second
 	// MaxResponseBytes bounds the body of an answer; a longer one is a protocol error.
 	MaxResponseBytes = 1 << 20
 	// DefaultUserAgent is sent when Config.UserAgent is empty. It is short on purpose:
-	// every byte of every request counts against the wire budget of SPEC §11.
+	// every byte of every request counts against the wire budget of README.md's budget table.
 	DefaultUserAgent = "amosd"
 	// RecordsPath is the path of the upload endpoint, below server_url.
 	RecordsPath = "/v1/records"
 )
 
 // Dead-letter reasons that Upload gives itself when a single record is refused as a
-// whole batch (SPEC §5 names no reason for these answers).
+// whole batch (docs/protocol.md names no reason for these answers).
 const (
 	ReasonBadFormat = "bad_format" // a one-record batch answered 400
 	ReasonTooLarge  = "too_large"  // a one-record batch answered 413
@@ -44,7 +44,7 @@ const (
 // connection can be reused.
 const errorBodyBytes = 4 << 10
 
-// Config configures a Client. It mirrors the keys of SPEC §9 that the transport uses.
+// Config configures a Client. It mirrors the keys of docs/config.md that the transport uses.
 type Config struct {
 	// ServerURL is server_url: https://host[:port][/prefix]; uploads go to
 	// ServerURL + "/v1/records". http:// is refused unless AllowInsecureHTTP is set.
@@ -63,7 +63,7 @@ type Config struct {
 	BatchRecords int
 	// DNSServers is dns_servers: IP or IP:port of DNS servers (port 53 by default), used
 	// only when the system has no /etc/resolv.conf and no Android
-	// /dev/socket/dnsproxyd (SPEC §9). Queries go to them in turn. Names are resolved
+	// /dev/socket/dnsproxyd (docs/config.md). Queries go to them in turn. Names are resolved
 	// through dnsproxyd whenever it exists (see Resolver).
 	DNSServers []string
 	// UserAgent is the User-Agent header; "" means DefaultUserAgent.
@@ -71,7 +71,7 @@ type Config struct {
 }
 
 // Client uploads batches to the collector. Its methods are safe for concurrent use, but
-// SPEC §5 wants at most one upload in flight, and the wire figures of a Result are only
+// docs/protocol.md wants at most one upload in flight, and the wire figures of a Result are only
 // exact when Uploads do not overlap.
 type Client struct {
 	endpoint  string // the URL uploads go to, for messages
@@ -167,7 +167,7 @@ func newClient(cfg Config, opt options) (*Client, error) {
 			NextProtos: nil, // no ALPN: HTTP/1.1 only, and no bytes spent saying so
 			// Classic X25519 (P-256 as a fallback) without the post-quantum hybrids of
 			// Go's default: their key shares add about 2.3 KB to every handshake, which
-			// alone would exceed the wire budget of SPEC §11 for 31 daily syncs.
+			// alone would exceed the wire budget of README.md's budget table for 31 daily syncs.
 			CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256},
 		}
 		if !opt.noSessionCache {
@@ -231,11 +231,11 @@ func exists(path string) bool {
 func (c *Client) Resolver() *Resolver { return c.resolver }
 
 // WireBytes returns the bytes read and written on the Client's TCP connections since
-// New, TLS included (TCP/IP headers are not): the figure SPEC §11 budgets.
+// New, TLS included (TCP/IP headers are not): the figure budgets.
 func (c *Client) WireBytes() int64 { return c.wire.Load() }
 
 // Refusal is a record refused for good: it goes to dead-letter with Reason, one of the
-// reasons of SPEC §5, or ReasonBadFormat / ReasonTooLarge when the server refused it
+// reasons of docs/protocol.md, or ReasonBadFormat / ReasonTooLarge when the server refused it
 // alone as a batch (400 / 413).
 type Refusal struct {
 	ID     RecordID
@@ -247,7 +247,7 @@ type Refusal struct {
 // the upload stopped before it was answered.
 type Result struct {
 	// ServerTime is the server_time of the last 200 answer, 0 if there was none. It
-	// feeds trusted time (SPEC §6); the caller notes when it got it.
+	// feeds trusted time (docs/protocol.md); the caller notes when it got it.
 	ServerTime int64
 	// Acked are the records the server accepted or already had: delete them from the
 	// queue.
@@ -422,7 +422,7 @@ func (c *Client) post(ctx context.Context, items []item, res *Result) (int, erro
 	return statusOK, nil
 }
 
-// The HTTP statuses the protocol gives a meaning (SPEC §5).
+// The HTTP statuses the protocol gives a meaning (docs/protocol.md).
 const (
 	statusOK          = 200
 	statusBadRequest  = 400

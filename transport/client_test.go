@@ -119,7 +119,7 @@ func TestUploadStatuses(t *testing.T) {
 }
 
 // TestUploadBatches checks that a long queue goes in as few requests as the limits allow,
-// oldest first: SPEC §11 wants a year of records in at most 2 requests.
+// oldest first: README.md's budget table wants a year of records in at most 2 requests.
 func TestUploadBatches(t *testing.T) {
 	recs, ids := makeRecords(t, 365)
 	for _, tc := range []struct {

@@ -1,5 +1,5 @@
 // Package transport uploads record batches to the collector over the sync protocol of
-// SPEC §5 and provides the retry schedule that the sync loop waits by.
+// docs/protocol.md and provides the retry schedule that the sync loop waits by.
 //
 // A Client sends one or more POST {server_url}/v1/records requests per Upload, over
 // HTTP/1.1 with TLS 1.2 or later and the CA pinned from ca_file (system roots are never
@@ -11,8 +11,8 @@
 // it), ErrConfig (New only) and ErrInvalidRecord (a caller bug).
 //
 // HTTP/2 is never used. The HTTP/1.1 client is the package's own (http1.go), not
-// net/http: amosd links no net/http, MIME, IDNA or gzip code (SPEC §11 binary budget).
+// net/http: amosd links no net/http, MIME, IDNA or gzip code (README.md's budget table binary budget).
 //
-// Backoff wraps github.com/cenkalti/backoff/v4 with the schedule of SPEC §5, a way to
+// Backoff wraps github.com/cenkalti/backoff/v4 with the schedule of docs/protocol.md, a way to
 // impose a server's Retry-After on the next wait, and an exportable state.
 package transport

@@ -27,7 +27,7 @@ var (
 	// the records and backs off. *RetryAfterError matches it too.
 	ErrTransient = errors.New("transport: transient failure")
 
-	// ErrProtocol means the server answered 200 with a body that breaks SPEC §5: not
+	// ErrProtocol means the server answered 200 with a body that breaks docs/protocol.md: not
 	// JSON, too large, missing fields, an unknown status, or a result list that does
 	// not match the request. It always comes together with ErrTransient: nothing of
 	// that answer is applied.
@@ -60,7 +60,7 @@ var (
 	ErrResolverFailed = errors.New("transport: DNS lookup failed")
 )
 
-// MaxRetryAfter is the longest wait a server can impose with Retry-After (SPEC §5).
+// MaxRetryAfter is the longest wait a server can impose with Retry-After (docs/protocol.md).
 const MaxRetryAfter = 24 * time.Hour
 
 // RetryAfterError is the error for a 429 or 503 answer with a valid Retry-After header:

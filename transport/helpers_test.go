@@ -100,7 +100,7 @@ type srvResponse struct {
 	Results    []srvResult `json:"results"`
 }
 
-// collector is the server side of SPEC §5 for the tests: it decodes batches with proof,
+// collector is the server side of docs/protocol.md for the tests: it decodes batches with proof,
 // stores each record once (a record it has is a duplicate), and answers results.
 // Scenario hooks change what it answers. All fields are guarded by mu.
 type collector struct {

@@ -17,7 +17,7 @@ import (
 // makes: a POST with a Content-Length body, answered with a status, a few headers and a
 // body framed by Content-Length, chunked transfer coding or the end of the connection.
 // It replaces net/http, which with its MIME, IDNA, gzip and proxy code made up a
-// seventh of the binary (SPEC §11). What it keeps of net/http's behaviour: one
+// seventh of the binary (README.md's budget table). What it keeps of net/http's behaviour: one
 // keep-alive connection reused by the requests of an Upload, TLS session resumption
 // across connections (by the tls.Config), every step bounded by the request's deadline
 // and ended at once by its cancellation, response headers bounded, no redirect

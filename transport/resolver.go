@@ -19,8 +19,8 @@ const (
 	SourceSystem     = "system"      // Go's resolver with /etc/resolv.conf
 )
 
-// A Resolver finds the addresses of host names the way amosd must on a handset (SPEC §9,
-// issue 8): through Android's netd socket /dev/socket/dnsproxyd when it exists; otherwise,
+// A Resolver finds the addresses of host names the way amosd must on a handset (docs/config.md):
+// through Android's netd socket /dev/socket/dnsproxyd when it exists; otherwise,
 // when there is no /etc/resolv.conf and dns_servers is set, by asking those servers;
 // otherwise with Go's resolver and the system's configuration. The rule is applied at every
 // lookup, so a netd that starts after amosd is used from its first query on. Literal IP

@@ -8,7 +8,7 @@ import (
 	"amos.example/amosd/internal/jsonlite"
 )
 
-// Per-record statuses of a 200 answer (SPEC §5).
+// Per-record statuses of a 200 answer (docs/protocol.md).
 const (
 	StatusAccepted  = "accepted"
 	StatusDuplicate = "duplicate"
@@ -48,7 +48,7 @@ func field(o *jsonlite.Value, key string) *jsonlite.Value {
 }
 
 // decodeResponse decodes the body of a 200 answer to a request for ids (in request order)
-// and checks it against SPEC §5: one JSON object, nothing after it; server_time present
+// and checks it against docs/protocol.md: one JSON object, nothing after it; server_time present
 // and plausible; exactly one result per record, in request order, each with the
 // (epoch, seq) of its record and a known status; a rejected result has a reason that
 // is a short [a-z0-9_] token (it is stored with the dead letter and shown in status).
@@ -176,7 +176,7 @@ func integer(v *jsonlite.Value, key string, lo, hi int64) (int64, error) {
 }
 
 // validReason reports whether s is a non-empty token of at most maxReasonLen characters
-// from [a-z0-9_]: the reasons of SPEC §5 and any the collector may add later.
+// from [a-z0-9_]: the reasons of docs/protocol.md and any the collector may add later.
 func validReason(s string) bool {
 	if s == "" || len(s) > maxReasonLen {
 		return false

@@ -10,7 +10,7 @@ import (
 )
 
 // decodeWithEncodingJSON is how decodeResponse read answers with encoding/json before
-// amosd dropped it (SPEC §11 binary budget): the reference of
+// amosd dropped it (README.md's budget table binary budget): the reference of
 // FuzzDecodeResponseMatchesEncodingJSON. It returns the fields as pointers, nil when
 // absent or null; ok false for what encoding/json refused.
 func decodeWithEncodingJSON(body []byte) (st *int64, results *[]refResult, ok bool) {

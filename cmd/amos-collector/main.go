@@ -1,5 +1,5 @@
 // Command amos-collector is the reference cloud server of amosd and its command line
-// (SPEC §8): it only parses the command line and wires the collector packages.
+// (docs/operations.md): it only parses the command line and wires the collector packages.
 package main
 
 import (
@@ -24,7 +24,7 @@ var (
 	commit  = "unknown"
 )
 
-// Exit codes of SPEC §8, as amosd's. No collector command needs exitUnreachable: they
+// Exit codes of docs/operations.md, as amosd's. No collector command needs exitUnreachable: they
 // all work on local files.
 const (
 	exitOK     = 0
@@ -41,7 +41,7 @@ type cliEnv struct {
 	now            func() time.Time
 }
 
-// command is one entry of SPEC §8's command table.
+// command is one entry of docs/operations.md's command table.
 type command struct {
 	name, args, summary string
 	run                 func(env *cliEnv, args []string) int
@@ -49,7 +49,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"serve", "", "serve the records, claims and devices API (SPEC §5, §8) until SIGTERM", runServe},
+		{"serve", "", "serve the records, claims and devices API (docs/protocol.md, docs/operations.md) until SIGTERM", runServe},
 		{"maker", "keygen --out PREFIX", "make a maker key: PREFIX.key (seed, 0600) and PREFIX.pub (hex)", nil},
 		{"maker", "certify --key FILE --maker-id ID --model M --serial-tag HEX --device-pub HEX --out FILE", "the factory step: sign a device key into a certificate", nil},
 		{"claims", "--month YYYY-MM [--format csv|json]", "each maker's claim for a month, offline from data_dir", runClaims},

@@ -23,7 +23,7 @@ import (
 	"amos.example/amosd/store"
 )
 
-// The idle budgets of SPEC §11, measured on the real amosd binary (built for the host:
+// The idle budgets of README.md's budget table, measured on the real amosd binary (built for the host:
 // the figures are those of this machine's GOARCH, which each line says) running
 // against a private dbus-daemon and an in-process TLS collector. Run them through
 // `make bench` (internal/benchreport), or alone:
@@ -183,7 +183,7 @@ func bootState(b *testing.B) ([16]byte, uint64) {
 // prepareFullDay writes a device key and a store as a phone would have them after
 // being offline for 999 days and using the phone all of today: a genesis and 999
 // activity records queued (1,000), consent granted, and today's tally with a full day
-// of activity (SPEC §11: "a full day of tally and 1,000 queued records").
+// of activity (README.md's budget table: "a full day of tally and 1,000 queued records").
 func prepareFullDay(b *testing.B, dataDir, keyDir string) {
 	b.Helper()
 	seed := sha256.Sum256([]byte("amosd budget bench device"))

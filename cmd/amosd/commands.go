@@ -46,7 +46,7 @@ func dial(env *cliEnv) (*agent.Client, context.Context, context.CancelFunc, int)
 	return c, ctx, cancel, exitOK
 }
 
-// callResult maps a client error to the exit codes of SPEC §8.
+// callResult maps a client error to the exit codes of docs/dbus-api.md.
 func callResult(env *cliEnv, err error) int {
 	switch {
 	case err == nil:
@@ -59,7 +59,7 @@ func callResult(env *cliEnv, err error) int {
 	return exitFailed
 }
 
-// statusKeys is the order of `amosd status` (SPEC §7's keys).
+// statusKeys is the order of `amosd status` (docs/dbus-api.md's keys).
 var statusKeys = []string{"version", "device_id", "epoch", "last_seq", "queued", "dead_letter", "consent",
 	"today_date", "today_interactive_seconds", "last_sync_unix", "last_sync_result", "next_retry_unix",
 	"clock_trusted", "spoofed_signals", "store_bytes", "sources"}

@@ -10,7 +10,7 @@ import (
 // flagSet parses the few flags of the command line as the standard flag package does
 // (-name or --name; -name=value, or -name value for a string; -name=false for a
 // bool; "--" ends the flags, so does the first argument that is not one; -h, -help
-// and --help ask for help), with its messages, without linking it (SPEC §11 binary
+// and --help ask for help), with its messages, without linking it (README.md's budget table binary
 // budget).
 type flagSet struct {
 	strs  map[string]*string

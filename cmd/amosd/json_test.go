@@ -11,7 +11,7 @@ import (
 )
 
 // encodingJSON is what the command line printed with encoding/json before amosd dropped
-// it (SPEC §11 binary budget).
+// it (README.md's budget table binary budget).
 func encodingJSON(t *testing.T, v any) string {
 	t.Helper()
 	var b bytes.Buffer
@@ -60,7 +60,7 @@ func TestJSONOutputsUnchanged(t *testing.T) {
 			t.Errorf("selftest --json:\n got %s\nwant %s", got, want)
 		}
 	}
-	// status --json: the values godbus gives for the Status variants of SPEC §7.
+	// status --json: the values godbus gives for the Status variants of docs/dbus-api.md.
 	st := map[string]any{"version": "v0.4.0", "device_id": "f823", "epoch": uint32(1), "last_seq": uint64(1), "queued": uint32(1),
 		"consent": true, "today_date": uint32(20261127), "last_sync_unix": int64(0), "sources": []string{}, "x": []string{"a", "b"},
 		"store_bytes": uint64(32768), "n": int32(-1), "b": uint8(7), "q": uint16(9), "i": int16(-2)}

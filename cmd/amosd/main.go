@@ -1,4 +1,4 @@
-// Command amosd is the Amos activity daemon and its command line (SPEC §8): it only
+// Command amosd is the Amos activity daemon and its command line (docs/dbus-api.md): it only
 // parses the command line and wires the packages that do the work.
 package main
 
@@ -17,7 +17,7 @@ var (
 	commit  = "unknown"
 )
 
-// Exit codes of SPEC §8.
+// Exit codes of docs/dbus-api.md.
 const (
 	exitOK          = 0
 	exitFailed      = 1
@@ -25,10 +25,10 @@ const (
 	exitUnreachable = 3
 )
 
-// defaultConfig is where firmware installs the configuration (SPEC §8).
+// defaultConfig is where firmware installs the configuration (docs/dbus-api.md).
 const defaultConfig = "/system/etc/amosd.json"
 
-// command is one entry of SPEC §8's command table.
+// command is one entry of docs/dbus-api.md's command table.
 type command struct {
 	name, args, summary string
 	run                 func(env *cliEnv, args []string) int

@@ -31,7 +31,7 @@ func loadConfig(env *cliEnv) (*agent.Config, int) {
 const heapHeadroom = 4 << 20
 
 // tuneRuntime sets the Go runtime of `amosd run` for a daemon that sleeps for hours
-// (SPEC §11 idle budgets); GOMAXPROCS, GOGC and GOMEMLIMIT in the environment keep
+// (README.md's budget table idle budgets); GOMAXPROCS, GOGC and GOMEMLIMIT in the environment keep
 // the last word:
 //   - one P: amosd has nothing to run in parallel, and each P costs threads to wake
 //     and cached memory (a phone has 8 cores);

@@ -1,5 +1,5 @@
-// Package httpapi serves a collector.Collector over HTTPS: the records endpoint of SPEC
-// §5 and the claims, devices and health endpoints of SPEC §8, with load shedding, a
+// Package httpapi serves a collector.Collector over HTTPS: the records endpoint of
+// docs/protocol.md and the claims, devices and health endpoints of docs/operations.md, with load shedding, a
 // per-device rate limit and bearer tokens.
 //
 // POST /v1/records holds one of max_inflight_batches slots while it reads, verifies and

@@ -182,7 +182,7 @@ func TestRecordsGolden(t *testing.T) {
 	if status != http.StatusOK || hdr.Get("Content-Type") != "application/json" {
 		t.Fatalf("status %d %s: %s", status, hdr.Get("Content-Type"), body)
 	}
-	// The exact JSON of SPEC §5: reason omitted when empty, server_time first.
+	// The exact JSON of docs/protocol.md: reason omitted when empty, server_time first.
 	want := `{"server_time":` + fmt.Sprint(r.clock.now().Unix()) + `,"results":[{"epoch":1,"seq":1,"status":"accepted"},{"epoch":1,"seq":2,"status":"accepted"}`
 	if !strings.HasPrefix(string(body), want) {
 		t.Errorf("body %s\nwant prefix %s", body, want)

@@ -1,4 +1,4 @@
-// Package benchline writes the measurement lines of the SPEC §11 budget benchmarks,
+// Package benchline writes the measurement lines of the budget benchmarks,
 // which internal/benchreport collects and judges: one line per figure on standard
 // output,
 //

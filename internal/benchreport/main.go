@@ -1,4 +1,4 @@
-// Command benchreport is `make bench`: it measures each budget of SPEC §11, prints one
+// Command benchreport is `make bench`: it measures each budget of README.md's budget table, prints one
 // line per budget (the figure measured now, the budget, PASS or FAIL) and writes the
 // same as JSON to out/bench.json.
 //
@@ -66,10 +66,10 @@ type Figure struct {
 	Note  string  `json:"note,omitempty"`
 }
 
-// Budget is one row of SPEC §11.
+// Budget is one row of README.md's budget table.
 type Budget struct {
 	ID       string   `json:"id"`
-	Spec     string   `json:"spec"`     // the row of SPEC §11
+	Spec     string   `json:"spec"`     // the row of README.md's budget table
 	Measured string   `json:"measured"` // as printed
 	Budget   string   `json:"budget"`   // as printed
 	Pass     bool     `json:"pass"`
@@ -205,7 +205,7 @@ func binarySize() Budget {
 			b.finish(fmt.Errorf("%v (run `make cross` first)", err))
 			return b
 		}
-		note := "linux/arm GOARM=7, the budget of SPEC §11"
+		note := "linux/arm GOARM=7, the budget of README.md's table"
 		if arch == "arm64" {
 			note = "linux/arm64, shown against the same budget"
 		}

@@ -35,7 +35,7 @@ func DeviceKey(seed uint64, index int) (*proof.KeySigner, error) {
 	return proof.NewKeySigner(s[:])
 }
 
-// SerialTag derives a factory serial_tag (SPEC §2 recommends an HMAC of the IMEI).
+// SerialTag derives a factory serial_tag (docs/protocol.md recommends an HMAC of the IMEI).
 func SerialTag(seed uint64, label string) [32]byte {
 	return sha256.Sum256(fmt.Appendf(nil, "fleetsim serial %d %s", seed, label))
 }

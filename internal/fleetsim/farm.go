@@ -189,7 +189,7 @@ func RunFarm(ctx context.Context, cfg FarmConfig) (*FarmResult, error) {
 			fd.Device.Close()
 		}
 	}()
-	// What the collector's documented rules pay: SPEC §8 eligibility, one payment per
+	// What the collector's documented rules pay: docs/dbus-api.md eligibility, one payment per
 	// serial_tag; the tricks themselves are not rules.
 	for _, fd := range res.Devices {
 		n := 0

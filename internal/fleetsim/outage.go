@@ -60,7 +60,7 @@ type OutageConfig struct {
 	Capacity int
 	// SyncSpread is the agent's sync.spread: a random delay in [0, SyncSpread)
 	// between a midnight mint and its upload (agent.DefaultSyncSpread on a handset);
-	// 0 uploads at once, as the agent did before issue 9.
+	// 0 uploads at once, as the agent did before sync.spread existed.
 	SyncSpread time.Duration
 	// InitialBackoff and MaxBackoff are the agent's sync.initial_backoff and
 	// sync.max_backoff (30 s, 6 h).

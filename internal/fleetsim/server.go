@@ -105,7 +105,7 @@ type Server struct {
 }
 
 // StartServer starts an in-process collector over TLS in dir (ledger/, pki/) with the
-// makers registered, SPEC §8's default eligibility and limits, on clock.
+// makers registered, docs/dbus-api.md's default eligibility and limits, on clock.
 func StartServer(dir string, makers []Maker, clock *Clock, logf func(string, ...any)) (*Server, error) {
 	pki, err := NewPKI(filepath.Join(dir, "pki"), 30*24*time.Hour)
 	if err != nil {

@@ -1,7 +1,7 @@
 // Package jsonlite reads and writes JSON (RFC 8259) without reflection, for amosd: its
 // configuration, the collector's answers and the --json outputs of its command line.
 // encoding/json and the reflection it needs cost amosd about a quarter of a megabyte
-// of its 6 MiB budget (SPEC §11); what amosd reads and writes is small and fixed, so
+// of its 6 MiB budget (README.md's budget table); what amosd reads and writes is small and fixed, so
 // its callers map values to their types by hand.
 //
 // Parse checks the whole grammar (numbers, escapes, nesting) and keeps the offset of

@@ -17,7 +17,7 @@ import (
 	"amos.example/amosd/proof"
 )
 
-// Collector is a small server side of the sync protocol (SPEC §5) over TLS, for the
+// Collector is a small server side of the sync protocol (docs/protocol.md) over TLS, for the
 // daemon's tests: it keeps each device chain in memory, answers accepted, duplicate
 // or retry (chain_gap), counts requests, and fails on demand. The reference server is
 // amos-collector; this one lets a test decide every answer.

@@ -78,7 +78,7 @@ func powerCuts(t *testing.T, arch Arch, cuts int, rng *mrand.Rand) {
 	for i := 1; i <= cuts; i++ {
 		b := boot(t, ctx, arch, kernel, img, disk, "run", filepath.Join(logs, fmt.Sprintf("boot-%02d.log", i)))
 		// Each boot is one day's last seconds: the owner uses the phone across
-		// midnight, amosd mints the day and uploads it (SPEC's whole path in about
+		// midnight, amosd mints the day and uploads it (the record's whole path in about
 		// five seconds). The cut comes while the services start, while the owner
 		// uses the phone, around midnight, or during the upload, a quarter each.
 		var phase string
@@ -565,7 +565,7 @@ func verify(t *testing.T, r *result, minted map[string]int) {
 // TestIdleWakeups boots the arm64 image with amos.mode=idle and QEMU's -icount
 // sleep=off, under which virtual time jumps to the next timer whenever the CPU idles:
 // an idle hour of the phone passes in seconds, and each process's context switches in
-// that hour are printed (the wake-ups of SPEC §11, on a real kernel).
+// that hour are printed (the wake-ups of README.md's budget table, on a real kernel).
 func TestIdleWakeups(t *testing.T) {
 	if os.Getenv("AMOSD_VMTEST") == "" {
 		t.Skip("boots a full-system QEMU image: run with AMOSD_VMTEST=1")
