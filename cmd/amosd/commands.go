@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"sort"
 	"strings"
 	"time"
@@ -302,7 +301,7 @@ func runInspect(env *cliEnv, args []string) int {
 		return exitFailed
 	}
 	defer s.Close()
-	rep, err := inspectStore(s)
+	rep, err := s.Inspect()
 	if err != nil {
 		fmt.Fprintf(env.stderr, "amosd: inspect: %v\n", err)
 		return exitFailed
@@ -310,7 +309,7 @@ func runInspect(env *cliEnv, args []string) int {
 	switch {
 	case raw:
 		var b []byte
-		for _, r := range rep.raw {
+		for _, r := range rep.Raw {
 			b = append(b, byte(len(r)>>8), byte(len(r)))
 			b = append(b, r...)
 		}
@@ -319,7 +318,7 @@ func runInspect(env *cliEnv, args []string) int {
 		}
 		return exitOK
 	case asJSON:
-		return writeJSON(env, rep.jsonObj())
+		return writeJSON(env, inspectJSON(rep))
 	}
 	fmt.Fprintf(env.stdout, "store:      %s (%d bytes of %d)\n", rep.Path, rep.FileBytes, rep.MaxBytes)
 	if rep.Head != nil {
@@ -359,41 +358,9 @@ func checksJSON(checks []agent.Check) []jsonlite.Obj {
 	return out
 }
 
-// inspection is what `amosd inspect` prints; jsonObj gives the JSON of --json, the
-// object encoding/json would make of it from its tags.
-type inspection struct {
-	Path          string          `json:"path"`
-	FileBytes     int64           `json:"file_bytes"`
-	MaxBytes      int64           `json:"max_bytes"`
-	Head          *inspectHead    `json:"chain_head"`
-	Consent       string          `json:"consent"`
-	Tally         *store.Tally    `json:"tally"`
-	Queue         []inspectRecord `json:"queue"`
-	Dead          []inspectRecord `json:"dead_letter"`
-	EvictedQueued uint64          `json:"evicted_queued"`
-	EvictedDead   uint64          `json:"evicted_dead_letter"`
-	Recovery      *store.Recovery `json:"last_recovery,omitempty"`
-	raw           [][]byte
-}
-
-type inspectHead struct {
-	DeviceID string     `json:"device_id"`
-	Epoch    uint32     `json:"epoch"`
-	Seq      uint64     `json:"seq"`
-	Hash     string     `json:"hash"`
-	LastDate proof.Date `json:"last_date"`
-}
-
-type inspectRecord struct {
-	Epoch  uint32 `json:"epoch"`
-	Seq    uint64 `json:"seq"`
-	What   string `json:"what"`
-	Reason string `json:"reason,omitempty"`
-	At     int64  `json:"at,omitempty"`
-}
-
-// jsonObj returns the JSON object of rep for `amosd inspect --json`.
-func (rep *inspection) jsonObj() jsonlite.Obj {
+// inspectJSON returns the JSON object of rep for `amosd inspect --json`: the object
+// encoding/json would make of store.Inspection from its tags.
+func inspectJSON(rep *store.Inspection) jsonlite.Obj {
 	var head, tally any
 	if h := rep.Head; h != nil {
 		head = jsonlite.O("device_id", h.DeviceID, "epoch", h.Epoch, "seq", h.Seq, "hash", h.Hash, "last_date", uint32(h.LastDate))
@@ -404,7 +371,7 @@ func (rep *inspection) jsonObj() jsonlite.Obj {
 			"ActiveHours", t.ActiveHours, "Flags", uint16(t.Flags), "SavedAt", t.SavedAt,
 			"SavedBootID", t.SavedBootID, "SavedUptimeMS", t.SavedUptimeMS, "State", t.State)
 	}
-	records := func(list []inspectRecord) []jsonlite.Obj {
+	records := func(list []store.InspectedRecord) []jsonlite.Obj {
 		if list == nil {
 			return nil
 		}
@@ -431,68 +398,3 @@ func (rep *inspection) jsonObj() jsonlite.Obj {
 	return obj
 }
 
-func describe(b []byte) (uint32, uint64, string) {
-	r, err := proof.Decode(b)
-	if err != nil {
-		return 0, 0, "undecodable: " + err.Error()
-	}
-	if a, ok := r.Activity(); ok {
-		return r.Epoch, r.Seq, fmt.Sprintf("day %s: %d s, %d unlocks, %d screen_ons, flags %#04x", a.Date, a.InteractiveSeconds, a.Unlocks, a.ScreenOns, uint16(r.Flags))
-	}
-	g, _ := r.Genesis()
-	cert := "no certificate"
-	if g.Cert != nil {
-		cert = "maker " + g.Cert.MakerID
-	}
-	return r.Epoch, r.Seq, fmt.Sprintf("genesis (reason %d, %s)", g.Reason, cert)
-}
-
-func inspectStore(s *store.Store) (*inspection, error) {
-	cnt, err := s.Counts()
-	if err != nil {
-		return nil, err
-	}
-	rep := &inspection{Path: s.Path(), FileBytes: cnt.FileBytes, MaxBytes: cnt.MaxBytes, EvictedQueued: cnt.EvictedQueued, EvictedDead: cnt.EvictedDead,
-		Queue: []inspectRecord{}, Dead: []inspectRecord{}}
-	if h, ok, err := s.Head(); err != nil {
-		return nil, err
-	} else if ok {
-		rep.Head = &inspectHead{DeviceID: h.DeviceID.String(), Epoch: h.Epoch, Seq: h.Seq, Hash: h.Hash.String(), LastDate: h.LastDate}
-	}
-	granted, set, err := s.Consent()
-	if err != nil {
-		return nil, err
-	}
-	rep.Consent = map[bool]string{true: "granted", false: "revoked"}[granted]
-	if !set {
-		rep.Consent = "not set (consent_default applies)"
-	}
-	if t, ok, err := s.Tally(); err != nil {
-		return nil, err
-	} else if ok {
-		rep.Tally = &t
-	}
-	items, err := s.Peek(math.MaxInt32, math.MaxInt32)
-	if err != nil {
-		return nil, err
-	}
-	for _, it := range items {
-		e, q, what := describe(it.Record)
-		rep.Queue = append(rep.Queue, inspectRecord{Epoch: e, Seq: q, What: what})
-		rep.raw = append(rep.raw, it.Record)
-	}
-	dead, err := s.DeadLetters(1 << 30)
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range dead {
-		e, q, what := describe(d.Record)
-		rep.Dead = append(rep.Dead, inspectRecord{Epoch: e, Seq: q, What: what, Reason: d.Reason, At: d.At})
-	}
-	if r, ok, err := s.LastRecovery(); err != nil {
-		return nil, err
-	} else if ok {
-		rep.Recovery = &r
-	}
-	return rep, nil
-}

@@ -37,18 +37,18 @@ func TestJSONOutputsUnchanged(t *testing.T) {
 	tally := &store.Tally{Date: 20261127, UTCOffsetMinutes: -90, InteractiveSeconds: 3600, Unlocks: 3, ScreenOns: 9,
 		ActiveHours: 0xFF0, Flags: 2, SavedAt: 1795500000, SavedUptimeMS: 123456, State: 5}
 	tally.SavedBootID[0], tally.SavedBootID[15] = 0xab, 1
-	for _, rep := range []*inspection{
+	for _, rep := range []*store.Inspection{
 		{Path: "/data/amos/amosd.db", FileBytes: 32768, MaxBytes: 8 << 20, Consent: "not set (consent_default applies)",
-			Queue: []inspectRecord{}, Dead: []inspectRecord{}},
+			Queue: []store.InspectedRecord{}, Dead: []store.InspectedRecord{}},
 		{Path: "/d/<x>&\"y\"", FileBytes: 1, MaxBytes: 2, Consent: "granted",
-			Head:          &inspectHead{DeviceID: "f823", Epoch: 2, Seq: 9, Hash: "00ff", LastDate: 20261126},
+			Head:          &store.InspectedHead{DeviceID: "f823", Epoch: 2, Seq: 9, Hash: "00ff", LastDate: 20261126},
 			Tally:         tally,
-			Queue:         []inspectRecord{{Epoch: 2, Seq: 8, What: "day 2026-11-25: 10 s"}, {Epoch: 2, Seq: 9, What: "genesis (reason 2, maker konka)"}},
-			Dead:          []inspectRecord{{Epoch: 1, Seq: 3, What: "x", Reason: "bad_signature", At: 1795500000}},
+			Queue:         []store.InspectedRecord{{Epoch: 2, Seq: 8, What: "day 2026-11-25: 10 s"}, {Epoch: 2, Seq: 9, What: "genesis (reason 2, maker konka)"}},
+			Dead:          []store.InspectedRecord{{Epoch: 1, Seq: 3, What: "x", Reason: "bad_signature", At: 1795500000}},
 			EvictedQueued: 4, EvictedDead: 5,
 			Recovery: &store.Recovery{At: 1795400000, CorruptPath: "/data/amos/amosd.db.corrupt-1795400000", Cause: "tx check: page 3\tbad", Salvaged: 7}},
 	} {
-		if got, want := printed(t, rep.jsonObj()), encodingJSON(t, rep); got != want {
+		if got, want := printed(t, inspectJSON(rep)), encodingJSON(t, rep); got != want {
 			t.Errorf("inspect --json:\n got %s\nwant %s", got, want)
 		}
 	}
