@@ -397,4 +397,3 @@ func inspectJSON(rep *store.Inspection) jsonlite.Obj {
 	}
 	return obj
 }
-
