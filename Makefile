@@ -79,29 +79,29 @@ fuzz:
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
 ## bench: each budget measured now, one line each (figure, budget, PASS/FAIL),
-## and the same in out/bench.json (internal/benchreport); the idle wake-ups take 10
+## and the same in out/bench.json (tools/benchreport); the idle wake-ups take 10
 ## minutes, 1 with BENCH_QUICK=1. Exit 1 if a budget fails, 2 if a figure is missing.
 bench: tools cross
-	$(GO) run ./internal/benchreport
+	$(GO) run ./tools/benchreport
 
 ## vm-test: the firmware image booted under full-system QEMU (arm64 and armv7), its power
-## cut at random moments, then checked (internal/vmtest; Debian packages cached in .cache/vm)
+## cut at random moments, then checked (rigs/vmtest; Debian packages cached in .cache/vm)
 vm-test: tools
-	AMOSD_VMTEST=1 $(GO) test -count=1 -timeout 40m -run TestPowerCuts -v ./internal/vmtest
+	AMOSD_VMTEST=1 $(GO) test -count=1 -timeout 40m -run TestPowerCuts -v ./rigs/vmtest
 
 ## ci: what .ci/run runs: staticcheck, host tests, QEMU tests for armv7 and arm64, the
 ## firmware booted with power cuts, a short fuzz
 ci: lint test release-check test-arm vm-test
 	FUZZTIME=$(CI_FUZZTIME) bash scripts/fuzz.sh
 
-## demo: the end-to-end demonstration under out/demo (internal/demo): a private D-Bus, the
+## demo: the end-to-end demonstration under out/demo (tools/demo): a private D-Bus, the
 ## collector over TLS, one real amosd fed by D-Bus signals that mints a day at a near local
-## midnight, a month of 1,000 simulated phones (internal/fleetsim), the claims and a guide.
+## midnight, a month of 1,000 simulated phones (tools/fleetsim), the claims and a guide.
 ## DEMO_FLAGS=--keep leaves it all running until Ctrl-C.
 DEMO_FLAGS ?=
 demo:
 	@command -v dbus-daemon >/dev/null || bash scripts/ensure-tools.sh
-	$(GO) run ./internal/demo $(DEMO_FLAGS)
+	$(GO) run ./tools/demo $(DEMO_FLAGS)
 
 clean:
 	rm -rf out android-build/prebuilt/arm/amosd android-build/prebuilt/arm64/amosd

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"amos.example/amosd/internal/testenv"
 	"amos.example/amosd/proof"
+	"amos.example/amosd/rigs/testenv"
 )
 
 var (

@@ -21,7 +21,7 @@ import (
 	"time"
 	"unsafe"
 
-	"amos.example/amosd/internal/testenv"
+	"amos.example/amosd/rigs/testenv"
 	"golang.org/x/sys/unix"
 )
 

@@ -11,8 +11,8 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"amos.example/amosd/internal/testenv"
 	"amos.example/amosd/proof"
+	"amos.example/amosd/rigs/testenv"
 	"amos.example/amosd/store"
 )
 

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"amos.example/amosd/internal/testenv"
 	"amos.example/amosd/proof"
+	"amos.example/amosd/rigs/testenv"
 )
 
 // withCollector points the agent at c; the midnight record goes at once (sync.spread 0),

@@ -14,7 +14,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"amos.example/amosd/agent"
-	"amos.example/amosd/internal/testenv"
+	"amos.example/amosd/rigs/testenv"
 )
 
 const (

@@ -23,7 +23,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"amos.example/amosd/agent"
-	"amos.example/amosd/internal/testenv"
+	"amos.example/amosd/rigs/testenv"
 )
 
 // The files of this folder, and where they are installed.

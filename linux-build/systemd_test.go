@@ -17,7 +17,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"amos.example/amosd/agent"
-	"amos.example/amosd/internal/testenv"
+	"amos.example/amosd/rigs/testenv"
 )
 
 // systemdAnalyze returns the path and major version of systemd-analyze, skipping the

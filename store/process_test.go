@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"amos.example/amosd/internal/testenv"
+	"amos.example/amosd/rigs/testenv"
 )
 
 // The test binary doubles as the child processes of these tests.

@@ -88,7 +88,7 @@ const RetryAfterJitter = BackoffRandomizationFactor
 // half of it, never past MaxRetryAfter. Never earlier than the server asked, and not
 // all at once: a server that gives every phone the same Retry-After (the HTTP date of
 // the end of a maintenance, or 5 s while it sheds load) would otherwise get them all
-// back in the same second (internal/fleetsim's outage scenario).
+// back in the same second (tools/fleetsim's outage scenario).
 func (b *Backoff) RetryAfter(d time.Duration) {
 	d = clampWait(d)
 	if j := time.Duration(float64(d) * RetryAfterJitter); j > 0 {

@@ -78,7 +78,7 @@ func TestYearDrain(t *testing.T) {
 }
 
 // BenchmarkBudgetWireMonth reports the wire bytes of a month of daily syncs (README.md's budget table),
-// counted by the server's listener, as a line for internal/benchreport.
+// counted by the server's listener, as a line for tools/benchreport.
 func BenchmarkBudgetWireMonth(b *testing.B) {
 	for range b.N {
 		n, client := dailySyncs(b, true)

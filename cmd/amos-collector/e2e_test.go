@@ -20,8 +20,8 @@ import (
 
 	"amos.example/amosd/collector"
 	"amos.example/amosd/collector/collectortest"
-	"amos.example/amosd/internal/testenv"
 	"amos.example/amosd/proof"
+	"amos.example/amosd/rigs/testenv"
 )
 
 // server is a running `amos-collector serve` process.

@@ -18,8 +18,8 @@ import (
 
 	"amos.example/amosd/collector"
 	"amos.example/amosd/collector/collectortest"
-	"amos.example/amosd/internal/testenv"
 	"amos.example/amosd/proof"
+	"amos.example/amosd/rigs/testenv"
 )
 
 const goldenDir = "../../testdata/proof"

@@ -1,5 +1,5 @@
 // Command amos-fleetsim simulates fleets of Amos handsets against a real collector
-// (internal/fleetsim); it only parses the command line and wires the package.
+// (tools/fleetsim); it only parses the command line and wires the package.
 package main
 
 import (
@@ -15,7 +15,7 @@ import (
 
 	"amos.example/amosd/agent"
 	"amos.example/amosd/collector"
-	"amos.example/amosd/internal/fleetsim"
+	"amos.example/amosd/tools/fleetsim"
 )
 
 func main() {

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"amos.example/amosd/internal/testenv"
+	"amos.example/amosd/rigs/testenv"
 )
 
 func TestRunOutageAndUsage(t *testing.T) {

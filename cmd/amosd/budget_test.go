@@ -18,15 +18,15 @@ import (
 	"golang.org/x/sys/unix"
 
 	"amos.example/amosd/internal/benchline"
-	"amos.example/amosd/internal/testenv"
 	"amos.example/amosd/proof"
+	"amos.example/amosd/rigs/testenv"
 	"amos.example/amosd/store"
 )
 
 // The idle budgets of README.md's budget table, measured on the real amosd binary (built for the host:
 // the figures are those of this machine's GOARCH, which each line says) running
 // against a private dbus-daemon and an in-process TLS collector. Run them through
-// `make bench` (internal/benchreport), or alone:
+// `make bench` (tools/benchreport), or alone:
 //
 //	go test -run '^$' -bench 'BudgetIdle' -benchtime 1x -timeout 30m ./cmd/amosd
 

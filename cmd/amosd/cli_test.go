@@ -15,8 +15,8 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"amos.example/amosd/internal/testenv"
 	"amos.example/amosd/proof"
+	"amos.example/amosd/rigs/testenv"
 )
 
 // cliRig runs a real amosd daemon on a private bus, and the amosd command line as

@@ -20,8 +20,8 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"amos.example/amosd/collector/collectortest"
-	"amos.example/amosd/internal/testenv"
 	"amos.example/amosd/proof"
+	"amos.example/amosd/rigs/testenv"
 )
 
 // runTool runs a binary to completion and returns its output.

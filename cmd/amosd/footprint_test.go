@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"amos.example/amosd/internal/testenv"
+	"amos.example/amosd/rigs/testenv"
 )
 
 // maxBinaryBytes is the budget of the stripped, static armv7 amosd: 6.0 MiB.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"amos.example/amosd/internal/testenv"
+	"amos.example/amosd/rigs/testenv"
 )
 
 func TestRunTable(t *testing.T) {

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"amos.example/amosd/collector/collectortest"
-	"amos.example/amosd/internal/testenv"
 	"amos.example/amosd/proof"
+	"amos.example/amosd/rigs/testenv"
 )
 
 // fakeADB implements what oem-check.sh asks of adb, on this machine: an optional

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"amos.example/amosd/internal/testenv"
 	"amos.example/amosd/proof"
+	"amos.example/amosd/rigs/testenv"
 	"amos.example/amosd/store"
 )
 

@@ -1,5 +1,5 @@
 // Package benchline writes the measurement lines of the budget benchmarks,
-// which internal/benchreport collects and judges: one line per figure on standard
+// which tools/benchreport collects and judges: one line per figure on standard
 // output,
 //
 //	BENCH {"name":"idle_rss","value":6123520,"unit":"bytes","note":"..."}

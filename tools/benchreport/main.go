@@ -11,7 +11,7 @@
 // Exit status: 0 when every budget passes, 1 when one fails, 2 when a figure could not
 // be measured.
 //
-//	go run ./internal/benchreport [-out out/bench.json] [-go go]
+//	go run ./tools/benchreport [-out out/bench.json] [-go go]
 package main
 
 import (
@@ -338,7 +338,7 @@ func main() {
 // fails on any record lost or duplicated).
 func killNine() Budget {
 	b := Budget{ID: "kill9", Spec: "records lost to kill -9 or power loss: 0; tally lost at most 60 s", Budget: "0 lost",
-		Source: "store TestCrashByKill run now; also cmd/amosd TestSyncSurvivesKill9 (kill -9 during uploads), agent TestPowerLossLosesAtMostAMinute (tally), internal/vmtest TestPowerCuts (`make vm-test`: power cuts of the booted firmware under QEMU)"}
+		Source: "store TestCrashByKill run now; also cmd/amosd TestSyncSurvivesKill9 (kill -9 during uploads), agent TestPowerLossLosesAtMostAMinute (tally), rigs/vmtest TestPowerCuts (`make vm-test`: power cuts of the booted firmware under QEMU)"}
 	progress("records lost to kill -9 (store TestCrashByKill)")
 	_, out, err := run(10*time.Minute, "-count=1", "-run", "^TestCrashByKill$", "-v", "./store")
 	if err != nil {

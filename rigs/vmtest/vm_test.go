@@ -192,7 +192,7 @@ func buildImage(t *testing.T, ctx context.Context, arch Arch, root, work string)
 	t.Helper()
 	bins := filepath.Join(work, "bin-"+arch.Name)
 	os.MkdirAll(bins, 0o755)
-	for _, p := range []string{"cmd/amosd", "cmd/amos-collector", "internal/vmtest/guest"} {
+	for _, p := range []string{"cmd/amosd", "cmd/amos-collector", "rigs/vmtest/guest"} {
 		buildFor(t, ctx, arch.GOARCH, arch.GOARM, "amos.example/amosd/"+p, filepath.Join(bins, filepath.Base(p)))
 	}
 	mods, err := ModuleOrder(root, Modules())

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"amos.example/amosd/collector"
-	"amos.example/amosd/internal/testenv"
+	"amos.example/amosd/rigs/testenv"
 )
 
 // startServer starts an in-process collector with makers for a test.

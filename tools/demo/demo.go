@@ -21,8 +21,8 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"amos.example/amosd/collector"
-	"amos.example/amosd/internal/fleetsim"
 	"amos.example/amosd/proof"
+	"amos.example/amosd/tools/fleetsim"
 )
 
 // Options configure the demo.
@@ -496,7 +496,7 @@ func (d *demo) guide(month collector.Month, deviceID string) string {
 	p("commands (offline, now that the demo stopped everything):")
 	p("  %s%s/amos-collector --config %s claims --month %s", clock, bin, rel(d.colCfg), month)
 	p("  %s/amosd --config %s inspect --data %s", bin, rel(d.amosdCfg), rel(filepath.Join(d.out, "amosd", "data")))
-	p("while it runs (go run ./internal/demo --keep; or start the collector again:")
+	p("while it runs (go run ./tools/demo --keep; or start the collector again:")
 	p("  %s%s/amos-collector --config %s serve &):", clock, bin, rel(d.colCfg))
 	p("  %s/amosd --config %s status       (needs --keep: the daemon and its bus)", bin, rel(d.amosdCfg))
 	p("  curl --cacert %s -H \"Authorization: Bearer $(cat %s)\" %s/v1/devices/%s",

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"amos.example/amosd/collector"
-	"amos.example/amosd/internal/testenv"
+	"amos.example/amosd/rigs/testenv"
 )
 
 // TestNewPlanEveryMonthLength draws thousands of plans for months of 28, 29, 30 and 31

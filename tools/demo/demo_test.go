@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"amos.example/amosd/internal/testenv"
+	"amos.example/amosd/rigs/testenv"
 )
 
 // TestDemoQuick runs the demo with 50 phones and without the wait for the real
