@@ -3,13 +3,13 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"time"
 
 	"amos.example/amosd/proof"
 	"amos.example/amosd/store"
 	"amos.example/amosd/transport"
+	"amos.example/amosd/upload"
 )
 
 // syncer is the sync loop of docs/protocol.md: at most one upload in flight, attempted when a
@@ -19,16 +19,13 @@ type syncer struct {
 	a       *Agent
 	client  *transport.Client
 	bo      *transport.Backoff
-	wake    chan struct{} // a record was minted
-	spread  chan struct{} // midnight minted a day: upload within sync.spread
-	netUp   chan struct{} // the network came up
+	up      *upload.Engine // peek, upload, settle: created by Run from the stored state
+	wake    chan struct{}  // a record was minted
+	spread  chan struct{}  // midnight minted a day: upload within sync.spread
+	netUp   chan struct{}  // the network came up
 	flushes chan chan flushResult
-	// serverWait is the CLOCK_BOOTTIME before which the server asked not to be
-	// called (Retry-After); a network that comes up does not override it.
-	serverWait time.Duration
-	timer      Timer
-	armed      bool
-	state      store.SyncState
+	timer   Timer
+	armed   bool
 }
 
 type flushResult struct {
@@ -111,8 +108,8 @@ func (s *syncer) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.state = st
-	s.bo.SetInterval(st.BackoffInterval)
+	s.up = upload.New(upload.Options{Queue: s.a.st, Client: s.client, Clock: s.a.clock, Backoff: s.bo,
+		BatchRecords: s.a.cfg.Sync.BatchRecords, Timeout: FlushTimeout, BootID: s.a.bootID, State: st})
 	if wait := time.Unix(st.NextRetry, 0).Sub(s.a.clock.Now()); st.NextRetry != 0 && wait > 0 {
 		// A wall clock that moved since cannot stretch the wait past what any
 		// schedule allows: 1.5 × max_backoff, or a whole Retry-After.
@@ -144,7 +141,8 @@ func (s *syncer) Run(ctx context.Context) error {
 				s.attempt(ctx)
 			}
 		case <-s.netUp:
-			if s.a.clock.Boottime() >= s.serverWait {
+			// A network that comes up does not override the server's Retry-After.
+			if s.a.clock.Boottime() >= s.up.ServerWait() {
 				s.disarm()
 				s.attempt(ctx)
 				worked = true
@@ -180,81 +178,31 @@ func (s *syncer) disarm() {
 	}
 }
 
-// attempt uploads the queue, chunk by chunk, oldest first, until it is empty or an
-// upload fails; it applies each chunk's outcome in one store transaction.
+// attempt uploads the queue, batch by batch, oldest first, until it is empty or an
+// upload fails; each batch's answer is settled in one store transaction (upload.Engine).
 func (s *syncer) attempt(ctx context.Context) (accepted, queued uint32, err error) {
 	if !s.a.consentNow.Load() {
 		s.disarm() // nothing is uploaded without consent (docs/eligibility.md)
 		return 0, 0, errors.New("no consent: nothing is uploaded")
 	}
 	for {
-		// One batch per upload, so that each answer is applied, in one store
-		// transaction, as soon as it arrives: a kill loses at most one answer.
-		items, perr := s.a.st.Peek(s.a.cfg.Sync.BatchRecords, proof.MaxBatchBytes)
-		if perr != nil {
-			s.arm(s.bo.Next())
-			return accepted, 0, perr
-		}
-		if len(items) == 0 {
-			s.disarm()
-			s.bo.Reset()
-			return accepted, 0, nil
-		}
-		recs := make([][]byte, len(items))
-		for i, it := range items {
-			recs[i] = it.Record
-		}
-		uctx, cancel := context.WithTimeout(ctx, FlushTimeout)
-		res, uerr := s.client.Upload(uctx, recs)
-		cancel()
-		received := s.a.clock.Boottime()
-		now := s.a.clock.Now()
-		settle := store.Settlement{}
-		for _, id := range res.Acked {
-			settle.Acked = append(settle.Acked, store.RecordID{Epoch: id.Epoch, Seq: id.Seq})
-		}
-		for _, d := range res.Dead {
-			settle.Dead = append(settle.Dead, store.Refusal{ID: store.RecordID{Epoch: d.ID.Epoch, Seq: d.ID.Seq}, Reason: d.Reason})
-		}
-		s.state.LastAttempt = now.Unix()
-		ok := uerr == nil && len(res.Kept) == 0
-		var wait time.Duration
+		step := s.up.Step(ctx)
 		switch {
-		case ok:
-			s.bo.Reset()
-			s.state.LastSuccess = now.Unix()
-			s.state.LastResult = fmt.Sprintf("ok: %d accepted, %d refused", len(res.Acked), len(res.Dead))
-		case uerr == nil:
-			wait = s.bo.Next()
-			s.state.LastResult = fmt.Sprintf("%d accepted, %d refused, %d to retry (chain_gap)", len(res.Acked), len(res.Dead), len(res.Kept))
-		default:
-			var ra *transport.RetryAfterError
-			if errors.As(uerr, &ra) {
-				s.bo.RetryAfter(ra.After)
-				s.serverWait = received + ra.After
-			}
-			wait = s.bo.Next()
-			s.state.LastResult = uerr.Error()
+		case step.Empty:
+			s.disarm()
+			return accepted, 0, nil
+		case step.Result == nil: // the queue could not be read
+			s.arm(step.Wait)
+			return accepted, 0, step.StoreErr
+		case step.StoreErr != nil:
+			s.a.logf("sync: %v", step.StoreErr)
+			s.arm(step.Wait)
+			return accepted, 0, step.StoreErr
 		}
+		res := step.Result
+		accepted += uint32(step.Settled.Acked)
 		if res.ServerTime != 0 {
-			s.state.ServerTime, s.state.ServerUptimeMS, s.state.ServerBootID = res.ServerTime, uint64(received/time.Millisecond), s.a.bootID
-		}
-		s.state.BackoffInterval = s.bo.Interval()
-		s.state.NextRetry = 0
-		if wait > 0 {
-			s.state.NextRetry = now.Add(wait).Unix()
-		}
-		st := s.state
-		settle.Sync = &st
-		sres, serr := s.a.st.Settle(settle)
-		if serr != nil {
-			s.a.logf("sync: apply the answer: %v", serr)
-			s.arm(s.bo.Next())
-			return accepted, 0, serr
-		}
-		accepted += uint32(sres.Acked)
-		if res.ServerTime != 0 {
-			s.a.SetServerTime(ctx, res.ServerTime, received)
+			s.a.SetServerTime(ctx, res.ServerTime, step.Received)
 		}
 		cnt, cerr := s.a.st.Counts()
 		if cerr == nil {
@@ -267,18 +215,16 @@ func (s *syncer) attempt(ctx context.Context) (accepted, queued uint32, err erro
 		if s.a.api != nil {
 			s.a.api.emit("Synced", accepted, queued)
 		}
-		if !ok {
-			s.a.logf("sync: %s; next attempt in %s", s.state.LastResult, wait.Round(time.Second))
-			s.arm(wait)
+		state := s.up.State()
+		if !step.OK {
+			s.a.logf("sync: %s; next attempt in %s", state.LastResult, step.Wait.Round(time.Second))
+			s.arm(step.Wait)
 			s.a.trace("sync")
-			if uerr != nil {
-				return accepted, queued, uerr
-			}
-			return accepted, queued, nil
+			return accepted, queued, step.UploadErr
 		}
-		s.a.logf("sync: %s, %d queued", s.state.LastResult, queued)
+		s.a.logf("sync: %s, %d queued", state.LastResult, queued)
 		s.a.trace("sync")
-		if len(items) < s.a.cfg.Sync.BatchRecords {
+		if !step.Full {
 			s.disarm()
 			return accepted, queued, nil
 		}

@@ -7,14 +7,17 @@ import (
 	"fmt"
 	"time"
 
+	"amos.example/amosd/agent"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/store"
 	"amos.example/amosd/transport"
+	"amos.example/amosd/upload"
 )
 
 // Device is one simulated handset on the real code paths: its records are signed and
 // chained by proof, queued in a real bbolt store (store.Store) or in memory, and
-// uploaded by the real transport.Client over TLS, the way agent/sync.go does it.
+// uploaded by the real transport.Client over TLS through the daemon's own upload step
+// (upload.Engine).
 type Device struct {
 	Index  int
 	Key    *proof.KeySigner
@@ -27,6 +30,7 @@ type Device struct {
 	bootID [16]byte
 	q      queue
 	client *transport.Client
+	up     *upload.Engine // made by Connect, over q: the daemon's upload step
 }
 
 // DeviceKey derives the Ed25519 key of device index for a seed.
@@ -61,13 +65,13 @@ func NewDevice(index int, key *proof.KeySigner, cert *proof.Certificate, offset 
 func (d *Device) ID() proof.DeviceID { return d.Key.PublicKey().DeviceID() }
 
 // UseStore replaces the in-memory queue by a real amosd store (bbolt, fsync on every
-// commit) in dir. Call it before the first record.
+// commit) in dir. Call it before Connect and the first record.
 func (d *Device) UseStore(dir string) error {
 	st, err := store.Open(store.Options{Dir: dir})
 	if err != nil {
 		return err
 	}
-	d.q = &storeQueue{st: st}
+	d.q = storeQueue{st}
 	return nil
 }
 
@@ -79,6 +83,10 @@ func (d *Device) Connect(srv *Server) error {
 		return err
 	}
 	d.client = c
+	sync := agent.DefaultConfig().Sync
+	d.up = upload.New(upload.Options{Queue: d.q, Client: c, Clock: deviceClock{boot: time.Now()},
+		Backoff:      transport.NewBackoff(time.Duration(sync.InitialBackoff), time.Duration(sync.MaxBackoff)),
+		BatchRecords: proof.MaxBatchRecords, Timeout: 30 * time.Second, BootID: d.bootID})
 	return nil
 }
 
@@ -162,25 +170,30 @@ func (s *SyncStats) Add(o SyncStats) {
 // maxServerWaits bounds how often one Sync honours a Retry-After before giving up.
 const maxServerWaits = 20
 
-// Sync uploads the queue as agent/sync.go's attempt does: the oldest batch of at most
-// 256 records, its answer settled in the queue, again until the queue is empty or a
-// batch was short. A Retry-After (429, 503) is honoured in real time; any other
-// failure, or a record the server keeps (chain_gap), ends it with an error: a
-// simulated fleet on a healthy collector expects none.
+// Sync uploads the queue with the daemon's own upload step (upload.Engine, as
+// agent/sync.go's attempt runs it): the oldest batch, its answer settled in the queue
+// with the sync state, again until the queue is empty or a batch was short. A
+// Retry-After (429, 503) is waited out in real time, as long as the engine says (the
+// server's wait and the device's jitter); any other failure, or a record the server
+// keeps (chain_gap), ends it with an error: a simulated fleet on a healthy collector
+// expects none.
 func (d *Device) Sync(ctx context.Context) (SyncStats, error) {
 	st := SyncStats{Syncs: 1}
 	for {
-		recs, err := d.q.peek(proof.MaxBatchRecords)
-		if err != nil || len(recs) == 0 {
-			return st, err
+		step := d.up.Step(ctx)
+		if step.Empty {
+			return st, nil
 		}
-		res, uerr := d.client.Upload(ctx, recs)
+		res := step.Result
+		if res == nil {
+			return st, fmt.Errorf("fleetsim: device %d: %w", d.Index, step.StoreErr)
+		}
 		st.Requests += res.Requests
 		st.BytesSent += res.BytesSent
 		st.BytesReceived += res.BytesReceived
 		st.WireBytes += res.WireBytes
-		if err := d.q.settle(res); err != nil {
-			return st, err
+		if step.StoreErr != nil {
+			return st, fmt.Errorf("fleetsim: device %d: %w", d.Index, step.StoreErr)
 		}
 		st.Acked += len(res.Acked)
 		st.Dead += len(res.Dead)
@@ -192,10 +205,10 @@ func (d *Device) Sync(ctx context.Context) (SyncStats, error) {
 		}
 		var ra *transport.RetryAfterError
 		switch {
-		case errors.As(uerr, &ra) && st.ServerWaits < maxServerWaits:
+		case errors.As(step.UploadErr, &ra) && st.ServerWaits < maxServerWaits:
 			st.ServerWaits++
-			st.ServerWait += ra.After
-			t := time.NewTimer(ra.After)
+			st.ServerWait += step.Wait
+			t := time.NewTimer(step.Wait)
 			select {
 			case <-t.C:
 			case <-ctx.Done():
@@ -203,99 +216,103 @@ func (d *Device) Sync(ctx context.Context) (SyncStats, error) {
 				return st, ctx.Err()
 			}
 			continue
-		case uerr != nil:
-			return st, fmt.Errorf("fleetsim: device %d: %w", d.Index, uerr)
+		case step.UploadErr != nil:
+			return st, fmt.Errorf("fleetsim: device %d: %w", d.Index, step.UploadErr)
 		case len(res.Kept) > 0:
 			return st, fmt.Errorf("fleetsim: device %d: the server kept %d records (chain_gap)", d.Index, len(res.Kept))
 		}
-		if len(recs) < proof.MaxBatchRecords {
+		if !step.Full {
 			return st, nil
 		}
 	}
 }
 
-// queue is where minted records wait for the server.
+// queue is where minted records wait for the server: upload.Queue, and what the
+// simulation needs besides.
 type queue interface {
+	upload.Queue
 	mint(rec []byte) error
-	peek(n int) ([][]byte, error) // oldest first
-	settle(res *transport.Result) error
 	len() int
 	close() error
 }
 
-// memQueue keeps records in memory.
-type memQueue struct{ recs [][]byte }
+// memQueue keeps records in memory, with the store's semantics.
+type memQueue struct{ items []store.Item }
 
-func (q *memQueue) mint(rec []byte) error { q.recs = append(q.recs, rec); return nil }
-
-func (q *memQueue) peek(n int) ([][]byte, error) {
-	return q.recs[:min(n, len(q.recs))], nil
-}
-
-func (q *memQueue) settle(res *transport.Result) error {
-	done := map[transport.RecordID]bool{}
-	for _, id := range res.Acked {
-		done[id] = true
+func (q *memQueue) mint(rec []byte) error {
+	r, err := proof.Decode(rec)
+	if err != nil {
+		return err
 	}
-	for _, r := range res.Dead {
-		done[r.ID] = true
-	}
-	kept := q.recs[:0]
-	for _, rec := range q.recs {
-		r, err := proof.Decode(rec)
-		if err != nil {
-			return err
-		}
-		if !done[transport.RecordID{Epoch: r.Epoch, Seq: r.Seq}] {
-			kept = append(kept, rec)
-		}
-	}
-	clear(q.recs[len(kept):])
-	q.recs = kept
+	q.items = append(q.items, store.Item{Key: uint64(len(q.items)), ID: store.RecordID{Epoch: r.Epoch, Seq: r.Seq}, Record: rec})
 	return nil
 }
 
-func (q *memQueue) len() int     { return len(q.recs) }
+// Peek is store.Store.Peek: at most maxRecords and maxBytes as a wire batch, at
+// least one record when any is queued.
+func (q *memQueue) Peek(maxRecords, maxBytes int) ([]store.Item, error) {
+	size, n := 0, 0
+	for _, it := range q.items {
+		if n >= maxRecords || (n > 0 && size+2+len(it.Record) > maxBytes) {
+			break
+		}
+		size += 2 + len(it.Record)
+		n++
+	}
+	return q.items[:n:n], nil
+}
+
+// Settle removes acknowledged and refused records (the simulation keeps no
+// dead-letter) and counts them.
+func (q *memQueue) Settle(st store.Settlement) (store.SettleResult, error) {
+	acked, dead := map[store.RecordID]bool{}, map[store.RecordID]bool{}
+	for _, id := range st.Acked {
+		acked[id] = true
+	}
+	for _, r := range st.Dead {
+		dead[r.ID] = true
+	}
+	var res store.SettleResult
+	kept := q.items[:0]
+	for _, it := range q.items {
+		switch {
+		case acked[it.ID]:
+			res.Acked++
+		case dead[it.ID]:
+			res.Dead++
+		default:
+			kept = append(kept, it)
+		}
+	}
+	clear(q.items[len(kept):])
+	q.items = kept
+	return res, nil
+}
+
+func (q *memQueue) len() int     { return len(q.items) }
 func (q *memQueue) close() error { return nil }
 
 // storeQueue is amosd's own store.
-type storeQueue struct{ st *store.Store }
+type storeQueue struct{ *store.Store }
 
-func (q *storeQueue) mint(rec []byte) error {
-	_, err := q.st.Mint(rec, nil)
+func (q storeQueue) mint(rec []byte) error {
+	_, err := q.Mint(rec, nil)
 	return err
 }
 
-func (q *storeQueue) peek(n int) ([][]byte, error) {
-	items, err := q.st.Peek(n, proof.MaxBatchBytes)
-	out := make([][]byte, len(items))
-	for i, it := range items {
-		out[i] = it.Record
-	}
-	return out, err
-}
-
-func (q *storeQueue) settle(res *transport.Result) error {
-	var s store.Settlement
-	for _, id := range res.Acked {
-		s.Acked = append(s.Acked, store.RecordID{Epoch: id.Epoch, Seq: id.Seq})
-	}
-	for _, r := range res.Dead {
-		s.Dead = append(s.Dead, store.Refusal{ID: store.RecordID{Epoch: r.ID.Epoch, Seq: r.ID.Seq}, Reason: r.Reason})
-	}
-	if len(s.Acked) == 0 && len(s.Dead) == 0 {
-		return nil
-	}
-	_, err := q.st.Settle(s)
-	return err
-}
-
-func (q *storeQueue) len() int {
-	c, err := q.st.Counts()
+func (q storeQueue) len() int {
+	c, err := q.Counts()
 	if err != nil {
 		return -1
 	}
 	return c.Queued
 }
 
-func (q *storeQueue) close() error { return q.st.Close() }
+func (q storeQueue) close() error { return q.Close() }
+
+// deviceClock is a simulated handset's clock: the machine's wall clock, and the time
+// since the device was made as its CLOCK_BOOTTIME.
+type deviceClock struct{ boot time.Time }
+
+func (c deviceClock) Now() time.Time          { return time.Now() }
+func (c deviceClock) Boottime() time.Duration { return time.Since(c.boot) }
