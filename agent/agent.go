@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"amos.example/amosd/agent/config"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/store"
 )
@@ -36,7 +37,7 @@ type Source interface {
 
 // Options configure an Agent.
 type Options struct {
-	Config  *Config
+	Config  *config.Config
 	Clock   Clock
 	Version string
 	Logf    func(format string, args ...any)
@@ -63,7 +64,7 @@ type Options struct {
 
 // Agent measures use, keeps the day's tally and mints the records.
 type Agent struct {
-	cfg     *Config
+	cfg     *config.Config
 	clock   Clock
 	logf    func(string, ...any)
 	opts    Options
@@ -110,7 +111,7 @@ type timeAnchor struct {
 }
 
 // New loads the identity, opens the store, decides the epoch and restores the tally.
-// Errors that an operator must fix wrap ErrIdentity or ErrConfig.
+// Errors that an operator must fix wrap ErrIdentity or config.ErrConfig.
 func New(o Options) (*Agent, error) {
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
@@ -438,10 +439,10 @@ func (a *Agent) sources() []Source {
 	a.bus = NewBus(a.cfg.Bus, a.logf)
 	a.api = &apiServer{a: a}
 	a.bus.add(a.api)
-	if a.cfg.HasSource(SourceAmosPower) {
+	if a.cfg.HasSource(config.SourceAmosPower) {
 		a.bus.add(newPowerSource(a.emit, &a.spoofed, a.logf))
 	}
-	if a.cfg.HasSource(SourceLogind) {
+	if a.cfg.HasSource(config.SourceLogind) {
 		a.bus.add(newLogindSource(a.emit, &a.spoofed, a.logf))
 	}
 	a.bus.add(&networkWatch{logf: a.logf, up: func() {
@@ -450,7 +451,7 @@ func (a *Agent) sources() []Source {
 		}
 	}})
 	out := []Source{busSource{a.bus}}
-	if a.cfg.HasSource(SourceEvdev) {
+	if a.cfg.HasSource(config.SourceEvdev) {
 		out = append(out, NewEvdevSource(a.cfg.EvdevGlob, a.logf))
 	}
 	return out

@@ -10,12 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"amos.example/amosd/agent/config"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/rigs/testenv"
 )
 
 var (
-	power      = []string{SourceAmosPower}
+	power      = []string{config.SourceAmosPower}
 	morning    = time.Date(2026, 11, 24, 8, 0, 0, 0, cst)
 	unconfirmd = proof.FlagClockUnconfirmed
 )
@@ -57,7 +58,7 @@ func TestNormalDay(t *testing.T) {
 		"version": "test", "device_id": r.a.DeviceID().String(), "epoch": uint32(1), "last_seq": uint64(2),
 		"queued": uint32(2), "dead_letter": uint32(0), "consent": true, "today_date": uint32(20261125),
 		"today_interactive_seconds": uint32(0), "clock_trusted": false, "spoofed_signals": uint64(0),
-		"sources": []string{SourceAmosPower},
+		"sources": []string{config.SourceAmosPower},
 	}
 	for k, v := range wantStatus {
 		if !reflect.DeepEqual(got[k], v) {
@@ -81,20 +82,20 @@ func TestNormalDay(t *testing.T) {
 }
 
 func TestOverlappingSources(t *testing.T) {
-	r := newRig(t, morning, []string{SourceAmosPower, SourceLogind}, nil)
+	r := newRig(t, morning, []string{config.SourceAmosPower, config.SourceLogind}, nil)
 	r.start()
 	r.at("10:00:00")
 	r.power("ScreenChanged", true)
 	r.power("LockChanged", false)
 	r.logind.set("LockedHint", false) // the same unlock, told twice: counted once
-	r.waitEvent(SourceLogind, EventUnlocked)
+	r.waitEvent(config.SourceLogind, EventUnlocked)
 	r.logind.set("IdleHint", false) // active: interactive until idle
-	r.waitEvent(SourceLogind, EventActive)
+	r.waitEvent(config.SourceLogind, EventActive)
 	r.advance(20 * time.Second)
 	r.power("UserActivity")
 	r.advance(100 * time.Second)
 	r.logind.set("IdleHint", true) // 10:02:00: idle; the last input is long past
-	r.waitEvent(SourceLogind, EventIdle)
+	r.waitEvent(config.SourceLogind, EventIdle)
 	r.advance(time.Minute)
 	r.power("ScreenChanged", false)
 	r.at("00:00:00")
@@ -125,18 +126,18 @@ func TestDaySpanningMidnight(t *testing.T) {
 }
 
 func TestSuspendAcrossMidnight(t *testing.T) {
-	r := newRig(t, morning, []string{SourceAmosPower, SourceLogind}, nil)
+	r := newRig(t, morning, []string{config.SourceAmosPower, config.SourceLogind}, nil)
 	r.start()
 	r.at("22:00:00")
 	r.use(time.Minute)
 	r.at("23:00:00")
 	r.logind.sleep(true)
-	r.waitEvent(SourceLogind, EventSuspend)
+	r.waitEvent(config.SourceLogind, EventSuspend)
 	r.clock.Suspend(2 * time.Hour) // wakes at 01:00: the alarm fires late, on resume
 	r.waitTrace("alarm")
 	r.waitMinted()
 	r.logind.sleep(false)
-	r.waitEvent(SourceLogind, EventResume)
+	r.waitEvent(config.SourceLogind, EventResume)
 	r.stop()
 	r.check(r.records(), 1, proof.ReasonFirstStart,
 		want{date: 20261124, secs: 30, unlocks: 1, screens: 1, hours: []int{22}, flags: unconfirmd})
@@ -209,7 +210,7 @@ func TestRestartAfterMidnightMintsTheMissedDay(t *testing.T) {
 }
 
 func TestConsentOffOnOff(t *testing.T) {
-	r := newRig(t, morning, power, func(c *Config) { c.ConsentDefault = false })
+	r := newRig(t, morning, power, func(c *config.Config) { c.ConsentDefault = false })
 	r.start()
 	ctx := context.Background()
 	r.at("09:00:00")
@@ -282,10 +283,10 @@ func TestBusRestart(t *testing.T) {
 	r := newRig(t, morning, power, nil)
 	r.start()
 	r.bus.Stop() // dbus-daemon dies
-	r.waitEvent(SourceAmosPower, EventUnavailable)
+	r.waitEvent(config.SourceAmosPower, EventUnavailable)
 	r.bus.Start()
 	r.pm = r.connect(PowerManagerName) // the power manager comes back too
-	r.waitEvent(SourceAmosPower, EventAvailable)
+	r.waitEvent(config.SourceAmosPower, EventAvailable)
 	r.at("09:00:00")
 	r.use(time.Minute)
 	// amosd's own name and object are back too.
@@ -430,15 +431,15 @@ func TestEvdevAndPowerOverlap(t *testing.T) {
 	devDir := t.TempDir()
 	dev := filepath.Join(devDir, "event0")
 	mkfifo(t, dev, 0o600)
-	r := newRig(t, morning, []string{SourceAmosPower, SourceEvdev}, func(c *Config) { c.EvdevGlob = filepath.Join(devDir, "event*") })
+	r := newRig(t, morning, []string{config.SourceAmosPower, config.SourceEvdev}, func(c *config.Config) { c.EvdevGlob = filepath.Join(devDir, "event*") })
 	r.start()
 	w := openWriter(t, dev)
-	r.waitEvent(SourceEvdev, EventAvailable)
+	r.waitEvent(config.SourceEvdev, EventAvailable)
 	r.at("09:00:00")
 	r.power("ScreenChanged", true)
 	r.power("LockChanged", false)
 	write(t, w, encode(rec(evKey, tBtnTouch, 1), rec(evAbs, tAbsMTPosX, 100), syn())) // a real touch
-	r.waitEvent(SourceEvdev, EventInput)
+	r.waitEvent(config.SourceEvdev, EventInput)
 	r.advance(10 * time.Second)
 	r.power("UserActivity") // 09:00:10: both windows cover 09:00:10..09:00:30
 	r.advance(time.Minute)

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"amos.example/amosd/agent/config"
 	"github.com/godbus/dbus/v5"
 )
 
@@ -61,7 +62,7 @@ func (p *powerSource) setAvailable(on bool) {
 	if on {
 		kind = EventAvailable
 	}
-	p.emit(Event{Source: SourceAmosPower, Kind: kind, Caps: powerCaps})
+	p.emit(Event{Source: config.SourceAmosPower, Kind: kind, Caps: powerCaps})
 }
 
 func (p *powerSource) signal(sig *dbus.Signal) {
@@ -85,11 +86,11 @@ func (p *powerSource) signal(sig *dbus.Signal) {
 	}
 	switch {
 	case member == "ScreenChanged" && isBool:
-		p.emit(Event{Source: SourceAmosPower, Kind: pick(flag, EventScreenOn, EventScreenOff)})
+		p.emit(Event{Source: config.SourceAmosPower, Kind: pick(flag, EventScreenOn, EventScreenOff)})
 	case member == "LockChanged" && isBool:
-		p.emit(Event{Source: SourceAmosPower, Kind: pick(flag, EventLocked, EventUnlocked)})
+		p.emit(Event{Source: config.SourceAmosPower, Kind: pick(flag, EventLocked, EventUnlocked)})
 	case member == "UserActivity" && len(sig.Body) == 0:
-		p.emit(Event{Source: SourceAmosPower, Kind: EventInput})
+		p.emit(Event{Source: config.SourceAmosPower, Kind: EventInput})
 	default:
 		p.logf("amos-power: ignored malformed %s%v", member, sig.Body)
 	}
@@ -184,10 +185,10 @@ func (l *logindSource) resolve() {
 // report turns session properties into events.
 func (l *logindSource) report(props map[string]dbus.Variant) {
 	if v, ok := props["LockedHint"].Value().(bool); ok {
-		l.emit(Event{Source: SourceLogind, Kind: pick(v, EventLocked, EventUnlocked)})
+		l.emit(Event{Source: config.SourceLogind, Kind: pick(v, EventLocked, EventUnlocked)})
 	}
 	if v, ok := props["IdleHint"].Value().(bool); ok {
-		l.emit(Event{Source: SourceLogind, Kind: pick(v, EventIdle, EventActive)})
+		l.emit(Event{Source: config.SourceLogind, Kind: pick(v, EventIdle, EventActive)})
 	}
 }
 
@@ -196,7 +197,7 @@ func (l *logindSource) setAvailable(on bool) {
 		return
 	}
 	l.available = on
-	l.emit(Event{Source: SourceLogind, Kind: pick(on, EventAvailable, EventUnavailable), Caps: logindCaps})
+	l.emit(Event{Source: config.SourceLogind, Kind: pick(on, EventAvailable, EventUnavailable), Caps: logindCaps})
 }
 
 func (l *logindSource) signal(sig *dbus.Signal) {
@@ -217,7 +218,7 @@ func (l *logindSource) signal(sig *dbus.Signal) {
 	}
 	if isSleep {
 		if v, ok := bodyBool(sig); ok {
-			l.emit(Event{Source: SourceLogind, Kind: pick(v, EventSuspend, EventResume)})
+			l.emit(Event{Source: config.SourceLogind, Kind: pick(v, EventSuspend, EventResume)})
 		}
 		return
 	}

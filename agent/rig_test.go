@@ -11,6 +11,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
+	"amos.example/amosd/agent/config"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/rigs/testenv"
 	"amos.example/amosd/store"
@@ -27,7 +28,7 @@ type rig struct {
 	t       *testing.T
 	clock   *fakeClock
 	bus     *testenv.Bus
-	cfg     *Config
+	cfg     *config.Config
 	events  chan Event
 	backlog []Event // events seen while waiting for others
 	traces  chan string
@@ -40,11 +41,11 @@ type rig struct {
 	logind  *fakeLogind
 }
 
-func newRig(t *testing.T, start time.Time, sources []string, mutate func(*Config)) *rig {
+func newRig(t *testing.T, start time.Time, sources []string, mutate func(*config.Config)) *rig {
 	t.Helper()
 	r := &rig{t: t, clock: newFakeClock(start), bus: testenv.StartBus(t)}
 	dir := t.TempDir()
-	cfg := DefaultConfig()
+	cfg := config.Default()
 	cfg.DataDir, cfg.KeyDir = filepath.Join(dir, "data"), filepath.Join(dir, "persist")
 	cfg.ServerURL, cfg.AllowInsecureHTTP = "http://127.0.0.1:9", true
 	cfg.Bus = r.bus.Address
@@ -56,9 +57,9 @@ func newRig(t *testing.T, start time.Time, sources []string, mutate func(*Config
 	r.cfg = &cfg
 	for _, s := range sources {
 		switch s {
-		case SourceAmosPower:
+		case config.SourceAmosPower:
 			r.pm = r.connect(PowerManagerName)
-		case SourceLogind:
+		case config.SourceLogind:
 			r.logind = startLogind(t, r.connect(LogindName))
 			r.logind.before = func() { r.backlog = nil }
 		}
@@ -109,7 +110,7 @@ func (r *rig) start() {
 	go func() { r.done <- a.Run(ctx) }()
 	r.t.Cleanup(r.stop)
 	for _, s := range r.cfg.Sources {
-		if s == SourceAmosPower || s == SourceLogind {
+		if s == config.SourceAmosPower || s == config.SourceLogind {
 			r.waitEvent(s, EventAvailable)
 		}
 	}
@@ -234,7 +235,7 @@ func (r *rig) power(member string, args ...any) {
 		on := args[0].(bool)
 		kind = map[string]EventKind{"ScreenChanged": pick(on, EventScreenOn, EventScreenOff), "LockChanged": pick(on, EventLocked, EventUnlocked)}[member]
 	}
-	r.waitEvent(SourceAmosPower, kind)
+	r.waitEvent(config.SourceAmosPower, kind)
 }
 
 // use is one typical moment of use: screen on, unlock, one touch, and after wait the

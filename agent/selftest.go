@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"amos.example/amosd/agent/config"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/store"
 	"amos.example/amosd/transport"
@@ -38,7 +39,7 @@ func Selftest(ctx context.Context, cfgPath string, now time.Time) []Check {
 	add := func(name string, ok bool, detail, fix string) {
 		out = append(out, Check{Name: name, OK: ok, Detail: detail, Fix: fix})
 	}
-	cfg, err := LoadConfig(cfgPath)
+	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		add("config", false, err.Error(), "fix "+cfgPath+" as the message says (see docs/config.md)")
 		return out
@@ -50,7 +51,7 @@ func Selftest(ctx context.Context, cfgPath string, now time.Time) []Check {
 	out = append(out, daemon...)
 	timeout := min(time.Duration(cfg.Sync.Timeout), 10*time.Second)
 	res, err := transport.NewResolver(cfg.DNSServers, timeout)
-	if err != nil { // LoadConfig has checked dns_servers: not expected
+	if err != nil { // config.Load has checked dns_servers: not expected
 		add("dns", false, err.Error(), "fix dns_servers in "+cfgPath)
 		res, _ = transport.NewResolver(nil, timeout)
 	} else {
@@ -65,7 +66,7 @@ func Selftest(ctx context.Context, cfgPath string, now time.Time) []Check {
 	return out
 }
 
-func checkKey(cfg *Config) []Check {
+func checkKey(cfg *config.Config) []Check {
 	var out []Check
 	dir := cfg.KeyDir
 	fi, err := os.Stat(dir)
@@ -118,7 +119,7 @@ func checkKey(cfg *Config) []Check {
 	return out
 }
 
-func checkStore(cfg *Config) Check {
+func checkStore(cfg *config.Config) Check {
 	s, err := store.OpenReadOnly(cfg.DataDir)
 	switch {
 	case err == nil:
@@ -138,7 +139,7 @@ func checkStore(cfg *Config) Check {
 	return Check{Name: "store", Detail: err.Error(), Fix: "make data_dir " + cfg.DataDir + " writable by amosd"}
 }
 
-func checkDaemon(ctx context.Context, cfg *Config) []Check {
+func checkDaemon(ctx context.Context, cfg *config.Config) []Check {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	conn, err := Dial(ctx, cfg.Bus)
@@ -157,7 +158,7 @@ func checkDaemon(ctx context.Context, cfg *Config) []Check {
 	} else {
 		out = append(out, Check{Name: "daemon", OK: true, Detail: AgentName + " owned by " + o})
 	}
-	for _, s := range []struct{ source, name string }{{SourceAmosPower, PowerManagerName}, {SourceLogind, LogindName}} {
+	for _, s := range []struct{ source, name string }{{config.SourceAmosPower, PowerManagerName}, {config.SourceLogind, LogindName}} {
 		if !cfg.HasSource(s.source) {
 			continue
 		}
@@ -167,7 +168,7 @@ func checkDaemon(ctx context.Context, cfg *Config) []Check {
 			out = append(out, Check{Name: "source " + s.source, OK: true, Detail: s.name + " owned by " + o})
 		}
 	}
-	if cfg.HasSource(SourceEvdev) {
+	if cfg.HasSource(config.SourceEvdev) {
 		m, _ := filepath.Glob(cfg.EvdevGlob)
 		readable := 0
 		for _, p := range m {
@@ -186,7 +187,7 @@ func checkDaemon(ctx context.Context, cfg *Config) []Check {
 }
 
 // checkDNS looks up the server's host name as the daemon does, and says with what.
-func checkDNS(ctx context.Context, cfg *Config, res *transport.Resolver) Check {
+func checkDNS(ctx context.Context, cfg *config.Config, res *transport.Resolver) Check {
 	u, _ := url.Parse(cfg.ServerURL)
 	host := u.Hostname()
 	if _, err := netip.ParseAddr(host); err == nil {
@@ -215,7 +216,7 @@ func checkDNS(ctx context.Context, cfg *Config, res *transport.Resolver) Check {
 
 // checkServer connects to the server as the daemon does (names resolved by res) and, for
 // https, completes a TLS handshake verified against ca_file.
-func checkServer(ctx context.Context, cfg *Config, res *transport.Resolver) Check {
+func checkServer(ctx context.Context, cfg *config.Config, res *transport.Resolver) Check {
 	u, _ := url.Parse(cfg.ServerURL)
 	host := u.Host
 	if u.Port() == "" {

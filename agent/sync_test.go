@@ -6,14 +6,15 @@ import (
 	"testing"
 	"time"
 
+	"amos.example/amosd/agent/config"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/rigs/testenv"
 )
 
 // withCollector points the agent at c; the midnight record goes at once (sync.spread 0),
 // as most tests of the sync loop want.
-func withCollector(c *testenv.Collector) func(*Config) {
-	return func(cfg *Config) {
+func withCollector(c *testenv.Collector) func(*config.Config) {
+	return func(cfg *config.Config) {
 		cfg.ServerURL, cfg.CAFile, cfg.AllowInsecureHTTP = c.URL, c.CAFile, false
 		cfg.Sync.Spread = 0
 	}
@@ -23,9 +24,9 @@ func withCollector(c *testenv.Collector) func(*Config) {
 // midnight; the server's time then drives the dates and clears FlagClockUnconfirmed.
 func TestSyncDeliversAndConfirmsTheClock(t *testing.T) {
 	col := testenv.StartCollector(t)
-	r := newRig(t, morning, power, func(cfg *Config) {
+	r := newRig(t, morning, power, func(cfg *config.Config) {
 		withCollector(col)(cfg)
-		cfg.Sync.Spread = Duration(DefaultSyncSpread)
+		cfg.Sync.Spread = config.Duration(config.DefaultSyncSpread)
 	})
 	col.SetNow(func() int64 { return r.clock.Now().Unix() })
 	r.start()
@@ -50,7 +51,7 @@ func TestSyncDeliversAndConfirmsTheClock(t *testing.T) {
 	if st, _ := r.a.Status(context.Background()); st.Queued != 1 {
 		t.Fatalf("%d queued after the midnight mint, want 1", st.Queued)
 	}
-	r.clock.Advance(DefaultSyncSpread)
+	r.clock.Advance(config.DefaultSyncSpread)
 	r.waitTrace("sync")
 	requests, n := col.Counts()
 	if n != 2 || requests != 2 {

@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"amos.example/amosd/agent"
+	"amos.example/amosd/agent/config"
 )
 
 // docs/config.md gives these two values in its sample; the rest are the defaults.
@@ -98,7 +98,7 @@ func installPath(m bpModule) string {
 // arm64 with its rc file and the etc files it requires, installs them where amosd
 // looks for them (cfg), and names exactly the files of this directory that are
 // installed: each present or made by `make android-prebuilt` (generated).
-func checkAndroidBp(src string, present, generated map[string]bool, cfg *agent.Config) []error {
+func checkAndroidBp(src string, present, generated map[string]bool, cfg *config.Config) []error {
 	mods, err := parseBlueprint(src)
 	if err != nil {
 		return []error{fmt.Errorf("Android.bp: %w", err)}
@@ -162,7 +162,7 @@ func checkAndroidBp(src string, present, generated map[string]bool, cfg *agent.C
 			}
 		}
 	}
-	for _, want := range []string{"/system/bin/amosd", agent.DefaultConfigPath, cfg.CAFile} {
+	for _, want := range []string{"/system/bin/amosd", config.DefaultPath, cfg.CAFile} {
 		if installs[want] == "" {
 			bad("nothing installs %s (installed: %s)", want, strings.Join(slices.Sorted(maps.Keys(installs)), ", "))
 		}
@@ -180,7 +180,7 @@ func checkAndroidBp(src string, present, generated map[string]bool, cfg *agent.C
 	return errs
 }
 
-// configKeys returns every JSON key of agent.Config, nested ones as "sync.timeout".
+// configKeys returns every JSON key of config.Config, nested ones as "sync.timeout".
 func configKeys(t reflect.Type, prefix string) []string {
 	var out []string
 	for f := range t.Fields() {
@@ -199,10 +199,10 @@ func configKeys(t reflect.Type, prefix string) []string {
 
 // configDiff names each key whose value differs between got and want, as
 // "key: got value (want value)".
-func configDiff(got, want agent.Config) []string {
+func configDiff(got, want config.Config) []string {
 	var g, w map[string]any
 	for _, c := range []struct {
-		cfg agent.Config
+		cfg config.Config
 		m   *map[string]any
 	}{{got, &g}, {want, &w}} {
 		b, _ := json.Marshal(c.cfg)
@@ -234,17 +234,17 @@ func fileKeys(m map[string]any, prefix string) []string {
 // docs/config.md's sample (the defaults, with its server_url and ca_file), equals the
 // handset sample of testdata, and spells out every key.
 func checkConfig(shipped, handset []byte) []error {
-	cfg, err := agent.ParseConfig("amosd.json", shipped)
+	cfg, err := config.Parse("amosd.json", shipped)
 	if err != nil {
 		return []error{err}
 	}
 	var errs []error
-	want := agent.DefaultConfig()
+	want := config.Default()
 	want.ServerURL, want.CAFile = specServerURL, specCAFile
 	for _, d := range configDiff(*cfg, want) {
 		errs = append(errs, fmt.Errorf("amosd.json: %s, want docs/config.md's", d))
 	}
-	h, err := agent.ParseConfig("testdata/config/amosd-handset.json", handset)
+	h, err := config.Parse("testdata/config/amosd-handset.json", handset)
 	if err != nil {
 		errs = append(errs, err)
 	} else {
@@ -257,7 +257,7 @@ func checkConfig(shipped, handset []byte) []error {
 		return append(errs, fmt.Errorf("amosd.json: %w", err))
 	}
 	have := fileKeys(m, "")
-	for _, k := range configKeys(reflect.TypeFor[agent.Config](), "") {
+	for _, k := range configKeys(reflect.TypeFor[config.Config](), "") {
 		if !slices.Contains(have, k) {
 			errs = append(errs, fmt.Errorf("amosd.json: key %s missing: the shipped file spells out every setting", k))
 		}
@@ -269,7 +269,7 @@ func checkConfig(shipped, handset []byte) []error {
 // is not root, with the groups it needs, restarted by init (not oneshot) with a
 // restart_period and a task profile; the directories made are exactly data_dir and
 // key_dir, mode 0700, owned by the service's user, before class main starts.
-func checkRC(src, binPath string, cfg *agent.Config) []error {
+func checkRC(src, binPath string, cfg *config.Config) []error {
 	secs, err := parseRC(src)
 	if err != nil {
 		return []error{fmt.Errorf("amosd.rc: %w", err)}
@@ -343,7 +343,7 @@ func checkRC(src, binPath string, cfg *agent.Config) []error {
 		}
 	}
 	wantDirs := []string{cfg.DataDir, cfg.KeyDir}
-	def := agent.DefaultConfig()
+	def := config.Default()
 	if !slices.Equal(wantDirs, []string{def.DataDir, def.KeyDir}) {
 		bad("amosd.json's data_dir and key_dir %q are not the configuration's defaults %q", wantDirs, []string{def.DataDir, def.KeyDir})
 	}
@@ -373,7 +373,7 @@ func checkRC(src, binPath string, cfg *agent.Config) []error {
 // checkFileContexts checks that file_contexts labels amosd's binary, data_dir and
 // key_dir and everything in them with amosd's types, and nothing else, and that every
 // type it uses is declared in amosd.te.
-func checkFileContexts(fcSrc, teSrc, binPath string, cfg *agent.Config) []error {
+func checkFileContexts(fcSrc, teSrc, binPath string, cfg *config.Config) []error {
 	fc, err := parseFileContexts(fcSrc)
 	if err != nil {
 		return []error{fmt.Errorf("file_contexts: %w", err)}
@@ -535,7 +535,7 @@ func checkTE(src string) []error {
 type files struct {
 	bp, rc, json, handset, fc, te, gitignore string
 	present                                  map[string]bool
-	cfg                                      *agent.Config
+	cfg                                      *config.Config
 }
 
 func load(t *testing.T) files {
@@ -545,7 +545,7 @@ func load(t *testing.T) files {
 		fc:      read(t, filepath.Join("sepolicy", "file_contexts")), te: read(t, filepath.Join("sepolicy", "amosd.te")),
 		gitignore: read(t, ".gitignore"), present: presentFiles(t, ".")}
 	var err error
-	if f.cfg, err = agent.ParseConfig("amosd.json", []byte(f.json)); err != nil {
+	if f.cfg, err = config.Parse("amosd.json", []byte(f.json)); err != nil {
 		t.Fatal(err)
 	}
 	return f

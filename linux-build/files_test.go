@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"amos.example/amosd/agent"
+	"amos.example/amosd/agent/config"
 )
 
 // busPolicy is the part of a D-Bus policy file that the test reads.
@@ -30,7 +31,7 @@ type policyRule struct {
 // TestFilesAgree: the files of this folder name the same binary, configuration, bus
 // name, user, directories and uids, and amosd.json is a valid configuration.
 func TestFilesAgree(t *testing.T) {
-	cfg, err := agent.ParseConfig(configFile, []byte(readFile(t, configFile)))
+	cfg, err := config.Parse(configFile, []byte(readFile(t, configFile)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"amos.example/amosd/agent"
+	"amos.example/amosd/agent/config"
 	"amos.example/amosd/collector"
 	"amos.example/amosd/tools/fleetsim"
 )
@@ -167,7 +167,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 		awake := fs.Float64("awake", 0.3, "share of phones awake at local midnight (they upload within seconds)")
 		wake := fs.Duration("wake-mean", 15*time.Minute, "mean delay of the first wake-up after midnight of the others")
 		capacity := fs.Int("capacity", 0, "requests a second the collector serves, beyond which it answers 503 Retry-After: 5 (0: unlimited)")
-		spread := fs.Duration("sync-spread", agent.DefaultSyncSpread, "the agent's sync.spread: upload a random 0..D after the midnight mint (0: at once)")
+		spread := fs.Duration("sync-spread", config.DefaultSyncSpread, "the agent's sync.spread: upload a random 0..D after the midnight mint (0: at once)")
 		csv := fs.String("csv", "", "write the requests of every simulated minute to this CSV file")
 		if fs.Parse(args[1:]) != nil {
 			return 2

@@ -12,11 +12,12 @@ import (
 	"syscall"
 
 	"amos.example/amosd/agent"
+	"amos.example/amosd/agent/config"
 )
 
 // loadConfig reads the configuration; a problem is a usage error (exit 2).
-func loadConfig(env *cliEnv) (*agent.Config, int) {
-	cfg, err := agent.LoadConfig(env.config)
+func loadConfig(env *cliEnv) (*config.Config, int) {
+	cfg, err := config.Load(env.config)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "amosd: %v\n", err)
 		return nil, exitUsage
@@ -80,7 +81,7 @@ func runDaemon(env *cliEnv, args []string) int {
 	a, err := agent.New(agent.Options{Config: cfg, Clock: clock, Version: version, Logf: logf, Idle: idle})
 	if err != nil {
 		fatal(err)
-		if errors.Is(err, agent.ErrIdentity) || errors.Is(err, agent.ErrConfig) {
+		if errors.Is(err, agent.ErrIdentity) || errors.Is(err, config.ErrConfig) {
 			return exitUsage
 		}
 		return exitFailed

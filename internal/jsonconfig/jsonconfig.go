@@ -1,7 +1,7 @@
 // Package jsonconfig is the error of a JSON configuration file, which names the file,
 // the key and, for syntax, the line and column. Package jsondecode decodes a file into
 // a struct with encoding/json (the collector); amosd decodes its own by hand, without
-// encoding/json (agent/configjson.go, README.md's budget table binary budget).
+// encoding/json (agent/config/json.go, README.md's budget table binary budget).
 package jsonconfig
 
 import (

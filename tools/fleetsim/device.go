@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"amos.example/amosd/agent"
+	"amos.example/amosd/agent/config"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/store"
 	"amos.example/amosd/transport"
@@ -83,7 +83,7 @@ func (d *Device) Connect(srv *Server) error {
 		return err
 	}
 	d.client = c
-	sync := agent.DefaultConfig().Sync
+	sync := config.Default().Sync
 	d.up = upload.New(upload.Options{Queue: d.q, Client: c, Clock: deviceClock{boot: time.Now()},
 		Backoff:      transport.NewBackoff(time.Duration(sync.InitialBackoff), time.Duration(sync.MaxBackoff)),
 		BatchRecords: proof.MaxBatchRecords, Timeout: 30 * time.Second, BootID: d.bootID})

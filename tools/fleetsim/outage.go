@@ -59,7 +59,7 @@ type OutageConfig struct {
 	// beyond it httpapi answers 503 with Retry-After: 5 (all in-flight slots taken).
 	Capacity int
 	// SyncSpread is the agent's sync.spread: a random delay in [0, SyncSpread)
-	// between a midnight mint and its upload (agent.DefaultSyncSpread on a handset);
+	// between a midnight mint and its upload (config.DefaultSyncSpread on a handset);
 	// 0 uploads at once, as the agent did before sync.spread existed.
 	SyncSpread time.Duration
 	// InitialBackoff and MaxBackoff are the agent's sync.initial_backoff and

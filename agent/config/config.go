@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"errors"
@@ -80,11 +80,11 @@ const (
 	SourceEvdev     = "evdev"
 )
 
-// DefaultConfigPath is where firmware installs the configuration (docs/dbus-api.md).
-const DefaultConfigPath = "/system/etc/amosd.json"
+// DefaultPath is where firmware installs the configuration (docs/dbus-api.md).
+const DefaultPath = "/system/etc/amosd.json"
 
-// DefaultConfig returns the configuration every key of a file is laid over.
-func DefaultConfig() Config {
+// Default returns the configuration every key of a file is laid over.
+func Default() Config {
 	return Config{
 		DataDir:          "/data/amos",
 		KeyDir:           "/persist/amos",
@@ -110,22 +110,22 @@ func DefaultConfig() Config {
 // ErrConfig is wrapped by every configuration error; the command line exits 2 on it.
 var ErrConfig = errors.New("configuration error")
 
-// ConfigError names the file, the key and what is wrong with it; it wraps ErrConfig.
-type ConfigError = jsonconfig.Error
+// Error names the file, the key and what is wrong with it; it wraps ErrConfig.
+type Error = jsonconfig.Error
 
-// LoadConfig reads and checks the configuration file at path.
-func LoadConfig(path string) (*Config, error) {
+// Load reads and checks the configuration file at path.
+func Load(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &ConfigError{File: path, Problem: err.Error(), Kind: ErrConfig, Cause: err}
+		return nil, &Error{File: path, Problem: err.Error(), Kind: ErrConfig, Cause: err}
 	}
-	return ParseConfig(path, b)
+	return Parse(path, b)
 }
 
-// ParseConfig decodes and checks a configuration; name is used in errors. Unknown keys,
+// Parse decodes and checks a configuration; name is used in errors. Unknown keys,
 // wrong types and invalid values are refused, each naming the key.
-func ParseConfig(name string, b []byte) (*Config, error) {
-	c := DefaultConfig()
+func Parse(name string, b []byte) (*Config, error) {
+	c := Default()
 	if err := decodeConfig(name, b, &c); err != nil {
 		return nil, err
 	}
@@ -136,9 +136,9 @@ func ParseConfig(name string, b []byte) (*Config, error) {
 	return &c, nil
 }
 
-func (c *Config) validate() *ConfigError {
-	bad := func(key, format string, args ...any) *ConfigError {
-		return &ConfigError{Key: key, Problem: fmt.Sprintf(format, args...), Kind: ErrConfig}
+func (c *Config) validate() *Error {
+	bad := func(key, format string, args ...any) *Error {
+		return &Error{Key: key, Problem: fmt.Sprintf(format, args...), Kind: ErrConfig}
 	}
 	for _, p := range []struct{ key, val string }{{"data_dir", c.DataDir}, {"key_dir", c.KeyDir}} {
 		if !filepath.IsAbs(p.val) {

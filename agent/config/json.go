@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ import (
 // and reflection: see internal/jsonlite.)
 func decodeConfig(name string, b []byte, c *Config) error {
 	fail := func(key string, off int, problem string) error {
-		e := &ConfigError{File: name, Key: key, Problem: problem, Kind: ErrConfig}
+		e := &Error{File: name, Key: key, Problem: problem, Kind: ErrConfig}
 		if off >= 0 {
 			e.Line, e.Column = jsonconfig.LineCol(b, off)
 		}

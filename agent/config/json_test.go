@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"errors"
@@ -20,9 +20,11 @@ import (
 func FuzzConfigMatchesEncodingJSON(f *testing.F) {
 	f.Add([]byte(minimalConfig))
 	for _, name := range []string{"amosd-handset.json", "amosd-dev.json"} {
-		if b, err := os.ReadFile(filepath.Join("..", "testdata", "config", name)); err == nil {
-			f.Add(b)
+		b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "config", name))
+		if err != nil {
+			f.Fatal(err) // a seed that went missing would fuzz less without a word
 		}
+		f.Add(b)
 	}
 	for _, s := range []string{
 		`{"sync": {"timeout": null}}`, `{"sources": null, "trusted_uids": [1, null]}`, `{"sync": null}`, `null`, `[]`,
@@ -32,11 +34,11 @@ func FuzzConfigMatchesEncodingJSON(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		mine := DefaultConfig()
+		mine := Default()
 		errMine := decodeConfig("fuzz.json", b, &mine)
-		ref := DefaultConfig()
+		ref := Default()
 		errRef := jsondecode.Decode("fuzz.json", b, &ref, ErrConfig)
-		var ce *ConfigError
+		var ce *Error
 		if errMine != nil && (!errors.As(errMine, &ce) || !errors.Is(errMine, ErrConfig)) {
 			t.Fatalf("error of another type: %v", errMine)
 		}
@@ -68,8 +70,8 @@ func knownKeyFold(key string) bool {
 	return false
 }
 
-// jsonOffset turns the line and column of a ConfigError back into an offset of b.
-func jsonOffset(b []byte, ce *ConfigError) int {
+// jsonOffset turns the line and column of a Error back into an offset of b.
+func jsonOffset(b []byte, ce *Error) int {
 	off := 0
 	for line := 1; line < ce.Line; line++ {
 		off += strings.IndexByte(string(b[off:]), '\n') + 1
