@@ -282,6 +282,10 @@ func readHead(br *bufio.Reader, left *int) (*httpAnswer, error) {
 		}
 	}
 	switch {
+	case chunked && proto == "HTTP/1.0":
+		// HTTP/1.0 has no transfer codings: the framing is faulty (RFC 9112 §6.1), and
+		// net/http would read the body to the end of the connection instead.
+		return nil, malformed("Transfer-Encoding in an HTTP/1.0 answer")
 	case status == 101:
 		return nil, malformed("status 101: no protocol switch was asked for")
 	case status < 200:
@@ -321,6 +325,27 @@ func readLine(br *bufio.Reader, left *int) (string, error) {
 		return "", malformed("headers longer than %d bytes", maxHeaderBytes)
 	}
 	return string(trimEOL(line)), nil
+}
+
+// readChunkLine is readLine for the chunked coding, where a line must end with CRLF: a
+// bare LF there is a framing that proxies disagree on (request smuggling), and net/http
+// refuses it too.
+func readChunkLine(br *bufio.Reader, left *int) (string, error) {
+	line, err := br.ReadSlice('\n')
+	*left -= len(line)
+	switch {
+	case errors.Is(err, bufio.ErrBufferFull):
+		return "", malformed("a chunk line longer than %d bytes", lineBytes)
+	case errors.Is(err, io.EOF):
+		return "", io.ErrUnexpectedEOF
+	case err != nil:
+		return "", err
+	case *left < 0:
+		return "", malformed("trailers longer than %d bytes", maxHeaderBytes)
+	case len(line) < 2 || line[len(line)-2] != '\r':
+		return "", malformed("a chunk line that ends with a bare LF")
+	}
+	return string(line[:len(line)-2]), nil
 }
 
 func trimEOL(line []byte) []byte {
@@ -400,7 +425,7 @@ func (b *chunkedBody) Read(p []byte) (int, error) {
 // nextChunk reads a chunk-size line; after the last chunk, the trailers, and io.EOF.
 func (b *chunkedBody) nextChunk() error {
 	left := lineBytes
-	line, err := readLine(b.br, &left)
+	line, err := readChunkLine(b.br, &left)
 	if err != nil {
 		return err
 	}
@@ -419,28 +444,41 @@ func (b *chunkedBody) nextChunk() error {
 	}
 	left = maxHeaderBytes
 	for {
-		line, err := readLine(b.br, &left)
+		line, err := readChunkLine(b.br, &left)
 		if err != nil {
 			return err
 		}
 		if line == "" {
 			return io.EOF
 		}
+		// A trailer field is a header field, ignored, but well formed.
+		if name, _, ok := strings.Cut(line, ":"); !ok || !isToken(name) {
+			return malformed("trailer line %q", truncate(line, 64))
+		}
 	}
 }
 
-// crlf reads the CRLF after a chunk's data.
-func (b *chunkedBody) crlf() error {
-	c, err := b.br.ReadByte()
-	if err == nil && c == '\r' {
-		c, err = b.br.ReadByte()
+// isToken says whether s is an HTTP token (RFC 9110 §5.6.2), as a field name must be.
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
 	}
+	return s != ""
+}
+
+// crlf reads the CRLF after a chunk's data (a bare LF is refused, as net/http does).
+func (b *chunkedBody) crlf() error {
+	var two [2]byte
+	_, err := io.ReadFull(b.br, two[:])
 	switch {
-	case errors.Is(err, io.EOF):
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return io.ErrUnexpectedEOF
 	case err != nil:
 		return err
-	case c != '\n':
+	case two != [2]byte{'\r', '\n'}:
 		return malformed("no CRLF after a chunk")
 	}
 	return nil
