@@ -12,6 +12,7 @@ import (
 
 	"amos.example/amosd/agent/config"
 	"amos.example/amosd/proof"
+	"amos.example/amosd/sources"
 	"amos.example/amosd/store"
 )
 
@@ -28,11 +29,11 @@ const (
 // ErrNotRunning is returned by requests made while the agent's loop is not running.
 var ErrNotRunning = errors.New("agent is not running")
 
-// Source is an activity source that runs on its own (evdev); the D-Bus sources run
-// on the Bus.
+// Source is an activity source that runs on its own (evdev); the D-sources.Bus sources run
+// on the sources.Bus.
 type Source interface {
 	Name() string
-	Run(ctx context.Context, emit Emit) error
+	Run(ctx context.Context, emit sources.Emit) error
 }
 
 // Options configure an Agent.
@@ -46,7 +47,7 @@ type Options struct {
 	// Sources replaces the sources of the configuration (tests); nil builds them.
 	Sources []Source
 	// Observe is called on the agent's goroutine after each event is accounted.
-	Observe func(Event)
+	Observe func(sources.Event)
 	// Minted is called on the agent's goroutine after each record is stored.
 	Minted func(rec *proof.Record, res store.MintResult)
 	// Idle is called when a part of the daemon goes back to waiting after work, which
@@ -73,11 +74,11 @@ type Agent struct {
 	bootID  [16]byte
 	debug   bool
 	spoofed atomic.Uint64
-	events  chan Event
+	events  chan sources.Event
 	reqs    chan func()
 	running atomic.Bool
 	stopped chan struct{}
-	bus     *Bus
+	bus     *sources.Bus
 	api     *apiServer
 	fatal   chan error // a source that cannot go on stops the agent
 	// flush runs one sync attempt; nil until a sync loop is attached.
@@ -117,7 +118,7 @@ func New(o Options) (*Agent, error) {
 		o.Logf = func(string, ...any) {}
 	}
 	a := &Agent{cfg: o.Config, clock: o.Clock, logf: o.Logf, opts: o,
-		events: make(chan Event, 256), reqs: make(chan func()), stopped: make(chan struct{}),
+		events: make(chan sources.Event, 256), reqs: make(chan func()), stopped: make(chan struct{}),
 		fatal: make(chan error, 1)}
 	a.bootID = o.Clock.BootID()
 	if o.Debuggable != nil {
@@ -306,7 +307,7 @@ func (a *Agent) Store() *store.Store { return a.st }
 func (a *Agent) Close() error { return a.st.Close() }
 
 // emit hands a source's event to the loop; it never drops one.
-func (a *Agent) emit(ev Event) {
+func (a *Agent) emit(ev sources.Event) {
 	select {
 	case a.events <- ev:
 	case <-a.stopped:
@@ -351,10 +352,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			defer wg.Done()
 			if err := s.Run(srcCtx, a.emit); err != nil {
 				a.logf("source %s: %v", s.Name(), err)
-				var fe *fatalError
+				var fe *sources.FatalError
 				if errors.As(err, &fe) {
 					select {
-					case a.fatal <- fe.err:
+					case a.fatal <- fe.Err:
 					default:
 					}
 				}
@@ -430,52 +431,52 @@ func (a *Agent) drainWhile(wg *sync.WaitGroup) {
 	}
 }
 
-// sources builds the configured sources: the D-Bus ones on one Bus, and evdev.
+// sources builds the configured sources: the D-sources.Bus ones on one sources.Bus, and evdev.
 func (a *Agent) sources() []Source {
 	if a.opts.Sources != nil {
 		return a.opts.Sources
 	}
-	// One connection carries amosd's own API and the D-Bus sources.
-	a.bus = NewBus(a.cfg.Bus, a.logf)
+	// One connection carries amosd's own API and the D-sources.Bus sources.
+	a.bus = sources.NewBus(a.cfg.Bus, a.logf)
 	a.api = &apiServer{a: a}
-	a.bus.add(a.api)
+	a.bus.Add(a.api)
 	if a.cfg.HasSource(config.SourceAmosPower) {
-		a.bus.add(newPowerSource(a.emit, &a.spoofed, a.logf))
+		a.bus.Add(sources.NewPowerSource(a.emit, &a.spoofed, a.logf))
 	}
 	if a.cfg.HasSource(config.SourceLogind) {
-		a.bus.add(newLogindSource(a.emit, &a.spoofed, a.logf))
+		a.bus.Add(sources.NewLogindSource(a.emit, &a.spoofed, a.logf))
 	}
-	a.bus.add(&networkWatch{logf: a.logf, up: func() {
+	a.bus.Add(sources.NewNetworkWatch(a.logf, func() {
 		if a.sync != nil {
 			a.sync.networkUp()
 		}
-	}})
+	}))
 	out := []Source{busSource{a.bus}}
 	if a.cfg.HasSource(config.SourceEvdev) {
-		out = append(out, NewEvdevSource(a.cfg.EvdevGlob, a.logf))
+		out = append(out, sources.NewEvdevSource(a.cfg.EvdevGlob, a.logf))
 	}
 	return out
 }
 
-// busSource runs the Bus as a Source.
-type busSource struct{ b *Bus }
+// busSource runs the sources.Bus as a Source.
+type busSource struct{ b *sources.Bus }
 
-func (s busSource) Name() string                          { return "bus" }
-func (s busSource) Run(ctx context.Context, _ Emit) error { return s.b.Run(ctx) }
+func (s busSource) Name() string                                  { return "bus" }
+func (s busSource) Run(ctx context.Context, _ sources.Emit) error { return s.b.Run(ctx) }
 
 // onEvent accounts the time up to the event, then applies it.
-func (a *Agent) onEvent(ev Event) {
+func (a *Agent) onEvent(ev sources.Event) {
 	now := a.clock.Boottime()
 	a.step(now)
 	a.meter.apply(ev, now)
-	if ev.Kind != EventInput && ev.Kind != EventActive {
+	if ev.Kind != sources.EventInput && ev.Kind != sources.EventActive {
 		a.logf("event: %s", ev) // state changes only: input is never logged
 	}
 	if a.opts.Observe != nil {
 		a.opts.Observe(ev)
 	}
 	switch ev.Kind {
-	case EventScreenOff, EventSuspend, EventLocked:
+	case sources.EventScreenOff, sources.EventSuspend, sources.EventLocked:
 		a.save(ev.Kind.String())
 	}
 	a.scheduleSave()

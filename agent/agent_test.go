@@ -12,7 +12,9 @@ import (
 
 	"amos.example/amosd/agent/config"
 	"amos.example/amosd/proof"
+	"amos.example/amosd/rigs/inputdev"
 	"amos.example/amosd/rigs/testenv"
+	"amos.example/amosd/sources"
 )
 
 var (
@@ -44,7 +46,7 @@ func TestNormalDay(t *testing.T) {
 	if rec := r.waitMinted(); rec.Kind() != proof.KindActivity {
 		t.Fatal("no activity record at midnight")
 	}
-	// The status over the daemon's own D-Bus API, as `amosd status` reads it.
+	// The status over the daemon's own D-sources.Bus API, as `amosd status` reads it.
 	c, err := DialClient(context.Background(), r.bus.Address)
 	if err != nil {
 		t.Fatal(err)
@@ -88,14 +90,14 @@ func TestOverlappingSources(t *testing.T) {
 	r.power("ScreenChanged", true)
 	r.power("LockChanged", false)
 	r.logind.set("LockedHint", false) // the same unlock, told twice: counted once
-	r.waitEvent(config.SourceLogind, EventUnlocked)
+	r.waitEvent(config.SourceLogind, sources.EventUnlocked)
 	r.logind.set("IdleHint", false) // active: interactive until idle
-	r.waitEvent(config.SourceLogind, EventActive)
+	r.waitEvent(config.SourceLogind, sources.EventActive)
 	r.advance(20 * time.Second)
 	r.power("UserActivity")
 	r.advance(100 * time.Second)
 	r.logind.set("IdleHint", true) // 10:02:00: idle; the last input is long past
-	r.waitEvent(config.SourceLogind, EventIdle)
+	r.waitEvent(config.SourceLogind, sources.EventIdle)
 	r.advance(time.Minute)
 	r.power("ScreenChanged", false)
 	r.at("00:00:00")
@@ -132,12 +134,12 @@ func TestSuspendAcrossMidnight(t *testing.T) {
 	r.use(time.Minute)
 	r.at("23:00:00")
 	r.logind.sleep(true)
-	r.waitEvent(config.SourceLogind, EventSuspend)
+	r.waitEvent(config.SourceLogind, sources.EventSuspend)
 	r.clock.Suspend(2 * time.Hour) // wakes at 01:00: the alarm fires late, on resume
 	r.waitTrace("alarm")
 	r.waitMinted()
 	r.logind.sleep(false)
-	r.waitEvent(config.SourceLogind, EventResume)
+	r.waitEvent(config.SourceLogind, sources.EventResume)
 	r.stop()
 	r.check(r.records(), 1, proof.ReasonFirstStart,
 		want{date: 20261124, secs: 30, unlocks: 1, screens: 1, hours: []int{22}, flags: unconfirmd})
@@ -256,7 +258,7 @@ func TestSpoofedSignalsAreIgnored(t *testing.T) {
 	r := newRig(t, morning, power, nil)
 	r.start()
 	spoof := r.connect("")
-	if err := spoof.Emit("/com/amos/PowerManager", PowerManagerIface+".ScreenChanged", true); err != nil {
+	if err := spoof.Emit("/com/amos/PowerManager", sources.PowerManagerIface+".ScreenChanged", true); err != nil {
 		t.Fatal(err)
 	}
 	// A round trip to the bus: it has routed the signal before it answers.
@@ -273,7 +275,7 @@ func TestSpoofedSignalsAreIgnored(t *testing.T) {
 		r.backlog = append(r.backlog, <-r.events)
 	}
 	for _, ev := range r.backlog {
-		if ev.Kind == EventScreenOn {
+		if ev.Kind == sources.EventScreenOn {
 			t.Fatal("a spoofed ScreenChanged was accounted")
 		}
 	}
@@ -283,10 +285,10 @@ func TestBusRestart(t *testing.T) {
 	r := newRig(t, morning, power, nil)
 	r.start()
 	r.bus.Stop() // dbus-daemon dies
-	r.waitEvent(config.SourceAmosPower, EventUnavailable)
+	r.waitEvent(config.SourceAmosPower, sources.EventUnavailable)
 	r.bus.Start()
-	r.pm = r.connect(PowerManagerName) // the power manager comes back too
-	r.waitEvent(config.SourceAmosPower, EventAvailable)
+	r.pm = r.connect(sources.PowerManagerName) // the power manager comes back too
+	r.waitEvent(config.SourceAmosPower, sources.EventAvailable)
 	r.at("09:00:00")
 	r.use(time.Minute)
 	// amosd's own name and object are back too.
@@ -296,7 +298,7 @@ func TestBusRestart(t *testing.T) {
 	}
 	defer c.Close()
 	if st, err := c.Status(context.Background()); err != nil || st["today_interactive_seconds"] != uint32(30) {
-		t.Fatalf("status over D-Bus after the bus restarted: %v %v", st, err)
+		t.Fatalf("status over D-sources.Bus after the bus restarted: %v %v", st, err)
 	}
 }
 
@@ -429,17 +431,18 @@ func TestCorruptStoreStartsANewEpoch(t *testing.T) {
 // UserActivity overlap; their windows are united, never added.
 func TestEvdevAndPowerOverlap(t *testing.T) {
 	devDir := t.TempDir()
-	dev := filepath.Join(devDir, "event0")
-	mkfifo(t, dev, 0o600)
+	dev := inputdev.New(t, filepath.Join(devDir, "event0"))
 	r := newRig(t, morning, []string{config.SourceAmosPower, config.SourceEvdev}, func(c *config.Config) { c.EvdevGlob = filepath.Join(devDir, "event*") })
 	r.start()
-	w := openWriter(t, dev)
-	r.waitEvent(config.SourceEvdev, EventAvailable)
+	w := dev.Writer(t)
+	r.waitEvent(config.SourceEvdev, sources.EventAvailable)
 	r.at("09:00:00")
 	r.power("ScreenChanged", true)
 	r.power("LockChanged", false)
-	write(t, w, encode(rec(evKey, tBtnTouch, 1), rec(evAbs, tAbsMTPosX, 100), syn())) // a real touch
-	r.waitEvent(config.SourceEvdev, EventInput)
+	if _, err := w.Write(inputdev.Touch()); err != nil { // a real touch
+		t.Fatal(err)
+	}
+	r.waitEvent(config.SourceEvdev, sources.EventInput)
 	r.advance(10 * time.Second)
 	r.power("UserActivity") // 09:00:10: both windows cover 09:00:10..09:00:30
 	r.advance(time.Minute)

@@ -9,10 +9,11 @@ import (
 	"sync"
 	"time"
 
+	"amos.example/amosd/sources"
 	"github.com/godbus/dbus/v5"
 )
 
-// amosd's own D-Bus API (docs/dbus-api.md).
+// amosd's own D-sources.Bus API (docs/dbus-api.md).
 const (
 	AgentName  = "com.amos.Agent1"
 	AgentPath  = dbus.ObjectPath("/com/amos/Agent1")
@@ -33,13 +34,7 @@ var ErrNameTaken = errors.New("another process owns " + AgentName + ": is anothe
 // policy file is missing, or amosd runs as a user it does not name. Retrying cannot help.
 var ErrNameDenied = errors.New("the bus policy does not let this user own " + AgentName)
 
-// fatalError stops the Bus for good: retrying cannot help.
-type fatalError struct{ err error }
-
-func (e *fatalError) Error() string { return e.err.Error() }
-func (e *fatalError) Unwrap() error { return e.err }
-
-// apiServer exports com.amos.Agent1 on every connection of the Bus and checks each
+// apiServer exports com.amos.Agent1 on every connection of the sources.Bus and checks each
 // caller's uid, taken from the bus, against trusted_uids and status_uids.
 type apiServer struct {
 	a    *Agent
@@ -58,7 +53,7 @@ const (
 	accessTrusted
 )
 
-func (s *apiServer) connected(ctx context.Context, conn *dbus.Conn) error {
+func (s *apiServer) Connected(ctx context.Context, conn *dbus.Conn) error {
 	// Method tables, not conn.Export: Export finds the methods with reflect's
 	// Value.Method, and a binary that calls it keeps every exported method of every
 	// type, which costs amosd about a megabyte (README.md's budget table binary budget).
@@ -77,23 +72,23 @@ func (s *apiServer) connected(ctx context.Context, conn *dbus.Conn) error {
 		return fmt.Errorf("export introspection: %w", err)
 	}
 	// The methods need conn as soon as the name is ours: when the bus started amosd for
-	// a call (D-Bus activation), it delivers that call at once.
+	// a call (D-sources.Bus activation), it delivers that call at once.
 	s.mu.Lock()
 	s.conn = conn
 	s.mu.Unlock()
 	reply, err := conn.RequestName(AgentName, dbus.NameFlagDoNotQueue)
 	if err != nil || (reply != dbus.RequestNameReplyPrimaryOwner && reply != dbus.RequestNameReplyAlreadyOwner) {
-		s.disconnected()
+		s.Disconnected()
 	}
 	var derr dbus.Error
 	switch {
 	case errors.As(err, &derr) && derr.Name == errAccessDenied:
-		return &fatalError{fmt.Errorf("%w (uid %d): run amosd as a user that the bus policy for %s names (on Linux, /usr/share/dbus-1/system.d/%s.conf: user amosd or root), or install that file; the bus said: %w",
+		return &sources.FatalError{Err: fmt.Errorf("%w (uid %d): run amosd as a user that the bus policy for %s names (on Linux, /usr/share/dbus-1/system.d/%s.conf: user amosd or root), or install that file; the bus said: %w",
 			ErrNameDenied, os.Getuid(), AgentName, AgentName, err)}
 	case err != nil:
 		return fmt.Errorf("request %s: %w", AgentName, err)
 	case reply == dbus.RequestNameReplyExists:
-		return &fatalError{ErrNameTaken}
+		return &sources.FatalError{Err: ErrNameTaken}
 	case reply != dbus.RequestNameReplyPrimaryOwner && reply != dbus.RequestNameReplyAlreadyOwner:
 		return fmt.Errorf("request %s: reply %d", AgentName, reply)
 	}
@@ -103,9 +98,9 @@ func (s *apiServer) connected(ctx context.Context, conn *dbus.Conn) error {
 	return nil
 }
 
-func (s *apiServer) signal(*dbus.Signal) {}
+func (s *apiServer) Signal(*dbus.Signal) {}
 
-func (s *apiServer) disconnected() {
+func (s *apiServer) Disconnected() {
 	s.mu.Lock()
 	s.conn, s.named = nil, false
 	s.mu.Unlock()
@@ -132,10 +127,10 @@ func (s *apiServer) access(sender dbus.Sender) (uint32, access, *dbus.Error) {
 	if conn == nil {
 		return 0, accessNone, dbus.NewError(errFailed, []any{"not connected"})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), sources.CallTimeout)
 	defer cancel()
 	var uid uint32
-	if err := conn.BusObject().CallWithContext(ctx, busName+".GetConnectionUnixUser", 0, string(sender)).Store(&uid); err != nil {
+	if err := conn.BusObject().CallWithContext(ctx, sources.BusName+".GetConnectionUnixUser", 0, string(sender)).Store(&uid); err != nil {
 		return 0, accessNone, dbus.NewError(errAccessDenied, []any{fmt.Sprintf("cannot tell the uid of %s: %v", sender, err)})
 	}
 	switch {
@@ -201,7 +196,7 @@ func (m apiMethods) ReportActivity(sender dbus.Sender, event string) *dbus.Error
 	if _, ok := ReportEvents[event]; !ok {
 		return dbus.NewError(errInvalidArgs, []any{fmt.Sprintf("unknown event %q: want screen_on, screen_off, unlocked, locked or input", event)})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), sources.CallTimeout)
 	defer cancel()
 	if err := m.s.a.Report(ctx, event); err != nil {
 		return failed(err)
@@ -214,7 +209,7 @@ func (m apiMethods) SetConsent(sender dbus.Sender, granted bool) *dbus.Error {
 	if derr := m.s.allow(sender, "SetConsent", accessTrusted); derr != nil {
 		return derr
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), sources.CallTimeout)
 	defer cancel()
 	if err := m.s.a.SetConsent(ctx, granted); err != nil {
 		return failed(err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"amos.example/amosd/sources"
 	"github.com/godbus/dbus/v5"
 )
 
@@ -16,7 +17,7 @@ var (
 	ErrAccessDenied = errors.New("access denied")
 )
 
-// Client calls a running amosd over D-Bus (docs/dbus-api.md).
+// Client calls a running amosd over D-sources.Bus (docs/dbus-api.md).
 type Client struct {
 	conn *dbus.Conn
 	obj  dbus.BusObject
@@ -25,12 +26,12 @@ type Client struct {
 // DialClient connects to the bus of the configuration and checks that amosd owns
 // its name; both failures wrap ErrUnreachable.
 func DialClient(ctx context.Context, bus string) (*Client, error) {
-	conn, err := Dial(ctx, bus)
+	conn, err := sources.Dial(ctx, bus)
 	if err != nil {
 		return nil, fmt.Errorf("%w: bus %s: %v", ErrUnreachable, bus, err)
 	}
 	var owner string
-	if err := conn.BusObject().CallWithContext(ctx, busName+".GetNameOwner", 0, AgentName).Store(&owner); err != nil {
+	if err := conn.BusObject().CallWithContext(ctx, sources.BusName+".GetNameOwner", 0, AgentName).Store(&owner); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("%w: nobody owns %s on bus %s: is amosd running?", ErrUnreachable, AgentName, bus)
 	}
@@ -52,7 +53,7 @@ func (c *Client) call(ctx context.Context, method string, out []any, args ...any
 			switch derr.Name {
 			case errAccessDenied:
 				return fmt.Errorf("%w: %s", ErrAccessDenied, msg)
-			case "org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NoReply", errNoOwn:
+			case "org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NoReply", sources.ErrNoOwn:
 				return fmt.Errorf("%w: %s", ErrUnreachable, msg)
 			}
 			return fmt.Errorf("%s: %s", method, msg)

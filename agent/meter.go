@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"amos.example/amosd/proof"
+	"amos.example/amosd/sources"
 	"amos.example/amosd/store"
 )
 
@@ -31,7 +32,7 @@ const (
 type meter struct {
 	utcOffset int // minutes east of UTC
 
-	caps                  map[string]Caps // what each available source can report
+	caps                  map[string]sources.Caps // what each available source can report
 	screenKnown, screenOn bool
 	lockKnown, locked     bool
 	idleKnown, idle       bool
@@ -49,7 +50,7 @@ type meter struct {
 func newMeter(utcOffset int, date proof.Date, at time.Duration) *meter {
 	return &meter{
 		utcOffset: utcOffset,
-		caps:      map[string]Caps{},
+		caps:      map[string]sources.Caps{},
 		counting:  true,
 		locked:    true, // a phone boots to its lock screen, screen off until told
 		at:        at,
@@ -107,8 +108,8 @@ func (m *meter) used() bool {
 	return t.InteractiveSeconds > 0 || t.Unlocks > 0 || t.ScreenOns > 0 || t.ActiveHours != 0
 }
 
-func (m *meter) allCaps() Caps {
-	var c Caps
+func (m *meter) allCaps() sources.Caps {
+	var c sources.Caps
 	for _, v := range m.caps {
 		c |= v
 	}
@@ -124,16 +125,16 @@ func (m *meter) interactiveEnd() time.Duration {
 	if m.suspended || caps == 0 && !m.screenKnown && !m.lockKnown {
 		return m.at
 	}
-	if (caps&CapScreen != 0 || m.screenKnown) && !m.screenOn {
+	if (caps&sources.CapScreen != 0 || m.screenKnown) && !m.screenOn {
 		return m.at
 	}
-	if (caps&CapLock != 0 || m.lockKnown) && m.locked {
+	if (caps&sources.CapLock != 0 || m.lockKnown) && m.locked {
 		return m.at
 	}
-	if caps&(CapInput|CapIdle) == 0 {
+	if caps&(sources.CapInput|sources.CapIdle) == 0 {
 		return forever
 	}
-	if caps&CapIdle != 0 && m.idleKnown && !m.idle {
+	if caps&sources.CapIdle != 0 && m.idleKnown && !m.idle {
 		return forever
 	}
 	if m.hasInput {
@@ -178,7 +179,7 @@ func (m *meter) addInterval(from, to time.Time) {
 
 // apply changes the state by one event observed at now (CLOCK_BOOTTIME). The caller
 // advances the meter to now first.
-func (m *meter) apply(ev Event, now time.Duration) {
+func (m *meter) apply(ev sources.Event, now time.Duration) {
 	before := m.state()
 	defer func() {
 		if m.state() != before && m.counting {
@@ -186,7 +187,7 @@ func (m *meter) apply(ev Event, now time.Duration) {
 		}
 	}()
 	switch ev.Kind {
-	case EventScreenOn:
+	case sources.EventScreenOn:
 		// Transitions count from the last value, known or assumed at boot (off,
 		// locked), so that a source telling the same state again counts nothing.
 		if !m.screenOn && m.counting {
@@ -194,30 +195,30 @@ func (m *meter) apply(ev Event, now time.Duration) {
 			m.dirty = true
 		}
 		m.screenKnown, m.screenOn = true, true
-	case EventScreenOff:
+	case sources.EventScreenOff:
 		m.screenKnown, m.screenOn = true, false
-	case EventLocked:
+	case sources.EventLocked:
 		m.lockKnown, m.locked = true, true
-	case EventUnlocked:
+	case sources.EventUnlocked:
 		if m.locked && m.counting {
 			m.tally.Unlocks = satAdd(m.tally.Unlocks)
 			m.dirty = true
 		}
 		m.lockKnown, m.locked = true, false
-	case EventInput:
+	case sources.EventInput:
 		m.hasInput, m.lastInput = true, now
-	case EventIdle:
+	case sources.EventIdle:
 		m.idleKnown, m.idle = true, true
-	case EventActive:
+	case sources.EventActive:
 		m.idleKnown, m.idle = true, false
 		m.hasInput, m.lastInput = true, now
-	case EventSuspend:
+	case sources.EventSuspend:
 		m.suspended = true
-	case EventResume:
+	case sources.EventResume:
 		m.suspended = false
-	case EventAvailable:
+	case sources.EventAvailable:
 		m.caps[ev.Source] |= ev.Caps
-	case EventUnavailable:
+	case sources.EventUnavailable:
 		m.caps[ev.Source] &^= ev.Caps
 		if m.caps[ev.Source] == 0 {
 			delete(m.caps, ev.Source)
@@ -225,13 +226,13 @@ func (m *meter) apply(ev Event, now time.Duration) {
 		// What a gone source said is stale: without it the screen and lock conditions
 		// fall back to what the remaining sources can tell (docs/eligibility.md), never to "on".
 		left := m.allCaps()
-		if ev.Caps&CapScreen != 0 && left&CapScreen == 0 {
+		if ev.Caps&sources.CapScreen != 0 && left&sources.CapScreen == 0 {
 			m.screenKnown = false
 		}
-		if ev.Caps&CapLock != 0 && left&CapLock == 0 {
+		if ev.Caps&sources.CapLock != 0 && left&sources.CapLock == 0 {
 			m.lockKnown = false
 		}
-		if left&CapIdle == 0 {
+		if left&sources.CapIdle == 0 {
 			m.idleKnown = false // nobody can say any more
 		}
 	}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"amos.example/amosd/sources"
 	"testing"
 	"time"
 )
@@ -9,13 +10,13 @@ import (
 type step struct {
 	at  int // seconds since the start
 	src string
-	ev  EventKind
-	cap Caps
+	ev  sources.EventKind
+	cap sources.Caps
 }
 
 func TestMeterScenarios(t *testing.T) {
 	base := time.Date(2026, 11, 24, 9, 0, 0, 0, time.FixedZone("CST", 8*3600)) // 01:00 UTC
-	power := CapScreen | CapLock | CapInput
+	power := sources.CapScreen | sources.CapLock | sources.CapInput
 	tests := []struct {
 		name    string
 		steps   []step
@@ -26,57 +27,57 @@ func TestMeterScenarios(t *testing.T) {
 		hours   uint32
 	}{
 		{"power: screen on, unlock, one input", []step{
-			{0, "amos-power", EventAvailable, power},
-			{10, "amos-power", EventScreenOn, 0}, {12, "amos-power", EventUnlocked, 0}, {20, "amos-power", EventInput, 0},
+			{0, "amos-power", sources.EventAvailable, power},
+			{10, "amos-power", sources.EventScreenOn, 0}, {12, "amos-power", sources.EventUnlocked, 0}, {20, "amos-power", sources.EventInput, 0},
 		}, 600, 30, 1, 1, 1 << 9},
 		{"two sources report the same input: counted once", []step{
-			{0, "amos-power", EventAvailable, power}, {0, "evdev", EventAvailable, CapInput},
-			{1, "amos-power", EventScreenOn, 0}, {1, "amos-power", EventUnlocked, 0},
-			{100, "amos-power", EventInput, 0}, {100, "evdev", EventInput, 0}, {110, "evdev", EventInput, 0}, {115, "amos-power", EventInput, 0},
+			{0, "amos-power", sources.EventAvailable, power}, {0, "evdev", sources.EventAvailable, sources.CapInput},
+			{1, "amos-power", sources.EventScreenOn, 0}, {1, "amos-power", sources.EventUnlocked, 0},
+			{100, "amos-power", sources.EventInput, 0}, {100, "evdev", sources.EventInput, 0}, {110, "evdev", sources.EventInput, 0}, {115, "amos-power", sources.EventInput, 0},
 		}, 600, 45, 1, 1, 1 << 9},
 		{"overlapping screen reports: one screen_on, one unlock", []step{
-			{0, "amos-power", EventAvailable, power},
-			{1, "amos-power", EventScreenOn, 0}, {1, "api", EventScreenOn, 0},
-			{2, "amos-power", EventUnlocked, 0}, {2, "api", EventUnlocked, 0}, {3, "api", EventInput, 0},
+			{0, "amos-power", sources.EventAvailable, power},
+			{1, "amos-power", sources.EventScreenOn, 0}, {1, "api", sources.EventScreenOn, 0},
+			{2, "amos-power", sources.EventUnlocked, 0}, {2, "api", sources.EventUnlocked, 0}, {3, "api", sources.EventInput, 0},
 		}, 600, 30, 1, 1, 1 << 9},
 		{"locked: input does not count", []step{
-			{0, "amos-power", EventAvailable, power},
-			{1, "amos-power", EventScreenOn, 0}, {1, "amos-power", EventLocked, 0}, {5, "amos-power", EventInput, 0},
+			{0, "amos-power", sources.EventAvailable, power},
+			{1, "amos-power", sources.EventScreenOn, 0}, {1, "amos-power", sources.EventLocked, 0}, {5, "amos-power", sources.EventInput, 0},
 		}, 600, 0, 0, 1, 0},
 		{"screen off ends the interval", []step{
-			{0, "amos-power", EventAvailable, power},
-			{1, "amos-power", EventScreenOn, 0}, {1, "amos-power", EventUnlocked, 0}, {5, "amos-power", EventInput, 0},
-			{15, "amos-power", EventScreenOff, 0},
+			{0, "amos-power", sources.EventAvailable, power},
+			{1, "amos-power", sources.EventScreenOn, 0}, {1, "amos-power", sources.EventUnlocked, 0}, {5, "amos-power", sources.EventInput, 0},
+			{15, "amos-power", sources.EventScreenOff, 0},
 		}, 600, 10, 1, 1, 1 << 9},
 		{"evdev only: input windows", []step{
-			{0, "evdev", EventAvailable, CapInput}, {10, "evdev", EventInput, 0}, {100, "evdev", EventInput, 0},
+			{0, "evdev", sources.EventAvailable, sources.CapInput}, {10, "evdev", sources.EventInput, 0}, {100, "evdev", sources.EventInput, 0},
 		}, 600, 60, 0, 0, 1 << 9},
 		{"api only, no input source: screen on and unlocked suffice", []step{
-			{10, "api", EventScreenOn, 0}, {10, "api", EventUnlocked, 0}, {130, "api", EventScreenOff, 0},
+			{10, "api", sources.EventScreenOn, 0}, {10, "api", sources.EventUnlocked, 0}, {130, "api", sources.EventScreenOff, 0},
 		}, 600, 120, 1, 1, 1 << 9},
-		{"no source at all: nothing", []step{{10, "evdev", EventInput, 0}}, 600, 0, 0, 0, 0},
+		{"no source at all: nothing", []step{{10, "evdev", sources.EventInput, 0}}, 600, 0, 0, 0, 0},
 		{"logind idle hint: active until idle", []step{
-			{0, "logind", EventAvailable, CapLock | CapIdle}, {0, "logind", EventUnlocked, 0},
-			{60, "logind", EventActive, 0}, {360, "logind", EventIdle, 0},
+			{0, "logind", sources.EventAvailable, sources.CapLock | sources.CapIdle}, {0, "logind", sources.EventUnlocked, 0},
+			{60, "logind", sources.EventActive, 0}, {360, "logind", sources.EventIdle, 0},
 		}, 600, 300, 1, 0, 1 << 9},
 		{"suspend stops the clock", []step{
-			{0, "amos-power", EventAvailable, power}, {0, "logind", EventAvailable, CapIdle},
-			{1, "amos-power", EventScreenOn, 0}, {1, "amos-power", EventUnlocked, 0}, {1, "logind", EventActive, 0},
-			{61, "logind", EventSuspend, 0}, {500, "logind", EventResume, 0},
+			{0, "amos-power", sources.EventAvailable, power}, {0, "logind", sources.EventAvailable, sources.CapIdle},
+			{1, "amos-power", sources.EventScreenOn, 0}, {1, "amos-power", sources.EventUnlocked, 0}, {1, "logind", sources.EventActive, 0},
+			{61, "logind", sources.EventSuspend, 0}, {500, "logind", sources.EventResume, 0},
 		}, 560, 120, 1, 1, 1 << 9},
 		{"a source that goes away stops the clock: its screen state is stale", []step{
-			{0, "amos-power", EventAvailable, power},
-			{1, "amos-power", EventScreenOn, 0}, {1, "amos-power", EventUnlocked, 0}, {1, "amos-power", EventInput, 0},
-			{10, "amos-power", EventUnavailable, power},
+			{0, "amos-power", sources.EventAvailable, power},
+			{1, "amos-power", sources.EventScreenOn, 0}, {1, "amos-power", sources.EventUnlocked, 0}, {1, "amos-power", sources.EventInput, 0},
+			{10, "amos-power", sources.EventUnavailable, power},
 		}, 3600, 9, 1, 1, 1 << 9},
 		{"the same state told again is no transition", []step{
-			{0, "amos-power", EventAvailable, power},
-			{1, "amos-power", EventScreenOn, 0}, {1, "amos-power", EventUnlocked, 0},
-			{5, "amos-power", EventUnavailable, power}, {6, "amos-power", EventAvailable, power},
-			{7, "amos-power", EventScreenOn, 0}, {7, "amos-power", EventUnlocked, 0},
+			{0, "amos-power", sources.EventAvailable, power},
+			{1, "amos-power", sources.EventScreenOn, 0}, {1, "amos-power", sources.EventUnlocked, 0},
+			{5, "amos-power", sources.EventUnavailable, power}, {6, "amos-power", sources.EventAvailable, power},
+			{7, "amos-power", sources.EventScreenOn, 0}, {7, "amos-power", sources.EventUnlocked, 0},
 		}, 10, 0, 1, 1, 0},
 		{"an interval across an hour boundary marks both hours", []step{
-			{0, "api", EventScreenOn, 0}, {0, "api", EventUnlocked, 0},
+			{0, "api", sources.EventScreenOn, 0}, {0, "api", sources.EventUnlocked, 0},
 		}, 3630, 3630, 1, 1, 1<<9 | 1<<10},
 	}
 	for _, tc := range tests {
@@ -85,7 +86,7 @@ func TestMeterScenarios(t *testing.T) {
 			for _, s := range tc.steps {
 				now := time.Duration(s.at) * time.Second
 				m.advance(now, base.Add(now))
-				m.apply(Event{Source: s.src, Kind: s.ev, Caps: s.cap}, now)
+				m.apply(sources.Event{Source: s.src, Kind: s.ev, Caps: s.cap}, now)
 			}
 			end := time.Duration(tc.until) * time.Second
 			m.advance(end, base.Add(end))
@@ -100,8 +101,8 @@ func TestMeterScenarios(t *testing.T) {
 
 func TestMeterRestoreAndClamp(t *testing.T) {
 	m := newMeter(480, 20261124, 0)
-	m.apply(Event{Source: "api", Kind: EventScreenOn}, 0)
-	m.apply(Event{Source: "api", Kind: EventLocked}, 0)
+	m.apply(sources.Event{Source: "api", Kind: sources.EventScreenOn}, 0)
+	m.apply(sources.Event{Source: "api", Kind: sources.EventLocked}, 0)
 	saved := m.tally
 	saved.State = m.state()
 	r := newMeter(480, 20261124, 0)

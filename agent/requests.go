@@ -10,6 +10,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"amos.example/amosd/proof"
+	"amos.example/amosd/sources"
 	"amos.example/amosd/store"
 )
 
@@ -32,9 +33,9 @@ func (a *Agent) do(ctx context.Context, fn func()) error {
 }
 
 // ReportEvents maps the event names of ReportActivity (docs/dbus-api.md) to events.
-var ReportEvents = map[string]EventKind{
-	"screen_on": EventScreenOn, "screen_off": EventScreenOff,
-	"unlocked": EventUnlocked, "locked": EventLocked, "input": EventInput,
+var ReportEvents = map[string]sources.EventKind{
+	"screen_on": sources.EventScreenOn, "screen_off": sources.EventScreenOff,
+	"unlocked": sources.EventUnlocked, "locked": sources.EventLocked, "input": sources.EventInput,
 }
 
 // Report accounts an event reported over amosd's API by a trusted caller.
@@ -43,7 +44,7 @@ func (a *Agent) Report(ctx context.Context, name string) error {
 	if !ok {
 		return fmt.Errorf("unknown event %q: want screen_on, screen_off, unlocked, locked or input", name)
 	}
-	return a.do(ctx, func() { a.onEvent(Event{Source: "api", Kind: kind}) })
+	return a.do(ctx, func() { a.onEvent(sources.Event{Source: "api", Kind: kind}) })
 }
 
 // SetConsent grants or revokes the owner's consent (docs/eligibility.md). Revoking discards the

@@ -14,6 +14,7 @@ import (
 	"amos.example/amosd/agent/config"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/rigs/testenv"
+	"amos.example/amosd/sources"
 	"amos.example/amosd/store"
 )
 
@@ -29,8 +30,8 @@ type rig struct {
 	clock   *fakeClock
 	bus     *testenv.Bus
 	cfg     *config.Config
-	events  chan Event
-	backlog []Event // events seen while waiting for others
+	events  chan sources.Event
+	backlog []sources.Event // events seen while waiting for others
 	traces  chan string
 	passed  []string // traces seen while waiting for others
 	minted  chan *proof.Record
@@ -41,7 +42,7 @@ type rig struct {
 	logind  *fakeLogind
 }
 
-func newRig(t *testing.T, start time.Time, sources []string, mutate func(*config.Config)) *rig {
+func newRig(t *testing.T, start time.Time, srcs []string, mutate func(*config.Config)) *rig {
 	t.Helper()
 	r := &rig{t: t, clock: newFakeClock(start), bus: testenv.StartBus(t)}
 	dir := t.TempDir()
@@ -49,18 +50,18 @@ func newRig(t *testing.T, start time.Time, sources []string, mutate func(*config
 	cfg.DataDir, cfg.KeyDir = filepath.Join(dir, "data"), filepath.Join(dir, "persist")
 	cfg.ServerURL, cfg.AllowInsecureHTTP = "http://127.0.0.1:9", true
 	cfg.Bus = r.bus.Address
-	cfg.Sources = sources
+	cfg.Sources = srcs
 	cfg.ConsentDefault = true
 	if mutate != nil {
 		mutate(&cfg)
 	}
 	r.cfg = &cfg
-	for _, s := range sources {
+	for _, s := range srcs {
 		switch s {
 		case config.SourceAmosPower:
-			r.pm = r.connect(PowerManagerName)
+			r.pm = r.connect(sources.PowerManagerName)
 		case config.SourceLogind:
-			r.logind = startLogind(t, r.connect(LogindName))
+			r.logind = startLogind(t, r.connect(sources.LogindName))
 			r.logind.before = func() { r.backlog = nil }
 		}
 	}
@@ -84,10 +85,10 @@ func (r *rig) connect(name string) *dbus.Conn {
 	return conn
 }
 
-// start creates the agent and runs it; it waits until the D-Bus sources are up.
+// start creates the agent and runs it; it waits until the D-sources.Bus sources are up.
 func (r *rig) start() {
 	r.t.Helper()
-	r.events = make(chan Event, 1024)
+	r.events = make(chan sources.Event, 1024)
 	r.backlog = nil
 	r.traces = make(chan string, 1024)
 	r.minted = make(chan *proof.Record, 64)
@@ -97,7 +98,7 @@ func (r *rig) start() {
 		Logf: func(f string, args ...any) {
 			r.t.Logf("%s agent: "+f, append([]any{r.clock.Now().In(cst).Format("01-02 15:04:05")}, args...)...)
 		},
-		Observe: func(ev Event) { r.events <- ev },
+		Observe: func(ev sources.Event) { r.events <- ev },
 		Trace:   func(s string) { r.traces <- s },
 		Minted:  func(rec *proof.Record, _ store.MintResult) { r.minted <- rec },
 	})
@@ -111,7 +112,7 @@ func (r *rig) start() {
 	r.t.Cleanup(r.stop)
 	for _, s := range r.cfg.Sources {
 		if s == config.SourceAmosPower || s == config.SourceLogind {
-			r.waitEvent(s, EventAvailable)
+			r.waitEvent(s, sources.EventAvailable)
 		}
 	}
 }
@@ -136,7 +137,7 @@ func (r *rig) stop() {
 
 // waitEvent waits for the agent to account an event of src; events that do not match
 // are kept for later waits.
-func (r *rig) waitEvent(src string, kind EventKind) Event {
+func (r *rig) waitEvent(src string, kind sources.EventKind) sources.Event {
 	r.t.Helper()
 	for i, ev := range r.backlog {
 		if ev.Source == src && ev.Kind == kind {
@@ -227,13 +228,16 @@ func (r *rig) advance(d time.Duration) {
 func (r *rig) power(member string, args ...any) {
 	r.t.Helper()
 	r.backlog = nil // only what follows this signal may match
-	if err := r.pm.Emit("/com/amos/PowerManager", PowerManagerIface+"."+member, args...); err != nil {
+	if err := r.pm.Emit("/com/amos/PowerManager", sources.PowerManagerIface+"."+member, args...); err != nil {
 		r.t.Fatal(err)
 	}
-	kind := map[string]EventKind{"UserActivity": EventInput}[member]
+	kind := map[string]sources.EventKind{"UserActivity": sources.EventInput}[member]
 	if len(args) == 1 {
 		on := args[0].(bool)
-		kind = map[string]EventKind{"ScreenChanged": pick(on, EventScreenOn, EventScreenOff), "LockChanged": pick(on, EventLocked, EventUnlocked)}[member]
+		kind = map[string]sources.EventKind{"ScreenChanged": sources.EventScreenOff, "LockChanged": sources.EventUnlocked}[member]
+		if on {
+			kind = map[string]sources.EventKind{"ScreenChanged": sources.EventScreenOn, "LockChanged": sources.EventLocked}[member]
+		}
 	}
 	r.waitEvent(config.SourceAmosPower, kind)
 }
@@ -363,21 +367,21 @@ func (p propsObj) GetAll(iface string) (map[string]dbus.Variant, *dbus.Error) {
 func startLogind(t *testing.T, conn *dbus.Conn) *fakeLogind {
 	l := &fakeLogind{t: t, conn: conn, session: "/org/freedesktop/login1/session/c1",
 		props: map[string]dbus.Variant{"LockedHint": dbus.MakeVariant(true), "IdleHint": dbus.MakeVariant(true)}}
-	seat := propsObj{iface: logindSeat, get: func() map[string]dbus.Variant {
+	seat := propsObj{iface: sources.LogindSeat, get: func() map[string]dbus.Variant {
 		return map[string]dbus.Variant{"ActiveSession": dbus.MakeVariant(struct {
 			ID   string
 			Path dbus.ObjectPath
 		}{"c1", l.session})}
 	}}
-	sess := propsObj{iface: logindSession, get: func() map[string]dbus.Variant {
+	sess := propsObj{iface: sources.LogindSession, get: func() map[string]dbus.Variant {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return maps.Clone(l.props)
 	}}
-	if err := conn.Export(seat, logindSeat0, propsIface); err != nil {
+	if err := conn.Export(seat, sources.LogindSeat0, sources.PropsIface); err != nil {
 		t.Fatal(err)
 	}
-	if err := conn.Export(sess, l.session, propsIface); err != nil {
+	if err := conn.Export(sess, l.session, sources.PropsIface); err != nil {
 		t.Fatal(err)
 	}
 	return l
@@ -389,7 +393,7 @@ func (l *fakeLogind) set(name string, v bool) {
 	l.mu.Lock()
 	l.props[name] = dbus.MakeVariant(v)
 	l.mu.Unlock()
-	if err := l.conn.Emit(l.session, propsIface+".PropertiesChanged", logindSession,
+	if err := l.conn.Emit(l.session, sources.PropsIface+".PropertiesChanged", sources.LogindSession,
 		map[string]dbus.Variant{name: dbus.MakeVariant(v)}, []string{}); err != nil {
 		l.t.Fatal(err)
 	}
@@ -397,7 +401,7 @@ func (l *fakeLogind) set(name string, v bool) {
 
 func (l *fakeLogind) sleep(v bool) {
 	l.before()
-	if err := l.conn.Emit("/org/freedesktop/login1", logindManager+".PrepareForSleep", v); err != nil {
+	if err := l.conn.Emit("/org/freedesktop/login1", sources.LogindManager+".PrepareForSleep", v); err != nil {
 		l.t.Fatal(err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"amos.example/amosd/agent/config"
 	"amos.example/amosd/proof"
+	"amos.example/amosd/sources"
 	"amos.example/amosd/store"
 	"amos.example/amosd/transport"
 )
@@ -142,7 +143,7 @@ func checkStore(cfg *config.Config) Check {
 func checkDaemon(ctx context.Context, cfg *config.Config) []Check {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	conn, err := Dial(ctx, cfg.Bus)
+	conn, err := sources.Dial(ctx, cfg.Bus)
 	if err != nil {
 		return []Check{{Name: "bus", Detail: fmt.Sprintf("bus %s: %v", cfg.Bus, err), Fix: "start dbus-daemon, or set \"bus\" in the configuration"}}
 	}
@@ -150,7 +151,7 @@ func checkDaemon(ctx context.Context, cfg *config.Config) []Check {
 	out := []Check{{Name: "bus", OK: true, Detail: "connected to " + cfg.Bus}}
 	owner := func(name string) string {
 		var o string
-		conn.BusObject().CallWithContext(ctx, busName+".GetNameOwner", 0, name).Store(&o)
+		conn.BusObject().CallWithContext(ctx, sources.BusName+".GetNameOwner", 0, name).Store(&o)
 		return o
 	}
 	if o := owner(AgentName); o == "" {
@@ -158,7 +159,7 @@ func checkDaemon(ctx context.Context, cfg *config.Config) []Check {
 	} else {
 		out = append(out, Check{Name: "daemon", OK: true, Detail: AgentName + " owned by " + o})
 	}
-	for _, s := range []struct{ source, name string }{{config.SourceAmosPower, PowerManagerName}, {config.SourceLogind, LogindName}} {
+	for _, s := range []struct{ source, name string }{{config.SourceAmosPower, sources.PowerManagerName}, {config.SourceLogind, sources.LogindName}} {
 		if !cfg.HasSource(s.source) {
 			continue
 		}

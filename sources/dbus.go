@@ -1,4 +1,4 @@
-package agent
+package sources
 
 import (
 	"context"
@@ -16,12 +16,12 @@ const (
 	PowerManagerName  = "com.amos.PowerManager"
 	PowerManagerIface = "com.amos.PowerManager1"
 	LogindName        = "org.freedesktop.login1"
-	logindManager     = "org.freedesktop.login1.Manager"
-	logindSeat        = "org.freedesktop.login1.Seat"
-	logindSession     = "org.freedesktop.login1.Session"
-	logindSeat0       = dbus.ObjectPath("/org/freedesktop/login1/seat/seat0")
-	logindPathSpace   = dbus.ObjectPath("/org/freedesktop/login1")
-	propsIface        = "org.freedesktop.DBus.Properties"
+	LogindManager     = "org.freedesktop.login1.Manager"
+	LogindSeat        = "org.freedesktop.login1.Seat"
+	LogindSession     = "org.freedesktop.login1.Session"
+	LogindSeat0       = dbus.ObjectPath("/org/freedesktop/login1/seat/seat0")
+	LogindPathSpace   = dbus.ObjectPath("/org/freedesktop/login1")
+	PropsIface        = "org.freedesktop.DBus.Properties"
 )
 
 // powerSource listens to the Amos power manager: ScreenChanged(b), LockChanged(b) and
@@ -37,16 +37,16 @@ type powerSource struct {
 
 const powerCaps = CapScreen | CapLock | CapInput
 
-func newPowerSource(emit Emit, spoofed *atomic.Uint64, logf func(string, ...any)) *powerSource {
+func NewPowerSource(emit Emit, spoofed *atomic.Uint64, logf func(string, ...any)) *powerSource {
 	return &powerSource{emit: emit, spoofed: spoofed, logf: logf, watch: nameWatch{name: PowerManagerName}}
 }
 
-func (p *powerSource) connected(ctx context.Context, conn *dbus.Conn) error {
+func (p *powerSource) Connected(ctx context.Context, conn *dbus.Conn) error {
 	// No sender in the match: signals of impostors must arrive to be counted.
 	if err := conn.AddMatchSignalContext(ctx, dbus.WithMatchInterface(PowerManagerIface)); err != nil {
 		return fmt.Errorf("amos-power: %w", err)
 	}
-	if err := p.watch.connected(ctx, conn); err != nil {
+	if err := p.watch.Connected(ctx, conn); err != nil {
 		return fmt.Errorf("amos-power: %w", err)
 	}
 	p.setAvailable(p.watch.owner != "")
@@ -65,7 +65,7 @@ func (p *powerSource) setAvailable(on bool) {
 	p.emit(Event{Source: config.SourceAmosPower, Kind: kind, Caps: powerCaps})
 }
 
-func (p *powerSource) signal(sig *dbus.Signal) {
+func (p *powerSource) Signal(sig *dbus.Signal) {
 	if p.watch.ownerChanged(sig) {
 		p.logf("amos-power: %s owner is now %q", PowerManagerName, p.watch.owner)
 		p.setAvailable(p.watch.owner != "")
@@ -96,7 +96,7 @@ func (p *powerSource) signal(sig *dbus.Signal) {
 	}
 }
 
-func (p *powerSource) disconnected() {
+func (p *powerSource) Disconnected() {
 	p.watch.owner = ""
 	p.setAvailable(false)
 }
@@ -124,23 +124,24 @@ type logindSource struct {
 
 const logindCaps = CapLock | CapIdle
 
-// callTimeout bounds a method call a source makes to a platform service.
-const callTimeout = 5 * time.Second
+// CallTimeout bounds a method call made on the bus (a source to a platform service, amosd
+// to the bus itself).
+const CallTimeout = 5 * time.Second
 
-func newLogindSource(emit Emit, spoofed *atomic.Uint64, logf func(string, ...any)) *logindSource {
+func NewLogindSource(emit Emit, spoofed *atomic.Uint64, logf func(string, ...any)) *logindSource {
 	return &logindSource{emit: emit, spoofed: spoofed, logf: logf, watch: nameWatch{name: LogindName}}
 }
 
-func (l *logindSource) connected(ctx context.Context, conn *dbus.Conn) error {
+func (l *logindSource) Connected(ctx context.Context, conn *dbus.Conn) error {
 	for _, m := range [][]dbus.MatchOption{
-		{dbus.WithMatchInterface(logindManager), dbus.WithMatchMember("PrepareForSleep")},
-		{dbus.WithMatchInterface(propsIface), dbus.WithMatchMember("PropertiesChanged"), dbus.WithMatchPathNamespace(logindPathSpace)},
+		{dbus.WithMatchInterface(LogindManager), dbus.WithMatchMember("PrepareForSleep")},
+		{dbus.WithMatchInterface(PropsIface), dbus.WithMatchMember("PropertiesChanged"), dbus.WithMatchPathNamespace(LogindPathSpace)},
 	} {
 		if err := conn.AddMatchSignalContext(ctx, m...); err != nil {
 			return fmt.Errorf("logind: %w", err)
 		}
 	}
-	if err := l.watch.connected(ctx, conn); err != nil {
+	if err := l.watch.Connected(ctx, conn); err != nil {
 		return fmt.Errorf("logind: %w", err)
 	}
 	l.conn, l.ctx = conn, conn.Context()
@@ -155,14 +156,14 @@ func (l *logindSource) resolve() {
 		l.setAvailable(false)
 		return
 	}
-	ctx, cancel := context.WithTimeout(l.ctx, callTimeout)
+	ctx, cancel := context.WithTimeout(l.ctx, CallTimeout)
 	defer cancel()
 	var active struct {
 		ID   string
 		Path dbus.ObjectPath
 	}
 	var v dbus.Variant
-	err := l.conn.Object(LogindName, logindSeat0).CallWithContext(ctx, propsIface+".Get", 0, logindSeat, "ActiveSession").Store(&v)
+	err := l.conn.Object(LogindName, LogindSeat0).CallWithContext(ctx, PropsIface+".Get", 0, LogindSeat, "ActiveSession").Store(&v)
 	if err == nil {
 		err = dbus.Store([]any{v.Value()}, &active)
 	}
@@ -172,7 +173,7 @@ func (l *logindSource) resolve() {
 		return
 	}
 	var props map[string]dbus.Variant
-	if err := l.conn.Object(LogindName, active.Path).CallWithContext(ctx, propsIface+".GetAll", 0, logindSession).Store(&props); err != nil {
+	if err := l.conn.Object(LogindName, active.Path).CallWithContext(ctx, PropsIface+".GetAll", 0, LogindSession).Store(&props); err != nil {
 		l.logf("logind: session %s: %v", active.Path, err)
 		l.setAvailable(false)
 		return
@@ -200,14 +201,14 @@ func (l *logindSource) setAvailable(on bool) {
 	l.emit(Event{Source: config.SourceLogind, Kind: pick(on, EventAvailable, EventUnavailable), Caps: logindCaps})
 }
 
-func (l *logindSource) signal(sig *dbus.Signal) {
+func (l *logindSource) Signal(sig *dbus.Signal) {
 	if l.watch.ownerChanged(sig) {
 		l.logf("logind: %s owner is now %q", LogindName, l.watch.owner)
 		l.resolve()
 		return
 	}
-	isSleep := sig.Name == logindManager+".PrepareForSleep"
-	isProps := sig.Name == propsIface+".PropertiesChanged" && strings.HasPrefix(string(sig.Path), string(logindPathSpace)+"/")
+	isSleep := sig.Name == LogindManager+".PrepareForSleep"
+	isProps := sig.Name == PropsIface+".PropertiesChanged" && strings.HasPrefix(string(sig.Path), string(LogindPathSpace)+"/")
 	if !isSleep && !isProps {
 		return
 	}
@@ -229,11 +230,11 @@ func (l *logindSource) signal(sig *dbus.Signal) {
 	changed, _ := sig.Body[1].(map[string]dbus.Variant)
 	invalidated, _ := sig.Body[2].([]string)
 	switch {
-	case sig.Path == logindSeat0 && iface == logindSeat:
+	case sig.Path == LogindSeat0 && iface == LogindSeat:
 		if _, ok := changed["ActiveSession"]; ok || contains(invalidated, "ActiveSession") {
 			l.resolve()
 		}
-	case sig.Path == l.session && iface == logindSession:
+	case sig.Path == l.session && iface == LogindSession:
 		l.report(changed)
 		if contains(invalidated, "LockedHint") || contains(invalidated, "IdleHint") {
 			l.resolve()
@@ -241,7 +242,7 @@ func (l *logindSource) signal(sig *dbus.Signal) {
 	}
 }
 
-func (l *logindSource) disconnected() {
+func (l *logindSource) Disconnected() {
 	l.watch.owner, l.session, l.conn = "", "", nil
 	l.setAvailable(false)
 }
@@ -270,22 +271,27 @@ const (
 	nmConnectedGlobal   = 70 // NM_STATE_CONNECTED_GLOBAL
 )
 
-// networkWatch calls up when NetworkManager, its owner only, reports full connectivity.
-type networkWatch struct {
+// NetworkWatch calls up when NetworkManager, its owner only, reports full connectivity.
+type NetworkWatch struct {
 	logf  func(string, ...any)
 	up    func()
 	watch nameWatch
 }
 
-func (n *networkWatch) connected(ctx context.Context, conn *dbus.Conn) error {
+// NewNetworkWatch returns a bus client that calls up when the network comes up.
+func NewNetworkWatch(logf func(string, ...any), up func()) *NetworkWatch {
+	return &NetworkWatch{logf: logf, up: up}
+}
+
+func (n *NetworkWatch) Connected(ctx context.Context, conn *dbus.Conn) error {
 	n.watch.name = networkManagerName
 	if err := conn.AddMatchSignalContext(ctx, dbus.WithMatchInterface(networkManagerIface), dbus.WithMatchMember("StateChanged")); err != nil {
 		return fmt.Errorf("network watch: %w", err)
 	}
-	return n.watch.connected(ctx, conn)
+	return n.watch.Connected(ctx, conn)
 }
 
-func (n *networkWatch) signal(sig *dbus.Signal) {
+func (n *NetworkWatch) Signal(sig *dbus.Signal) {
 	if n.watch.ownerChanged(sig) || sig.Name != networkManagerIface+".StateChanged" {
 		return
 	}
@@ -298,4 +304,4 @@ func (n *networkWatch) signal(sig *dbus.Signal) {
 	}
 }
 
-func (n *networkWatch) disconnected() { n.watch.owner = "" }
+func (n *NetworkWatch) Disconnected() { n.watch.owner = "" }

@@ -1,4 +1,4 @@
-package agent
+package sources
 
 import (
 	"context"
@@ -11,33 +11,40 @@ import (
 	"github.com/godbus/dbus/v5"
 )
 
-// busClient is a user of the bus connection: an activity source, or amosd's own API.
+// Client is a user of the bus connection: an activity source, or amosd's own API.
 // The bus calls it from one goroutine.
-type busClient interface {
-	// connected runs on every new connection: add matches, read state, export objects.
-	connected(ctx context.Context, conn *dbus.Conn) error
-	// signal sees every signal received, in order.
-	signal(sig *dbus.Signal)
-	// disconnected runs when the connection is gone.
-	disconnected()
+type Client interface {
+	// Connected runs on every new connection: add matches, read state, export objects.
+	Connected(ctx context.Context, conn *dbus.Conn) error
+	// Signal sees every signal received, in order.
+	Signal(sig *dbus.Signal)
+	// Disconnected runs when the connection is gone.
+	Disconnected()
 }
 
 // Bus keeps one connection to the configured bus and reconnects with backoff when the
 // bus goes away (godbus never reconnects by itself), replaying every client's setup.
 type Bus struct {
 	address string // "system", "session" or a bus address
-	clients []busClient
+	clients []Client
 	logf    func(string, ...any)
 	// afterConnect and afterDisconnect are test hooks; nil in production.
 	afterConnect, afterDisconnect func()
 }
+
+// FatalError, from a Client's Connected, stops the Bus for good: retrying cannot help.
+type FatalError struct{ Err error }
+
+func (e *FatalError) Error() string { return e.Err.Error() }
+func (e *FatalError) Unwrap() error { return e.Err }
 
 // NewBus returns a bus for address: "system", "session" or a D-Bus address.
 func NewBus(address string, logf func(string, ...any)) *Bus {
 	return &Bus{address: address, logf: logf}
 }
 
-func (b *Bus) add(c busClient) { b.clients = append(b.clients, c) }
+// Add makes c a client of the bus; call it before Run.
+func (b *Bus) Add(c Client) { b.clients = append(b.clients, c) }
 
 // Dial connects to the bus address of the configuration. The session bus is taken
 // from DBUS_SESSION_BUS_ADDRESS only: a daemon never launches a bus.
@@ -65,7 +72,7 @@ func (b *Bus) Run(ctx context.Context) error {
 	)
 	for ctx.Err() == nil {
 		if err := b.session(ctx, bo); err != nil {
-			var fe *fatalError
+			var fe *FatalError
 			if errors.As(err, &fe) {
 				return err
 			}
@@ -91,7 +98,7 @@ func (b *Bus) session(ctx context.Context, bo backoff.BackOff) error {
 	defer conn.RemoveSignal(ch)
 	defer func() {
 		for _, c := range b.clients {
-			c.disconnected()
+			c.Disconnected()
 		}
 		if b.afterDisconnect != nil {
 			b.afterDisconnect()
@@ -99,9 +106,9 @@ func (b *Bus) session(ctx context.Context, bo backoff.BackOff) error {
 	}()
 	for _, c := range b.clients {
 		setup, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := c.connected(setup, conn)
+		err := c.Connected(setup, conn)
 		cancel()
-		var fe *fatalError
+		var fe *FatalError
 		if errors.As(err, &fe) {
 			return err
 		}
@@ -121,7 +128,7 @@ func (b *Bus) session(ctx context.Context, bo backoff.BackOff) error {
 				return errors.New("connection lost")
 			}
 			for _, c := range b.clients {
-				c.signal(sig)
+				c.Signal(sig)
 			}
 		case <-conn.Context().Done():
 			return errors.New("connection lost")
@@ -133,8 +140,8 @@ func (b *Bus) session(ctx context.Context, bo backoff.BackOff) error {
 
 // Well-known names of the bus itself.
 const (
-	busName  = "org.freedesktop.DBus"
-	errNoOwn = "org.freedesktop.DBus.Error.NameHasNoOwner"
+	BusName  = "org.freedesktop.DBus"
+	ErrNoOwn = "org.freedesktop.DBus.Error.NameHasNoOwner"
 )
 
 // nameWatch tracks the unique name that owns a well-known name, so that a source
@@ -145,16 +152,16 @@ type nameWatch struct {
 }
 
 // connected subscribes to the name's owner changes, then asks for the owner.
-func (w *nameWatch) connected(ctx context.Context, conn *dbus.Conn) error {
-	if err := conn.AddMatchSignalContext(ctx, dbus.WithMatchSender(busName), dbus.WithMatchInterface(busName),
+func (w *nameWatch) Connected(ctx context.Context, conn *dbus.Conn) error {
+	if err := conn.AddMatchSignalContext(ctx, dbus.WithMatchSender(BusName), dbus.WithMatchInterface(BusName),
 		dbus.WithMatchMember("NameOwnerChanged"), dbus.WithMatchArg(0, w.name)); err != nil {
 		return fmt.Errorf("watch %s: %w", w.name, err)
 	}
 	var owner string
-	err := conn.BusObject().CallWithContext(ctx, busName+".GetNameOwner", 0, w.name).Store(&owner)
+	err := conn.BusObject().CallWithContext(ctx, BusName+".GetNameOwner", 0, w.name).Store(&owner)
 	var derr dbus.Error
 	switch {
-	case errors.As(err, &derr) && derr.Name == errNoOwn:
+	case errors.As(err, &derr) && derr.Name == ErrNoOwn:
 		owner = ""
 	case err != nil:
 		return fmt.Errorf("owner of %s: %w", w.name, err)
@@ -166,7 +173,7 @@ func (w *nameWatch) connected(ctx context.Context, conn *dbus.Conn) error {
 // ownerChanged handles a NameOwnerChanged signal from the bus itself about the name;
 // ok is false for any other signal.
 func (w *nameWatch) ownerChanged(sig *dbus.Signal) (ok bool) {
-	if sig.Sender != busName || sig.Name != busName+".NameOwnerChanged" || len(sig.Body) != 3 {
+	if sig.Sender != BusName || sig.Name != BusName+".NameOwnerChanged" || len(sig.Body) != 3 {
 		return false
 	}
 	name, _ := sig.Body[0].(string)

@@ -1,0 +1,92 @@
+// Package inputdev fakes a Linux input event device for tests: a FIFO that the evdev
+// source opens as /dev/input/eventN, and the bytes the kernel would write to it.
+package inputdev
+
+import (
+	"os"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// event is struct input_event as the kernel lays it out for this GOARCH (16 bytes on
+// 32-bit arm, 24 on arm64 and amd64).
+type event struct {
+	Time  unix.Timeval
+	Type  uint16
+	Code  uint16
+	Value int32
+}
+
+// Linux input codes of a touch.
+const (
+	evSyn      = 0x00
+	evKey      = 0x01
+	evAbs      = 0x03
+	synReport  = 0
+	btnTouch   = 0x14a
+	absMTPosX  = 0x35
+	absMTPress = 0x3a
+)
+
+// Touch returns the bytes of one touch on a touch screen: BTN_TOUCH, a position and a
+// pressure, then SYN_REPORT.
+func Touch() []byte {
+	now := unix.NsecToTimeval(time.Now().UnixNano())
+	evs := []event{{now, evKey, btnTouch, 1}, {now, evAbs, absMTPosX, 100}, {now, evAbs, absMTPress, 30}, {now, evSyn, synReport, 0}}
+	b := make([]byte, 0, len(evs)*int(unsafe.Sizeof(event{})))
+	for i := range evs {
+		b = append(b, unsafe.Slice((*byte)(unsafe.Pointer(&evs[i])), unsafe.Sizeof(evs[i]))...)
+	}
+	return b
+}
+
+// Device is a FIFO standing in for an input event device.
+type Device struct {
+	Path string
+}
+
+// New makes the FIFO at path, readable by its owner only.
+func New(t testing.TB, path string) *Device {
+	t.Helper()
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &Device{Path: path}
+}
+
+// Writer opens the writing end once the source has opened the reading end (opening a
+// FIFO for writing blocks until there is a reader), within a minute. It is closed at
+// the end of the test.
+func (d *Device) Writer(t testing.TB) *os.File {
+	t.Helper()
+	type result struct {
+		f   *os.File
+		err error
+	}
+	opened := make(chan result, 1)
+	go func() {
+		f, err := os.OpenFile(d.Path, os.O_WRONLY, 0)
+		opened <- result{f, err}
+	}()
+	select {
+	case r := <-opened:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		t.Cleanup(func() { r.f.Close() })
+		return r.f
+	case <-time.After(time.Minute):
+		// Release the blocked open with a reader of our own.
+		if fd, err := unix.Open(d.Path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0); err == nil {
+			if r := <-opened; r.f != nil {
+				r.f.Close()
+			}
+			unix.Close(fd)
+		}
+		t.Fatalf("nobody opened %s for reading within a minute", d.Path)
+		return nil
+	}
+}
