@@ -23,6 +23,8 @@ import (
 
 	"amos.example/amosd/rigs/testenv"
 	"golang.org/x/sys/unix"
+
+	"amos.example/amosd/rigs/inputdev"
 )
 
 const (
@@ -306,51 +308,6 @@ func (p *evdevProc) waitLog(s string) string {
 	}
 }
 
-// mkfifo makes a FIFO with exactly mode (whatever the umask).
-func mkfifo(t *testing.T, path string, mode uint32) {
-	t.Helper()
-	if err := unix.Mkfifo(path, mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(path, fs.FileMode(mode)); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// openWriter opens the writing end of a FIFO, once the source has opened its reading
-// end: opening a FIFO for writing blocks until there is a reader. The writer is closed
-// at the end of the test.
-func openWriter(t *testing.T, path string) *os.File {
-	t.Helper()
-	type result struct {
-		f   *os.File
-		err error
-	}
-	opened := make(chan result, 1)
-	go func() {
-		f, err := os.OpenFile(path, os.O_WRONLY, 0)
-		opened <- result{f, err}
-	}()
-	select {
-	case r := <-opened:
-		if r.err != nil {
-			t.Fatal(r.err)
-		}
-		t.Cleanup(func() { r.f.Close() })
-		return r.f
-	case <-time.After(evdevWait):
-		// Release the blocked open with a reader of our own.
-		if fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0); err == nil {
-			if r := <-opened; r.f != nil {
-				r.f.Close()
-			}
-			unix.Close(fd)
-		}
-		t.Fatalf("the source did not open %s within %v", path, evdevWait)
-		return nil
-	}
-}
-
 // write writes b to a FIFO in one write(2): up to PIPE_BUF bytes arrive at once.
 func write(t *testing.T, w *os.File, b []byte) {
 	t.Helper()
@@ -407,10 +364,10 @@ func TestEvdevClassifiesInput(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			dev := filepath.Join(dir, "event0")
-			mkfifo(t, dev, 0o600)
+			inputdev.New(t, dev, 0o600)
 			p := startEvdev(t, filepath.Join(dir, "event*"), nil)
 			p.expect(EventAvailable)
-			w := openWriter(t, dev)
+			w := inputdev.Writer(t, dev)
 			write(t, w, encode(c.recs...))
 			// Closing the writer hangs the FIFO up: the source reads what is left, then
 			// drops the device, its last. So every event the records cause comes before
@@ -429,10 +386,10 @@ func TestEvdevPartialRecord(t *testing.T) {
 		t.Run(fmt.Sprintf("split at %d of %d", split, size), func(t *testing.T) {
 			dir := t.TempDir()
 			dev := filepath.Join(dir, "event0")
-			mkfifo(t, dev, 0o600)
+			inputdev.New(t, dev, 0o600)
 			p := startEvdev(t, filepath.Join(dir, "event*"), func(s *EvdevSource) { s.coalesce = 0 })
 			p.expect(EventAvailable)
-			w := openWriter(t, dev)
+			w := inputdev.Writer(t, dev)
 			press, release := encode(rec(evKey, tKeyA, 1)), encode(rec(evKey, tKeyA, 0))
 			// One write of a whole record and a part of the next: the source reads both
 			// at once (a write up to PIPE_BUF is atomic), so the EventInput of the whole
@@ -452,19 +409,19 @@ func TestEvdevHotplug(t *testing.T) {
 	p := startEvdev(t, filepath.Join(dir, "event*"), nil)
 
 	// A device appearing while the source runs: it becomes available.
-	mkfifo(t, filepath.Join(dir, "event0"), 0o600)
+	inputdev.New(t, filepath.Join(dir, "event0"), 0o600)
 	p.expect(EventAvailable)
 
 	// Setup is certainly over now: these come only through inotify. The files not
 	// matching the glob come first, so they are handled before event1 is opened.
 	for _, name := range []string{"mouse0", "xevent1", "event"} {
-		mkfifo(t, filepath.Join(dir, name), 0o600)
+		inputdev.New(t, filepath.Join(dir, name), 0o600)
 	}
 	if err := os.Mkdir(filepath.Join(dir, "by-path"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	mkfifo(t, filepath.Join(dir, "event1"), 0o600)
-	w := openWriter(t, filepath.Join(dir, "event1"))
+	inputdev.New(t, filepath.Join(dir, "event1"), 0o600)
+	w := inputdev.Writer(t, filepath.Join(dir, "event1"))
 	write(t, w, encode(rec(evKey, tKeyPower, 1), syn()))
 	p.expect(EventInput)
 
@@ -484,12 +441,12 @@ func TestEvdevHotplug(t *testing.T) {
 func TestEvdevUnplug(t *testing.T) {
 	dir := t.TempDir()
 	for _, name := range []string{"event0", "event1"} {
-		mkfifo(t, filepath.Join(dir, name), 0o600)
+		inputdev.New(t, filepath.Join(dir, name), 0o600)
 	}
 	p := startEvdev(t, filepath.Join(dir, "event*"), nil)
 	p.expect(EventAvailable)
-	w0 := openWriter(t, filepath.Join(dir, "event0"))
-	w1 := openWriter(t, filepath.Join(dir, "event1"))
+	w0 := inputdev.Writer(t, filepath.Join(dir, "event0"))
+	w1 := inputdev.Writer(t, filepath.Join(dir, "event1"))
 
 	// Hanging event0 up drops it, but event1 remains: no EventUnavailable before the
 	// input of event1 (epoll reports the hang-up first).
@@ -504,7 +461,7 @@ func TestEvdevUnplug(t *testing.T) {
 	p.expect(EventUnavailable)
 
 	// A new device: available again.
-	mkfifo(t, filepath.Join(dir, "event2"), 0o600)
+	inputdev.New(t, filepath.Join(dir, "event2"), 0o600)
 	p.expect(EventAvailable)
 	p.quiet()
 }
@@ -527,7 +484,7 @@ func openFDs(t *testing.T) []string {
 func TestEvdevCancelClosesFDs(t *testing.T) {
 	dir := t.TempDir()
 	for _, name := range []string{"event0", "event1", "event2"} {
-		mkfifo(t, filepath.Join(dir, name), 0o600)
+		inputdev.New(t, filepath.Join(dir, name), 0o600)
 	}
 	// The runtime opens its own poller descriptors on first use of a timer; have it done.
 	time.Sleep(time.Millisecond)
@@ -537,7 +494,7 @@ func TestEvdevCancelClosesFDs(t *testing.T) {
 	p.expect(EventAvailable)
 	var writers []*os.File // once all are open, so are the devices
 	for _, name := range []string{"event0", "event1", "event2"} {
-		writers = append(writers, openWriter(t, filepath.Join(dir, name)))
+		writers = append(writers, inputdev.Writer(t, filepath.Join(dir, name)))
 	}
 	// 3 devices and their writers, epoll, eventfd, timerfd, inotify.
 	if during := openFDs(t); len(during) < len(before)+10 {
@@ -746,21 +703,21 @@ func TestEvdevHelperProcess(t *testing.T) {
 func TestEvdevPermissionRetry(t *testing.T) {
 	base, dev := sharedDir(t)
 	// A device the source can open, so that EventAvailable tells it is running.
-	mkfifo(t, filepath.Join(dev, "event1"), 0o666)
+	inputdev.New(t, filepath.Join(dev, "event1"), 0o666)
 	p := startUnprivileged(t, base, filepath.Join(dev, "event*"), nil)
 	p.expect(EventAvailable)
 
 	// A device that appears with no permission, as before ueventd sets its mode, then
 	// a readable one: once the source opened event2, it has tried event0 and failed.
-	mkfifo(t, filepath.Join(dev, "event0"), 0)
-	mkfifo(t, filepath.Join(dev, "event2"), 0o666)
-	openWriter(t, filepath.Join(dev, "event2"))
+	inputdev.New(t, filepath.Join(dev, "event0"), 0)
+	inputdev.New(t, filepath.Join(dev, "event2"), 0o666)
+	inputdev.Writer(t, filepath.Join(dev, "event2"))
 
 	// ueventd sets the mode: IN_ATTRIB, or else a retry, opens it.
 	if err := os.Chmod(filepath.Join(dev, "event0"), 0o666); err != nil {
 		t.Fatal(err)
 	}
-	w := openWriter(t, filepath.Join(dev, "event0"))
+	w := inputdev.Writer(t, filepath.Join(dev, "event0"))
 	write(t, w, encode(rec(evKey, tKeyPower, 1), syn()))
 	p.expect(EventInput)
 }
@@ -768,8 +725,8 @@ func TestEvdevPermissionRetry(t *testing.T) {
 func TestEvdevPermissionGiveUp(t *testing.T) {
 	base, dev := sharedDir(t)
 	// At start, one device the source may not open: one log line for all of them.
-	mkfifo(t, filepath.Join(dev, "event0"), 0)
-	mkfifo(t, filepath.Join(dev, "event1"), 0o666)
+	inputdev.New(t, filepath.Join(dev, "event0"), 0)
+	inputdev.New(t, filepath.Join(dev, "event1"), 0o666)
 	retry := []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond}
 	p := startUnprivileged(t, base, filepath.Join(dev, "event*"), retry)
 	p.expect(EventAvailable)
@@ -779,7 +736,7 @@ func TestEvdevPermissionGiveUp(t *testing.T) {
 	// fire early, so the line cannot come before all the retries ran.
 	event3 := filepath.Join(dev, "event3")
 	created := time.Now()
-	mkfifo(t, event3, 0)
+	inputdev.New(t, event3, 0)
 	p.waitLog("giving up on " + event3)
 	if took, least := time.Since(created), retry[0]+retry[1]+retry[2]; took < least {
 		t.Errorf("gave up %v after the device appeared, before its retries (%v) ran", took, least)
@@ -790,7 +747,7 @@ func TestEvdevPermissionGiveUp(t *testing.T) {
 		if err := os.Chmod(filepath.Join(dev, name), 0o666); err != nil {
 			t.Fatal(err)
 		}
-		openWriter(t, filepath.Join(dev, name))
+		inputdev.Writer(t, filepath.Join(dev, name))
 	}
 	p.quiet()
 	if err := p.stop(); err != nil {
@@ -806,11 +763,11 @@ func TestEvdevPermissionRetryTimer(t *testing.T) {
 		t.Skip("needs root, to take away the search permission of the device directory from the source")
 	}
 	base, dev := sharedDir(t)
-	mkfifo(t, filepath.Join(dev, "event1"), 0o666)
-	mkfifo(t, filepath.Join(dev, "event9"), 0o666)
+	inputdev.New(t, filepath.Join(dev, "event1"), 0o666)
+	inputdev.New(t, filepath.Join(dev, "event9"), 0o666)
 	p := startChild(t, base, filepath.Join(dev, "event*"), nil)
 	p.expect(EventAvailable)
-	w9 := openWriter(t, filepath.Join(dev, "event9"))
+	w9 := inputdev.Writer(t, filepath.Join(dev, "event9"))
 
 	// A device that the source cannot open because it may not search the directory.
 	// Giving the permission back changes the directory, not the device: no IN_ATTRIB
@@ -818,7 +775,7 @@ func TestEvdevPermissionRetryTimer(t *testing.T) {
 	if err := os.Chmod(dev, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	mkfifo(t, filepath.Join(dev, "event0"), 0o666)
+	inputdev.New(t, filepath.Join(dev, "event0"), 0o666)
 	// epoll reports inotify, ready first, before this input: once the input is
 	// emitted, the source has tried event0 and failed.
 	write(t, w9, encode(rec(evKey, tKeyA, 1), syn()))
@@ -826,6 +783,6 @@ func TestEvdevPermissionRetryTimer(t *testing.T) {
 	if err := os.Chmod(dev, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	openWriter(t, filepath.Join(dev, "event0"))
+	inputdev.Writer(t, filepath.Join(dev, "event0"))
 	p.quiet()
 }

@@ -48,17 +48,31 @@ type Device struct {
 	Path string
 }
 
-// New makes the FIFO at path, readable by its owner only.
-func New(t testing.TB, path string) *Device {
+// New makes the FIFO at path with mode (whatever the umask), 0600 as an input device
+// is.
+func New(t testing.TB, path string, mode ...os.FileMode) *Device {
 	t.Helper()
-	if err := unix.Mkfifo(path, 0o600); err != nil {
+	m := os.FileMode(0o600)
+	if len(mode) > 0 {
+		m = mode[0]
+	}
+	if err := unix.Mkfifo(path, uint32(m)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, m); err != nil {
 		t.Fatal(err)
 	}
 	return &Device{Path: path}
 }
 
+// Writer opens path's writing end: Device.Writer.
+func Writer(t testing.TB, path string) *os.File {
+	t.Helper()
+	return (&Device{Path: path}).Writer(t)
+}
+
 // Writer opens the writing end once the source has opened the reading end (opening a
-// FIFO for writing blocks until there is a reader), within a minute. It is closed at
+// FIFO for writing blocks until there is a reader), within 10 s. It is closed at
 // the end of the test.
 func (d *Device) Writer(t testing.TB) *os.File {
 	t.Helper()
@@ -78,7 +92,7 @@ func (d *Device) Writer(t testing.TB) *os.File {
 		}
 		t.Cleanup(func() { r.f.Close() })
 		return r.f
-	case <-time.After(time.Minute):
+	case <-time.After(10 * time.Second):
 		// Release the blocked open with a reader of our own.
 		if fd, err := unix.Open(d.Path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0); err == nil {
 			if r := <-opened; r.f != nil {
@@ -86,7 +100,7 @@ func (d *Device) Writer(t testing.TB) *os.File {
 			}
 			unix.Close(fd)
 		}
-		t.Fatalf("nobody opened %s for reading within a minute", d.Path)
+		t.Fatalf("the source did not open %s within 10 s", d.Path)
 		return nil
 	}
 }
