@@ -16,6 +16,7 @@ import (
 	"amos.example/amosd/agent/config"
 	"amos.example/amosd/collector"
 	"amos.example/amosd/tools/fleetsim"
+	"amos.example/amosd/tools/outagesim"
 )
 
 func main() {
@@ -172,12 +173,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 		if fs.Parse(args[1:]) != nil {
 			return 2
 		}
-		m, err := fleetsim.ParseOutageMode(*mode)
+		m, err := outagesim.ParseOutageMode(*mode)
 		if err != nil {
 			fmt.Fprintf(stderr, "amos-fleetsim: --mode: %v\n", err)
 			return 2
 		}
-		cfg := fleetsim.OutageConfig{Devices: *devices, Seed: *seed, Offset: *offset, Start: *start, Length: *length, Mode: m,
+		cfg := outagesim.OutageConfig{Devices: *devices, Seed: *seed, Offset: *offset, Start: *start, Length: *length, Mode: m,
 			RetryAfter: *retryAfter, Awake: *awake, WakeMean: *wake, Capacity: *capacity, SyncSpread: *spread, Out: stdout}
 		if *csv != "" {
 			f, err := os.Create(*csv)
@@ -189,7 +190,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 			cfg.CSV = f
 		}
 		began := time.Now()
-		_, err = fleetsim.RunOutage(cfg)
+		_, err = outagesim.RunOutage(cfg)
 		logf("amos-fleetsim: outage simulated in %s", time.Since(began).Round(time.Millisecond))
 		code = report(stderr, err)
 	default:

@@ -21,6 +21,7 @@ import (
 
 	"amos.example/amosd/collector"
 	"amos.example/amosd/collector/httpapi"
+	"amos.example/amosd/collector/ledger"
 	"amos.example/amosd/internal/devpki"
 	"amos.example/amosd/proof"
 )
@@ -111,7 +112,7 @@ func StartServer(dir string, makers []Maker, clock *Clock, logf func(string, ...
 	if err != nil {
 		return nil, err
 	}
-	ledger, err := collector.OpenBolt(filepath.Join(dir, "ledger"), collector.BoltOptions{})
+	l, err := ledger.OpenBolt(filepath.Join(dir, "ledger"), ledger.BoltOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -121,9 +122,9 @@ func StartServer(dir string, makers []Maker, clock *Clock, logf func(string, ...
 		reg[m.ID] = m.Key.PublicKey()
 		tokens[m.ID] = sha256.Sum256([]byte(m.Token))
 	}
-	c, err := collector.New(ledger, collector.Options{Makers: reg, Now: clock.Now})
+	c, err := collector.New(l, collector.Options{Makers: reg, Now: clock.Now})
 	if err != nil {
-		ledger.Close()
+		l.Close()
 		return nil, err
 	}
 	payer := randomToken()
@@ -135,17 +136,17 @@ func StartServer(dir string, makers []Maker, clock *Clock, logf func(string, ...
 	h, err := httpapi.New(httpapi.Options{Collector: c, MakerTokens: tokens, PayerToken: &payerHash,
 		MaxInflight: lim.MaxInflightBatches, DeviceBatchesPerMinute: lim.DeviceBatchesPerMinute, Now: clock.Now, Logf: logf})
 	if err != nil {
-		ledger.Close()
+		l.Close()
 		return nil, err
 	}
 	tlsConf, err := httpapi.LoadTLS(pki.CertFile, pki.KeyFile)
 	if err != nil {
-		ledger.Close()
+		l.Close()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		ledger.Close()
+		l.Close()
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -153,11 +154,11 @@ func StartServer(dir string, makers []Maker, clock *Clock, logf func(string, ...
 	srv := httpapi.NewServer(h, tlsConf, log.New(io.Discard, "", 0))
 	go func() { done <- httpapi.Serve(ctx, srv, ln) }()
 	s := &Server{URL: "https://" + ln.Addr().String(), CAFile: pki.CAFile, PayerToken: payer, Makers: makers,
-		Clock: clock, Ledger: ledger.Path()}
+		Clock: clock, Ledger: l.Path()}
 	s.stop = func() error {
 		cancel()
 		err := <-done
-		return errors.Join(err, ledger.Close())
+		return errors.Join(err, l.Close())
 	}
 	if err := s.dial(pki.CAFile); err != nil {
 		s.Close()
