@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"amos.example/amosd/collector/ledger"
 	"amos.example/amosd/internal/benchline"
 	"amos.example/amosd/proof"
 )
@@ -96,7 +97,7 @@ func BenchmarkIngest(b *testing.B) {
 				var elapsed time.Duration
 				for range b.N {
 					b.StopTimer()
-					l, err := OpenBolt(b.TempDir(), BoltOptions{})
+					l, err := ledger.OpenBolt(b.TempDir(), ledger.BoltOptions{})
 					if err != nil {
 						b.Fatal(err)
 					}

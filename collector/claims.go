@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"amos.example/amosd/collector/ledger"
 	"amos.example/amosd/proof"
 )
 
@@ -130,8 +131,8 @@ type candidate struct {
 func (c *Collector) Claims(m Month) (*Claims, error) {
 	first, last := m.First(), m.Last()
 	var cands []candidate
-	err := c.ledger.View(func(tx LedgerTx) error {
-		return tx.Devices(func(d *DeviceState) error {
+	err := c.ledger.View(func(tx ledger.Tx) error {
+		return tx.Devices(func(d *ledger.Device) error {
 			if d.Forked() || d.Cert == nil {
 				return nil
 			}
@@ -188,7 +189,7 @@ func (c *Collector) Claims(m Month) (*Claims, error) {
 
 // activeDays counts the distinct dates from first to last that an accepted record of
 // any epoch made active.
-func (c *Collector) activeDays(tx LedgerTx, id proof.DeviceID, first, last proof.Date) (int, error) {
+func (c *Collector) activeDays(tx ledger.Tx, id proof.DeviceID, first, last proof.Date) (int, error) {
 	dates := map[proof.Date]bool{}
 	err := acceptedDays(tx, id, first, last, func(a *proof.ActivityDay) {
 		if c.elig.Active(a) {
@@ -201,8 +202,8 @@ func (c *Collector) activeDays(tx LedgerTx, id proof.DeviceID, first, last proof
 // acceptedDays calls fn with the body of every accepted activity record of the device
 // dated first..last, epoch by epoch. Dates increase with seq along every stored
 // chain, so each epoch's range is found by binary search and only it is decoded.
-func acceptedDays(tx LedgerTx, id proof.DeviceID, first, last proof.Date, fn func(*proof.ActivityDay)) error {
-	return tx.Heads(id, func(h *ChainHead) error {
+func acceptedDays(tx ledger.Tx, id proof.DeviceID, first, last proof.Date, fn func(*proof.ActivityDay)) error {
+	return tx.Heads(id, func(h *ledger.Head) error {
 		if h.Counts.Accepted == 0 || h.LastDate < first {
 			return nil
 		}
@@ -214,8 +215,8 @@ func acceptedDays(tx LedgerTx, id proof.DeviceID, first, last proof.Date, fn fun
 		if err != nil {
 			return err
 		}
-		return tx.Records(id, h.Epoch, lo, hi-1, func(seq uint64, r *StoredRecord) error {
-			if r.Reason != "" {
+		return tx.Records(id, h.Epoch, lo, hi-1, func(seq uint64, r *ledger.Record) error {
+			if r.Verdict != ledger.VerdictAccepted {
 				return nil
 			}
 			a, err := storedActivity(h, seq, r)
@@ -230,7 +231,7 @@ func acceptedDays(tx LedgerTx, id proof.DeviceID, first, last proof.Date, fn fun
 
 // searchDate returns the smallest seq of the epoch whose activity date is d or later,
 // h.Seq+1 if there is none.
-func searchDate(tx LedgerTx, h *ChainHead, d proof.Date) (uint64, error) {
+func searchDate(tx ledger.Tx, h *ledger.Head, d proof.Date) (uint64, error) {
 	lo, hi := uint64(2), h.Seq+1 // activity records are seq 2..h.Seq
 	for lo < hi {
 		mid := lo + (hi-lo)/2
@@ -239,7 +240,7 @@ func searchDate(tx LedgerTx, h *ChainHead, d proof.Date) (uint64, error) {
 			return 0, err
 		}
 		if r == nil {
-			return 0, fmt.Errorf("device %s epoch %d: seq %d is below the head but not stored: %w", h.DeviceID, h.Epoch, mid, ErrCorrupt)
+			return 0, fmt.Errorf("device %s epoch %d: seq %d is below the head but not stored: %w", h.DeviceID, h.Epoch, mid, ledger.ErrCorrupt)
 		}
 		a, err := storedActivity(h, mid, r)
 		if err != nil {
@@ -254,14 +255,14 @@ func searchDate(tx LedgerTx, h *ChainHead, d proof.Date) (uint64, error) {
 	return lo, nil
 }
 
-func storedActivity(h *ChainHead, seq uint64, r *StoredRecord) (*proof.ActivityDay, error) {
+func storedActivity(h *ledger.Head, seq uint64, r *ledger.Record) (*proof.ActivityDay, error) {
 	rec, err := proof.Decode(r.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("device %s epoch %d seq %d: stored record: %v: %w", h.DeviceID, h.Epoch, seq, err, ErrCorrupt)
+		return nil, fmt.Errorf("device %s epoch %d seq %d: stored record: %v: %w", h.DeviceID, h.Epoch, seq, err, ledger.ErrCorrupt)
 	}
 	a, ok := rec.Activity()
 	if !ok || rec.DeviceID != h.DeviceID || rec.Epoch != h.Epoch || rec.Seq != seq {
-		return nil, fmt.Errorf("device %s epoch %d seq %d: stored record is not that activity record: %w", h.DeviceID, h.Epoch, seq, ErrCorrupt)
+		return nil, fmt.Errorf("device %s epoch %d seq %d: stored record is not that activity record: %w", h.DeviceID, h.Epoch, seq, ledger.ErrCorrupt)
 	}
 	return a, nil
 }
@@ -311,7 +312,7 @@ type MonthReport struct {
 // Device reports what the ledger holds about a device; ErrNotFound if nothing.
 func (c *Collector) Device(id proof.DeviceID) (*DeviceReport, error) {
 	var r *DeviceReport
-	err := c.ledger.View(func(tx LedgerTx) error {
+	err := c.ledger.View(func(tx ledger.Tx) error {
 		d, err := tx.Device(id)
 		if err != nil || d == nil {
 			return err
@@ -327,13 +328,13 @@ func (c *Collector) Device(id proof.DeviceID) (*DeviceReport, error) {
 			r.MakerID, r.Model, r.SerialTag = cert.MakerID, cert.Model, hex.EncodeToString(cert.SerialTag[:])
 			r.CertIssuedAt, r.CertEpoch = cert.IssuedAt, d.CertEpoch
 		}
-		err = tx.Heads(id, func(h *ChainHead) error {
+		err = tx.Heads(id, func(h *ledger.Head) error {
 			e := EpochReport{Epoch: h.Epoch, HeadSeq: h.Seq, HeadHash: h.Hash.String(), Genesis: string(StatusAccepted),
 				Accepted: h.Counts.Accepted, FutureDate: h.Counts.FutureDate, Stale: h.Counts.Stale,
 				ClockUnconfirmed: h.Counts.ClockUnconfirmed, ClockJumped: h.Counts.ClockJumped,
 				TallyLost: h.Counts.TallyLost, Debuggable: h.Counts.Debuggable, Updated: h.Updated}
-			if h.Genesis != "" {
-				e.Genesis = string(h.Genesis)
+			if reason := reasonOf(h.Genesis); reason != "" {
+				e.Genesis = string(reason)
 			}
 			if h.LastDate != 0 {
 				e.LastDate = h.LastDate.String()
@@ -381,8 +382,8 @@ func (c *Collector) Device(id proof.DeviceID) (*DeviceReport, error) {
 // they always form a chain that proof.VerifyChain accepts.
 func (c *Collector) Chain(id proof.DeviceID, epoch uint32) ([][]byte, error) {
 	var out [][]byte
-	err := c.ledger.View(func(tx LedgerTx) error {
-		return tx.Records(id, epoch, 1, math.MaxUint64, func(_ uint64, r *StoredRecord) error {
+	err := c.ledger.View(func(tx ledger.Tx) error {
+		return tx.Records(id, epoch, 1, math.MaxUint64, func(_ uint64, r *ledger.Record) error {
 			out = append(out, r.Bytes)
 			return nil
 		})

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"amos.example/amosd/collector/ledger"
 	"amos.example/amosd/proof"
 )
 
@@ -34,7 +35,7 @@ type fleetDevice struct {
 // TestFleetClaims scripts 40 devices of two registered makers (and one unknown) over
 // October 2026 and compares the claims with a table computed by hand below.
 func TestFleetClaims(t *testing.T) {
-	ledgers(t, func(t *testing.T, open func() Ledger) {
+	ledgers(t, func(t *testing.T, open func() ledger.Ledger) {
 		konka, tcl, ghost := newMaker(t, "konka"), newMaker(t, "tcl"), newMaker(t, "ghost")
 		clock := &fixedClock{at(2026, time.November, 5, 12)}
 		c := newCollector(t, open(), clock, registry(konka, tcl))
@@ -357,7 +358,7 @@ func TestParseMonth(t *testing.T) {
 }
 
 func TestDeviceNotFound(t *testing.T) {
-	c := newCollector(t, NewMemLedger(), &fixedClock{at(2026, time.November, 5, 12)}, nil)
+	c := newCollector(t, ledger.NewMem(), &fixedClock{at(2026, time.November, 5, 12)}, nil)
 	if _, err := c.Device(proof.DeviceID{1}); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "0100") {
 		t.Errorf("err %v", err)
 	}

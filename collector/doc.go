@@ -63,17 +63,14 @@
 //
 // # Storage
 //
-// The Ledger interface holds the state; BoltLedger keeps it in one bbolt file,
-// data_dir/collector.db (fsync'd on every commit, a lock timeout, Tx.Check at open, never
-// repaired or moved aside), and MemLedger in memory (offline verification, tests); both
-// store the same versioned binary values. Buckets: "devices" (device_id → public key,
-// first seen, fork evidence count, the credited certificate and the maker key it
-// verified against), "chains" (device_id|epoch|seq → verdict and record bytes, and the
-// epoch's head under seq 2^64-1, right after its last record, so that appending a
-// record and moving the head dirty the same page), "forks" (device_id|record hash →
-// the contradicting record) and "meta" (schema version). Claims and device reports
-// read the stored records themselves: dates increase with seq along every chain, so a
-// month's records of an epoch are found by binary search.
+// A ledger.Ledger (package collector/ledger) holds the state: ledger.Bolt keeps it in
+// one bbolt file, data_dir/collector.db (fsync'd on every commit, a lock timeout,
+// Tx.Check at open, never repaired or moved aside), and ledger.Mem in memory (offline
+// verification, tests). It keeps each device (its key, the credited certificate, its
+// fork evidence) and each of its epochs' chains: the linked records by seq with their
+// verdicts, and the head with its counters. Claims and device reports read the stored
+// records themselves: dates increase with seq along every chain, so a month's records
+// of an epoch are found by binary search.
 //
 // Batches that wait for the ledger at the same time are committed together (group
 // commit): each batch is still all or nothing and durable before it is answered, and

@@ -1,13 +1,14 @@
 package collector
 
 import (
-	"bytes"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"amos.example/amosd/collector/ledger"
 	"amos.example/amosd/proof"
 )
 
@@ -85,10 +86,10 @@ func FuzzIngest(f *testing.F) {
 		ReasonFutureDate, ReasonBadCert, ReasonUnknownMaker, ReasonStale} {
 		valid["rejected "+string(r)] = true
 	}
-	base := NewMemLedger()
+	base := ledger.NewMem()
 	ingest(f, newCollector(f, base, clock, g.registry()), g.chain[:10]...)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		c := newCollector(t, base.clone(), clock, g.registry())
+		c := newCollector(t, copyLedger(t, base), clock, g.registry())
 		records, decodeErr := proof.DecodeBatch(body)
 		rc, err := c.IngestBatch(body)
 		if decodeErr != nil {
@@ -124,67 +125,37 @@ func FuzzIngest(f *testing.F) {
 	})
 }
 
-// clone returns a deep copy of the ledger.
-func (m *MemLedger) clone() *MemLedger {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	c := NewMemLedger()
-	for i := range m.buckets {
-		for k, v := range m.buckets[i] {
-			c.buckets[i][k] = bytes.Clone(v)
-		}
-	}
-	return c
-}
-
-// FuzzLedgerValues throws arbitrary bytes at the decoders of stored values: no panic,
-// and what decodes re-encodes to the same bytes.
-func FuzzLedgerValues(f *testing.F) {
-	g := loadGolden(f)
-	dev := &DeviceState{ID: g.device.PublicKey().DeviceID(), PublicKey: g.device.PublicKey(), FirstSeen: 1790000000}
-	f.Add(uint8(0), dev.ID[:], encodeDevice(dev))
-	rec, _ := proof.Decode(g.chain[0])
-	gen, _ := rec.Genesis()
-	dev.Cert, _ = gen.Cert.MarshalBinary()
-	dev.CertEpoch, dev.CertMakerKey = 1, g.maker.PublicKey()
-	f.Add(uint8(0), dev.ID[:], encodeDevice(dev))
-	h := &ChainHead{DeviceID: dev.ID, Epoch: 1, Seq: 5, LastDate: oct(4), Genesis: ReasonBadCert, Counts: EpochCounts{Accepted: 3, Stale: 1, ClockJumped: 2}}
-	f.Add(uint8(1), headKey(dev.ID, 1), encodeHead(h))
-	f.Add(uint8(2), recordKey(dev.ID, 1, 1), encodeRecord(&StoredRecord{Reason: ReasonStale, Bytes: g.chain[1]}))
-	f.Fuzz(func(t *testing.T, which uint8, key, v []byte) {
-		check := func(err error, again []byte) {
-			if err != nil {
-				if !errors.Is(err, ErrCorrupt) {
-					t.Fatalf("error %v is not ErrCorrupt", err)
+// copyLedger returns a ledger.Mem that holds what src holds, read and written through
+// the ledger's transactions.
+func copyLedger(t testing.TB, src ledger.Ledger) *ledger.Mem {
+	t.Helper()
+	dst := ledger.NewMem()
+	err := src.View(func(from ledger.Tx) error {
+		return dst.Update(func(to ledger.Tx) error {
+			return from.Devices(func(d *ledger.Device) error {
+				if err := to.PutDevice(d); err != nil {
+					return err
 				}
-				return
-			}
-			if !bytes.Equal(again, v) {
-				t.Fatalf("decoded value re-encodes to %x, was %x", again, v)
-			}
-		}
-		switch which % 3 {
-		case 0:
-			d, err := decodeDevice(key, v)
-			if err == nil {
-				check(nil, encodeDevice(d))
-			} else {
-				check(err, nil)
-			}
-		case 1:
-			h, err := decodeHead(key, v)
-			if err == nil {
-				check(nil, encodeHead(h))
-			} else {
-				check(err, nil)
-			}
-		case 2:
-			r, err := decodeRecord(key, v)
-			if err == nil {
-				check(nil, encodeRecord(r))
-			} else {
-				check(err, nil)
-			}
-		}
+				err := from.Heads(d.ID, func(h *ledger.Head) error {
+					if err := to.PutHead(h); err != nil {
+						return err
+					}
+					return from.Records(d.ID, h.Epoch, 1, math.MaxUint64, func(seq uint64, r *ledger.Record) error {
+						return to.PutRecord(d.ID, h.Epoch, seq, r)
+					})
+				})
+				if err != nil {
+					return err
+				}
+				return from.ForkEvidence(d.ID, func(record []byte) error {
+					_, err := to.AddForkEvidence(d.ID, record)
+					return err
+				})
+			})
+		})
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"amos.example/amosd/collector/ledger"
 	"amos.example/amosd/proof"
 )
 
@@ -126,11 +127,11 @@ func (d *device) sign(r *proof.Record) []byte {
 
 func oct(day int) proof.Date { return proof.NewDate(2026, time.October, day) }
 
-// ledgers runs fn once on each Ledger implementation.
-func ledgers(t *testing.T, fn func(t *testing.T, open func() Ledger)) {
+// ledgers runs fn once on each ledger.Ledger implementation.
+func ledgers(t *testing.T, fn func(t *testing.T, open func() ledger.Ledger)) {
 	t.Run("bolt", func(t *testing.T) {
-		fn(t, func() Ledger {
-			l, err := OpenBolt(t.TempDir(), BoltOptions{})
+		fn(t, func() ledger.Ledger {
+			l, err := ledger.OpenBolt(t.TempDir(), ledger.BoltOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -139,11 +140,11 @@ func ledgers(t *testing.T, fn func(t *testing.T, open func() Ledger)) {
 		})
 	})
 	t.Run("mem", func(t *testing.T) {
-		fn(t, func() Ledger { return NewMemLedger() })
+		fn(t, func() ledger.Ledger { return ledger.NewMem() })
 	})
 }
 
-func newCollector(t testing.TB, l Ledger, clock *fixedClock, reg Registry) *Collector {
+func newCollector(t testing.TB, l ledger.Ledger, clock *fixedClock, reg Registry) *Collector {
 	t.Helper()
 	c, err := New(l, Options{Makers: reg, Now: clock.now})
 	if err != nil {
@@ -204,11 +205,11 @@ func repeat(s string, n int) []string {
 // invariant that stored chains are always valid proof chains.
 func checkChains(t testing.TB, c *Collector) {
 	t.Helper()
-	err := c.ledger.View(func(tx LedgerTx) error {
-		return tx.Devices(func(d *DeviceState) error {
-			return tx.Heads(d.ID, func(h *ChainHead) error {
+	err := c.ledger.View(func(tx ledger.Tx) error {
+		return tx.Devices(func(d *ledger.Device) error {
+			return tx.Heads(d.ID, func(h *ledger.Head) error {
 				var recs [][]byte
-				err := tx.Records(d.ID, h.Epoch, 1, math.MaxUint64, func(seq uint64, r *StoredRecord) error {
+				err := tx.Records(d.ID, h.Epoch, 1, math.MaxUint64, func(seq uint64, r *ledger.Record) error {
 					if seq != uint64(len(recs)+1) {
 						return errors.New("stored seqs are not 1, 2, 3, ...")
 					}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"amos.example/amosd/collector/ledger"
 	"amos.example/amosd/proof"
 )
 
@@ -31,10 +32,10 @@ type Options struct {
 	Workers int
 }
 
-// Collector verifies records into a Ledger and computes claims from it. Its methods
-// are safe for concurrent use.
+// Collector verifies records into a ledger.Ledger and computes claims from it. Its
+// methods are safe for concurrent use.
 type Collector struct {
-	ledger    Ledger
+	ledger    ledger.Ledger
 	makers    Registry
 	elig      Eligibility
 	now       func() time.Time
@@ -43,7 +44,7 @@ type Collector struct {
 }
 
 // New returns a Collector on l.
-func New(l Ledger, o Options) (*Collector, error) {
+func New(l ledger.Ledger, o Options) (*Collector, error) {
 	if l == nil {
 		return nil, fmt.Errorf("collector: no ledger")
 	}
@@ -65,7 +66,7 @@ func New(l Ledger, o Options) (*Collector, error) {
 }
 
 // Ledger returns the collector's ledger.
-func (c *Collector) Ledger() Ledger { return c.ledger }
+func (c *Collector) Ledger() ledger.Ledger { return c.ledger }
 
 // Registry returns the makers registry, nil if none.
 func (c *Collector) Registry() Registry { return c.makers }
@@ -109,7 +110,7 @@ func (c *Collector) Ingest(records [][]byte) (*Receipt, error) {
 		}
 	}
 	if len(missing) > 0 {
-		err := c.ledger.View(func(tx LedgerTx) error {
+		err := c.ledger.View(func(tx ledger.Tx) error {
 			for id := range missing {
 				d, err := tx.Device(id)
 				if err != nil {
@@ -213,9 +214,9 @@ func (c *Collector) commit(req *commitReq) error {
 
 // apply decides the records of the batches in order in one ledger transaction.
 func (c *Collector) apply(group []*commitReq) error {
-	return c.ledger.Update(func(tx LedgerTx) error {
-		a := &applier{tx: tx, devices: map[proof.DeviceID]*DeviceState{},
-			heads: map[headID]*ChainHead{}, dirtyDevices: map[proof.DeviceID]bool{}, dirtyHeads: map[headID]bool{}}
+	return c.ledger.Update(func(tx ledger.Tx) error {
+		a := &applier{tx: tx, devices: map[proof.DeviceID]*ledger.Device{},
+			heads: map[headID]*ledger.Head{}, dirtyDevices: map[proof.DeviceID]bool{}, dirtyHeads: map[headID]bool{}}
 		for _, req := range group {
 			a.now = req.now
 			for i := range req.ps {
@@ -330,15 +331,15 @@ type headID struct {
 // applier makes the chain decisions of one batch inside its write transaction. It
 // caches devices and heads and writes the changed ones once, at flush.
 type applier struct {
-	tx           LedgerTx
+	tx           ledger.Tx
 	now          time.Time
-	devices      map[proof.DeviceID]*DeviceState // nil value: known absent
-	heads        map[headID]*ChainHead
+	devices      map[proof.DeviceID]*ledger.Device // nil value: known absent
+	heads        map[headID]*ledger.Head
 	dirtyDevices map[proof.DeviceID]bool
 	dirtyHeads   map[headID]bool
 }
 
-func (a *applier) device(id proof.DeviceID) (*DeviceState, error) {
+func (a *applier) device(id proof.DeviceID) (*ledger.Device, error) {
 	if d, ok := a.devices[id]; ok {
 		return d, nil
 	}
@@ -350,7 +351,7 @@ func (a *applier) device(id proof.DeviceID) (*DeviceState, error) {
 	return d, nil
 }
 
-func (a *applier) head(id proof.DeviceID, epoch uint32) (*ChainHead, error) {
+func (a *applier) head(id proof.DeviceID, epoch uint32) (*ledger.Head, error) {
 	k := headID{id, epoch}
 	if h, ok := a.heads[k]; ok {
 		return h, nil
@@ -436,11 +437,11 @@ func (a *applier) applyGenesis(p *prepared, res Result) (Result, error) {
 		return res, err
 	}
 	if dev == nil {
-		dev = &DeviceState{ID: p.id, PublicKey: p.genesis.PublicKey, FirstSeen: a.now.Unix()}
+		dev = &ledger.Device{ID: p.id, PublicKey: p.genesis.PublicKey, FirstSeen: a.now.Unix()}
 		a.devices[p.id] = dev
 		a.dirtyDevices[p.id] = true
 	}
-	if v == verdictAccepted && p.cert == certOK && dev.Cert == nil {
+	if v == ledger.VerdictAccepted && p.cert == certOK && dev.Cert == nil {
 		cert, err := p.genesis.Cert.MarshalBinary()
 		if err != nil {
 			return res, fmt.Errorf("collector: re-encoding a decoded certificate: %w", err)
@@ -448,44 +449,44 @@ func (a *applier) applyGenesis(p *prepared, res Result) (Result, error) {
 		dev.Cert, dev.CertMakerKey, dev.CertEpoch = cert, p.makerKey, p.epoch
 		a.dirtyDevices[p.id] = true
 	}
-	if err := a.tx.PutRecord(p.id, p.epoch, 1, &StoredRecord{Reason: v.reason(), Bytes: p.raw}); err != nil {
+	if err := a.tx.PutRecord(p.id, p.epoch, 1, &ledger.Record{Verdict: v, Bytes: p.raw}); err != nil {
 		return res, err
 	}
-	head = &ChainHead{DeviceID: p.id, Epoch: p.epoch, Seq: 1, Hash: proof.HashRecord(p.raw), Genesis: v.reason(), Updated: a.now.Unix()}
+	head = &ledger.Head{DeviceID: p.id, Epoch: p.epoch, Seq: 1, Hash: proof.HashRecord(p.raw), Genesis: v, Updated: a.now.Unix()}
 	countFlags(&head.Counts, p.rec.Flags)
 	k := headID{p.id, p.epoch}
 	a.heads[k], a.dirtyHeads[k] = head, true
-	res.Status, res.Reason = v.result()
+	res.Status, res.Reason = resultOf(v)
 	res.Detail = detail
 	return res, nil
 }
 
 // certVerdict decides a new genesis's verdict from its certificate; dev is the device
 // if it is already known.
-func (a *applier) certVerdict(p *prepared, dev *DeviceState) (verdict, string, error) {
+func (a *applier) certVerdict(p *prepared, dev *ledger.Device) (ledger.Verdict, string, error) {
 	c := p.genesis.Cert
 	switch p.cert {
 	case certNone:
-		return verdictAccepted, "no certificate: the device is unattributed and never paid", nil
+		return ledger.VerdictAccepted, "no certificate: the device is unattributed and never paid", nil
 	case certUnchecked:
-		return verdictAccepted, fmt.Sprintf("certificate of maker %q not checked: no makers registry", c.MakerID), nil
+		return ledger.VerdictAccepted, fmt.Sprintf("certificate of maker %q not checked: no makers registry", c.MakerID), nil
 	case certUnknownMaker:
-		return verdictUnknownMaker, fmt.Sprintf("maker %q is not in the registry", c.MakerID), nil
+		return ledger.VerdictUnknownMaker, fmt.Sprintf("maker %q is not in the registry", c.MakerID), nil
 	case certBad:
-		return verdictBadCert, p.certErr.Error(), nil
+		return ledger.VerdictBadCert, p.certErr.Error(), nil
 	}
 	if dev == nil || dev.Cert == nil {
-		return verdictAccepted, "", nil
+		return ledger.VerdictAccepted, "", nil
 	}
 	first, err := dev.Certificate()
 	if err != nil {
 		return 0, "", err
 	}
 	if first.MakerID != c.MakerID || first.SerialTag != c.SerialTag {
-		return verdictBadCert, fmt.Sprintf("certifies the key for maker %q serial_tag %x, but it was first certified for maker %q serial_tag %x",
+		return ledger.VerdictBadCert, fmt.Sprintf("certifies the key for maker %q serial_tag %x, but it was first certified for maker %q serial_tag %x",
 			c.MakerID, c.SerialTag, first.MakerID, first.SerialTag), nil
 	}
-	return verdictAccepted, "", nil
+	return ledger.VerdictAccepted, "", nil
 }
 
 func (a *applier) applyActivity(p *prepared, res Result) (Result, error) {
@@ -522,36 +523,36 @@ func (a *applier) applyActivity(p *prepared, res Result) (Result, error) {
 		return rejected(res, ReasonBadFormat, fmt.Sprintf("date %s is not after the chain's last date %s", p.activity.Date, head.LastDate)), nil
 	}
 	v, detail := a.dateVerdict(p.activity)
-	if err := a.tx.PutRecord(p.id, p.epoch, p.seq, &StoredRecord{Reason: v.reason(), Bytes: p.raw}); err != nil {
+	if err := a.tx.PutRecord(p.id, p.epoch, p.seq, &ledger.Record{Verdict: v, Bytes: p.raw}); err != nil {
 		return res, err
 	}
 	head.Seq, head.Hash, head.LastDate, head.Updated = p.seq, proof.HashRecord(p.raw), p.activity.Date, a.now.Unix()
 	countFlags(&head.Counts, p.rec.Flags)
 	switch v {
-	case verdictAccepted:
+	case ledger.VerdictAccepted:
 		head.Counts.Accepted++
-	case verdictFutureDate:
+	case ledger.VerdictFutureDate:
 		head.Counts.FutureDate++
-	case verdictStale:
+	case ledger.VerdictStale:
 		head.Counts.Stale++
 	}
 	a.dirtyHeads[headID{p.id, p.epoch}] = true
-	res.Status, res.Reason = v.result()
+	res.Status, res.Reason = resultOf(v)
 	res.Detail = detail
 	return res, nil
 }
 
 // dateVerdict checks an activity date against the server's date in the record's zone.
-func (a *applier) dateVerdict(act *proof.ActivityDay) (verdict, string) {
+func (a *applier) dateVerdict(act *proof.ActivityDay) (ledger.Verdict, string) {
 	today := proof.DateOf(a.now, int(act.UTCOffsetMinutes))
 	if act.Date > today {
-		return verdictFutureDate, fmt.Sprintf("date %s is after the server's date %s at UTC%+03d:%02d",
+		return ledger.VerdictFutureDate, fmt.Sprintf("date %s is after the server's date %s at UTC%+03d:%02d",
 			act.Date, today, act.UTCOffsetMinutes/60, abs(act.UTCOffsetMinutes%60))
 	}
 	if oldest := StaleBefore(today); act.Date < oldest {
-		return verdictStale, fmt.Sprintf("date %s is more than %d months before the server's date %s", act.Date, StaleMonths, today)
+		return ledger.VerdictStale, fmt.Sprintf("date %s is more than %d months before the server's date %s", act.Date, StaleMonths, today)
 	}
-	return verdictAccepted, ""
+	return ledger.VerdictAccepted, ""
 }
 
 func abs(v int16) int16 {
@@ -577,14 +578,14 @@ func (a *applier) againstStored(p *prepared, res Result) (Result, error) {
 		return res, err
 	}
 	if stored == nil {
-		return res, fmt.Errorf("device %s epoch %d: the chain reaches past seq %d but it is not stored: %w", p.id, p.epoch, p.seq, ErrCorrupt)
+		return res, fmt.Errorf("device %s epoch %d: the chain reaches past seq %d but it is not stored: %w", p.id, p.epoch, p.seq, ledger.ErrCorrupt)
 	}
 	if bytes.Equal(stored.Bytes, p.raw) {
-		if stored.Reason == "" {
+		if stored.Verdict == ledger.VerdictAccepted {
 			res.Status = StatusDuplicate
 			return res, nil
 		}
-		return rejected(res, stored.Reason, "identical to the stored record, which was rejected for this reason"), nil
+		return rejected(res, reasonOf(stored.Verdict), "identical to the stored record, which was rejected for this reason"), nil
 	}
 	return a.fork(p, res, fmt.Sprintf("differs from the stored record at epoch %d seq %d", p.epoch, p.seq))
 }
@@ -596,9 +597,9 @@ func (a *applier) fork(p *prepared, res Result, detail string) (Result, error) {
 		return res, err
 	}
 	if dev == nil {
-		return res, fmt.Errorf("device %s has a chain but no device entry: %w", p.id, ErrCorrupt)
+		return res, fmt.Errorf("device %s has a chain but no device entry: %w", p.id, ledger.ErrCorrupt)
 	}
-	if dev.ForkEvidence < MaxForkEvidence {
+	if dev.ForkEvidence < ledger.MaxForkEvidence {
 		added, err := a.tx.AddForkEvidence(p.id, p.raw)
 		if err != nil {
 			return res, err
@@ -611,7 +612,7 @@ func (a *applier) fork(p *prepared, res Result, detail string) (Result, error) {
 	return rejected(res, ReasonChainFork, detail+": the device key signed two histories; the device is flagged"), nil
 }
 
-func countFlags(c *EpochCounts, f proof.Flags) {
+func countFlags(c *ledger.Counts, f proof.Flags) {
 	if f&proof.FlagClockUnconfirmed != 0 {
 		c.ClockUnconfirmed++
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"amos.example/amosd/collector/ledger"
 	"amos.example/amosd/proof"
 )
 
@@ -55,7 +56,7 @@ func TestGoldenInvalidVectors(t *testing.T) {
 				if e.HTTPStatus != 200 || len(e.Results) != 1 {
 					t.Fatalf("expected.json: a single record is answered 200 with one result: %+v", e)
 				}
-				c := newCollector(t, NewMemLedger(), &fixedClock{at(2026, time.November, 5, 12)}, g.registry())
+				c := newCollector(t, ledger.NewMem(), &fixedClock{at(2026, time.November, 5, 12)}, g.registry())
 				checkVerdicts(t, ingest(t, c, g.chain[0]), "accepted")
 				rs := ingest(t, c, g.invalid(t, name))
 				checkVerdicts(t, rs, e.Results...)
@@ -70,7 +71,7 @@ func TestGoldenInvalidVectors(t *testing.T) {
 					t.Errorf("after the vector: head seq %d, forked %v; want 1, false", d.Epochs[0].HeadSeq, d.Forked)
 				}
 			case "chain":
-				ledgers(t, func(t *testing.T, open func() Ledger) {
+				ledgers(t, func(t *testing.T, open func() ledger.Ledger) {
 					c := newCollector(t, open(), &fixedClock{at(2026, time.November, 5, 12)}, g.registry())
 					rc, err := c.IngestBatch(g.invalid(t, name))
 					if err != nil {
@@ -80,13 +81,13 @@ func TestGoldenInvalidVectors(t *testing.T) {
 					checkChains(t, c)
 				})
 			case "batch":
-				c := newCollector(t, NewMemLedger(), &fixedClock{at(2026, time.November, 5, 12)}, g.registry())
+				c := newCollector(t, ledger.NewMem(), &fixedClock{at(2026, time.November, 5, 12)}, g.registry())
 				_, err := c.IngestBatch(g.invalid(t, name))
 				if err == nil || !strings.Contains(err.Error(), e.DecoderError) || len(e.Results) != 0 {
 					t.Errorf("refused with %v; expected.json says %q, results %v", err, e.DecoderError, e.Results)
 				}
-				err = c.ledger.View(func(tx LedgerTx) error {
-					return tx.Devices(func(d *DeviceState) error { return errors.New("a device was stored") })
+				err = c.ledger.View(func(tx ledger.Tx) error {
+					return tx.Devices(func(d *ledger.Device) error { return errors.New("a device was stored") })
 				})
 				if err != nil {
 					t.Error(err)
@@ -105,7 +106,7 @@ func TestGoldenInvalidVectors(t *testing.T) {
 
 func TestGoldenChainAcceptedThenDuplicate(t *testing.T) {
 	g := loadGolden(t)
-	ledgers(t, func(t *testing.T, open func() Ledger) {
+	ledgers(t, func(t *testing.T, open func() ledger.Ledger) {
 		c := newCollector(t, open(), &fixedClock{at(2026, time.November, 5, 12)}, g.registry())
 		checkVerdicts(t, ingest(t, c, g.chain...), repeat("accepted", 32)...)
 		// A replay of the whole batch: every record is a duplicate.
@@ -130,7 +131,7 @@ func TestDateVerdicts(t *testing.T) {
 	g := loadGolden(t)
 	t.Run("future", func(t *testing.T) {
 		clock := &fixedClock{at(2026, time.October, 15, 12)}
-		c := newCollector(t, NewMemLedger(), clock, g.registry())
+		c := newCollector(t, ledger.NewMem(), clock, g.registry())
 		want := append([]string{"accepted"}, repeat("accepted", 15)...)
 		want = append(want, repeat("rejected future_date", 16)...)
 		checkVerdicts(t, ingest(t, c, g.chain...), want...)
@@ -147,7 +148,7 @@ func TestDateVerdicts(t *testing.T) {
 		// 2026-10-15 20:00 UTC is 10-16 10:00 at UTC+14 and 10-15 08:00 at UTC-12.
 		clock := &fixedClock{time.Date(2026, time.October, 15, 20, 0, 0, 0, time.UTC)}
 		m := newMaker(t, "konka")
-		c := newCollector(t, NewMemLedger(), clock, registry(m))
+		c := newCollector(t, ledger.NewMem(), clock, registry(m))
 		east := newDevice(t, "east", nil)
 		east.offset = 14 * 60
 		west := newDevice(t, "west", nil)
@@ -159,7 +160,7 @@ func TestDateVerdicts(t *testing.T) {
 	t.Run("stale", func(t *testing.T) {
 		// On 2027-11-15 the oldest date that is not stale is 2026-10-15.
 		clock := &fixedClock{at(2027, time.November, 15, 12)}
-		c := newCollector(t, NewMemLedger(), clock, g.registry())
+		c := newCollector(t, ledger.NewMem(), clock, g.registry())
 		want := append([]string{"accepted"}, repeat("rejected stale", 14)...)
 		want = append(want, repeat("accepted", 17)...)
 		checkVerdicts(t, ingest(t, c, g.chain...), want...)
@@ -174,7 +175,7 @@ func TestGenesisCertificates(t *testing.T) {
 	konka, tcl, ghost := newMaker(t, "konka"), newMaker(t, "tcl"), newMaker(t, "ghost")
 	issued := at(2026, time.September, 1, 0)
 	clock := &fixedClock{at(2026, time.November, 5, 12)}
-	c := newCollector(t, NewMemLedger(), clock, registry(konka, tcl))
+	c := newCollector(t, ledger.NewMem(), clock, registry(konka, tcl))
 
 	plain := newDevice(t, "plain", nil)
 	unknown := newDevice(t, "unknown", func(k *proof.KeySigner) *proof.Certificate { return ghost.certify(t, k, "u", issued) })
@@ -225,7 +226,7 @@ func TestGenesisCertificates(t *testing.T) {
 // certificates unchecked and credits none.
 func TestWithoutRegistry(t *testing.T) {
 	g := loadGolden(t)
-	c := newCollector(t, NewMemLedger(), &fixedClock{at(2026, time.November, 5, 12)}, nil)
+	c := newCollector(t, ledger.NewMem(), &fixedClock{at(2026, time.November, 5, 12)}, nil)
 	rs := ingest(t, c, g.chain...)
 	checkVerdicts(t, rs, repeat("accepted", 32)...)
 	if !strings.Contains(rs[0].Detail, "not checked") {
@@ -239,7 +240,7 @@ func TestWithoutRegistry(t *testing.T) {
 // TestSameKeyTwoDevices: two handsets with one cloned key mint their own geneses and
 // days; the second history is a fork and the device is flagged.
 func TestSameKeyTwoDevices(t *testing.T) {
-	ledgers(t, func(t *testing.T, open func() Ledger) {
+	ledgers(t, func(t *testing.T, open func() ledger.Ledger) {
 		m := newMaker(t, "konka")
 		c := newCollector(t, open(), &fixedClock{at(2026, time.November, 5, 12)}, registry(m))
 		issued := at(2026, time.September, 1, 0)
@@ -262,7 +263,7 @@ func TestSameKeyTwoDevices(t *testing.T) {
 		b.seq, b.prev = 3, proof.Hash{1}
 		checkVerdicts(t, ingest(t, c, b.active(oct(9))), "rejected chain_fork")
 		var kept int
-		c.ledger.View(func(tx LedgerTx) error {
+		c.ledger.View(func(tx ledger.Tx) error {
 			return tx.ForkEvidence(a.id(), func([]byte) error { kept++; return nil })
 		})
 		if kept != 4 {
@@ -275,7 +276,7 @@ func TestSameKeyTwoDevices(t *testing.T) {
 // TestBatchBuildsOnItself: a genesis and days of the same device in one batch, two
 // epochs interleaved, and a gap filled by a later batch.
 func TestBatchBuildsOnItself(t *testing.T) {
-	ledgers(t, func(t *testing.T, open func() Ledger) {
+	ledgers(t, func(t *testing.T, open func() ledger.Ledger) {
 		c := newCollector(t, open(), &fixedClock{at(2026, time.November, 5, 12)}, nil)
 		d := newDevice(t, "d", nil)
 		g1 := d.genesis()
@@ -297,7 +298,7 @@ func TestBatchBuildsOnItself(t *testing.T) {
 // TestRejectedRecordsDoNotLink: a record refused before the chain check leaves the
 // head where it was, and the right record still links afterwards.
 func TestRejectedRecordsDoNotLink(t *testing.T) {
-	c := newCollector(t, NewMemLedger(), &fixedClock{at(2026, time.November, 5, 12)}, nil)
+	c := newCollector(t, ledger.NewMem(), &fixedClock{at(2026, time.November, 5, 12)}, nil)
 	d := newDevice(t, "d", nil)
 	g := d.genesis()
 	good := d.active(oct(1))
@@ -310,7 +311,7 @@ func TestRejectedRecordsDoNotLink(t *testing.T) {
 // TestResultEchoesHeader: results carry epoch and seq, even of undecodable records
 // when the header is readable.
 func TestResultEchoesHeader(t *testing.T) {
-	c := newCollector(t, NewMemLedger(), &fixedClock{at(2026, time.November, 5, 12)}, nil)
+	c := newCollector(t, ledger.NewMem(), &fixedClock{at(2026, time.November, 5, 12)}, nil)
 	d := newDevice(t, "d", nil)
 	g := d.genesis()
 	bad := append([]byte(nil), d.active(oct(1))...)
@@ -327,7 +328,7 @@ func TestResultEchoesHeader(t *testing.T) {
 // TestConcurrentIngest: many batches at once, each device's records in order within
 // its own goroutine, plus two goroutines racing with a cloned key.
 func TestConcurrentIngest(t *testing.T) {
-	ledgers(t, func(t *testing.T, open func() Ledger) {
+	ledgers(t, func(t *testing.T, open func() ledger.Ledger) {
 		c := newCollector(t, open(), &fixedClock{at(2026, time.November, 5, 12)}, nil)
 		const devices, days = 8, 20
 		var wg sync.WaitGroup
@@ -374,7 +375,7 @@ func TestConcurrentIngest(t *testing.T) {
 	})
 }
 
-// TestRestartLosesNothing: a BoltLedger closed mid-stream and reopened keeps every
+// TestRestartLosesNothing: a ledger.Bolt closed mid-stream and reopened keeps every
 // acknowledged record; the stream resumes and a replay of everything is duplicates.
 func TestRestartLosesNothing(t *testing.T) {
 	dir := t.TempDir()
@@ -396,7 +397,7 @@ func TestRestartLosesNothing(t *testing.T) {
 		stream = append(stream, batch)
 	}
 	open := func() *Collector {
-		l, err := OpenBolt(dir, BoltOptions{})
+		l, err := ledger.OpenBolt(dir, ledger.BoltOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -436,8 +437,8 @@ func TestRestartLosesNothing(t *testing.T) {
 // TestLedgerFailureStoresNothing: when the transaction fails, Ingest returns an error
 // and none of the batch is stored.
 func TestLedgerFailureStoresNothing(t *testing.T) {
-	mem := NewMemLedger()
-	c := newCollector(t, &failingLedger{MemLedger: mem, failAfter: 3}, &fixedClock{at(2026, time.November, 5, 12)}, nil)
+	mem := ledger.NewMem()
+	c := newCollector(t, &failingLedger{Mem: mem, failAfter: 3}, &fixedClock{at(2026, time.November, 5, 12)}, nil)
 	d := newDevice(t, "d", nil)
 	recs := [][]byte{d.genesis(), d.active(oct(1)), d.active(oct(2)), d.active(oct(3))}
 	if _, err := c.Ingest(recs); err == nil {
@@ -452,85 +453,50 @@ func TestLedgerFailureStoresNothing(t *testing.T) {
 
 // failingLedger fails every write after failAfter.
 type failingLedger struct {
-	*MemLedger
+	*ledger.Mem
 	failAfter int
 }
 
-func (f *failingLedger) Update(fn func(LedgerTx) error) error {
-	return f.MemLedger.Update(func(tx LedgerTx) error {
-		return fn(&failingTx{LedgerTx: tx, left: &f.failAfter})
+func (f *failingLedger) Update(fn func(ledger.Tx) error) error {
+	return f.Mem.Update(func(tx ledger.Tx) error {
+		return fn(&failingTx{Tx: tx, left: &f.failAfter})
 	})
 }
 
 type failingTx struct {
-	LedgerTx
+	ledger.Tx
 	left *int
 }
 
-func (f *failingTx) PutRecord(id proof.DeviceID, epoch uint32, seq uint64, r *StoredRecord) error {
+func (f *failingTx) PutRecord(id proof.DeviceID, epoch uint32, seq uint64, r *ledger.Record) error {
 	if *f.left--; *f.left < 0 {
 		return errors.New("disk full")
 	}
-	return f.LedgerTx.PutRecord(id, epoch, seq, r)
+	return f.Tx.PutRecord(id, epoch, seq, r)
 }
 
-func TestBoltOpen(t *testing.T) {
-	t.Run("in use", func(t *testing.T) {
-		dir := t.TempDir()
-		l, err := OpenBolt(dir, BoltOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		start := time.Now()
-		if _, err := OpenBolt(dir, BoltOptions{LockTimeout: 100 * time.Millisecond}); !errors.Is(err, ErrInUse) {
-			t.Errorf("second open: %v, want ErrInUse", err)
-		}
-		if _, err := OpenBolt(dir, BoltOptions{LockTimeout: 100 * time.Millisecond, ReadOnly: true}); !errors.Is(err, ErrInUse) {
-			t.Errorf("read-only open: %v, want ErrInUse", err)
-		}
-		if d := time.Since(start); d > 10*time.Second {
-			t.Errorf("took %v", d)
-		}
-	})
-	t.Run("read-only missing", func(t *testing.T) {
-		if _, err := OpenBolt(t.TempDir(), BoltOptions{ReadOnly: true}); err == nil || !strings.Contains(err.Error(), "no such file") {
-			t.Errorf("err %v", err)
-		}
-	})
-	t.Run("garbage", func(t *testing.T) {
-		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, BoltFileName), make([]byte, 64<<10), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := OpenBolt(dir, BoltOptions{}); !errors.Is(err, ErrCorrupt) {
-			t.Errorf("err %v, want ErrCorrupt", err)
-		}
-		if _, err := os.Stat(filepath.Join(dir, BoltFileName)); err != nil {
-			t.Errorf("the file was moved: %v", err)
-		}
-	})
-	t.Run("read-only reads", func(t *testing.T) {
-		dir := t.TempDir()
-		l, err := OpenBolt(dir, BoltOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := newDevice(t, "d", nil)
-		c := newCollector(t, l, &fixedClock{at(2026, time.November, 5, 12)}, nil)
-		ingest(t, c, d.genesis())
-		l.Close()
-		ro, err := OpenBolt(dir, BoltOptions{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ro.Close()
-		c = newCollector(t, ro, &fixedClock{at(2026, time.November, 5, 12)}, nil)
-		if _, err := c.Device(d.id()); err != nil {
-			t.Error(err)
-		}
-		if _, err := c.Ingest([][]byte{d.active(oct(1))}); err == nil {
-			t.Error("ingest into a read-only ledger succeeded")
-		}
-	})
+// TestReadOnlyBolt: a collector on a ledger.Bolt opened read-only reports what it
+// holds and refuses to ingest.
+func TestReadOnlyBolt(t *testing.T) {
+	dir := t.TempDir()
+	l, err := ledger.OpenBolt(dir, ledger.BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDevice(t, "d", nil)
+	c := newCollector(t, l, &fixedClock{at(2026, time.November, 5, 12)}, nil)
+	ingest(t, c, d.genesis())
+	l.Close()
+	ro, err := ledger.OpenBolt(dir, ledger.BoltOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	c = newCollector(t, ro, &fixedClock{at(2026, time.November, 5, 12)}, nil)
+	if _, err := c.Device(d.id()); err != nil {
+		t.Error(err)
+	}
+	if _, err := c.Ingest([][]byte{d.active(oct(1))}); err == nil {
+		t.Error("ingest into a read-only ledger succeeded")
+	}
 }

@@ -1,8 +1,7 @@
 package collector
 
 import (
-	"fmt"
-
+	"amos.example/amosd/collector/ledger"
 	"amos.example/amosd/proof"
 )
 
@@ -64,44 +63,22 @@ type Receipt struct {
 	Results    []Result `json:"results"`
 }
 
-// verdict is what the ledger stores with a linked record: the result it got.
-type verdict uint8
-
-// Stored verdict codes. Only these are ever linked; see the package documentation.
-const (
-	verdictAccepted     verdict = 0
-	verdictBadCert      verdict = 1
-	verdictUnknownMaker verdict = 2
-	verdictFutureDate   verdict = 3
-	verdictStale        verdict = 4
-)
-
-var verdictReasons = map[verdict]Reason{
-	verdictBadCert:      ReasonBadCert,
-	verdictUnknownMaker: ReasonUnknownMaker,
-	verdictFutureDate:   ReasonFutureDate,
-	verdictStale:        ReasonStale,
+// verdictReasons maps the verdicts the ledger stores with linked records to their
+// rejection reasons; see the package documentation.
+var verdictReasons = map[ledger.Verdict]Reason{
+	ledger.VerdictBadCert:      ReasonBadCert,
+	ledger.VerdictUnknownMaker: ReasonUnknownMaker,
+	ledger.VerdictFutureDate:   ReasonFutureDate,
+	ledger.VerdictStale:        ReasonStale,
 }
 
-func (v verdict) valid() bool { return v == verdictAccepted || verdictReasons[v] != "" }
+// reasonOf returns the rejection reason of a stored verdict, "" for accepted.
+func reasonOf(v ledger.Verdict) Reason { return verdictReasons[v] }
 
-// reason returns the rejection reason, "" for accepted.
-func (v verdict) reason() Reason { return verdictReasons[v] }
-
-func (v verdict) String() string {
-	if v == verdictAccepted {
-		return string(StatusAccepted)
-	}
-	if r := v.reason(); r != "" {
-		return string(r)
-	}
-	return fmt.Sprintf("verdict(%d)", uint8(v))
-}
-
-// result returns the Result a linked record gets: accepted or rejected for its reason.
-func (v verdict) result() (Status, Reason) {
-	if v == verdictAccepted {
+// resultOf returns the Result a linked record gets: accepted or rejected for its reason.
+func resultOf(v ledger.Verdict) (Status, Reason) {
+	if v == ledger.VerdictAccepted {
 		return StatusAccepted, ""
 	}
-	return StatusRejected, v.reason()
+	return StatusRejected, reasonOf(v)
 }

@@ -15,6 +15,7 @@ import (
 	amoscollector "amos.example/amosd/collector"
 	"amos.example/amosd/collector/collectortest"
 	"amos.example/amosd/collector/httpapi"
+	"amos.example/amosd/collector/ledger"
 	"amos.example/amosd/internal/benchline"
 	"amos.example/amosd/proof"
 )
@@ -25,12 +26,12 @@ import (
 func realCollector(b *testing.B, now func() time.Time) (url, caFile string, maker *proof.KeySigner) {
 	b.Helper()
 	maker = collectortest.Key(b, "bench maker")
-	ledger, err := amoscollector.OpenBolt(b.TempDir(), amoscollector.BoltOptions{})
+	l, err := ledger.OpenBolt(b.TempDir(), ledger.BoltOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { ledger.Close() })
-	c, err := amoscollector.New(ledger, amoscollector.Options{Makers: amoscollector.Registry{"konka": maker.PublicKey()}, Now: now})
+	b.Cleanup(func() { l.Close() })
+	c, err := amoscollector.New(l, amoscollector.Options{Makers: amoscollector.Registry{"konka": maker.PublicKey()}, Now: now})
 	if err != nil {
 		b.Fatal(err)
 	}

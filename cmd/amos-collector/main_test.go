@@ -18,6 +18,7 @@ import (
 
 	"amos.example/amosd/collector"
 	"amos.example/amosd/collector/collectortest"
+	"amos.example/amosd/collector/ledger"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/rigs/testenv"
 )
@@ -257,7 +258,7 @@ func TestVerifyCommand(t *testing.T) {
 // in October and an unattributed one.
 func fillLedger(t *testing.T, dataDir string, konka *proof.KeySigner) *collectortest.Device {
 	t.Helper()
-	l, err := collector.OpenBolt(dataDir, collector.BoltOptions{})
+	l, err := ledger.OpenBolt(dataDir, ledger.BoltOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +305,7 @@ func TestClaimsCommand(t *testing.T) {
 		t.Errorf("csv: %d %q", code, out)
 	}
 	// While a server holds the ledger, the offline command says where to ask instead.
-	l, err := collector.OpenBolt(dataDir, collector.BoltOptions{})
+	l, err := ledger.OpenBolt(dataDir, ledger.BoltOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -443,7 +444,7 @@ func serveInProcess(t *testing.T, today time.Time, month collector.Month) {
 		func(string) string { return "" }, now); code != 0 || !strings.Contains(out.String(), "konka,1,") {
 		t.Errorf("claims --month %s: exit %d\n%s%s", month, code, out.String(), errs.String())
 	}
-	l, err := collector.OpenBolt(dataDir, collector.BoltOptions{ReadOnly: true})
+	l, err := ledger.OpenBolt(dataDir, ledger.BoltOptions{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"amos.example/amosd/collector"
+	"amos.example/amosd/collector/ledger"
 	"amos.example/amosd/proof"
 )
 
@@ -33,15 +34,15 @@ func runClaims(env *cliEnv, args []string) int {
 	if code != exitOK {
 		return code
 	}
-	ledger, err := collector.OpenBolt(cfg.DataDir, collector.BoltOptions{ReadOnly: true, LockTimeout: 200 * time.Millisecond})
+	l, err := ledger.OpenBolt(cfg.DataDir, ledger.BoltOptions{ReadOnly: true, LockTimeout: 200 * time.Millisecond})
 	if err != nil {
-		if errors.Is(err, collector.ErrInUse) {
+		if errors.Is(err, ledger.ErrInUse) {
 			return failed(env.stderr, "claims: %v; a running amos-collector holds it: ask it with GET /v1/claims?month=%s", err, m)
 		}
 		return failed(env.stderr, "claims: %v", err)
 	}
-	defer ledger.Close()
-	c, err := collector.New(ledger, collector.Options{Makers: cfg.Registry(), Eligibility: cfg.Eligibility, Now: env.now})
+	defer l.Close()
+	c, err := collector.New(l, collector.Options{Makers: cfg.Registry(), Eligibility: cfg.Eligibility, Now: env.now})
 	if err != nil {
 		return failed(env.stderr, "claims: %v", err)
 	}
@@ -91,7 +92,7 @@ func runVerify(env *cliEnv, args []string) int {
 	if err != nil {
 		return failed(env.stderr, "verify: %s is not a batch: %v", file, err)
 	}
-	c, err := collector.New(collector.NewMemLedger(), collector.Options{Makers: registry, Now: env.now})
+	c, err := collector.New(ledger.NewMem(), collector.Options{Makers: registry, Now: env.now})
 	if err != nil {
 		return failed(env.stderr, "verify: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"amos.example/amosd/collector"
 	"amos.example/amosd/collector/httpapi"
+	"amos.example/amosd/collector/ledger"
 )
 
 // runServe serves until SIGTERM or SIGINT, then lets the batches in flight commit and
@@ -31,12 +32,12 @@ func runServe(env *cliEnv, args []string) int {
 		}
 		scheme = "https"
 	}
-	ledger, err := collector.OpenBolt(cfg.DataDir, collector.BoltOptions{})
+	l, err := ledger.OpenBolt(cfg.DataDir, ledger.BoltOptions{})
 	if err != nil {
 		return failed(env.stderr, "%v", err)
 	}
-	defer ledger.Close()
-	c, err := collector.New(ledger, collector.Options{Makers: cfg.Registry(), Eligibility: cfg.Eligibility, Now: env.now})
+	defer l.Close()
+	c, err := collector.New(l, collector.Options{Makers: cfg.Registry(), Eligibility: cfg.Eligibility, Now: env.now})
 	if err != nil {
 		return failed(env.stderr, "%v", err)
 	}
@@ -51,7 +52,7 @@ func runServe(env *cliEnv, args []string) int {
 	if err != nil {
 		return failed(env.stderr, "listen on %s (config %s, key listen): %v", cfg.Listen, env.config, err)
 	}
-	logger.Printf("amos-collector %s: serving %s on %s (ledger %s, %d makers)", version, scheme, ln.Addr(), ledger.Path(), len(cfg.Makers))
+	logger.Printf("amos-collector %s: serving %s on %s (ledger %s, %d makers)", version, scheme, ln.Addr(), l.Path(), len(cfg.Makers))
 	if err := httpapi.Serve(env.ctx, httpapi.NewServer(h, tlsConfig, logger), ln); err != nil {
 		return failed(env.stderr, "serve: %v", err)
 	}

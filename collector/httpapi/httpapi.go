@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"amos.example/amosd/collector"
+	"amos.example/amosd/collector/ledger"
 	"amos.example/amosd/proof"
 )
 
@@ -302,7 +303,7 @@ func (h *Handler) device(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
-	if err := h.c.Ledger().View(func(collector.LedgerTx) error { return nil }); err != nil {
+	if err := h.c.Ledger().View(func(ledger.Tx) error { return nil }); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "ledger: %v", err)
 		return
 	}

@@ -18,6 +18,7 @@ import (
 
 	"amos.example/amosd/collector"
 	"amos.example/amosd/collector/collectortest"
+	"amos.example/amosd/collector/ledger"
 	"amos.example/amosd/proof"
 )
 
@@ -73,13 +74,13 @@ func (c *clock) add(d time.Duration) {
 
 var tokens = map[string]string{"konka": "konka-secret", "tcl": "tcl-secret", "payer": "payer-secret"}
 
-func newRig(t *testing.T, ledger collector.Ledger, makers collector.Registry, mutate func(*Options)) *rig {
+func newRig(t *testing.T, l ledger.Ledger, makers collector.Registry, mutate func(*Options)) *rig {
 	t.Helper()
-	if ledger == nil {
-		ledger = collector.NewMemLedger()
+	if l == nil {
+		l = ledger.NewMem()
 	}
 	ck := &clock{t: time.Date(2026, time.November, 5, 4, 0, 0, 0, time.UTC)}
-	c, err := collector.New(ledger, collector.Options{Makers: makers, Now: ck.now})
+	c, err := collector.New(l, collector.Options{Makers: makers, Now: ck.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,19 +272,19 @@ func TestRecordsBatchErrors(t *testing.T) {
 // blockingLedger holds every Update until released, so that a test can keep batches
 // in flight without sleeping.
 type blockingLedger struct {
-	*collector.MemLedger
+	*ledger.Mem
 	entered chan struct{}
 	release chan struct{}
 }
 
-func (b *blockingLedger) Update(fn func(collector.LedgerTx) error) error {
+func (b *blockingLedger) Update(fn func(ledger.Tx) error) error {
 	b.entered <- struct{}{}
 	<-b.release
-	return b.MemLedger.Update(fn)
+	return b.Mem.Update(fn)
 }
 
 func TestInflightLimit(t *testing.T) {
-	bl := &blockingLedger{MemLedger: collector.NewMemLedger(), entered: make(chan struct{}, 8), release: make(chan struct{})}
+	bl := &blockingLedger{Mem: ledger.NewMem(), entered: make(chan struct{}, 8), release: make(chan struct{})}
 	r := newRig(t, bl, nil, func(o *Options) { o.MaxInflight = 1 })
 	first := newDevice(t, "inflight", nil, "")
 	g := first.Genesis()
@@ -449,7 +450,7 @@ func TestLoadTLS(t *testing.T) {
 }
 
 func TestNewRefusesBadOptions(t *testing.T) {
-	c, _ := collector.New(collector.NewMemLedger(), collector.Options{})
+	c, _ := collector.New(ledger.NewMem(), collector.Options{})
 	for _, o := range []Options{{}, {Collector: c, DeviceBatchesPerMinute: 1}, {Collector: c, MaxInflight: 1}} {
 		if _, err := New(o); err == nil {
 			t.Errorf("New(%+v) succeeded", o)
@@ -465,7 +466,7 @@ func FuzzRecordsHandler(f *testing.F) {
 	f.Add(readGolden(f, "invalid/batch-zero-length.bin"))
 	f.Add(batch(f, readGolden(f, "genesis.bin"), readGolden(f, "activity-20261001.bin")))
 	f.Add([]byte{0, 3, 'A', 'M', 'R'})
-	c, err := collector.New(collector.NewMemLedger(), collector.Options{Makers: goldenRegistry(f),
+	c, err := collector.New(ledger.NewMem(), collector.Options{Makers: goldenRegistry(f),
 		Now: func() time.Time { return time.Date(2026, time.November, 5, 4, 0, 0, 0, time.UTC) }})
 	if err != nil {
 		f.Fatal(err)
@@ -506,7 +507,7 @@ func FuzzAuthorization(f *testing.F) {
 	for _, s := range []string{"Bearer konka-secret", "bearer payer-secret", "Bearer ", "Basic konka-secret", "", "Bearer  tcl-secret ", "konka-secret"} {
 		f.Add(s)
 	}
-	c, err := collector.New(collector.NewMemLedger(), collector.Options{Makers: collector.Registry{"konka": {1}, "tcl": {2}}})
+	c, err := collector.New(ledger.NewMem(), collector.Options{Makers: collector.Registry{"konka": {1}, "tcl": {2}}})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package collector
+package ledger
 
 import (
 	"bytes"
@@ -31,19 +31,19 @@ type BoltOptions struct {
 	ReadOnly bool
 }
 
-// BoltLedger is the Ledger in one bbolt file, data_dir/collector.db. Every Update is
-// one fsync'd bbolt transaction (bbolt's NoSync is never set).
-type BoltLedger struct {
+// Bolt is the Ledger in one bbolt file, data_dir/collector.db. Every Update is one
+// fsync'd bbolt transaction (bbolt's NoSync is never set).
+type Bolt struct {
 	db   *bolt.DB
 	path string
 }
 
-var _ Ledger = (*BoltLedger)(nil)
+var _ Ledger = (*Bolt)(nil)
 
 // OpenBolt opens or creates the ledger in dir and checks it: the schema version, every
 // bucket, and bbolt's Tx.Check of every page. A ledger that fails is never repaired or
 // moved aside: the error wraps ErrCorrupt and an operator decides.
-func OpenBolt(dir string, o BoltOptions) (*BoltLedger, error) {
+func OpenBolt(dir string, o BoltOptions) (*Bolt, error) {
 	if o.LockTimeout <= 0 {
 		o.LockTimeout = DefaultLockTimeout
 	}
@@ -68,7 +68,7 @@ func OpenBolt(dir string, o BoltOptions) (*BoltLedger, error) {
 	if err != nil {
 		return nil, classifyOpenError(path, err)
 	}
-	l := &BoltLedger{db: db, path: path}
+	l := &Bolt{db: db, path: path}
 	if err := boltguard.Run(func() error { return l.check(o.ReadOnly) }); err != nil {
 		db.Close()
 		var pe *boltguard.PanicError
@@ -95,7 +95,7 @@ func classifyOpenError(path string, err error) error {
 
 // check creates the buckets of a new ledger, then checks the schema, the buckets and
 // every page.
-func (l *BoltLedger) check(readOnly bool) error {
+func (l *Bolt) check(readOnly bool) error {
 	if !readOnly {
 		err := l.db.Update(func(tx *bolt.Tx) error {
 			meta := tx.Bucket([]byte(bucketMeta.String()))
@@ -137,20 +137,20 @@ func (l *BoltLedger) check(readOnly bool) error {
 }
 
 // Path returns the ledger's file.
-func (l *BoltLedger) Path() string { return l.path }
+func (l *Bolt) Path() string { return l.path }
 
 // View implements Ledger.
-func (l *BoltLedger) View(fn func(LedgerTx) error) error {
+func (l *Bolt) View(fn func(Tx) error) error {
 	return l.db.View(func(tx *bolt.Tx) error { return fn(ledgerTx{boltKV{tx}}) })
 }
 
 // Update implements Ledger: one bbolt read-write transaction, fsync'd at commit.
-func (l *BoltLedger) Update(fn func(LedgerTx) error) error {
+func (l *Bolt) Update(fn func(Tx) error) error {
 	return l.db.Update(func(tx *bolt.Tx) error { return fn(ledgerTx{boltKV{tx}}) })
 }
 
 // Close implements Ledger.
-func (l *BoltLedger) Close() error { return l.db.Close() }
+func (l *Bolt) Close() error { return l.db.Close() }
 
 type boltKV struct{ tx *bolt.Tx }
 

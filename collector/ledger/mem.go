@@ -1,4 +1,4 @@
-package collector
+package ledger
 
 import (
 	"bytes"
@@ -7,19 +7,19 @@ import (
 	"sync"
 )
 
-// MemLedger is a Ledger in memory, with the same values and transaction semantics as
-// BoltLedger but no durability: for offline verification and tests.
-type MemLedger struct {
+// Mem is a Ledger in memory, with the same values and transaction semantics as Bolt
+// but no durability: for offline verification and tests.
+type Mem struct {
 	mu      sync.RWMutex
 	buckets [numBuckets]map[string][]byte
 	closed  bool
 }
 
-var _ Ledger = (*MemLedger)(nil)
+var _ Ledger = (*Mem)(nil)
 
-// NewMemLedger returns an empty MemLedger.
-func NewMemLedger() *MemLedger {
-	m := &MemLedger{}
+// NewMem returns an empty Mem.
+func NewMem() *Mem {
+	m := &Mem{}
 	for i := range m.buckets {
 		m.buckets[i] = map[string][]byte{}
 	}
@@ -27,7 +27,7 @@ func NewMemLedger() *MemLedger {
 }
 
 // View implements Ledger.
-func (m *MemLedger) View(fn func(LedgerTx) error) error {
+func (m *Mem) View(fn func(Tx) error) error {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.closed {
@@ -37,7 +37,7 @@ func (m *MemLedger) View(fn func(LedgerTx) error) error {
 }
 
 // Update implements Ledger: on an error or a panic of fn every write is undone.
-func (m *MemLedger) Update(fn func(LedgerTx) error) (err error) {
+func (m *Mem) Update(fn func(Tx) error) (err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -56,7 +56,7 @@ func (m *MemLedger) Update(fn func(LedgerTx) error) (err error) {
 }
 
 // Close implements Ledger.
-func (m *MemLedger) Close() error {
+func (m *Mem) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
@@ -71,7 +71,7 @@ type undo struct {
 }
 
 type memKV struct {
-	m        *MemLedger
+	m        *Mem
 	writable bool
 	undo     []undo
 }

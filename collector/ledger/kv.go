@@ -1,4 +1,4 @@
-package collector
+package ledger
 
 import (
 	"bytes"
@@ -10,119 +10,21 @@ import (
 	"amos.example/amosd/proof"
 )
 
-// Ledger is the collector's durable state: devices, chain heads, records, active days
-// and fork evidence. BoltLedger implements it on one bbolt file; a fleet-scale backend
-// implements it on a database with transactions.
-type Ledger interface {
-	// View runs fn in a consistent read-only snapshot.
-	View(fn func(LedgerTx) error) error
-	// Update runs fn in one durable transaction: when Update returns nil, everything
-	// fn wrote is on stable storage; when fn or the commit fails, nothing is.
-	Update(fn func(LedgerTx) error) error
-	// Close releases the ledger.
-	Close() error
-}
-
-// LedgerTx is one transaction of a Ledger. Values it returns are the caller's to keep.
-// Lookups of something absent return nil and no error; write methods of a read-only
-// transaction fail with ErrReadOnly; undecodable stored values with ErrCorrupt.
-type LedgerTx interface {
-	Device(id proof.DeviceID) (*DeviceState, error)
-	PutDevice(d *DeviceState) error
-	// Devices calls fn for every device in device_id order.
-	Devices(fn func(*DeviceState) error) error
-
-	Head(id proof.DeviceID, epoch uint32) (*ChainHead, error)
-	PutHead(h *ChainHead) error
-	// Heads calls fn for every epoch of the device in epoch order.
-	Heads(id proof.DeviceID, fn func(*ChainHead) error) error
-
-	Record(id proof.DeviceID, epoch uint32, seq uint64) (*StoredRecord, error)
-	PutRecord(id proof.DeviceID, epoch uint32, seq uint64, r *StoredRecord) error
-	// Records calls fn for every stored record of the epoch with a seq from first
-	// to last, inclusive, in seq order.
-	Records(id proof.DeviceID, epoch uint32, first, last uint64, fn func(seq uint64, r *StoredRecord) error) error
-
-	// AddForkEvidence keeps a record that contradicts the device's stored chain;
-	// it reports false if the identical record is already kept.
-	AddForkEvidence(id proof.DeviceID, record []byte) (bool, error)
-	// ForkEvidence calls fn for every record kept as fork evidence of the device.
-	ForkEvidence(id proof.DeviceID, fn func(record []byte) error) error
-}
-
-// MaxForkEvidence is how many distinct contradicting records are kept per device.
-const MaxForkEvidence = 64
-
-// DeviceState is what the ledger knows of one device key.
-type DeviceState struct {
-	ID        proof.DeviceID
-	PublicKey proof.PublicKey
-	FirstSeen int64 // server time when its first genesis was linked, unix seconds
-	// ForkEvidence counts the distinct records kept that contradict its chains (at
-	// most MaxForkEvidence). Any at all flags the device: it is never eligible.
-	ForkEvidence uint32
-	// Cert is the certificate credited to the device: the first one that verified
-	// against the registry at ingest. Nil for an unattributed device.
-	Cert         []byte
-	CertMakerKey proof.PublicKey // the maker key Cert verified against
-	CertEpoch    uint32          // the epoch whose genesis carried Cert
-}
-
-// Forked reports whether the device key is known to have signed two histories.
-func (d *DeviceState) Forked() bool { return d.ForkEvidence > 0 }
-
-// Certificate decodes the credited certificate, nil if there is none.
-func (d *DeviceState) Certificate() (*proof.Certificate, error) {
-	if len(d.Cert) == 0 {
-		return nil, nil
-	}
-	c, err := proof.ParseCertificate(d.Cert)
-	if err != nil {
-		return nil, fmt.Errorf("device %s: stored certificate: %v: %w", d.ID, err, ErrCorrupt)
-	}
-	return c, nil
-}
-
-// ChainHead is the head of one device's chain in one epoch, with its counters.
-type ChainHead struct {
-	DeviceID proof.DeviceID
-	Epoch    uint32
-	Seq      uint64     // seq of the last linked record
-	Hash     proof.Hash // its record hash
-	LastDate proof.Date // date of the last linked activity record, 0 before the first
-	// Genesis is the verdict of the epoch's genesis: "" (accepted), ReasonBadCert or
-	// ReasonUnknownMaker.
-	Genesis Reason
-	Counts  EpochCounts
-	Updated int64 // server time of the last link, unix seconds
-}
-
-// EpochCounts count the linked records of an epoch.
-type EpochCounts struct {
-	Accepted   uint32 // accepted activity records: days that count
-	FutureDate uint32 // linked, rejected future_date
-	Stale      uint32 // linked, rejected stale
-	// Records (genesis included) carrying each flag of docs/protocol.md.
-	ClockUnconfirmed uint32
-	ClockJumped      uint32
-	TallyLost        uint32
-	Debuggable       uint32
-}
-
-// StoredRecord is a linked record and the verdict it got.
-type StoredRecord struct {
-	Reason Reason // "" for accepted; else bad_cert, unknown_maker, future_date or stale
-	Bytes  []byte
-}
-
 // --- keys and values -------------------------------------------------------------
 
-// bucket names one keyspace of the ledger.
+// bucket names one keyspace of the ledger. Bolt and Mem keep the same keys and the
+// same versioned binary values:
+//
+//   - "devices": device_id → public key, first seen, fork evidence count, the
+//     credited certificate and the maker key it verified against;
+//   - "chains": device_id|epoch|seq → verdict and record bytes, and the epoch's head
+//     under seq 2^64-1, right after its last record, so that appending a record and
+//     moving the head dirty the same page;
+//   - "forks": device_id|record hash → the contradicting record;
+//   - "meta": the schema version.
 type bucket int
 
-// The buckets. "chains" holds every device-epoch's records under device|epoch|seq and
-// its head under device|epoch|headSeq, right after the last record: appending a
-// record and moving the head touch the same page.
+// The buckets.
 const (
 	bucketMeta bucket = iota
 	bucketDevices
@@ -171,15 +73,12 @@ func corrupt(b bucket, key []byte, format string, args ...any) error {
 	return fmt.Errorf("%s key %x: %s: %w", b, key, fmt.Sprintf(format, args...), ErrCorrupt)
 }
 
-var reasonCodes = map[Reason]verdict{"": verdictAccepted, ReasonBadCert: verdictBadCert,
-	ReasonUnknownMaker: verdictUnknownMaker, ReasonFutureDate: verdictFutureDate, ReasonStale: verdictStale}
-
 // Device value, version 1:
 // 0 version | 1 public key 32 | 33 first_seen i64 | 41 fork evidence u32 |
 // 45 cert epoch u32 | 49 cert maker key 32 | 81 cert length u16 | 83 cert.
 const deviceFixed = 83
 
-func encodeDevice(d *DeviceState) []byte {
+func encodeDevice(d *Device) []byte {
 	b := make([]byte, 0, deviceFixed+len(d.Cert))
 	b = append(b, 1)
 	b = append(b, d.PublicKey[:]...)
@@ -191,14 +90,14 @@ func encodeDevice(d *DeviceState) []byte {
 	return append(b, d.Cert...)
 }
 
-func decodeDevice(key, v []byte) (*DeviceState, error) {
+func decodeDevice(key, v []byte) (*Device, error) {
 	if len(key) != proof.HashSize {
 		return nil, corrupt(bucketDevices, key, "key is %d bytes, want %d", len(key), proof.HashSize)
 	}
 	if len(v) < deviceFixed || v[0] != 1 {
 		return nil, corrupt(bucketDevices, key, "value of %d bytes is not a version 1 device", len(v))
 	}
-	d := &DeviceState{}
+	d := &Device{}
 	copy(d.ID[:], key)
 	copy(d.PublicKey[:], v[1:33])
 	d.FirstSeen = int64(binary.BigEndian.Uint64(v[33:]))
@@ -240,13 +139,13 @@ func decodeDevice(key, v []byte) (*DeviceState, error) {
 // 46 seven counters u32 | 74 updated i64 | 82.
 const headSize = 82
 
-func encodeHead(h *ChainHead) []byte {
+func encodeHead(h *Head) []byte {
 	b := make([]byte, 0, headSize)
 	b = append(b, 1)
 	b = binary.BigEndian.AppendUint64(b, h.Seq)
 	b = append(b, h.Hash[:]...)
 	b = binary.BigEndian.AppendUint32(b, uint32(h.LastDate))
-	b = append(b, byte(reasonCodes[h.Genesis]))
+	b = append(b, byte(h.Genesis))
 	c := &h.Counts
 	for _, n := range []uint32{c.Accepted, c.FutureDate, c.Stale, c.ClockUnconfirmed, c.ClockJumped, c.TallyLost, c.Debuggable} {
 		b = binary.BigEndian.AppendUint32(b, n)
@@ -254,19 +153,19 @@ func encodeHead(h *ChainHead) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(h.Updated))
 }
 
-func decodeHead(key, v []byte) (*ChainHead, error) {
+func decodeHead(key, v []byte) (*Head, error) {
 	if len(key) != chainKeySize || binary.BigEndian.Uint64(key[36:]) != headSeq {
 		return nil, corrupt(bucketChains, key, "not a head key")
 	}
 	if len(v) != headSize || v[0] != 1 {
 		return nil, corrupt(bucketChains, key, "value of %d bytes is not a version 1 head", len(v))
 	}
-	h := &ChainHead{Epoch: binary.BigEndian.Uint32(key[32:])}
+	h := &Head{Epoch: binary.BigEndian.Uint32(key[32:])}
 	copy(h.DeviceID[:], key)
 	h.Seq = binary.BigEndian.Uint64(v[1:])
 	copy(h.Hash[:], v[9:41])
 	h.LastDate = proof.Date(binary.BigEndian.Uint32(v[41:]))
-	g := verdict(v[45])
+	g := Verdict(v[45])
 	c := &h.Counts
 	for i, p := range []*uint32{&c.Accepted, &c.FutureDate, &c.Stale, &c.ClockUnconfirmed, &c.ClockJumped, &c.TallyLost, &c.Debuggable} {
 		*p = binary.BigEndian.Uint32(v[46+4*i:])
@@ -277,29 +176,29 @@ func decodeHead(key, v []byte) (*ChainHead, error) {
 		return nil, corrupt(bucketChains, key, "epoch %d seq %d", h.Epoch, h.Seq)
 	case h.LastDate != 0 && !h.LastDate.Valid():
 		return nil, corrupt(bucketChains, key, "last date %d", uint32(h.LastDate))
-	case g != verdictAccepted && g != verdictBadCert && g != verdictUnknownMaker:
+	case g != VerdictAccepted && g != VerdictBadCert && g != VerdictUnknownMaker:
 		return nil, corrupt(bucketChains, key, "genesis verdict %d", g)
 	case uint64(c.Accepted)+uint64(c.FutureDate)+uint64(c.Stale)+1 > h.Seq:
 		return nil, corrupt(bucketChains, key, "counters exceed the %d linked records", h.Seq)
 	}
-	h.Genesis = g.reason()
+	h.Genesis = g
 	return h, nil
 }
 
 // Record value: verdict u8, then the record bytes.
-func encodeRecord(r *StoredRecord) []byte {
-	return append([]byte{byte(reasonCodes[r.Reason])}, r.Bytes...)
+func encodeRecord(r *Record) []byte {
+	return append([]byte{byte(r.Verdict)}, r.Bytes...)
 }
 
-func decodeRecord(key, v []byte) (*StoredRecord, error) {
+func decodeRecord(key, v []byte) (*Record, error) {
 	if len(v) < 1+proof.HeaderSize+proof.SignatureSize {
 		return nil, corrupt(bucketChains, key, "value of %d bytes", len(v))
 	}
-	vd := verdict(v[0])
-	if !vd.valid() {
+	vd := Verdict(v[0])
+	if !vd.Valid() {
 		return nil, corrupt(bucketChains, key, "verdict %d", vd)
 	}
-	return &StoredRecord{Reason: vd.reason(), Bytes: bytes.Clone(v[1:])}, nil
+	return &Record{Verdict: vd, Bytes: bytes.Clone(v[1:])}, nil
 }
 
 // --- the typed transaction over a key-value transaction -------------------------
@@ -316,10 +215,10 @@ type kvTx interface {
 	first(b bucket, from, to []byte) []byte
 }
 
-// ledgerTx implements LedgerTx on a kvTx.
+// ledgerTx implements Tx on a kvTx.
 type ledgerTx struct{ kv kvTx }
 
-func (t ledgerTx) Device(id proof.DeviceID) (*DeviceState, error) {
+func (t ledgerTx) Device(id proof.DeviceID) (*Device, error) {
 	v := t.kv.get(bucketDevices, id[:])
 	if v == nil {
 		return nil, nil
@@ -327,14 +226,14 @@ func (t ledgerTx) Device(id proof.DeviceID) (*DeviceState, error) {
 	return decodeDevice(id[:], v)
 }
 
-func (t ledgerTx) PutDevice(d *DeviceState) error {
+func (t ledgerTx) PutDevice(d *Device) error {
 	if d.PublicKey.DeviceID() != d.ID {
 		return fmt.Errorf("collector: device %s: the public key does not hash to it", d.ID)
 	}
 	return t.kv.put(bucketDevices, bytes.Clone(d.ID[:]), encodeDevice(d))
 }
 
-func (t ledgerTx) Devices(fn func(*DeviceState) error) error {
+func (t ledgerTx) Devices(fn func(*Device) error) error {
 	return t.kv.scan(bucketDevices, nil, nil, func(k, v []byte) error {
 		d, err := decodeDevice(k, v)
 		if err != nil {
@@ -344,7 +243,7 @@ func (t ledgerTx) Devices(fn func(*DeviceState) error) error {
 	})
 }
 
-func (t ledgerTx) Head(id proof.DeviceID, epoch uint32) (*ChainHead, error) {
+func (t ledgerTx) Head(id proof.DeviceID, epoch uint32) (*Head, error) {
 	k := headKey(id, epoch)
 	v := t.kv.get(bucketChains, k)
 	if v == nil {
@@ -353,14 +252,14 @@ func (t ledgerTx) Head(id proof.DeviceID, epoch uint32) (*ChainHead, error) {
 	return decodeHead(k, v)
 }
 
-func (t ledgerTx) PutHead(h *ChainHead) error {
+func (t ledgerTx) PutHead(h *Head) error {
 	if h.Epoch == 0 || h.Seq == 0 || h.Seq == headSeq {
 		return fmt.Errorf("collector: head of device %s: epoch %d seq %d", h.DeviceID, h.Epoch, h.Seq)
 	}
 	return t.kv.put(bucketChains, headKey(h.DeviceID, h.Epoch), encodeHead(h))
 }
 
-func (t ledgerTx) Heads(id proof.DeviceID, fn func(*ChainHead) error) error {
+func (t ledgerTx) Heads(id proof.DeviceID, fn func(*Head) error) error {
 	end := prefixEnd(id[:])
 	for from := recordKey(id, 0, 0); ; {
 		k := t.kv.first(bucketChains, from, end)
@@ -388,7 +287,7 @@ func (t ledgerTx) Heads(id proof.DeviceID, fn func(*ChainHead) error) error {
 	}
 }
 
-func (t ledgerTx) Record(id proof.DeviceID, epoch uint32, seq uint64) (*StoredRecord, error) {
+func (t ledgerTx) Record(id proof.DeviceID, epoch uint32, seq uint64) (*Record, error) {
 	if seq == headSeq {
 		return nil, nil
 	}
@@ -400,9 +299,9 @@ func (t ledgerTx) Record(id proof.DeviceID, epoch uint32, seq uint64) (*StoredRe
 	return decodeRecord(k, v)
 }
 
-func (t ledgerTx) PutRecord(id proof.DeviceID, epoch uint32, seq uint64, r *StoredRecord) error {
-	if _, ok := reasonCodes[r.Reason]; !ok {
-		return fmt.Errorf("collector: record of device %s epoch %d seq %d: a %q verdict is never stored", id, epoch, seq, r.Reason)
+func (t ledgerTx) PutRecord(id proof.DeviceID, epoch uint32, seq uint64, r *Record) error {
+	if !r.Verdict.Valid() {
+		return fmt.Errorf("collector: record of device %s epoch %d seq %d: %v is never stored", id, epoch, seq, r.Verdict)
 	}
 	if seq == 0 || seq == headSeq {
 		return fmt.Errorf("collector: record of device %s epoch %d: seq %d", id, epoch, seq)
@@ -410,7 +309,7 @@ func (t ledgerTx) PutRecord(id proof.DeviceID, epoch uint32, seq uint64, r *Stor
 	return t.kv.put(bucketChains, recordKey(id, epoch, seq), encodeRecord(r))
 }
 
-func (t ledgerTx) Records(id proof.DeviceID, epoch uint32, first, last uint64, fn func(uint64, *StoredRecord) error) error {
+func (t ledgerTx) Records(id proof.DeviceID, epoch uint32, first, last uint64, fn func(uint64, *Record) error) error {
 	last = min(last, headSeq-1)
 	if last < first {
 		return nil

@@ -1,0 +1,16 @@
+package ledger
+
+import "errors"
+
+// Sentinel errors that callers branch on.
+var (
+	// ErrCorrupt means the ledger holds a value it cannot decode, or fails its
+	// integrity check at open: an operator must look at it, nothing is moved aside.
+	ErrCorrupt = errors.New("ledger corrupt")
+	// ErrInUse means another process holds the ledger's lock.
+	ErrInUse = errors.New("ledger in use by another process")
+	// ErrReadOnly means a write was attempted in a read-only transaction or ledger.
+	ErrReadOnly = errors.New("ledger transaction is read-only")
+	// ErrClosed means the ledger is closed.
+	ErrClosed = errors.New("ledger closed")
+)

@@ -1,0 +1,139 @@
+package ledger
+
+import (
+	"fmt"
+
+	"amos.example/amosd/proof"
+)
+
+// Ledger is the collector's durable state: devices, chain heads, records, active days
+// and fork evidence. Bolt implements it on one bbolt file, Mem in memory; a
+// fleet-scale backend implements it on a database with transactions.
+type Ledger interface {
+	// View runs fn in a consistent read-only snapshot.
+	View(fn func(Tx) error) error
+	// Update runs fn in one durable transaction: when Update returns nil, everything
+	// fn wrote is on stable storage; when fn or the commit fails, nothing is.
+	Update(fn func(Tx) error) error
+	// Close releases the ledger.
+	Close() error
+}
+
+// Tx is one transaction of a Ledger. Values it returns are the caller's to keep.
+// Lookups of something absent return nil and no error; write methods of a read-only
+// transaction fail with ErrReadOnly; undecodable stored values with ErrCorrupt.
+type Tx interface {
+	Device(id proof.DeviceID) (*Device, error)
+	PutDevice(d *Device) error
+	// Devices calls fn for every device in device_id order.
+	Devices(fn func(*Device) error) error
+
+	Head(id proof.DeviceID, epoch uint32) (*Head, error)
+	PutHead(h *Head) error
+	// Heads calls fn for every epoch of the device in epoch order.
+	Heads(id proof.DeviceID, fn func(*Head) error) error
+
+	Record(id proof.DeviceID, epoch uint32, seq uint64) (*Record, error)
+	PutRecord(id proof.DeviceID, epoch uint32, seq uint64, r *Record) error
+	// Records calls fn for every stored record of the epoch with a seq from first
+	// to last, inclusive, in seq order.
+	Records(id proof.DeviceID, epoch uint32, first, last uint64, fn func(seq uint64, r *Record) error) error
+
+	// AddForkEvidence keeps a record that contradicts the device's stored chain;
+	// it reports false if the identical record is already kept.
+	AddForkEvidence(id proof.DeviceID, record []byte) (bool, error)
+	// ForkEvidence calls fn for every record kept as fork evidence of the device.
+	ForkEvidence(id proof.DeviceID, fn func(record []byte) error) error
+}
+
+// MaxForkEvidence is how many distinct contradicting records are kept per device.
+const MaxForkEvidence = 64
+
+// Device is what the ledger knows of one device key.
+type Device struct {
+	ID        proof.DeviceID
+	PublicKey proof.PublicKey
+	FirstSeen int64 // server time when its first genesis was linked, unix seconds
+	// ForkEvidence counts the distinct records kept that contradict its chains (at
+	// most MaxForkEvidence). Any at all flags the device: it is never eligible.
+	ForkEvidence uint32
+	// Cert is the certificate credited to the device: the first one that verified
+	// against the registry at ingest. Nil for an unattributed device.
+	Cert         []byte
+	CertMakerKey proof.PublicKey // the maker key Cert verified against
+	CertEpoch    uint32          // the epoch whose genesis carried Cert
+}
+
+// Forked reports whether the device key is known to have signed two histories.
+func (d *Device) Forked() bool { return d.ForkEvidence > 0 }
+
+// Certificate decodes the credited certificate, nil if there is none.
+func (d *Device) Certificate() (*proof.Certificate, error) {
+	if len(d.Cert) == 0 {
+		return nil, nil
+	}
+	c, err := proof.ParseCertificate(d.Cert)
+	if err != nil {
+		return nil, fmt.Errorf("device %s: stored certificate: %v: %w", d.ID, err, ErrCorrupt)
+	}
+	return c, nil
+}
+
+// Head is the head of one device's chain in one epoch, with its counters.
+type Head struct {
+	DeviceID proof.DeviceID
+	Epoch    uint32
+	Seq      uint64     // seq of the last linked record
+	Hash     proof.Hash // its record hash
+	LastDate proof.Date // date of the last linked activity record, 0 before the first
+	// Genesis is the verdict of the epoch's genesis: VerdictAccepted, VerdictBadCert
+	// or VerdictUnknownMaker.
+	Genesis Verdict
+	Counts  Counts
+	Updated int64 // server time of the last link, unix seconds
+}
+
+// Counts count the linked records of an epoch.
+type Counts struct {
+	Accepted   uint32 // accepted activity records: days that count
+	FutureDate uint32 // linked, rejected future_date
+	Stale      uint32 // linked, rejected stale
+	// Records (genesis included) carrying each flag of docs/protocol.md.
+	ClockUnconfirmed uint32
+	ClockJumped      uint32
+	TallyLost        uint32
+	Debuggable       uint32
+}
+
+// Record is a linked record and the verdict it got.
+type Record struct {
+	Verdict Verdict
+	Bytes   []byte
+}
+
+// Verdict is what the ledger stores with a linked record: the result it got. Only
+// these are ever linked: a record rejected for anything but its content (bad_format,
+// bad_signature, chain_fork...) never is.
+type Verdict uint8
+
+// The stored verdict codes.
+const (
+	VerdictAccepted     Verdict = 0
+	VerdictBadCert      Verdict = 1 // rejected bad_cert
+	VerdictUnknownMaker Verdict = 2 // rejected unknown_maker
+	VerdictFutureDate   Verdict = 3 // rejected future_date
+	VerdictStale        Verdict = 4 // rejected stale
+)
+
+var verdictNames = [...]string{"accepted", "bad_cert", "unknown_maker", "future_date", "stale"}
+
+// Valid reports whether v is one of the stored verdict codes.
+func (v Verdict) Valid() bool { return int(v) < len(verdictNames) }
+
+// String returns "accepted" or the rejection reason of docs/protocol.md.
+func (v Verdict) String() string {
+	if v.Valid() {
+		return verdictNames[v]
+	}
+	return fmt.Sprintf("verdict(%d)", uint8(v))
+}
