@@ -10,7 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"amos.example/amosd/agent/clock"
 	"amos.example/amosd/agent/config"
+	"amos.example/amosd/agent/identity"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/sources"
 	"amos.example/amosd/store"
@@ -39,7 +41,7 @@ type Source interface {
 // Options configure an Agent.
 type Options struct {
 	Config  *config.Config
-	Clock   Clock
+	Clock   clock.Clock
 	Version string
 	Logf    func(format string, args ...any)
 	// Debuggable sets FlagDebuggable on every record; nil detects it (ro.debuggable).
@@ -66,10 +68,10 @@ type Options struct {
 // Agent measures use, keeps the day's tally and mints the records.
 type Agent struct {
 	cfg     *config.Config
-	clock   Clock
+	clock   clock.Clock
 	logf    func(string, ...any)
 	opts    Options
-	id      *Identity
+	id      *identity.Identity
 	st      *store.Store
 	bootID  [16]byte
 	debug   bool
@@ -86,8 +88,8 @@ type Agent struct {
 	sync  *syncer // nil if the transport could not be configured
 	// consentNow mirrors consent for the sync loop's goroutine.
 	consentNow atomic.Bool
-	alarm      WallAlarm // the midnight alarm, while Run runs
-	rollover   bool      // the wall alarm is being handled: a day minted now is midnight's
+	alarm      clock.WallAlarm // the midnight alarm, while Run runs
+	rollover   bool            // the wall alarm is being handled: a day minted now is midnight's
 
 	// State of the loop goroutine.
 	head          store.Head
@@ -99,7 +101,7 @@ type Agent struct {
 	meter         *meter
 	anchor        timeAnchor
 	wallRef       time.Duration // wall clock minus CLOCK_BOOTTIME at the last check
-	saveTimer     Timer
+	saveTimer     clock.Timer
 	saveArmed     bool
 	tallyLost     bool // the next tally starts with FlagTallyLost
 }
@@ -112,7 +114,7 @@ type timeAnchor struct {
 }
 
 // New loads the identity, opens the store, decides the epoch and restores the tally.
-// Errors that an operator must fix wrap ErrIdentity or config.ErrConfig.
+// Errors that an operator must fix wrap identity.ErrIdentity or config.ErrConfig.
 func New(o Options) (*Agent, error) {
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
@@ -126,7 +128,7 @@ func New(o Options) (*Agent, error) {
 	} else {
 		a.debug = detectDebuggable()
 	}
-	id, err := LoadIdentity(o.Config.KeyDir)
+	id, err := identity.Load(o.Config.KeyDir)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +160,7 @@ func New(o Options) (*Agent, error) {
 
 // decideEpoch picks the epoch to mint in, and whether it needs its genesis (docs/protocol.md).
 func (a *Agent) decideEpoch() error {
-	fileEpoch, haveFile, err := ReadEpoch(a.cfg.KeyDir)
+	fileEpoch, haveFile, err := identity.ReadEpoch(a.cfg.KeyDir)
 	if err != nil {
 		return err
 	}
@@ -207,7 +209,7 @@ func (a *Agent) decideEpoch() error {
 	}
 	a.needGenesis = !headOK || head.Epoch != a.epoch || head.DeviceID != a.id.DeviceID
 	if !haveFile || fileEpoch != a.epoch {
-		if err := WriteEpoch(a.cfg.KeyDir, a.epoch); err != nil {
+		if err := identity.WriteEpoch(a.cfg.KeyDir, a.epoch); err != nil {
 			return fmt.Errorf("key_dir %s: write epoch: %w", a.cfg.KeyDir, err)
 		}
 	}
@@ -298,7 +300,7 @@ func (a *Agent) wallOffset(now time.Duration) time.Duration {
 func (a *Agent) DeviceID() proof.DeviceID { return a.id.DeviceID }
 
 // Identity returns the device identity.
-func (a *Agent) Identity() *Identity { return a.id }
+func (a *Agent) Identity() *identity.Identity { return a.id }
 
 // Store returns the agent's store (for the sync loop).
 func (a *Agent) Store() *store.Store { return a.st }
@@ -672,7 +674,7 @@ func (a *Agent) saveTimerC() <-chan time.Time {
 // armMidnight sets the alarm for the next reporting-zone midnight in trusted time,
 // expressed on the wall clock. It is set again after every alarm, clock change and
 // resume, so that suspend and clock changes never make it miss a date.
-func (a *Agent) armMidnight(alarm WallAlarm, now time.Duration) {
+func (a *Agent) armMidnight(alarm clock.WallAlarm, now time.Duration) {
 	trusted, _ := a.trusted(now)
 	next := proof.DateOf(trusted, a.cfg.UTCOffsetMinutes).Next().Start(a.cfg.UTCOffsetMinutes)
 	at := a.clock.Now().Add(next.Sub(trusted))

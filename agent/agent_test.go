@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"amos.example/amosd/agent/config"
+	"amos.example/amosd/agent/identity"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/rigs/inputdev"
 	"amos.example/amosd/rigs/testenv"
@@ -249,7 +250,7 @@ func TestConsentOffOnOff(t *testing.T) {
 	r.stop()
 	r.check(r.records(), 2, proof.ReasonStoreRecreated,
 		want{date: 20261124, secs: 30, unlocks: 1, screens: 1, hours: []int{12}, flags: unconfirmd})
-	if e, _, _ := ReadEpoch(r.cfg.KeyDir); e != 2 {
+	if e, _, _ := identity.ReadEpoch(r.cfg.KeyDir); e != 2 {
 		t.Fatalf("epoch file says %d", e)
 	}
 }
@@ -305,18 +306,18 @@ func TestBusRestart(t *testing.T) {
 func TestKeyFileReadableByOthers(t *testing.T) {
 	r := newRig(t, morning, power, nil)
 	os.MkdirAll(r.cfg.KeyDir, 0o700)
-	key := filepath.Join(r.cfg.KeyDir, KeyFile)
+	key := filepath.Join(r.cfg.KeyDir, identity.KeyFile)
 	if err := os.WriteFile(key, make([]byte, 32), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	os.Chmod(key, 0o644)
 	_, err := New(Options{Config: r.cfg, Clock: r.clock})
-	if !errors.Is(err, ErrIdentity) || !strings.Contains(err.Error(), "mode 0644") || !strings.Contains(err.Error(), key) {
+	if !errors.Is(err, identity.ErrIdentity) || !strings.Contains(err.Error(), "mode 0644") || !strings.Contains(err.Error(), key) {
 		t.Fatalf("got %v", err)
 	}
 	os.WriteFile(key, make([]byte, 31), 0o600)
 	os.Chmod(key, 0o600)
-	if _, err := New(Options{Config: r.cfg, Clock: r.clock}); !errors.Is(err, ErrIdentity) || !strings.Contains(err.Error(), "32-byte") {
+	if _, err := New(Options{Config: r.cfg, Clock: r.clock}); !errors.Is(err, identity.ErrIdentity) || !strings.Contains(err.Error(), "32-byte") {
 		t.Fatalf("31-byte key: %v", err)
 	}
 }
@@ -331,7 +332,7 @@ func TestCertForAnotherKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.MkdirAll(r.cfg.KeyDir, 0o700)
-	os.WriteFile(filepath.Join(r.cfg.KeyDir, CertFile), b, 0o644)
+	os.WriteFile(filepath.Join(r.cfg.KeyDir, identity.CertFile), b, 0o644)
 	r.start()
 	g := r.waitMinted()
 	if gb, _ := g.Genesis(); gb.Cert != nil {
@@ -345,13 +346,13 @@ func TestCertForAnotherKey(t *testing.T) {
 	r.stop()
 	r2 := newRig(t, morning, power, nil)
 	os.MkdirAll(r2.cfg.KeyDir, 0o700)
-	id, err := LoadIdentity(r2.cfg.KeyDir)
+	id, err := identity.Load(r2.cfg.KeyDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.DevicePublicKey = id.PublicKey
 	b, _ = c.Sign(maker)
-	os.WriteFile(filepath.Join(r2.cfg.KeyDir, CertFile), b, 0o644)
+	os.WriteFile(filepath.Join(r2.cfg.KeyDir, identity.CertFile), b, 0o644)
 	r2.start()
 	if gb, _ := r2.waitMinted().Genesis(); gb.Cert == nil || gb.Cert.MakerID != "konka" {
 		t.Fatalf("genesis without the maker certificate: %+v", gb)

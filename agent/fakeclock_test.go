@@ -1,11 +1,12 @@
 package agent
 
 import (
+	"amos.example/amosd/agent/clock"
 	"sync"
 	"time"
 )
 
-// fakeClock is a Clock the test drives: Advance moves both clocks, Suspend moves them
+// fakeClock is a clock.Clock the test drives: Advance moves both clocks, Suspend moves them
 // while monotonic timers stand still (Go timers do not count suspend), SetWall jumps
 // the wall clock alone.
 type fakeClock struct {
@@ -71,7 +72,7 @@ func (c *fakeClock) SetWall(t time.Time) {
 	for _, a := range c.alarms {
 		if a.armed {
 			a.armed = false
-			a.send(AlarmClockChanged)
+			a.send(clock.AlarmClockChanged)
 		}
 	}
 }
@@ -90,15 +91,15 @@ func (c *fakeClock) fire(resumed bool) {
 		switch {
 		case a.armed && !c.wall.Before(a.at):
 			a.armed = false
-			a.send(AlarmFired)
+			a.send(clock.AlarmFired)
 		case a.armed && resumed:
 			a.armed = false
-			a.send(AlarmClockChanged)
+			a.send(clock.AlarmClockChanged)
 		}
 	}
 }
 
-func (c *fakeClock) NewTimer(d time.Duration) Timer {
+func (c *fakeClock) NewTimer(d time.Duration) clock.Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := &fakeTimer{c: c, ch: make(chan time.Time, 1), deadline: c.boot + d, armed: true}
@@ -107,10 +108,10 @@ func (c *fakeClock) NewTimer(d time.Duration) Timer {
 	return t
 }
 
-func (c *fakeClock) NewWallAlarm() (WallAlarm, error) {
+func (c *fakeClock) NewWallAlarm() (clock.WallAlarm, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	a := &fakeAlarm{c: c, ch: make(chan AlarmEvent, 1)}
+	a := &fakeAlarm{c: c, ch: make(chan clock.AlarmEvent, 1)}
 	c.alarms = append(c.alarms, a)
 	return a, nil
 }
@@ -168,16 +169,16 @@ func (c *fakeClock) armedTimers() int {
 
 type fakeAlarm struct {
 	c     *fakeClock
-	ch    chan AlarmEvent
+	ch    chan clock.AlarmEvent
 	at    time.Time
 	armed bool
 }
 
-func (a *fakeAlarm) send(ev AlarmEvent) {
+func (a *fakeAlarm) send(ev clock.AlarmEvent) {
 	select {
 	case a.ch <- ev:
 	default:
-		if ev == AlarmClockChanged { // a change replaces a pending fire
+		if ev == clock.AlarmClockChanged { // a change replaces a pending fire
 			select {
 			case <-a.ch:
 			default:
@@ -195,6 +196,6 @@ func (a *fakeAlarm) Set(at time.Time) error {
 	return nil
 }
 
-func (a *fakeAlarm) C() <-chan AlarmEvent { return a.ch }
+func (a *fakeAlarm) C() <-chan clock.AlarmEvent { return a.ch }
 
 func (a *fakeAlarm) Close() error { return nil }

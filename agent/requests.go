@@ -9,6 +9,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
+	"amos.example/amosd/agent/identity"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/sources"
 	"amos.example/amosd/store"
@@ -95,7 +96,7 @@ func (a *Agent) setConsent(granted bool) error {
 		// The server will never see the discarded records: continue in a new epoch.
 		a.epoch++
 		a.needGenesis, a.genesisReason = true, proof.ReasonStoreRecreated
-		if err := WriteEpoch(a.cfg.KeyDir, a.epoch); err != nil {
+		if err := identity.WriteEpoch(a.cfg.KeyDir, a.epoch); err != nil {
 			return fmt.Errorf("key_dir %s: write epoch: %w", a.cfg.KeyDir, err)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"amos.example/amosd/agent/clock"
+	"amos.example/amosd/agent/identity"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/store"
 	"amos.example/amosd/transport"
@@ -24,7 +26,7 @@ type syncer struct {
 	spread  chan struct{}  // midnight minted a day: upload within sync.spread
 	netUp   chan struct{}  // the network came up
 	flushes chan chan flushResult
-	timer   Timer
+	timer   clock.Timer
 	armed   bool
 }
 
@@ -279,7 +281,7 @@ func (a *Agent) chainBroken(ctx context.Context, dead []transport.Refusal) {
 		}
 		a.epoch++
 		a.needGenesis, a.genesisReason = true, proof.ReasonStoreRecreated
-		if err := WriteEpoch(a.cfg.KeyDir, a.epoch); err != nil {
+		if err := identity.WriteEpoch(a.cfg.KeyDir, a.epoch); err != nil {
 			a.logf("sync: write epoch: %v", err)
 			return
 		}

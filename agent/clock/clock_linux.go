@@ -1,4 +1,4 @@
-package agent
+package clock
 
 import (
 	"encoding/hex"

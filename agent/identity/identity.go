@@ -1,4 +1,4 @@
-package agent
+package identity
 
 import (
 	"crypto/rand"
@@ -40,10 +40,10 @@ type Identity struct {
 	Warnings []string
 }
 
-// LoadIdentity reads the device key from keyDir, generating it on first start, and
+// Load reads the device key from keyDir, generating it on first start, and
 // the maker certificate if there is one. A key file that group or others can read, or
 // that is not a 32-byte seed, is refused with an error wrapping ErrIdentity.
-func LoadIdentity(keyDir string) (*Identity, error) {
+func Load(keyDir string) (*Identity, error) {
 	id := &Identity{KeyDir: keyDir}
 	if err := os.MkdirAll(keyDir, 0o700); err != nil {
 		return nil, fmt.Errorf("key_dir %s: %w", keyDir, err)
@@ -52,7 +52,7 @@ func LoadIdentity(keyDir string) (*Identity, error) {
 		id.Warnings = append(id.Warnings, fmt.Sprintf("key_dir %s: mode %04o, want 0700 (chmod 700 %s)", keyDir, fi.Mode().Perm(), keyDir))
 	}
 	path := filepath.Join(keyDir, KeyFile)
-	seed, err := readKey(path)
+	seed, err := ReadKey(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		seed = make([]byte, proof.SeedSize)
 		if _, err := rand.Read(seed); err != nil {
@@ -90,8 +90,8 @@ func LoadIdentity(keyDir string) (*Identity, error) {
 	return id, nil
 }
 
-// readKey reads a key file after checking that only its owner can read it.
-func readKey(path string) ([]byte, error) {
+// ReadKey reads a key file after checking that only its owner can read it.
+func ReadKey(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {

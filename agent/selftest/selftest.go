@@ -1,4 +1,4 @@
-package agent
+package selftest
 
 import (
 	"context"
@@ -15,7 +15,9 @@ import (
 	"strings"
 	"time"
 
+	"amos.example/amosd/agent"
 	"amos.example/amosd/agent/config"
+	"amos.example/amosd/agent/identity"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/sources"
 	"amos.example/amosd/store"
@@ -31,11 +33,11 @@ type Check struct {
 	Fix    string `json:"fix,omitempty"`
 }
 
-// Selftest checks what an OEM engineer needs to know on a handset (docs/dbus-api.md): the
+// Run checks what an OEM engineer needs to know on a handset (docs/dbus-api.md): the
 // configuration, the key, the store, the bus and the daemon, the sources, the name of the
 // server (with the resolver the daemon uses: dnsproxyd, dns_servers or the system's), the
 // server (a TLS handshake with the pinned CA) and the clock. It changes nothing.
-func Selftest(ctx context.Context, cfgPath string, now time.Time) []Check {
+func Run(ctx context.Context, cfgPath string, now time.Time) []Check {
 	var out []Check
 	add := func(name string, ok bool, detail, fix string) {
 		out = append(out, Check{Name: name, OK: ok, Detail: detail, Fix: fix})
@@ -81,8 +83,8 @@ func checkKey(cfg *config.Config) []Check {
 	default:
 		out = append(out, Check{Name: "key_dir", OK: true, Detail: dir + " mode 0700"})
 	}
-	keyPath := filepath.Join(dir, KeyFile)
-	seed, err := readKey(keyPath)
+	keyPath := filepath.Join(dir, identity.KeyFile)
+	seed, err := identity.ReadKey(keyPath)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		out = append(out, Check{Name: "key", OK: true, Detail: keyPath + " not generated yet: amosd generates it at first start"})
@@ -93,7 +95,7 @@ func checkKey(cfg *config.Config) []Check {
 	}
 	signer, _ := proof.NewKeySigner(seed)
 	out = append(out, Check{Name: "key", OK: true, Detail: "device_id " + signer.PublicKey().DeviceID().String()})
-	certPath := filepath.Join(dir, CertFile)
+	certPath := filepath.Join(dir, identity.CertFile)
 	b, err := os.ReadFile(certPath)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -114,8 +116,8 @@ func checkKey(cfg *config.Config) []Check {
 	default:
 		out = append(out, Check{Name: "certificate", OK: true, Detail: fmt.Sprintf("maker %s, model %q, issued %s", c.MakerID, c.Model, time.Unix(c.IssuedAt, 0).UTC().Format("2006-01-02"))})
 	}
-	if _, _, err := ReadEpoch(dir); err != nil {
-		out = append(out, Check{Name: "epoch", Detail: err.Error(), Fix: "restore " + filepath.Join(dir, EpochFile) + " (a decimal number), or remove it to start from the store"})
+	if _, _, err := identity.ReadEpoch(dir); err != nil {
+		out = append(out, Check{Name: "epoch", Detail: err.Error(), Fix: "restore " + filepath.Join(dir, identity.EpochFile) + " (a decimal number), or remove it to start from the store"})
 	}
 	return out
 }
@@ -154,10 +156,10 @@ func checkDaemon(ctx context.Context, cfg *config.Config) []Check {
 		conn.BusObject().CallWithContext(ctx, sources.BusName+".GetNameOwner", 0, name).Store(&o)
 		return o
 	}
-	if o := owner(AgentName); o == "" {
-		out = append(out, Check{Name: "daemon", Detail: "nobody owns " + AgentName, Fix: "start the daemon: amosd run (Android: the amosd service in init)"})
+	if o := owner(agent.AgentName); o == "" {
+		out = append(out, Check{Name: "daemon", Detail: "nobody owns " + agent.AgentName, Fix: "start the daemon: amosd run (Android: the amosd service in init)"})
 	} else {
-		out = append(out, Check{Name: "daemon", OK: true, Detail: AgentName + " owned by " + o})
+		out = append(out, Check{Name: "daemon", OK: true, Detail: agent.AgentName + " owned by " + o})
 	}
 	for _, s := range []struct{ source, name string }{{config.SourceAmosPower, sources.PowerManagerName}, {config.SourceLogind, sources.LogindName}} {
 		if !cfg.HasSource(s.source) {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"amos.example/amosd/agent"
+	"amos.example/amosd/agent/identity"
+	"amos.example/amosd/agent/selftest"
 	"amos.example/amosd/internal/jsonlite"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/store"
@@ -204,7 +206,7 @@ func runSelftest(env *cliEnv, args []string) int {
 	if _, code := parseFlags(env, "selftest", args, 0, func(fs *flagSet) { fs.BoolVar(&asJSON, "json") }); code != exitOK {
 		return code
 	}
-	checks := agent.Selftest(context.Background(), env.config, time.Now())
+	checks := selftest.Run(context.Background(), env.config, time.Now())
 	failed := 0
 	for _, c := range checks {
 		if !c.OK {
@@ -240,10 +242,10 @@ func runIdentity(env *cliEnv, args []string) int {
 	if cfg == nil {
 		return code
 	}
-	id, err := agent.LoadIdentity(cfg.KeyDir)
+	id, err := identity.Load(cfg.KeyDir)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "amosd: %v\n", err)
-		if errors.Is(err, agent.ErrIdentity) {
+		if errors.Is(err, identity.ErrIdentity) {
 			return exitUsage
 		}
 		return exitFailed
@@ -345,9 +347,9 @@ func runInspect(env *cliEnv, args []string) int {
 	return exitOK
 }
 
-// checksJSON is the "checks" list of `amosd selftest --json`: the keys of agent.Check's
+// checksJSON is the "checks" list of `amosd selftest --json`: the keys of selftest.Check's
 // json tags, in their order.
-func checksJSON(checks []agent.Check) []jsonlite.Obj {
+func checksJSON(checks []selftest.Check) []jsonlite.Obj {
 	out := make([]jsonlite.Obj, len(checks))
 	for i, c := range checks {
 		out[i] = jsonlite.O("check", c.Name, "ok", c.OK, "detail", c.Detail)

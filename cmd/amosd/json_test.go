@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"amos.example/amosd/agent"
+	"amos.example/amosd/agent/selftest"
 	"amos.example/amosd/store"
 )
 
@@ -52,7 +52,7 @@ func TestJSONOutputsUnchanged(t *testing.T) {
 			t.Errorf("inspect --json:\n got %s\nwant %s", got, want)
 		}
 	}
-	checks := []agent.Check{{Name: "config", OK: true, Detail: "/system/etc/amosd.json"},
+	checks := []selftest.Check{{Name: "config", OK: true, Detail: "/system/etc/amosd.json"},
 		{Name: "certificate", Detail: "missing <here>", Fix: "write it & retry"}}
 	for _, failed := range []bool{true, false} {
 		got := printed(t, map[string]any{"ok": !failed, "checks": checksJSON(checks)})

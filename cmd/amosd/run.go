@@ -12,7 +12,9 @@ import (
 	"syscall"
 
 	"amos.example/amosd/agent"
+	"amos.example/amosd/agent/clock"
 	"amos.example/amosd/agent/config"
+	"amos.example/amosd/agent/identity"
 )
 
 // loadConfig reads the configuration; a problem is a usage error (exit 2).
@@ -72,7 +74,7 @@ func runDaemon(env *cliEnv, args []string) int {
 			fmt.Fprintf(env.stderr, "amosd: %v\n", err)
 		}
 	}
-	clock, err := agent.NewSystemClock()
+	clock, err := clock.NewSystemClock()
 	if err != nil {
 		logf("clock: %v", err)
 		return exitFailed
@@ -81,7 +83,7 @@ func runDaemon(env *cliEnv, args []string) int {
 	a, err := agent.New(agent.Options{Config: cfg, Clock: clock, Version: version, Logf: logf, Idle: idle})
 	if err != nil {
 		fatal(err)
-		if errors.Is(err, agent.ErrIdentity) || errors.Is(err, config.ErrConfig) {
+		if errors.Is(err, identity.ErrIdentity) || errors.Is(err, config.ErrConfig) {
 			return exitUsage
 		}
 		return exitFailed
