@@ -31,8 +31,8 @@ const (
 // ErrNotRunning is returned by requests made while the agent's loop is not running.
 var ErrNotRunning = errors.New("agent is not running")
 
-// Source is an activity source that runs on its own (evdev); the D-sources.Bus sources run
-// on the sources.Bus.
+// Source is an activity source that runs on its own (evdev); the D-Bus sources run
+// on the Bus.
 type Source interface {
 	Name() string
 	Run(ctx context.Context, emit sources.Emit) error
@@ -433,12 +433,12 @@ func (a *Agent) drainWhile(wg *sync.WaitGroup) {
 	}
 }
 
-// sources builds the configured sources: the D-sources.Bus ones on one sources.Bus, and evdev.
+// sources builds the configured sources: the D-Bus ones on one sources.Bus, and evdev.
 func (a *Agent) sources() []Source {
 	if a.opts.Sources != nil {
 		return a.opts.Sources
 	}
-	// One connection carries amosd's own API and the D-sources.Bus sources.
+	// One connection carries amosd's own API and the D-Bus sources.
 	a.bus = sources.NewBus(a.cfg.Bus, a.logf)
 	a.api = &apiServer{a: a}
 	a.bus.Add(a.api)
@@ -460,7 +460,7 @@ func (a *Agent) sources() []Source {
 	return out
 }
 
-// busSource runs the sources.Bus as a Source.
+// busSource runs the Bus as a Source.
 type busSource struct{ b *sources.Bus }
 
 func (s busSource) Name() string                                  { return "bus" }

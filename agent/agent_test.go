@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"amos.example/amosd/agent/config"
+	"amos.example/amosd/agent/dbusapi"
 	"amos.example/amosd/agent/identity"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/rigs/inputdev"
@@ -47,8 +48,8 @@ func TestNormalDay(t *testing.T) {
 	if rec := r.waitMinted(); rec.Kind() != proof.KindActivity {
 		t.Fatal("no activity record at midnight")
 	}
-	// The status over the daemon's own D-sources.Bus API, as `amosd status` reads it.
-	c, err := DialClient(context.Background(), r.bus.Address)
+	// The status over the daemon's own D-Bus API, as `amosd status` reads it.
+	c, err := dbusapi.Dial(context.Background(), r.bus.Address)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,13 +294,13 @@ func TestBusRestart(t *testing.T) {
 	r.at("09:00:00")
 	r.use(time.Minute)
 	// amosd's own name and object are back too.
-	c, err := DialClient(context.Background(), r.bus.Address)
+	c, err := dbusapi.Dial(context.Background(), r.bus.Address)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	if st, err := c.Status(context.Background()); err != nil || st["today_interactive_seconds"] != uint32(30) {
-		t.Fatalf("status over D-sources.Bus after the bus restarted: %v %v", st, err)
+		t.Fatalf("status over D-Bus after the bus restarted: %v %v", st, err)
 	}
 }
 

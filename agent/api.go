@@ -9,38 +9,34 @@ import (
 	"sync"
 	"time"
 
+	"amos.example/amosd/agent/dbusapi"
 	"amos.example/amosd/sources"
 	"github.com/godbus/dbus/v5"
 )
 
-// amosd's own D-sources.Bus API (docs/dbus-api.md).
+// amosd's own D-Bus API (docs/dbus-api.md).
 const (
-	AgentName  = "com.amos.Agent1"
-	AgentPath  = dbus.ObjectPath("/com/amos/Agent1")
-	AgentIface = "com.amos.Agent1"
-
-	errAccessDenied = "org.freedesktop.DBus.Error.AccessDenied"
-	errInvalidArgs  = "org.freedesktop.DBus.Error.InvalidArgs"
-	errFailed       = "org.freedesktop.DBus.Error.Failed"
+	errInvalidArgs = "org.freedesktop.DBus.Error.InvalidArgs"
+	errFailed      = "org.freedesktop.DBus.Error.Failed"
 
 	// FlushTimeout bounds the sync attempt a Flush waits for (docs/dbus-api.md).
 	FlushTimeout = 30 * time.Second
 )
 
 // ErrNameTaken means another process owns com.amos.Agent1: another amosd is running.
-var ErrNameTaken = errors.New("another process owns " + AgentName + ": is another amosd running?")
+var ErrNameTaken = errors.New("another process owns " + dbusapi.Name + ": is another amosd running?")
 
 // ErrNameDenied means the bus policy does not let this user own com.amos.Agent1: the
 // policy file is missing, or amosd runs as a user it does not name. Retrying cannot help.
-var ErrNameDenied = errors.New("the bus policy does not let this user own " + AgentName)
+var ErrNameDenied = errors.New("the bus policy does not let this user own " + dbusapi.Name)
 
-// apiServer exports com.amos.Agent1 on every connection of the sources.Bus and checks each
+// apiServer exports com.amos.Agent1 on every connection of the Bus and checks each
 // caller's uid, taken from the bus, against trusted_uids and status_uids.
 type apiServer struct {
 	a    *Agent
 	mu   sync.Mutex
 	conn *dbus.Conn // the current connection, nil between connections
-	// named is true once conn owns AgentName: signals go out from then on.
+	// named is true once conn owns dbusapi.Name: signals go out from then on.
 	named bool
 }
 
@@ -63,34 +59,34 @@ func (s *apiServer) Connected(ctx context.Context, conn *dbus.Conn) error {
 		"Flush":          m.Flush,
 		"ReportActivity": m.ReportActivity,
 		"SetConsent":     m.SetConsent,
-	}, AgentPath, AgentIface); err != nil {
-		return fmt.Errorf("export %s: %w", AgentPath, err)
+	}, dbusapi.Path, dbusapi.Iface); err != nil {
+		return fmt.Errorf("export %s: %w", dbusapi.Path, err)
 	}
 	if err := conn.ExportMethodTable(map[string]any{
 		"Introspect": func() (string, *dbus.Error) { return apiIntrospection, nil },
-	}, AgentPath, "org.freedesktop.DBus.Introspectable"); err != nil {
+	}, dbusapi.Path, "org.freedesktop.DBus.Introspectable"); err != nil {
 		return fmt.Errorf("export introspection: %w", err)
 	}
 	// The methods need conn as soon as the name is ours: when the bus started amosd for
-	// a call (D-sources.Bus activation), it delivers that call at once.
+	// a call (D-Bus activation), it delivers that call at once.
 	s.mu.Lock()
 	s.conn = conn
 	s.mu.Unlock()
-	reply, err := conn.RequestName(AgentName, dbus.NameFlagDoNotQueue)
+	reply, err := conn.RequestName(dbusapi.Name, dbus.NameFlagDoNotQueue)
 	if err != nil || (reply != dbus.RequestNameReplyPrimaryOwner && reply != dbus.RequestNameReplyAlreadyOwner) {
 		s.Disconnected()
 	}
 	var derr dbus.Error
 	switch {
-	case errors.As(err, &derr) && derr.Name == errAccessDenied:
+	case errors.As(err, &derr) && derr.Name == dbusapi.ErrAccessDeniedName:
 		return &sources.FatalError{Err: fmt.Errorf("%w (uid %d): run amosd as a user that the bus policy for %s names (on Linux, /usr/share/dbus-1/system.d/%s.conf: user amosd or root), or install that file; the bus said: %w",
-			ErrNameDenied, os.Getuid(), AgentName, AgentName, err)}
+			ErrNameDenied, os.Getuid(), dbusapi.Name, dbusapi.Name, err)}
 	case err != nil:
-		return fmt.Errorf("request %s: %w", AgentName, err)
+		return fmt.Errorf("request %s: %w", dbusapi.Name, err)
 	case reply == dbus.RequestNameReplyExists:
 		return &sources.FatalError{Err: ErrNameTaken}
 	case reply != dbus.RequestNameReplyPrimaryOwner && reply != dbus.RequestNameReplyAlreadyOwner:
-		return fmt.Errorf("request %s: reply %d", AgentName, reply)
+		return fmt.Errorf("request %s: reply %d", dbusapi.Name, reply)
 	}
 	s.mu.Lock()
 	s.named = true
@@ -114,7 +110,7 @@ func (s *apiServer) emit(member string, args ...any) {
 	if conn == nil || !named {
 		return
 	}
-	if err := conn.Emit(AgentPath, AgentIface+"."+member, args...); err != nil {
+	if err := conn.Emit(dbusapi.Path, dbusapi.Iface+"."+member, args...); err != nil {
 		s.a.logf("api: emit %s: %v", member, err)
 	}
 }
@@ -131,7 +127,7 @@ func (s *apiServer) access(sender dbus.Sender) (uint32, access, *dbus.Error) {
 	defer cancel()
 	var uid uint32
 	if err := conn.BusObject().CallWithContext(ctx, sources.BusName+".GetConnectionUnixUser", 0, string(sender)).Store(&uid); err != nil {
-		return 0, accessNone, dbus.NewError(errAccessDenied, []any{fmt.Sprintf("cannot tell the uid of %s: %v", sender, err)})
+		return 0, accessNone, dbus.NewError(dbusapi.ErrAccessDeniedName, []any{fmt.Sprintf("cannot tell the uid of %s: %v", sender, err)})
 	}
 	switch {
 	case slices.Contains(s.a.cfg.TrustedUIDs, uid):
@@ -150,7 +146,7 @@ func (s *apiServer) allow(sender dbus.Sender, method string, level access) *dbus
 	}
 	if got < level {
 		s.a.logf("api: denied %s to uid %d", method, uid)
-		return dbus.NewError(errAccessDenied, []any{fmt.Sprintf("uid %d may not call %s.%s", uid, AgentIface, method)})
+		return dbus.NewError(dbusapi.ErrAccessDeniedName, []any{fmt.Sprintf("uid %d may not call %s.%s", uid, dbusapi.Iface, method)})
 	}
 	return nil
 }

@@ -85,7 +85,7 @@ func (r *rig) connect(name string) *dbus.Conn {
 	return conn
 }
 
-// start creates the agent and runs it; it waits until the D-sources.Bus sources are up.
+// start creates the agent and runs it; it waits until the D-Bus sources are up.
 func (r *rig) start() {
 	r.t.Helper()
 	r.events = make(chan sources.Event, 1024)

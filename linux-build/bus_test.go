@@ -13,7 +13,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"amos.example/amosd/agent"
+	"amos.example/amosd/agent/dbusapi"
 	"amos.example/amosd/rigs/testenv"
 )
 
@@ -47,7 +47,7 @@ func TestPolicyOwnership(t *testing.T) {
 		}
 	}
 	if o := owner(t, conn); o != "" {
-		t.Fatalf("%s is owned by %s after amosd as nobody exited", agent.AgentName, o)
+		t.Fatalf("%s is owned by %s after amosd as nobody exited", dbusapi.Name, o)
 	}
 
 	// root and the service user: owners, until SIGTERM releases the name.
@@ -59,15 +59,15 @@ func TestPolicyOwnership(t *testing.T) {
 			t.Fatal(err)
 		}
 		if uid != a.uid {
-			t.Fatalf("%s is owned by uid %d, want %s (%d)", agent.AgentName, uid, a.name, a.uid)
+			t.Fatalf("%s is owned by uid %d, want %s (%d)", dbusapi.Name, uid, a.name, a.uid)
 		}
 		if code := d.stop(); code != 0 {
 			t.Fatalf("amosd as %s: SIGTERM: exit %d\n%s", a.name, code, d.log.String())
 		}
 		if o := w.wait(time.Minute, nil, d.log.String); o != "" {
-			t.Fatalf("after SIGTERM, %s is owned by %s", agent.AgentName, o)
+			t.Fatalf("after SIGTERM, %s is owned by %s", dbusapi.Name, o)
 		}
-		t.Logf("amosd as %s (uid %d) owned %s and released it on SIGTERM", a.name, a.uid, agent.AgentName)
+		t.Logf("amosd as %s (uid %d) owned %s and released it on SIGTERM", a.name, a.uid, dbusapi.Name)
 	}
 }
 
@@ -86,7 +86,7 @@ func TestPolicyCallsAndSignals(t *testing.T) {
 
 	// A listener of every signal of the interface, as the phone's UI would be.
 	listener := r.connect()
-	for _, iface := range []string{agent.AgentIface, markerIface} {
+	for _, iface := range []string{dbusapi.Iface, markerIface} {
 		if err := listener.AddMatchSignal(dbus.WithMatchInterface(iface)); err != nil {
 			t.Fatal(err)
 		}
@@ -96,18 +96,18 @@ func TestPolicyCallsAndSignals(t *testing.T) {
 
 	// root is trusted: every method, from this process. Consent granted mints the
 	// genesis, which the daemon announces with RecordMinted.
-	obj := conn.Object(agent.AgentName, agent.AgentPath)
-	if err := obj.CallWithContext(testenv.Context(t, time.Minute), agent.AgentIface+".SetConsent", 0, true).Err; err != nil {
+	obj := conn.Object(dbusapi.Name, dbusapi.Path)
+	if err := obj.CallWithContext(testenv.Context(t, time.Minute), dbusapi.Iface+".SetConsent", 0, true).Err; err != nil {
 		t.Fatalf("root SetConsent: %v", err)
 	}
 	waitSignal(t, sigs, "the daemon's RecordMinted", func(s *dbus.Signal) (bool, error) {
-		return s.Sender == daemonName && s.Name == agent.AgentIface+".RecordMinted", nil
+		return s.Sender == daemonName && s.Name == dbusapi.Iface+".RecordMinted", nil
 	})
 	var st map[string]dbus.Variant
-	if err := obj.CallWithContext(testenv.Context(t, time.Minute), agent.AgentIface+".Status", 0).Store(&st); err != nil || st["device_id"].Value() == nil {
+	if err := obj.CallWithContext(testenv.Context(t, time.Minute), dbusapi.Iface+".Status", 0).Store(&st); err != nil || st["device_id"].Value() == nil {
 		t.Fatalf("root Status: %v %v", err, st)
 	}
-	if err := obj.CallWithContext(testenv.Context(t, time.Minute), agent.AgentIface+".ReportActivity", 0, "input").Err; err != nil {
+	if err := obj.CallWithContext(testenv.Context(t, time.Minute), dbusapi.Iface+".ReportActivity", 0, "input").Err; err != nil {
 		t.Fatalf("root ReportActivity: %v", err)
 	}
 
@@ -148,7 +148,7 @@ func TestPolicyCallsAndSignals(t *testing.T) {
 	// signals, but does not own the name: the listener's receive rule drops them), and
 	// from amos-shell (whose send the bus refuses).
 	forger := r.connect()
-	if err := forger.Emit(agent.AgentPath, agent.AgentIface+".RecordMinted", uint32(7), uint64(7), uint32(7)); err != nil {
+	if err := forger.Emit(dbusapi.Path, dbusapi.Iface+".RecordMinted", uint32(7), uint64(7), uint32(7)); err != nil {
 		t.Fatal(err)
 	}
 	if err := forger.Emit("/marker", markerIface+".Done"); err != nil {
@@ -195,7 +195,7 @@ func expectDropped(t *testing.T, sigs <-chan *dbus.Signal, who, sender string) {
 		if s.Sender != sender {
 			return false, nil
 		}
-		if s.Name == agent.AgentIface+".RecordMinted" {
+		if s.Name == dbusapi.Iface+".RecordMinted" {
 			return false, fmt.Errorf("a RecordMinted forged by %s (%s) reached the listener", who, sender)
 		}
 		return s.Name == markerIface+".Done", nil
@@ -240,13 +240,13 @@ func TestActivation(t *testing.T) {
 	}
 	conn := r.connect()
 	if o := owner(t, conn); o != "" {
-		t.Fatalf("%s is owned by %s before activation", agent.AgentName, o)
+		t.Fatalf("%s is owned by %s before activation", dbusapi.Name, o)
 	}
 
 	// A plain call, auto-start allowed: the bus starts amosd and delivers the call.
 	var st map[string]dbus.Variant
-	obj := conn.Object(agent.AgentName, agent.AgentPath)
-	if err := obj.CallWithContext(testenv.Context(t, 2*time.Minute), agent.AgentIface+".Status", 0).Store(&st); err != nil {
+	obj := conn.Object(dbusapi.Name, dbusapi.Path)
+	if err := obj.CallWithContext(testenv.Context(t, 2*time.Minute), dbusapi.Iface+".Status", 0).Store(&st); err != nil {
 		t.Fatalf("Status with activation: %v", err)
 	}
 	if st["version"].Value() != "linux-build" {
@@ -265,7 +265,7 @@ func TestActivation(t *testing.T) {
 			return
 		}
 		if o := w.wait(time.Minute, nil, func() string { return "" }); o != "" {
-			t.Errorf("after SIGTERM, %s is owned by %s", agent.AgentName, o)
+			t.Errorf("after SIGTERM, %s is owned by %s", dbusapi.Name, o)
 		}
 	})
 	// dbus-daemon gives the services it starts the DBUS_STARTER_* variables.
@@ -276,5 +276,5 @@ func TestActivation(t *testing.T) {
 	if !strings.Contains("\x00"+string(env), "\x00DBUS_STARTER_BUS_TYPE=system\x00") {
 		t.Fatalf("amosd (pid %d) was not started by the system bus: environment %q", pid, env)
 	}
-	t.Logf("dbus-daemon started amosd (pid %d) on a call to %s: %s", pid, agent.AgentName, strings.Join(argv, " "))
+	t.Logf("dbus-daemon started amosd (pid %d) on a call to %s: %s", pid, dbusapi.Name, strings.Join(argv, " "))
 }

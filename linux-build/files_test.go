@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"amos.example/amosd/agent"
 	"amos.example/amosd/agent/config"
+	"amos.example/amosd/agent/dbusapi"
 )
 
 // busPolicy is the part of a D-Bus policy file that the test reads.
@@ -48,8 +48,8 @@ func TestFilesAgree(t *testing.T) {
 	}
 	for _, c := range []struct{ what, got, want string }{
 		{unitFile + " Type=", unitKey(t, unit, "Service", "Type"), "dbus"},
-		{unitFile + " BusName=", unitKey(t, unit, "Service", "BusName"), agent.AgentName},
-		{activationFile + " Name=", unitKey(t, act, "D-BUS Service", "Name"), agent.AgentName},
+		{unitFile + " BusName=", unitKey(t, unit, "Service", "BusName"), dbusapi.Name},
+		{activationFile + " Name=", unitKey(t, act, "D-BUS Service", "Name"), dbusapi.Name},
 		{activationFile + " SystemdService=", unitKey(t, act, "D-BUS Service", "SystemdService"), unitFile},
 	} {
 		if c.got != c.want {
@@ -96,7 +96,7 @@ func TestFilesAgree(t *testing.T) {
 			switch {
 			case a.Own != "":
 				owners = append(owners, p.User)
-			case a.Destination != agent.AgentName || a.Interface != agent.AgentIface:
+			case a.Destination != dbusapi.Name || a.Interface != dbusapi.Iface:
 			default:
 				uid, ok := uidOf[p.User]
 				if !ok {

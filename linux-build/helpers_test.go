@@ -22,7 +22,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"amos.example/amosd/agent"
+	"amos.example/amosd/agent/dbusapi"
 	"amos.example/amosd/rigs/testenv"
 )
 
@@ -277,7 +277,7 @@ func (r *rig) connect() *dbus.Conn {
 func owner(t testing.TB, conn *dbus.Conn) string {
 	t.Helper()
 	var o string
-	err := conn.BusObject().CallWithContext(testenv.Context(t, 30*time.Second), "org.freedesktop.DBus.GetNameOwner", 0, agent.AgentName).Store(&o)
+	err := conn.BusObject().CallWithContext(testenv.Context(t, 30*time.Second), "org.freedesktop.DBus.GetNameOwner", 0, dbusapi.Name).Store(&o)
 	var derr dbus.Error
 	if errors.As(err, &derr) && derr.Name == "org.freedesktop.DBus.Error.NameHasNoOwner" {
 		return ""
@@ -296,7 +296,7 @@ type ownerWatch struct {
 
 func watchOwner(t testing.TB, conn *dbus.Conn) *ownerWatch {
 	t.Helper()
-	if err := conn.AddMatchSignal(dbus.WithMatchSender("org.freedesktop.DBus"), dbus.WithMatchMember("NameOwnerChanged"), dbus.WithMatchArg(0, agent.AgentName)); err != nil {
+	if err := conn.AddMatchSignal(dbus.WithMatchSender("org.freedesktop.DBus"), dbus.WithMatchMember("NameOwnerChanged"), dbus.WithMatchArg(0, dbusapi.Name)); err != nil {
 		t.Fatal(err)
 	}
 	w := &ownerWatch{t: t, sigs: make(chan *dbus.Signal, 64)}
@@ -317,9 +317,9 @@ func (w *ownerWatch) wait(d time.Duration, exited <-chan struct{}, log func() st
 				return s.Body[2].(string)
 			}
 		case <-exited:
-			w.t.Fatalf("amosd exited before the owner of %s changed:\n%s", agent.AgentName, log())
+			w.t.Fatalf("amosd exited before the owner of %s changed:\n%s", dbusapi.Name, log())
 		case <-deadline:
-			w.t.Fatalf("the owner of %s did not change in %s:\n%s", agent.AgentName, d, log())
+			w.t.Fatalf("the owner of %s did not change in %s:\n%s", dbusapi.Name, d, log())
 		}
 	}
 }
@@ -451,22 +451,22 @@ func TestHelperProcess(t *testing.T) {
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
-	obj := conn.Object(agent.AgentName, agent.AgentPath)
+	obj := conn.Object(dbusapi.Name, dbusapi.Path)
 	var call *dbus.Call
 	switch action {
 	case "Status", "Flush":
-		call = obj.CallWithContext(ctx, agent.AgentIface+"."+action, 0)
+		call = obj.CallWithContext(ctx, dbusapi.Iface+"."+action, 0)
 	case "ReportActivity":
-		call = obj.CallWithContext(ctx, agent.AgentIface+".ReportActivity", 0, "input")
+		call = obj.CallWithContext(ctx, dbusapi.Iface+".ReportActivity", 0, "input")
 	case "SetConsent":
-		call = obj.CallWithContext(ctx, agent.AgentIface+".SetConsent", 0, true)
+		call = obj.CallWithContext(ctx, dbusapi.Iface+".SetConsent", 0, true)
 	case "Introspect":
 		call = obj.CallWithContext(ctx, "org.freedesktop.DBus.Introspectable.Introspect", 0)
 	case "emit":
 		// A forged RecordMinted, then a marker on the same connection: the bus keeps
 		// the order of one sender's messages, so a listener that sees the marker would
 		// have seen the forgery first. A call to the bus makes sure both reached it.
-		if err := conn.Emit(agent.AgentPath, agent.AgentIface+".RecordMinted", uint32(7), uint64(7), uint32(7)); err != nil {
+		if err := conn.Emit(dbusapi.Path, dbusapi.Iface+".RecordMinted", uint32(7), uint64(7), uint32(7)); err != nil {
 			say("emit %v", err)
 			return
 		}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"amos.example/amosd/agent"
+	"amos.example/amosd/agent/dbusapi"
 	"amos.example/amosd/rigs/testenv"
 )
 
@@ -220,16 +220,16 @@ func TestUnitSyscalls(t *testing.T) {
 	}
 	t.Cleanup(func() { syscall.Kill(int(pid), syscall.SIGKILL) }) // if the test failed before SIGTERM
 
-	obj := conn.Object(agent.AgentName, agent.AgentPath)
+	obj := conn.Object(dbusapi.Name, dbusapi.Path)
 	var st map[string]dbus.Variant
-	if err := obj.CallWithContext(testenv.Context(t, time.Minute), agent.AgentIface+".Status", 0).Store(&st); err != nil {
+	if err := obj.CallWithContext(testenv.Context(t, time.Minute), dbusapi.Iface+".Status", 0).Store(&st); err != nil {
 		t.Fatalf("Status: %v", err)
 	}
-	if err := obj.CallWithContext(testenv.Context(t, time.Minute), agent.AgentIface+".SetConsent", 0, true).Err; err != nil {
+	if err := obj.CallWithContext(testenv.Context(t, time.Minute), dbusapi.Iface+".SetConsent", 0, true).Err; err != nil {
 		t.Fatalf("SetConsent: %v", err)
 	}
 	var accepted, queued uint32
-	if err := obj.CallWithContext(testenv.Context(t, time.Minute), agent.AgentIface+".Flush", 0).Store(&accepted, &queued); err != nil {
+	if err := obj.CallWithContext(testenv.Context(t, time.Minute), dbusapi.Iface+".Flush", 0).Store(&accepted, &queued); err != nil {
 		t.Fatalf("Flush: %v\n%s", err, log.String())
 	}
 	if _, records := r.coll.Counts(); records != 1 || queued != 0 {

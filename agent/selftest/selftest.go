@@ -15,8 +15,8 @@ import (
 	"strings"
 	"time"
 
-	"amos.example/amosd/agent"
 	"amos.example/amosd/agent/config"
+	"amos.example/amosd/agent/dbusapi"
 	"amos.example/amosd/agent/identity"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/sources"
@@ -156,10 +156,10 @@ func checkDaemon(ctx context.Context, cfg *config.Config) []Check {
 		conn.BusObject().CallWithContext(ctx, sources.BusName+".GetNameOwner", 0, name).Store(&o)
 		return o
 	}
-	if o := owner(agent.AgentName); o == "" {
-		out = append(out, Check{Name: "daemon", Detail: "nobody owns " + agent.AgentName, Fix: "start the daemon: amosd run (Android: the amosd service in init)"})
+	if o := owner(dbusapi.Name); o == "" {
+		out = append(out, Check{Name: "daemon", Detail: "nobody owns " + dbusapi.Name, Fix: "start the daemon: amosd run (Android: the amosd service in init)"})
 	} else {
-		out = append(out, Check{Name: "daemon", OK: true, Detail: agent.AgentName + " owned by " + o})
+		out = append(out, Check{Name: "daemon", OK: true, Detail: dbusapi.Name + " owned by " + o})
 	}
 	for _, s := range []struct{ source, name string }{{config.SourceAmosPower, sources.PowerManagerName}, {config.SourceLogind, sources.LogindName}} {
 		if !cfg.HasSource(s.source) {

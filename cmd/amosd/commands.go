@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"amos.example/amosd/agent"
+	"amos.example/amosd/agent/dbusapi"
 	"amos.example/amosd/agent/identity"
 	"amos.example/amosd/agent/selftest"
 	"amos.example/amosd/internal/jsonlite"
@@ -32,13 +33,13 @@ func parseFlags(env *cliEnv, name string, args []string, positional int, define 
 }
 
 // dial connects to the running daemon named by the configuration.
-func dial(env *cliEnv) (*agent.Client, context.Context, context.CancelFunc, int) {
+func dial(env *cliEnv) (*dbusapi.Client, context.Context, context.CancelFunc, int) {
 	cfg, code := loadConfig(env)
 	if cfg == nil {
 		return nil, nil, nil, code
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), agent.FlushTimeout+5*time.Second)
-	c, err := agent.DialClient(ctx, cfg.Bus)
+	c, err := dbusapi.Dial(ctx, cfg.Bus)
 	if err != nil {
 		cancel()
 		fmt.Fprintf(env.stderr, "amosd: %v\n", err)
@@ -52,7 +53,7 @@ func callResult(env *cliEnv, err error) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.Is(err, agent.ErrUnreachable):
+	case errors.Is(err, dbusapi.ErrUnreachable):
 		fmt.Fprintf(env.stderr, "amosd: %v\n", err)
 		return exitUnreachable
 	}

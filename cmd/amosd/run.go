@@ -15,6 +15,7 @@ import (
 	"amos.example/amosd/agent/clock"
 	"amos.example/amosd/agent/config"
 	"amos.example/amosd/agent/identity"
+	"amos.example/amosd/agent/logd"
 )
 
 // loadConfig reads the configuration; a problem is a usage error (exit 2).
@@ -66,7 +67,7 @@ func runDaemon(env *cliEnv, args []string) int {
 	if cfg == nil {
 		return code
 	}
-	logf, closeLog, toLogd := agent.NewLogger(cfg.Log, agent.LogdSocket, env.stderr)
+	logf, closeLog, toLogd := logd.NewLogger(cfg.Log, logd.Socket, env.stderr)
 	defer closeLog()
 	fatal := func(err error) { // where the operator looks, and in the log
 		logf("%v", err)

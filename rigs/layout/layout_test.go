@@ -103,7 +103,7 @@ func TestLibraryImports(t *testing.T) {
 func TestPackageSize(t *testing.T) {
 	// The packages over maxCodeLines today, each at its present size until it is
 	// split: they may shrink, not grow.
-	ceilings := map[string]int{"agent": 1620, "transport": 1700}
+	ceilings := map[string]int{"transport": 1700}
 	for _, line := range goList(t, "-f", "{{.ImportPath}} {{.Dir}} {{join .GoFiles \" \"}}", "./...") {
 		f := strings.Fields(line)
 		pkg, dir := rel(f[0]), f[1]

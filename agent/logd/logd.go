@@ -1,4 +1,4 @@
-package agent
+package logd
 
 import (
 	"encoding/binary"
@@ -15,15 +15,15 @@ import (
 
 // Android's log daemon (docs/config.md, log "auto" and "logd").
 const (
-	LogdSocket = "/dev/socket/logdw"
-	logdTag    = "amosd"
-	logIDMain  = 0 // LOG_ID_MAIN
-	prioInfo   = 4 // ANDROID_LOG_INFO
-	maxLogMsg  = 4068
+	Socket    = "/dev/socket/logdw"
+	logdTag   = "amosd"
+	logIDMain = 0 // LOG_ID_MAIN
+	prioInfo  = 4 // ANDROID_LOG_INFO
+	maxLogMsg = 4068
 )
 
 // NewLogger returns the daemon's log function for the configuration's "log" value:
-// "stderr", "logd" (Android's logd datagram socket at socket, normally LogdSocket,
+// "stderr", "logd" (Android's logd datagram socket at socket, normally Socket,
 // falling back to stderr with a line saying why), or "auto" (logd if its socket
 // exists, else stderr). Lines never carry keys, tokens or certificate bytes: callers
 // log identifiers only.
@@ -36,7 +36,7 @@ func NewLogger(mode, socket string, stderr io.Writer) (logf func(format string, 
 	if _, err := os.Stat(socket); err != nil && mode == "auto" {
 		return std.Printf, func() {}, false
 	}
-	w, err := DialLogd(socket)
+	w, err := Dial(socket)
 	if err != nil {
 		std.Printf("log: logd: %v; logging to stderr", err)
 		return std.Printf, func() {}, false
@@ -44,16 +44,16 @@ func NewLogger(mode, socket string, stderr io.Writer) (logf func(format string, 
 	return w.Printf, func() { w.Close() }, true
 }
 
-// LogdWriter writes log lines to logd with its datagram protocol: an 11-byte header
+// Writer writes log lines to logd with its datagram protocol: an 11-byte header
 // (log id, thread id, realtime seconds and nanoseconds, little-endian), the priority,
 // the tag and the message, each NUL-terminated.
-type LogdWriter struct {
+type Writer struct {
 	mu sync.Mutex
 	fd int
 }
 
-// DialLogd connects a datagram socket to logd's socket at path.
-func DialLogd(path string) (*LogdWriter, error) {
+// Dial connects a datagram socket to logd's socket at path.
+func Dial(path string) (*Writer, error) {
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socket: %w", err)
@@ -62,7 +62,7 @@ func DialLogd(path string) (*LogdWriter, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("connect %s: %w", path, err)
 	}
-	return &LogdWriter{fd: fd}, nil
+	return &Writer{fd: fd}, nil
 }
 
 // logdPacket encodes one log line.
@@ -82,7 +82,7 @@ func logdPacket(now time.Time, tid int, msg string) []byte {
 }
 
 // Printf logs one line; a lost line (logd busy or gone) is dropped, never blocking.
-func (w *LogdWriter) Printf(format string, args ...any) {
+func (w *Writer) Printf(format string, args ...any) {
 	p := logdPacket(time.Now(), unix.Gettid(), fmt.Sprintf(format, args...))
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -90,7 +90,7 @@ func (w *LogdWriter) Printf(format string, args ...any) {
 }
 
 // Close closes the socket.
-func (w *LogdWriter) Close() error {
+func (w *Writer) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return unix.Close(w.fd)

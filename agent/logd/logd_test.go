@@ -1,4 +1,4 @@
-package agent
+package logd
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ func TestLogdWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	w, err := DialLogd(path)
+	w, err := Dial(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package agent
+package dbusapi
 
 import (
 	"context"
@@ -17,32 +17,32 @@ var (
 	ErrAccessDenied = errors.New("access denied")
 )
 
-// Client calls a running amosd over D-sources.Bus (docs/dbus-api.md).
+// Client calls a running amosd over D-Bus (docs/dbus-api.md).
 type Client struct {
 	conn *dbus.Conn
 	obj  dbus.BusObject
 }
 
-// DialClient connects to the bus of the configuration and checks that amosd owns
+// Dial connects to the bus of the configuration and checks that amosd owns
 // its name; both failures wrap ErrUnreachable.
-func DialClient(ctx context.Context, bus string) (*Client, error) {
+func Dial(ctx context.Context, bus string) (*Client, error) {
 	conn, err := sources.Dial(ctx, bus)
 	if err != nil {
 		return nil, fmt.Errorf("%w: bus %s: %v", ErrUnreachable, bus, err)
 	}
 	var owner string
-	if err := conn.BusObject().CallWithContext(ctx, sources.BusName+".GetNameOwner", 0, AgentName).Store(&owner); err != nil {
+	if err := conn.BusObject().CallWithContext(ctx, sources.BusName+".GetNameOwner", 0, Name).Store(&owner); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("%w: nobody owns %s on bus %s: is amosd running?", ErrUnreachable, AgentName, bus)
+		return nil, fmt.Errorf("%w: nobody owns %s on bus %s: is amosd running?", ErrUnreachable, Name, bus)
 	}
-	return &Client{conn: conn, obj: conn.Object(AgentName, AgentPath)}, nil
+	return &Client{conn: conn, obj: conn.Object(Name, Path)}, nil
 }
 
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
 func (c *Client) call(ctx context.Context, method string, out []any, args ...any) error {
-	call := c.obj.CallWithContext(ctx, AgentIface+"."+method, 0, args...)
+	call := c.obj.CallWithContext(ctx, Iface+"."+method, 0, args...)
 	if call.Err != nil {
 		var derr dbus.Error
 		if errors.As(call.Err, &derr) {
@@ -51,7 +51,7 @@ func (c *Client) call(ctx context.Context, method string, out []any, args ...any
 				msg = fmt.Sprint(derr.Body[0])
 			}
 			switch derr.Name {
-			case errAccessDenied:
+			case ErrAccessDeniedName:
 				return fmt.Errorf("%w: %s", ErrAccessDenied, msg)
 			case "org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NoReply", sources.ErrNoOwn:
 				return fmt.Errorf("%w: %s", ErrUnreachable, msg)
