@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"amos.example/amosd/internal/errclass"
 )
 
 // Sentinel errors. Every error of this package wraps at least one of them; Upload errors
@@ -98,34 +100,9 @@ func (e *StatusError) Error() string {
 // Unwrap returns ErrTransient.
 func (e *StatusError) Unwrap() error { return ErrTransient }
 
-// classified is an error that matches one or more sentinels and keeps its cause, so
-// that errors.Is finds both (context.DeadlineExceeded, syscall.ECONNRESET, ...) while
-// the message stays free of sentinel noise.
-type classified struct {
-	msg       string
-	sentinels []error
-	cause     error
-}
-
-func (e *classified) Error() string {
-	switch {
-	case e.cause == nil:
-		return e.msg
-	case e.msg == "": // the cause says it all
-		return e.cause.Error()
-	}
-	return e.msg + ": " + e.cause.Error()
-}
-
-func (e *classified) Unwrap() []error {
-	if e.cause == nil {
-		return e.sentinels
-	}
-	return append(e.sentinels[:len(e.sentinels):len(e.sentinels)], e.cause)
-}
-
+// classify makes an error that matches the sentinels and keeps its cause.
 func classify(cause error, sentinels []error, format string, args ...any) error {
-	return &classified{msg: fmt.Sprintf(format, args...), sentinels: sentinels, cause: cause}
+	return errclass.New(cause, sentinels, format, args...)
 }
 
 var (
