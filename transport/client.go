@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"amos.example/amosd/internal/resolve"
 	"amos.example/amosd/proof"
 )
 
@@ -82,7 +83,7 @@ type Client struct {
 	timeout   time.Duration
 	batch     int
 	tlsConf   *tls.Config // nil for http://
-	resolver  *Resolver
+	resolver  *resolve.Resolver
 	wire      atomic.Int64 // bytes read and written on the client's connections
 
 	mu   sync.Mutex
@@ -100,7 +101,7 @@ type options struct {
 // New checks cfg and returns a Client. It loads and pins the CA of cfg.CAFile; errors
 // wrap ErrConfig and name the setting (and the file) at fault.
 func New(cfg Config) (*Client, error) {
-	return newClient(cfg, options{resolvConf: resolvConfPath, dnsproxyd: dnsproxydPath})
+	return newClient(cfg, options{resolvConf: resolve.ResolvConfPath, dnsproxyd: resolve.DnsproxydPath})
 }
 
 func newClient(cfg Config, opt options) (*Client, error) {
@@ -176,9 +177,9 @@ func newClient(cfg Config, opt options) (*Client, error) {
 		}
 	}
 
-	c.resolver, err = newResolver(cfg.DNSServers, c.timeout, opt.resolvConf, opt.dnsproxyd)
+	c.resolver, err = resolve.NewAt(cfg.DNSServers, c.timeout, opt.resolvConf, opt.dnsproxyd)
 	if err != nil {
-		return nil, err
+		return nil, classify(err, []error{ErrConfig}, "")
 	}
 	return c, nil
 }
@@ -221,14 +222,9 @@ func loadCAs(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-func exists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
-}
-
 // Resolver returns the Resolver that the Client's connections find the server with;
 // Resolver().Source() says which source it uses now.
-func (c *Client) Resolver() *Resolver { return c.resolver }
+func (c *Client) Resolver() *resolve.Resolver { return c.resolver }
 
 // WireBytes returns the bytes read and written on the Client's TCP connections since
 // New, TLS included (TCP/IP headers are not): the figure budgets.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"amos.example/amosd/internal/errclass"
+	"amos.example/amosd/internal/resolve"
 )
 
 // Sentinel errors. Every error of this package wraps at least one of them; Upload errors
@@ -46,20 +47,16 @@ var (
 	// ErrNameNotFound means the resolver answered that the server's host name has no
 	// address (netd's EAI_NODATA or EAI_NONAME, or NXDOMAIN): check server_url and the
 	// network's DNS. On the upload path it comes together with ErrTransient.
-	ErrNameNotFound = errors.New("transport: host name not found")
+	ErrNameNotFound = resolve.ErrNameNotFound
 
 	// ErrResolverUnreachable means Android's /dev/socket/dnsproxyd exists but cannot be
 	// connected to: netd is down, or amosd lacks group inet or the SELinux permission.
-	// The message names the socket and the system's reason. It comes together with
-	// ErrTransient on the upload path.
-	ErrResolverUnreachable = errors.New("transport: DNS proxy unreachable")
+	// It comes together with ErrTransient on the upload path.
+	ErrResolverUnreachable = resolve.ErrUnreachable
 
-	// ErrResolverFailed means a lookup got no usable answer: a temporary failure or
-	// timeout of the resolver, a proxy that closed the connection mid-answer or answered
-	// something that breaks its protocol, or a lookup cut short by the context (then the
-	// context's error matches too). It comes together with ErrTransient on the upload
-	// path.
-	ErrResolverFailed = errors.New("transport: DNS lookup failed")
+	// ErrResolverFailed means a lookup got no usable answer (internal/resolve). It comes
+	// together with ErrTransient on the upload path.
+	ErrResolverFailed = resolve.ErrFailed
 )
 
 // MaxRetryAfter is the longest wait a server can impose with Retry-After (docs/protocol.md).

@@ -18,6 +18,7 @@ import (
 	"amos.example/amosd/agent/config"
 	"amos.example/amosd/agent/dbusapi"
 	"amos.example/amosd/agent/identity"
+	"amos.example/amosd/internal/resolve"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/sources"
 	"amos.example/amosd/store"
@@ -53,10 +54,10 @@ func Run(ctx context.Context, cfgPath string, now time.Time) []Check {
 	daemon := checkDaemon(ctx, cfg)
 	out = append(out, daemon...)
 	timeout := min(time.Duration(cfg.Sync.Timeout), 10*time.Second)
-	res, err := transport.NewResolver(cfg.DNSServers, timeout)
+	res, err := resolve.New(cfg.DNSServers, timeout)
 	if err != nil { // config.Load has checked dns_servers: not expected
 		add("dns", false, err.Error(), "fix dns_servers in "+cfgPath)
-		res, _ = transport.NewResolver(nil, timeout)
+		res, _ = resolve.New(nil, timeout)
 	} else {
 		out = append(out, checkDNS(ctx, cfg, res))
 	}
@@ -190,7 +191,7 @@ func checkDaemon(ctx context.Context, cfg *config.Config) []Check {
 }
 
 // checkDNS looks up the server's host name as the daemon does, and says with what.
-func checkDNS(ctx context.Context, cfg *config.Config, res *transport.Resolver) Check {
+func checkDNS(ctx context.Context, cfg *config.Config, res *resolve.Resolver) Check {
 	u, _ := url.Parse(cfg.ServerURL)
 	host := u.Hostname()
 	if _, err := netip.ParseAddr(host); err == nil {
@@ -211,7 +212,7 @@ func checkDNS(ctx context.Context, cfg *config.Config, res *transport.Resolver) 
 		fix = "let amosd connect to the dnsproxyd socket: group inet in its init service, and an SELinux domain with net_domain"
 	case errors.Is(err, transport.ErrNameNotFound):
 		fix = "check the host name of server_url, and the network's DNS"
-	case res.Source() == transport.SourceSystem:
+	case res.Source() == resolve.SourceSystem:
 		fix = "set dns_servers in the configuration if this system has no working resolver"
 	}
 	return Check{Name: "dns", Detail: err.Error() + " (" + via + ")", Fix: fix}
@@ -219,7 +220,7 @@ func checkDNS(ctx context.Context, cfg *config.Config, res *transport.Resolver) 
 
 // checkServer connects to the server as the daemon does (names resolved by res) and, for
 // https, completes a TLS handshake verified against ca_file.
-func checkServer(ctx context.Context, cfg *config.Config, res *transport.Resolver) Check {
+func checkServer(ctx context.Context, cfg *config.Config, res *resolve.Resolver) Check {
 	u, _ := url.Parse(cfg.ServerURL)
 	host := u.Host
 	if u.Port() == "" {

@@ -98,12 +98,8 @@ func TestLibraryImports(t *testing.T) {
 	}
 }
 
-// TestPackageSize: no package has more than maxCodeLines lines of non-test code, but
-// for the ceilings of those not split yet.
+// TestPackageSize: no package has more than maxCodeLines lines of non-test code.
 func TestPackageSize(t *testing.T) {
-	// The packages over maxCodeLines today, each at its present size until it is
-	// split: they may shrink, not grow.
-	ceilings := map[string]int{"transport": 1700}
 	for _, line := range goList(t, "-f", "{{.ImportPath}} {{.Dir}} {{join .GoFiles \" \"}}", "./...") {
 		f := strings.Fields(line)
 		pkg, dir := rel(f[0]), f[1]
@@ -111,14 +107,8 @@ func TestPackageSize(t *testing.T) {
 		for _, name := range f[2:] {
 			lines += codeLines(t, filepath.Join(dir, name))
 		}
-		limit, over := ceilings[pkg]
-		if !over {
-			limit = maxCodeLines
-		}
-		if lines > limit {
-			t.Errorf("%s has %d lines of non-test code, over %d: split it along the pipeline", pkg, lines, limit)
-		} else if over {
-			t.Logf("%s: %d lines of non-test code (ceiling %d until it is split)", pkg, lines, limit)
+		if lines > maxCodeLines {
+			t.Errorf("%s has %d lines of non-test code, over %d: split it along the pipeline", pkg, lines, maxCodeLines)
 		}
 	}
 }

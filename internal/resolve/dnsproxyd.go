@@ -1,4 +1,4 @@
-package transport
+package resolve
 
 import (
 	"bufio"
@@ -68,8 +68,8 @@ import (
 // group inet (AID_INET, 3003) and an SELinux domain allowed to connect to it (net_domain).
 
 const (
-	dnsproxydPath  = "/dev/socket/dnsproxyd"
-	resolvConfPath = "/etc/resolv.conf"
+	DnsproxydPath  = "/dev/socket/dnsproxyd"
+	ResolvConfPath = "/etc/resolv.conf"
 
 	dnsproxydQueryResult     = 222 // ResponseCode::DnsProxyQueryResult
 	dnsproxydOperationFailed = 401 // ResponseCode::DnsProxyOperationFailed
@@ -112,7 +112,7 @@ const (
 
 // dnsproxydLookup asks the dnsproxyd socket at path for the addresses of host, in netd's
 // order, without duplicates. It gives up when ctx is done. Errors name path and host and
-// match ErrResolverUnreachable (no connection), ErrNameNotFound, or ErrResolverFailed
+// match ErrUnreachable (no connection), ErrNameNotFound, or ErrFailed
 // (together with ctx's error when ctx ended it).
 func dnsproxydLookup(ctx context.Context, path, host string) ([]netip.Addr, error) {
 	what := "transport: dnsproxyd " + path + ": looking up " + strconv.Quote(host)
@@ -123,13 +123,13 @@ func dnsproxydLookup(ctx context.Context, path, host string) ([]netip.Addr, erro
 	conn, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, classify(err, []error{ErrResolverUnreachable, ctxErr}, "%s: cannot connect to the socket", what)
+			return nil, classify(err, []error{ErrUnreachable, ctxErr}, "%s: cannot connect to the socket", what)
 		}
 		hint := ""
 		if errors.Is(err, fs.ErrPermission) {
 			hint = " (amosd needs group inet and SELinux permission to connect to it)"
 		}
-		return nil, classify(err, []error{ErrResolverUnreachable}, "%s: the socket exists but cannot be connected to%s", what, hint)
+		return nil, classify(err, []error{ErrUnreachable}, "%s: the socket exists but cannot be connected to%s", what, hint)
 	}
 	defer conn.Close()
 	// Unblock the write and the reads when ctx ends; ctx.Err() is set by then.
@@ -138,13 +138,13 @@ func dnsproxydLookup(ctx context.Context, path, host string) ([]netip.Addr, erro
 
 	fail := func(err error) error {
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return classify(err, []error{ErrResolverFailed, ctxErr}, "%s", what)
+			return classify(err, []error{ErrFailed, ctxErr}, "%s", what)
 		}
 		return classify(err, nil, "%s", what) // err carries its sentinel
 	}
 	// One write: FrameworkListener takes the command from a single read.
 	if _, err := io.WriteString(conn, dnsproxydCommand(host)); err != nil {
-		return nil, fail(classify(err, []error{ErrResolverFailed}, "sending the query"))
+		return nil, fail(classify(err, []error{ErrFailed}, "sending the query"))
 	}
 	addrs, err := readDnsproxydAnswer(bufio.NewReaderSize(conn, 512))
 	if err != nil {
@@ -169,7 +169,7 @@ func checkDnsproxydHost(host string) error {
 // readDnsproxydAnswer decodes netd's answer to a getaddrinfo command. It reads exactly the
 // answer and nothing after it. A lookup that netd answers with EAI_NODATA or EAI_NONAME,
 // or with no entry, matches ErrNameNotFound; everything else that is not a valid answer
-// matches ErrResolverFailed.
+// matches ErrFailed.
 func readDnsproxydAnswer(r *bufio.Reader) ([]netip.Addr, error) {
 	var head [4]byte
 	if _, err := io.ReadFull(r, head[:]); err != nil {
@@ -303,7 +303,7 @@ func readFailure(r *bufio.Reader) error {
 	if code == eaiNodata || code == eaiNoname {
 		return classify(nil, []error{ErrNameNotFound}, "name not found (%s)", name)
 	}
-	return classify(nil, []error{ErrResolverFailed}, "lookup failed (%s)", name)
+	return classify(nil, []error{ErrFailed}, "lookup failed (%s)", name)
 }
 
 // readText reads the message of a text answer up to its NUL, at most maxDnsproxydText
@@ -351,11 +351,11 @@ func containsAddr(list []netip.Addr, a netip.Addr) bool {
 	return false
 }
 
-// answerErr is an answer that breaks the protocol: it matches ErrResolverFailed, and
+// answerErr is an answer that breaks the protocol: it matches ErrFailed, and
 // cause (io.ErrUnexpectedEOF, a timeout) when there is one.
 func answerErr(cause error, format string, args ...any) error {
 	if errors.Is(cause, io.EOF) {
 		cause = io.ErrUnexpectedEOF // the proxy closed the connection mid-answer
 	}
-	return classify(cause, []error{ErrResolverFailed}, "bad answer: "+format, args...)
+	return classify(cause, []error{ErrFailed}, "bad answer: "+format, args...)
 }

@@ -1,4 +1,4 @@
-package transport
+package resolve
 
 import (
 	"context"
@@ -33,14 +33,15 @@ type Resolver struct {
 	dialer     net.Dialer
 }
 
-// NewResolver returns the Resolver for the dns_servers setting (IP or IP:port, port 53 by
+// New returns the Resolver for the dns_servers setting (IP or IP:port, port 53 by
 // default). timeout bounds each lookup and each DialContext (0: DefaultTimeout). Errors
 // wrap ErrConfig.
-func NewResolver(dnsServers []string, timeout time.Duration) (*Resolver, error) {
-	return newResolver(dnsServers, timeout, resolvConfPath, dnsproxydPath)
+func New(dnsServers []string, timeout time.Duration) (*Resolver, error) {
+	return NewAt(dnsServers, timeout, ResolvConfPath, DnsproxydPath)
 }
 
-func newResolver(dnsServers []string, timeout time.Duration, resolvConf, dnsproxyd string) (*Resolver, error) {
+// NewAt is New with other paths for resolv.conf and the dnsproxyd socket (tests).
+func NewAt(dnsServers []string, timeout time.Duration, resolvConf, dnsproxyd string) (*Resolver, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
@@ -94,8 +95,8 @@ func (r *Resolver) String() string {
 // LookupHost returns the addresses of host, in the order the source gives them, and
 // the source it asked. A literal IP address is returned as it is, with source "". Errors
 // name the source and the host, and match ErrNameNotFound (the name has no address),
-// ErrResolverUnreachable (the dnsproxyd socket exists but cannot be connected to) or
-// ErrResolverFailed (anything else, with ctx's error if ctx ended the lookup).
+// ErrUnreachable (the dnsproxyd socket exists but cannot be connected to) or
+// ErrFailed (anything else, with ctx's error if ctx ended the lookup).
 func (r *Resolver) LookupHost(ctx context.Context, host string) ([]netip.Addr, string, error) {
 	if ip, err := netip.ParseAddr(host); err == nil {
 		return []netip.Addr{ip}, "", nil
@@ -123,7 +124,7 @@ func (r *Resolver) LookupHost(ctx context.Context, host string) ([]netip.Addr, s
 
 // goResolverErr classifies an error of Go's resolver like those of dnsproxyd.
 func (r *Resolver) goResolverErr(ctx context.Context, err error, src, host string) error {
-	sentinels := []error{ErrResolverFailed}
+	sentinels := []error{ErrFailed}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
 		sentinels = []error{ErrNameNotFound}
@@ -144,7 +145,7 @@ func (r *Resolver) goResolverErr(ctx context.Context, err error, src, host strin
 func (r *Resolver) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	host, portStr, err := net.SplitHostPort(address)
 	if err != nil {
-		return nil, classify(err, transientOnly, "transport: dial %s", address)
+		return nil, classify(err, nil, "transport: dial %s", address)
 	}
 	if _, err := netip.ParseAddr(host); err == nil { // a literal: nothing to look up
 		return transientDial(r.dialer.DialContext(ctx, network, address))
@@ -155,7 +156,7 @@ func (r *Resolver) DialContext(ctx context.Context, network, address string) (ne
 	case SourceDnsproxyd:
 		port, err := strconv.ParseUint(portStr, 10, 16)
 		if err != nil {
-			return nil, classify(err, transientOnly, "transport: dial %s: port %q is not a number", address, portStr)
+			return nil, classify(err, nil, "transport: dial %s: port %q is not a number", address, portStr)
 		}
 		addrs, err := dnsproxydLookup(ctx, r.dnsproxyd, host)
 		if err != nil {
@@ -179,7 +180,7 @@ func (r *Resolver) DialContext(ctx context.Context, network, address string) (ne
 // transientDial makes a dial error match ErrTransient, its message unchanged.
 func transientDial(conn net.Conn, err error) (net.Conn, error) {
 	if err != nil {
-		return nil, classify(err, transientOnly, "")
+		return nil, classify(err, nil, "")
 	}
 	return conn, nil
 }
@@ -219,7 +220,7 @@ func (r *Resolver) dialEach(ctx context.Context, network, host string, addrs []n
 			break
 		}
 	}
-	return nil, classify(first, transientOnly, "transport: dial %s: none of its %d address(es) from dnsproxyd %s connected", host, len(tried), r.dnsproxyd)
+	return nil, classify(first, nil, "transport: dial %s: none of its %d address(es) from dnsproxyd %s connected", host, len(tried), r.dnsproxyd)
 }
 
 // dialShare is the deadline of one of left addresses still to dial before deadline:
@@ -231,4 +232,9 @@ func dialShare(now, deadline time.Time, left int) time.Time {
 		share = min(minDialShare, remaining)
 	}
 	return now.Add(share)
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
