@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"amos.example/amosd/proof"
+	"amos.example/amosd/rigs/testenv"
 )
 
 // checkSettled checks that every record is either acked or dead exactly once, that the
@@ -272,7 +273,7 @@ func TestUploadRetryAfter(t *testing.T) {
 				}
 			})
 			res, err := upload(t, s.client(t, ""), recs)
-			wantErr(t, err, ErrTransient)
+			testenv.WantErr(t, err, ErrTransient)
 			if res.Requests != 1 || res.Settled() != 0 {
 				t.Errorf("requests %d settled %d, want 1 and 0", res.Requests, res.Settled())
 			}
@@ -367,9 +368,9 @@ func TestUploadServerFailures(t *testing.T) {
 			c := s.client(t, "")
 			start := time.Now()
 			res, err := upload(t, c, recs)
-			wantErr(t, err, ErrTransient)
+			testenv.WantErr(t, err, ErrTransient)
 			if tc.protocol {
-				wantErr(t, err, ErrProtocol)
+				testenv.WantErr(t, err, ErrProtocol)
 			}
 			var se *StatusError
 			if tc.status != 0 && (!errors.As(err, &se) || se.StatusCode != tc.status) {
@@ -440,7 +441,7 @@ func TestUploadStopsAtFirstFailure(t *testing.T) {
 			}
 		})
 		res, err := upload(t, s.client(t, ""), recs)
-		wantErr(t, err, ErrTransient)
+		testenv.WantErr(t, err, ErrTransient)
 		// 8 → 400; 0-3 → 400; 0-1 → 400; 0 ok; 1 → 400 dead; 2-3 ok; 4-7 → 500: 7 requests.
 		if !slices.Equal(res.Acked, []RecordID{ids[0], ids[2], ids[3]}) ||
 			!slices.Equal(res.Dead, []Refusal{{ids[1], ReasonBadFormat}}) || res.Requests != 7 {
@@ -455,7 +456,7 @@ func TestUploadContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	res, err := s.client(t, "").Upload(ctx, recs)
-	wantErr(t, err, ErrTransient, context.Canceled)
+	testenv.WantErr(t, err, ErrTransient, context.Canceled)
 	if res.Requests != 0 {
 		t.Errorf("%d requests with a cancelled context", res.Requests)
 	}
@@ -469,7 +470,7 @@ func TestUploadInvalidRecord(t *testing.T) {
 	bad2 := append(slices.Clone(recs[1]), 0)
 	for _, in := range [][][]byte{{recs[0], bad2}, {{}}, {recs[0][:50]}} {
 		res, err := upload(t, s.client(t, ""), in)
-		wantErr(t, err, ErrInvalidRecord)
+		testenv.WantErr(t, err, ErrInvalidRecord)
 		if res.Requests != 0 {
 			t.Errorf("%d requests", res.Requests)
 		}

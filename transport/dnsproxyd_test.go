@@ -16,6 +16,7 @@ import (
 	"amos.example/amosd/internal/devpki"
 	"amos.example/amosd/internal/resolve"
 	"amos.example/amosd/rigs/fakedns"
+	"amos.example/amosd/rigs/testenv"
 )
 
 // sniServer is a collector behind TLS that notes the server name of every handshake.
@@ -157,7 +158,7 @@ func TestDnsproxydNameNotFound(t *testing.T) {
 	c := proxyClient(t, f, s.pki.CAFile, "nowhere.amos.test", s.port(), testTimeout)
 	recs, _ := makeRecords(t, 1)
 	res, err := upload(t, c, recs)
-	wantErr(t, err, ErrTransient, ErrNameNotFound)
+	testenv.WantErr(t, err, ErrTransient, ErrNameNotFound)
 	for _, want := range []string{f.Path, `"nowhere.amos.test"`, "EAI_NODATA"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
@@ -177,7 +178,7 @@ func TestDnsproxydStall(t *testing.T) {
 	recs, _ := makeRecords(t, 1)
 	start := time.Now()
 	_, err := upload(t, c, recs)
-	wantErr(t, err, ErrTransient, context.DeadlineExceeded)
+	testenv.WantErr(t, err, ErrTransient, context.DeadlineExceeded)
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("the upload took %s with a timeout of 500ms", d)
 	}

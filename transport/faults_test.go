@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"amos.example/amosd/rigs/testenv"
 	"context"
 	"errors"
 	"net/http"
@@ -50,7 +51,7 @@ func TestResetMidRequest(t *testing.T) {
 	recs, ids := makeRecords(t, 100)
 	p.set(resetRequest, 8<<10)
 	res, err := upload(t, c, recs)
-	wantErr(t, err, ErrTransient)
+	testenv.WantErr(t, err, ErrTransient)
 	if errors.Is(err, ErrTLS) || res.Requests != 1 || res.Settled() != 0 {
 		t.Fatalf("error %v, result %+v", err, res)
 	}
@@ -71,7 +72,7 @@ func TestResponseCutMidBody(t *testing.T) {
 	recs, ids := makeRecords(t, 200) // an answer of about 10 KB
 	p.set(cutResponse, 6000)         // the handshake is about 1.5 KB
 	res, err := upload(t, c, recs)
-	wantErr(t, err, ErrTransient)
+	testenv.WantErr(t, err, ErrTransient)
 	if !strings.Contains(err.Error(), "reading the answer") {
 		t.Errorf("error %q: not cut in the body", err)
 	}
@@ -97,7 +98,7 @@ func TestStalledConnection(t *testing.T) {
 	start := time.Now()
 	res, err := upload(t, c, recs)
 	elapsed := time.Since(start)
-	wantErr(t, err, ErrTransient)
+	testenv.WantErr(t, err, ErrTransient)
 	select {
 	case <-p.accepted:
 	default:
@@ -150,7 +151,7 @@ func TestStalledServer(t *testing.T) {
 	// Transient, whichever way the race between the client's deadline and the stalled
 	// handler's return ends (under emulation the handler can answer an empty 200
 	// first, which is a protocol error, also transient).
-	wantErr(t, err, ErrTransient)
+	testenv.WantErr(t, err, ErrTransient)
 	if d := time.Since(start); d > timeout+testTimeout {
 		t.Errorf("gave up after %v, timeout %v", d, timeout)
 	}
@@ -167,7 +168,7 @@ func TestCallerDeadline(t *testing.T) {
 		cancel()
 	}()
 	res, err := c.Upload(ctx, recs)
-	wantErr(t, err, ErrTransient, context.Canceled)
+	testenv.WantErr(t, err, ErrTransient, context.Canceled)
 	if res.Requests != 1 {
 		t.Errorf("%d requests", res.Requests)
 	}
@@ -180,7 +181,7 @@ func TestConnectionRefused(t *testing.T) {
 	c := s.client(t, "https://"+p.addr())
 	recs, _ := makeRecords(t, 1)
 	_, err := upload(t, c, recs)
-	wantErr(t, err, ErrTransient)
+	testenv.WantErr(t, err, ErrTransient)
 	if errors.Is(err, ErrTLS) {
 		t.Errorf("a network failure classified as TLS: %v", err)
 	}

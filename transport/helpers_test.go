@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"io"
 	"log"
 	"net"
@@ -431,16 +430,4 @@ func mustUpload(t testing.TB, c *Client, recs [][]byte) *Result {
 		t.Fatalf("Upload: %v", err)
 	}
 	return res
-}
-
-func wantErr(t testing.TB, err error, targets ...error) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("no error, want %v", targets)
-	}
-	for _, target := range targets {
-		if !errors.Is(err, target) {
-			t.Fatalf("error %q does not match %v", err, target)
-		}
-	}
 }

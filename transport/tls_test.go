@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"amos.example/amosd/rigs/testenv"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -30,7 +31,7 @@ func TestWrongCA(t *testing.T) {
 	}
 	recs, _ := makeRecords(t, 2)
 	res, err := upload(t, c, recs)
-	wantErr(t, err, ErrTLS)
+	testenv.WantErr(t, err, ErrTLS)
 	if strings.Contains(err.Error(), "transient") || res.Requests != 1 || res.Settled() != 0 {
 		t.Errorf("error %q, result %+v", err, res)
 	}
@@ -48,7 +49,7 @@ func TestWrongName(t *testing.T) {
 	url := strings.Replace(s.URL, "127.0.0.1", "localhost", 1) // the certificate has no "localhost"
 	recs, _ := makeRecords(t, 1)
 	_, err := upload(t, s.client(t, url), recs)
-	wantErr(t, err, ErrTLS)
+	testenv.WantErr(t, err, ErrTLS)
 }
 
 // TestHTTPSToPlainServer: an https URL answered in plain HTTP fails with ErrTLS and is
@@ -63,7 +64,7 @@ func TestHTTPSToPlainServer(t *testing.T) {
 	}
 	recs, _ := makeRecords(t, 1)
 	_, err = upload(t, c, recs)
-	wantErr(t, err, ErrTLS)
+	testenv.WantErr(t, err, ErrTLS)
 	if n, _ := col.counts(); n != 0 {
 		t.Fatalf("the plain server handled %d requests", n)
 	}

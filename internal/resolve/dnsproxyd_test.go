@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"amos.example/amosd/rigs/fakedns"
+	"amos.example/amosd/rigs/testenv"
 )
 
 const testTimeout = 2 * time.Second
@@ -25,18 +26,6 @@ var (
 	loop4 = netip.MustParseAddr("127.0.0.1")
 	loop6 = netip.MustParseAddr("::1")
 )
-
-func wantErr(t testing.TB, err error, targets ...error) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("no error, want %v", targets)
-	}
-	for _, target := range targets {
-		if !errors.Is(err, target) {
-			t.Fatalf("error %q does not match %v", err, target)
-		}
-	}
-}
 
 // TestDnsproxydFaults: every way the proxy can fail ends the lookup with an error that
 // says so, in bounded time.
@@ -67,7 +56,7 @@ func TestDnsproxydFaults(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			_, err := dnsproxydLookup(ctx, f.Path, "records.amos.test")
-			wantErr(t, err, tc.targets...)
+			testenv.WantErr(t, err, tc.targets...)
 			if !strings.Contains(err.Error(), tc.say) || !strings.Contains(err.Error(), f.Path) || !strings.Contains(err.Error(), "records.amos.test") {
 				t.Errorf("error %q: want it to say %q, the socket and the host", err, tc.say)
 			}
@@ -83,7 +72,7 @@ func TestDnsproxydStall(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	_, err := dnsproxydLookup(ctx, f.Path, "records.amos.test")
-	wantErr(t, err, ErrFailed, context.DeadlineExceeded)
+	testenv.WantErr(t, err, ErrFailed, context.DeadlineExceeded)
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("the lookup took %s after a deadline of 300ms", d)
 	}
@@ -145,7 +134,7 @@ func TestDnsproxydUnreachable(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		_, _, err = r.LookupHost(ctx, "records.amos.test")
 		cancel()
-		wantErr(t, err, ErrUnreachable)
+		testenv.WantErr(t, err, ErrUnreachable)
 		if !strings.Contains(err.Error(), path+": looking up \"records.amos.test\": the socket exists but cannot be connected to") {
 			t.Errorf("error %q", err)
 		}
@@ -157,7 +146,7 @@ func TestDnsproxydBadHost(t *testing.T) {
 	f := fakedns.StartNetd(t, nil, nil)
 	for _, host := range []string{"", "a b", "a^b", `a"b`, "a'b", `a\b`, "a\x00b", "a\nb", "é.test", strings.Repeat("a", 255)} {
 		_, err := dnsproxydLookup(context.Background(), f.Path, host)
-		wantErr(t, err, ErrNameNotFound)
+		testenv.WantErr(t, err, ErrNameNotFound)
 	}
 	if got := f.Commands(); len(got) != 0 {
 		t.Errorf("the proxy was asked %q", got)
@@ -283,7 +272,7 @@ func TestDnsproxydAnswer(t *testing.T) {
 			r := bufio.NewReader(bytes.NewReader(in))
 			got, err := readDnsproxydAnswer(r)
 			if tc.err != nil {
-				wantErr(t, err, tc.err)
+				testenv.WantErr(t, err, tc.err)
 				if !strings.Contains(err.Error(), tc.say) {
 					t.Errorf("error %q does not say %q", err, tc.say)
 				}

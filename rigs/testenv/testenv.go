@@ -4,6 +4,7 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,4 +69,17 @@ func BuildTagged(t testing.TB, pkg, tags string, ldflags ...string) string {
 		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, b)
 	}
 	return out
+}
+
+// WantErr fails the test unless err matches every target (errors.Is).
+func WantErr(t testing.TB, err error, targets ...error) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want %v", targets)
+	}
+	for _, target := range targets {
+		if !errors.Is(err, target) {
+			t.Fatalf("error %q does not match %v", err, target)
+		}
+	}
 }
