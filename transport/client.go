@@ -13,10 +13,10 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
+	"amos.example/amosd/internal/http1"
 	"amos.example/amosd/internal/resolve"
 	"amos.example/amosd/proof"
 )
@@ -86,8 +86,7 @@ type Client struct {
 	resolver  *resolve.Resolver
 	wire      atomic.Int64 // bytes read and written on the client's connections
 
-	mu   sync.Mutex
-	idle *httpConn // the connection kept alive for the next request, if any
+	http *http1.Client // one kept-alive connection at a time
 }
 
 // options are knobs of New that only tests need.
@@ -181,6 +180,7 @@ func newClient(cfg Config, opt options) (*Client, error) {
 	if err != nil {
 		return nil, classify(err, []error{ErrConfig}, "")
 	}
+	c.http = http1.New(c.dial)
 	return c, nil
 }
 
@@ -221,6 +221,29 @@ func loadCAs(path string) (*x509.CertPool, error) {
 	}
 	return pool, nil
 }
+
+// dial opens a connection to the server within ctx: resolver, TCP, TLS handshake; its
+// bytes are counted in the Result's WireBytes.
+func (c *Client) dial(ctx context.Context) (net.Conn, error) {
+	raw, err := c.resolver.DialContext(ctx, "tcp", c.dialAddr)
+	if err != nil {
+		return nil, err
+	}
+	conn := net.Conn(&countingConn{Conn: raw, n: &c.wire})
+	if c.tlsConf != nil {
+		tc := tls.Client(conn, c.tlsConf)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		conn = tc
+	}
+	return conn, nil
+}
+
+// CloseIdleConnections closes the connection kept alive from an earlier request. Upload
+// does it before returning; it is here for a caller that shuts down.
+func (c *Client) CloseIdleConnections() { c.http.CloseIdle() }
 
 // Resolver returns the Resolver that the Client's connections find the server with;
 // Resolver().Source() says which source it uses now.
@@ -365,37 +388,40 @@ func (c *Client) post(ctx context.Context, items []item, res *Result) (int, erro
 	what := fmt.Sprintf("transport: POST %s (%d records from %s)", c.endpoint, len(items), ids[0])
 
 	res.Requests++
-	hc, a, err := c.roundTrip(rctx, c.appendRequest(make([]byte, 0, 256+len(body)), body, proof.BatchContentType))
+	a, err := c.http.RoundTrip(rctx, http1.AppendPost(make([]byte, 0, 256+len(body)), c.host, c.path, c.userAgent, proof.BatchContentType, body))
 	if err != nil {
 		return 0, c.requestErr(ctx, err, what)
 	}
-	defer func() { c.release(hc, a) }()
+	defer c.http.Release(a)
 	res.BytesSent += int64(len(body))
 
-	switch a.status {
+	switch a.Status {
 	case statusOK:
 	case statusBadRequest, statusTooLarge:
-		c.drain(a.body, res)
-		return a.status, nil
+		c.drain(a.Body, res)
+		return a.Status, nil
 	case statusTooMany, statusUnavailable:
-		c.drain(a.body, res)
-		d, err := retryAfter(a.date, a.retryAfter, time.Now())
+		c.drain(a.Body, res)
+		d, err := retryAfter(a.Date, a.RetryAfter, time.Now())
 		if err != nil {
-			return 0, &StatusError{StatusCode: a.status, Detail: err.Error()}
+			return 0, &StatusError{StatusCode: a.Status, Detail: err.Error()}
 		}
-		return 0, &RetryAfterError{StatusCode: a.status, After: d}
+		return 0, &RetryAfterError{StatusCode: a.Status, After: d}
 	default:
-		c.drain(a.body, res)
-		return 0, &StatusError{StatusCode: a.status}
+		c.drain(a.Body, res)
+		return 0, &StatusError{StatusCode: a.Status}
 	}
 
-	if a.length > MaxResponseBytes { // refused before a byte of it is paid for
-		return 0, protocolErr("%s: answer of %d bytes, at most %d", what, a.length, MaxResponseBytes)
+	if a.Length > MaxResponseBytes { // refused before a byte of it is paid for
+		return 0, protocolErr("%s: answer of %d bytes, at most %d", what, a.Length, MaxResponseBytes)
 	}
-	data, err := io.ReadAll(io.LimitReader(a.body, MaxResponseBytes+1))
+	data, err := io.ReadAll(io.LimitReader(a.Body, MaxResponseBytes+1))
 	res.BytesReceived += int64(len(data))
 	if err != nil {
-		return 0, c.requestErr(ctx, ctxErr(rctx, err), what+": reading the answer")
+		if cerr := rctx.Err(); cerr != nil { // the I/O error is only the echo of the deadline
+			err = cerr
+		}
+		return 0, c.requestErr(ctx, err, what+": reading the answer")
 	}
 	if len(data) > MaxResponseBytes {
 		return 0, protocolErr("%s: answer longer than %d bytes", what, MaxResponseBytes)

@@ -1,4 +1,4 @@
-package transport
+package http1
 
 import (
 	"bufio"
@@ -29,28 +29,28 @@ func FuzzReadAnswer(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		a, err := readAnswer(bufio.NewReader(bytes.NewReader(b)))
+		a, err := ReadAnswer(bufio.NewReader(bytes.NewReader(b)))
 		if err != nil {
 			return
 		}
-		body, berr := io.ReadAll(io.LimitReader(a.body, 1<<20))
-		if a.status < 100 || a.status > 999 {
-			t.Fatalf("status %d", a.status)
+		body, berr := io.ReadAll(io.LimitReader(a.Body, 1<<20))
+		if a.Status < 100 || a.Status > 999 {
+			t.Fatalf("status %d", a.Status)
 		}
 		ref, rerr := http.ReadResponse(bufio.NewReader(bytes.NewReader(b)), nil)
 		if rerr != nil || ref.StatusCode < 200 {
 			return // net/http stricter or looser about the head: no comparison
 		}
-		if ref.StatusCode != a.status {
-			t.Fatalf("status %d, net/http %d", a.status, ref.StatusCode)
+		if ref.StatusCode != a.Status {
+			t.Fatalf("status %d, net/http %d", a.Status, ref.StatusCode)
 		}
 		// The keep-alive decision: never reuse a connection that net/http would close
 		// (HTTP/1.0, Connection: close, a body that ends with the connection).
-		if a.keepAlive && ref.Close {
+		if a.KeepAlive && ref.Close {
 			t.Fatalf("keeps the connection alive, net/http closes it")
 		}
 		chunked := len(ref.TransferEncoding) > 0 && strings.EqualFold(ref.TransferEncoding[0], "chunked")
-		if _, ours := a.body.(*chunkedBody); ours != chunked && a.status != 204 && a.status != 304 {
+		if _, ours := a.Body.(*chunkedBody); ours != chunked && a.Status != 204 && a.Status != 304 {
 			t.Fatalf("chunked %v, net/http %v", ours, chunked)
 		}
 		want, werr := io.ReadAll(io.LimitReader(ref.Body, 1<<20))
@@ -60,9 +60,9 @@ func FuzzReadAnswer(f *testing.F) {
 			if !bytes.Equal(body, want) {
 				t.Fatalf("chunked body %q, net/http %q", body, want)
 			}
-		case chunked && berr == nil && a.body.complete():
+		case chunked && berr == nil && a.Body.Complete():
 			t.Fatalf("read a chunked body to its end (%q) that net/http refuses: %v", body, werr)
-		case !chunked && a.length >= 0 && berr == nil && ref.ContentLength == a.length:
+		case !chunked && a.Length >= 0 && berr == nil && ref.ContentLength == a.Length:
 			if !bytes.Equal(body, want) {
 				t.Fatalf("body %q, net/http %q", body, want)
 			}
@@ -95,10 +95,10 @@ func TestReadAnswerFraming(t *testing.T) {
 		{name: "two lengths", in: "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxx", refused: "Content-Length"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, err := readAnswer(bufio.NewReader(strings.NewReader(tc.in)))
+			a, err := ReadAnswer(bufio.NewReader(strings.NewReader(tc.in)))
 			var body []byte
 			if err == nil {
-				body, err = io.ReadAll(a.body)
+				body, err = io.ReadAll(a.Body)
 			}
 			switch {
 			case tc.refused != "":
@@ -107,8 +107,8 @@ func TestReadAnswerFraming(t *testing.T) {
 				}
 			case err != nil:
 				t.Fatal(err)
-			case string(body) != tc.body || a.keepAlive != tc.keepAlive:
-				t.Fatalf("body %q keep-alive %v; want %q %v", body, a.keepAlive, tc.body, tc.keepAlive)
+			case string(body) != tc.body || a.KeepAlive != tc.keepAlive:
+				t.Fatalf("body %q keep-alive %v; want %q %v", body, a.KeepAlive, tc.body, tc.keepAlive)
 			}
 		})
 	}

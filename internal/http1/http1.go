@@ -1,20 +1,5 @@
-package transport
-
-import (
-	"bufio"
-	"context"
-	"crypto/tls"
-	"errors"
-	"fmt"
-	"io"
-	"net"
-	"strconv"
-	"strings"
-	"time"
-)
-
-// The HTTP/1.1 client of the sync protocol (RFC 9112), written for the one request amosd
-// makes: a POST with a Content-Length body, answered with a status, a few headers and a
+// Package http1 is the HTTP/1.1 client of the sync protocol (RFC 9112), written for the
+// one request amosd makes: a POST with a Content-Length body, answered with a status, a few headers and a
 // body framed by Content-Length, chunked transfer coding or the end of the connection.
 // It replaces net/http, which with its MIME, IDNA, gzip and proxy code made up a
 // seventh of the binary (README.md's budget table). What it keeps of net/http's behaviour: one
@@ -22,6 +7,20 @@ import (
 // across connections (by the tls.Config), every step bounded by the request's deadline
 // and ended at once by its cancellation, response headers bounded, no redirect
 // followed, a stale keep-alive connection retried once on a fresh one.
+package http1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
 
 // Limits of an answer's head.
 const (
@@ -31,18 +30,18 @@ const (
 	lineBytes = 4 << 10
 )
 
-// errMalformed is the cause of every answer that is not HTTP/1.x as RFC 9112 frames it.
-var errMalformed = errors.New("malformed HTTP answer")
+// ErrMalformed is the cause of every answer that is not HTTP/1.x as RFC 9112 frames it.
+var ErrMalformed = errors.New("malformed HTTP answer")
 
 func malformed(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errMalformed}, args...)...)
+	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
 }
 
 // aLongTimeAgo is a deadline in the past: it makes every pending I/O fail at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// httpConn is a connection to the server: TLS (or TCP for http://) with a reader.
-type httpConn struct {
+// conn is a connection to the server: TLS (or TCP for http://) with a reader.
+type conn struct {
 	net.Conn
 	br   *bufio.Reader
 	stop func() bool // ends the watch of the current request's context
@@ -50,7 +49,7 @@ type httpConn struct {
 
 // watch bounds the connection's I/O by ctx: its deadline, and its cancellation, which
 // interrupts a read or write in progress.
-func (hc *httpConn) watch(ctx context.Context) {
+func (hc *conn) watch(ctx context.Context) {
 	dl, _ := ctx.Deadline() // zero: none
 	hc.SetDeadline(dl)
 	hc.stop = context.AfterFunc(ctx, func() { hc.SetDeadline(aLongTimeAgo) })
@@ -58,7 +57,7 @@ func (hc *httpConn) watch(ctx context.Context) {
 
 // unwatch ends the watch; false means the context ended meanwhile and the connection
 // must not be reused.
-func (hc *httpConn) unwatch() bool {
+func (hc *conn) unwatch() bool {
 	if hc.stop == nil {
 		return true
 	}
@@ -70,42 +69,49 @@ func (hc *httpConn) unwatch() bool {
 	return ok
 }
 
-// httpAnswer is the head of a response and its body, framed.
-type httpAnswer struct {
-	status     int
-	date       string // the Date header, "" if absent
-	retryAfter string // the first Retry-After header, "" if absent
-	length     int64  // Content-Length, -1 if the body is chunked or ends with the connection
-	keepAlive  bool   // the connection may carry the next request once the body is read
-	body       body
+// Answer is the head of a response and its body, framed.
+type Answer struct {
+	Status     int
+	Date       string // the Date header, "" if absent
+	RetryAfter string // the first Retry-After header, "" if absent
+	Length     int64  // Content-Length, -1 if the body is chunked or ends with the connection
+	KeepAlive  bool   // the connection may carry the next request once the body is read
+	Body       Body
+
+	conn *conn // the connection it came on, released by Client.Release
 }
 
-// body is the framed body of an answer; complete says whether it was read to its end.
-type body interface {
+// Body is the framed body of an answer; Complete says whether it was read to its end.
+type Body interface {
 	io.Reader
-	complete() bool
+	Complete() bool
 }
 
-// dial opens a connection to the server within ctx: resolver, TCP, TLS handshake.
-func (c *Client) dial(ctx context.Context) (*httpConn, error) {
-	raw, err := c.resolver.DialContext(ctx, "tcp", c.dialAddr)
+// Client sends requests on one kept-alive connection at a time. Its methods are safe
+// for concurrent use.
+type Client struct {
+	dial func(ctx context.Context) (net.Conn, error)
+	mu   sync.Mutex
+	idle *conn // the connection kept alive for the next request, if any
+}
+
+// New returns a client whose connections dial opens (resolver, TCP, TLS handshake),
+// within the request's context.
+func New(dial func(ctx context.Context) (net.Conn, error)) *Client {
+	return &Client{dial: dial}
+}
+
+// open dials a new connection.
+func (c *Client) open(ctx context.Context) (*conn, error) {
+	nc, err := c.dial(ctx)
 	if err != nil {
 		return nil, err
 	}
-	conn := net.Conn(&countingConn{Conn: raw, n: &c.wire})
-	if c.tlsConf != nil {
-		tc := tls.Client(conn, c.tlsConf)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			conn.Close()
-			return nil, err
-		}
-		conn = tc
-	}
-	return &httpConn{Conn: conn, br: bufio.NewReaderSize(conn, lineBytes)}, nil
+	return &conn{Conn: nc, br: bufio.NewReaderSize(nc, lineBytes)}, nil
 }
 
 // takeIdle returns the connection kept from the previous request, or nil.
-func (c *Client) takeIdle() *httpConn {
+func (c *Client) takeIdle() *conn {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	hc := c.idle
@@ -113,10 +119,12 @@ func (c *Client) takeIdle() *httpConn {
 	return hc
 }
 
-// release keeps hc for the next request if its answer allows it and was read to the
-// end, and closes it otherwise.
-func (c *Client) release(hc *httpConn, a *httpAnswer) {
-	if !hc.unwatch() || a == nil || !a.keepAlive || !a.body.complete() {
+// Release keeps a's connection for the next request if a allows it and its body was
+// read to the end, and closes it otherwise. Call it once the body is read (or not
+// wanted).
+func (c *Client) Release(a *Answer) {
+	hc := a.conn
+	if !hc.unwatch() || !a.KeepAlive || !a.Body.Complete() {
 		hc.Close()
 		return
 	}
@@ -129,39 +137,39 @@ func (c *Client) release(hc *httpConn, a *httpAnswer) {
 	}
 }
 
-// CloseIdleConnections closes the connection kept alive from an earlier request. Upload
-// does it before returning; it is here for a caller that shuts down.
-func (c *Client) CloseIdleConnections() {
+// CloseIdle closes the connection kept alive from an earlier request.
+func (c *Client) CloseIdle() {
 	if hc := c.takeIdle(); hc != nil {
 		hc.Close()
 	}
 }
 
-// roundTrip sends req (a whole request, head and body) and reads the head of the
+// RoundTrip sends req (a whole request, head and body) and reads the head of the
 // answer, on the idle connection if there is one, else on a new one. A kept connection
 // that the server closed meanwhile (the write fails, or the answer ends before its first
-// byte) is replaced by a new one once. The caller reads the body and then calls release.
+// byte) is replaced by a new one once. The caller reads the body and then calls Release.
 // Errors are those of the resolver, TLS and the network, or ctx's error when ctx ended
 // the request.
-func (c *Client) roundTrip(ctx context.Context, req []byte) (*httpConn, *httpAnswer, error) {
+func (c *Client) RoundTrip(ctx context.Context, req []byte) (*Answer, error) {
 	hc := c.takeIdle()
 	for {
 		reused := hc != nil
 		if !reused {
 			var err error
-			if hc, err = c.dial(ctx); err != nil {
-				return nil, nil, ctxErr(ctx, err)
+			if hc, err = c.open(ctx); err != nil {
+				return nil, ctxErr(ctx, err)
 			}
 		}
 		hc.watch(ctx)
 		a, started, err := exchange(hc, req)
 		if err == nil {
-			return hc, a, nil
+			a.conn = hc
+			return a, nil
 		}
 		hc.unwatch()
 		hc.Close()
 		if !reused || started || ctx.Err() != nil {
-			return nil, nil, ctxErr(ctx, err)
+			return nil, ctxErr(ctx, err)
 		}
 		hc = nil // a stale keep-alive connection: once more on a new one
 	}
@@ -178,7 +186,7 @@ func ctxErr(ctx context.Context, err error) error {
 
 // exchange writes req and reads the answer's head. started reports whether any byte of
 // the answer arrived.
-func exchange(hc *httpConn, req []byte) (a *httpAnswer, started bool, err error) {
+func exchange(hc *conn, req []byte) (a *Answer, started bool, err error) {
 	if _, err := hc.Write(req); err != nil {
 		return nil, false, err
 	}
@@ -188,18 +196,19 @@ func exchange(hc *httpConn, req []byte) (a *httpAnswer, started bool, err error)
 		}
 		return nil, false, err
 	}
-	a, err = readAnswer(hc.br)
+	a, err = ReadAnswer(hc.br)
 	return a, true, err
 }
 
-// appendRequest appends the POST of body to dst: the head net/http sent, byte for byte.
-func (c *Client) appendRequest(dst, body []byte, contentType string) []byte {
+// AppendPost appends the POST of body to path on host to dst: the head net/http sent,
+// byte for byte.
+func AppendPost(dst []byte, host, path, userAgent, contentType string, body []byte) []byte {
 	dst = append(dst, "POST "...)
-	dst = append(dst, c.path...)
+	dst = append(dst, path...)
 	dst = append(dst, " HTTP/1.1\r\nHost: "...)
-	dst = append(dst, c.host...)
+	dst = append(dst, host...)
 	dst = append(dst, "\r\nUser-Agent: "...)
-	dst = append(dst, c.userAgent...)
+	dst = append(dst, userAgent...)
 	dst = append(dst, "\r\nContent-Length: "...)
 	dst = strconv.AppendInt(dst, int64(len(body)), 10)
 	dst = append(dst, "\r\nContent-Type: "...)
@@ -208,9 +217,9 @@ func (c *Client) appendRequest(dst, body []byte, contentType string) []byte {
 	return append(dst, body...)
 }
 
-// readAnswer reads the status line and headers of an answer, skipping 1xx interim
+// ReadAnswer reads the status line and headers of an answer, skipping 1xx interim
 // answers, and frames its body.
-func readAnswer(br *bufio.Reader) (*httpAnswer, error) {
+func ReadAnswer(br *bufio.Reader) (*Answer, error) {
 	left := maxHeaderBytes
 	for {
 		a, err := readHead(br, &left)
@@ -224,7 +233,7 @@ func readAnswer(br *bufio.Reader) (*httpAnswer, error) {
 }
 
 // readHead reads one head; it returns nil, nil for an interim (1xx) answer.
-func readHead(br *bufio.Reader, left *int) (*httpAnswer, error) {
+func readHead(br *bufio.Reader, left *int) (*Answer, error) {
 	line, err := readLine(br, left)
 	if err != nil {
 		return nil, err
@@ -238,7 +247,7 @@ func readHead(br *bufio.Reader, left *int) (*httpAnswer, error) {
 		return nil, malformed("status line %q", truncate(line, 64))
 	}
 	status, _ := strconv.Atoi(code)
-	a := &httpAnswer{status: status, length: -1, keepAlive: proto == "HTTP/1.1"}
+	a := &Answer{Status: status, Length: -1, KeepAlive: proto == "HTTP/1.1"}
 	chunked := false
 	for {
 		line, err := readLine(br, left)
@@ -256,10 +265,10 @@ func readHead(br *bufio.Reader, left *int) (*httpAnswer, error) {
 		switch {
 		case strings.EqualFold(name, "Content-Length"):
 			n, err := strconv.ParseInt(value, 10, 64)
-			if err != nil || n < 0 || !isDigits(value) || a.length >= 0 && n != a.length {
+			if err != nil || n < 0 || !isDigits(value) || a.Length >= 0 && n != a.Length {
 				return nil, malformed("Content-Length %q", truncate(value, 32))
 			}
-			a.length = n
+			a.Length = n
 		case strings.EqualFold(name, "Transfer-Encoding"):
 			if !strings.EqualFold(value, "chunked") || chunked {
 				return nil, malformed("Transfer-Encoding %q", truncate(value, 32))
@@ -268,16 +277,16 @@ func readHead(br *bufio.Reader, left *int) (*httpAnswer, error) {
 		case strings.EqualFold(name, "Connection"):
 			for _, tok := range strings.Split(value, ",") {
 				if strings.EqualFold(strings.Trim(tok, " \t"), "close") {
-					a.keepAlive = false
+					a.KeepAlive = false
 				}
 			}
 		case strings.EqualFold(name, "Date"):
-			if a.date == "" {
-				a.date = value
+			if a.Date == "" {
+				a.Date = value
 			}
 		case strings.EqualFold(name, "Retry-After"):
-			if a.retryAfter == "" {
-				a.retryAfter = value
+			if a.RetryAfter == "" {
+				a.RetryAfter = value
 			}
 		}
 	}
@@ -291,21 +300,21 @@ func readHead(br *bufio.Reader, left *int) (*httpAnswer, error) {
 	case status < 200:
 		return nil, nil // interim: the answer follows
 	case status == 204 || status == 304:
-		a.length = 0
-		a.body = &fixedBody{}
+		a.Length = 0
+		a.Body = &fixedBody{}
 	case chunked:
 		// Transfer-Encoding wins over Content-Length; a server that sent both cannot be
 		// trusted with the framing of the next answer (RFC 9112 §6.3).
-		if a.length >= 0 {
-			a.keepAlive = false
+		if a.Length >= 0 {
+			a.KeepAlive = false
 		}
-		a.length = -1
-		a.body = &chunkedBody{br: br}
-	case a.length >= 0:
-		a.body = &fixedBody{br: br, left: a.length}
+		a.Length = -1
+		a.Body = &chunkedBody{br: br}
+	case a.Length >= 0:
+		a.Body = &fixedBody{br: br, left: a.Length}
 	default:
-		a.keepAlive = false
-		a.body = &closeBody{br: br}
+		a.KeepAlive = false
+		a.Body = &closeBody{br: br}
 	}
 	return a, nil
 }
@@ -380,13 +389,13 @@ func (b *fixedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *fixedBody) complete() bool { return b.left == 0 }
+func (b *fixedBody) Complete() bool { return b.left == 0 }
 
 // closeBody is a body that ends with the connection: never followed by another answer.
 type closeBody struct{ br *bufio.Reader }
 
 func (b *closeBody) Read(p []byte) (int, error) { return b.br.Read(p) }
-func (b *closeBody) complete() bool             { return false }
+func (b *closeBody) Complete() bool             { return false }
 
 // chunkedBody decodes the chunked transfer coding (RFC 9112 §7.1); chunk extensions
 // and trailer fields are read and ignored.
@@ -484,4 +493,15 @@ func (b *chunkedBody) crlf() error {
 	return nil
 }
 
-func (b *chunkedBody) complete() bool { return errors.Is(b.err, io.EOF) }
+func (b *chunkedBody) Complete() bool { return errors.Is(b.err, io.EOF) }
+
+// isDigits says whether s is one or more ASCII digits.
+func isDigits(s string) bool { return s != "" && strings.Trim(s, "0123456789") == "" }
+
+// truncate shortens s to n bytes, marked "...", for an error message.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		s = s[:n] + "..."
+	}
+	return s
+}
