@@ -12,6 +12,7 @@ import (
 
 	"amos.example/amosd/agent/clock"
 	"amos.example/amosd/agent/config"
+	"amos.example/amosd/agent/dbusapi"
 	"amos.example/amosd/agent/identity"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/sources"
@@ -81,7 +82,7 @@ type Agent struct {
 	running atomic.Bool
 	stopped chan struct{}
 	bus     *sources.Bus
-	api     *apiServer
+	api     *dbusapi.Server
 	fatal   chan error // a source that cannot go on stops the agent
 	// flush runs one sync attempt; nil until a sync loop is attached.
 	flush func(ctx context.Context) (accepted, queued uint32, err error)
@@ -440,7 +441,7 @@ func (a *Agent) sources() []Source {
 	}
 	// One connection carries amosd's own API and the D-Bus sources.
 	a.bus = sources.NewBus(a.cfg.Bus, a.logf)
-	a.api = &apiServer{a: a}
+	a.api = dbusapi.NewServer(a, a.cfg.TrustedUIDs, a.cfg.StatusUIDs, a.logf)
 	a.bus.Add(a.api)
 	if a.cfg.HasSource(config.SourceAmosPower) {
 		a.bus.Add(sources.NewPowerSource(a.emit, &a.spoofed, a.logf))
@@ -596,7 +597,7 @@ func (a *Agent) mint(rec *proof.Record, next *store.Tally) error {
 		if act, ok := rec.Activity(); ok {
 			date = uint32(act.Date)
 		}
-		a.api.emit("RecordMinted", rec.Epoch, rec.Seq, date)
+		a.api.Emit("RecordMinted", rec.Epoch, rec.Seq, date)
 	}
 	if act, ok := rec.Activity(); ok {
 		a.logf("minted epoch %d seq %d: %s, %d s, %d unlocks, %d screen_ons", rec.Epoch, rec.Seq, act.Date, act.InteractiveSeconds, act.Unlocks, act.ScreenOns)

@@ -7,12 +7,10 @@ import (
 	"slices"
 	"time"
 
-	"github.com/godbus/dbus/v5"
-
+	"amos.example/amosd/agent/dbusapi"
 	"amos.example/amosd/agent/identity"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/sources"
-	"amos.example/amosd/store"
 )
 
 // do runs fn on the agent's goroutine and waits for it.
@@ -33,15 +31,9 @@ func (a *Agent) do(ctx context.Context, fn func()) error {
 	}
 }
 
-// ReportEvents maps the event names of ReportActivity (docs/dbus-api.md) to events.
-var ReportEvents = map[string]sources.EventKind{
-	"screen_on": sources.EventScreenOn, "screen_off": sources.EventScreenOff,
-	"unlocked": sources.EventUnlocked, "locked": sources.EventLocked, "input": sources.EventInput,
-}
-
 // Report accounts an event reported over amosd's API by a trusted caller.
 func (a *Agent) Report(ctx context.Context, name string) error {
-	kind, ok := ReportEvents[name]
+	kind, ok := dbusapi.ReportEvent(name)
 	if !ok {
 		return fmt.Errorf("unknown event %q: want screen_on, screen_off, unlocked, locked or input", name)
 	}
@@ -134,68 +126,24 @@ func (a *Agent) SetServerTime(ctx context.Context, serverTime int64, at time.Dur
 	})
 }
 
-// Status is the agent's state for the Status method of docs/dbus-api.md.
-type Status struct {
-	Version                 string
-	DeviceID                string
-	Epoch                   uint32
-	LastSeq                 uint64
-	Queued                  uint32
-	DeadLetter              uint32
-	Consent                 bool
-	TodayDate               uint32
-	TodayInteractiveSeconds uint32
-	ClockTrusted            bool
-	SpoofedSignals          uint64
-	StoreBytes              uint64
-	Sources                 []string
-	CertProblem             string
-	Recovery                *store.Recovery
-	LastSyncUnix            int64
-	LastSyncResult          string
-	NextRetryUnix           int64
-}
-
-// Variants returns the status as the a{sv} of docs/dbus-api.md's Status method.
-func (s Status) Variants() map[string]dbus.Variant {
-	return map[string]dbus.Variant{
-		"version":                   dbus.MakeVariant(s.Version),
-		"device_id":                 dbus.MakeVariant(s.DeviceID),
-		"epoch":                     dbus.MakeVariant(s.Epoch),
-		"last_seq":                  dbus.MakeVariant(s.LastSeq),
-		"queued":                    dbus.MakeVariant(s.Queued),
-		"dead_letter":               dbus.MakeVariant(s.DeadLetter),
-		"consent":                   dbus.MakeVariant(s.Consent),
-		"today_date":                dbus.MakeVariant(s.TodayDate),
-		"today_interactive_seconds": dbus.MakeVariant(s.TodayInteractiveSeconds),
-		"last_sync_unix":            dbus.MakeVariant(s.LastSyncUnix),
-		"last_sync_result":          dbus.MakeVariant(s.LastSyncResult),
-		"next_retry_unix":           dbus.MakeVariant(s.NextRetryUnix),
-		"clock_trusted":             dbus.MakeVariant(s.ClockTrusted),
-		"spoofed_signals":           dbus.MakeVariant(s.SpoofedSignals),
-		"store_bytes":               dbus.MakeVariant(s.StoreBytes),
-		"sources":                   dbus.MakeVariant(s.Sources),
-	}
-}
-
 // Status returns the agent's state, with the day's tally accounted up to now.
-func (a *Agent) Status(ctx context.Context) (Status, error) {
-	var s Status
+func (a *Agent) Status(ctx context.Context) (dbusapi.Status, error) {
+	var s dbusapi.Status
 	var err error
 	if e := a.do(ctx, func() { s, err = a.status() }); e != nil {
-		return Status{}, e
+		return dbusapi.Status{}, e
 	}
 	return s, err
 }
 
-func (a *Agent) status() (Status, error) {
+func (a *Agent) status() (dbusapi.Status, error) {
 	now := a.clock.Boottime()
 	a.step(now)
 	cnt, err := a.st.Counts()
 	if err != nil {
-		return Status{}, err
+		return dbusapi.Status{}, err
 	}
-	s := Status{
+	s := dbusapi.Status{
 		Version:        a.opts.Version,
 		DeviceID:       a.id.DeviceID.String(),
 		Epoch:          a.epoch,
@@ -224,7 +172,7 @@ func (a *Agent) status() (Status, error) {
 	}
 	sync, err := a.st.Sync()
 	if err != nil {
-		return Status{}, err
+		return dbusapi.Status{}, err
 	}
 	s.LastSyncUnix, s.LastSyncResult, s.NextRetryUnix = sync.LastAttempt, sync.LastResult, sync.NextRetry
 	return s, nil

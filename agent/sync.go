@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"amos.example/amosd/agent/clock"
+	"amos.example/amosd/agent/dbusapi"
 	"amos.example/amosd/agent/identity"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/store"
@@ -111,7 +112,7 @@ func (s *syncer) Run(ctx context.Context) error {
 		return err
 	}
 	s.up = upload.New(upload.Options{Queue: s.a.st, Client: s.client, Clock: s.a.clock, Backoff: s.bo,
-		BatchRecords: s.a.cfg.Sync.BatchRecords, Timeout: FlushTimeout, BootID: s.a.bootID, State: st})
+		BatchRecords: s.a.cfg.Sync.BatchRecords, Timeout: dbusapi.FlushTimeout, BootID: s.a.bootID, State: st})
 	if wait := time.Unix(st.NextRetry, 0).Sub(s.a.clock.Now()); st.NextRetry != 0 && wait > 0 {
 		// A wall clock that moved since cannot stretch the wait past what any
 		// schedule allows: 1.5 × max_backoff, or a whole Retry-After.
@@ -215,7 +216,7 @@ func (s *syncer) attempt(ctx context.Context) (accepted, queued uint32, err erro
 			s.a.chainBroken(ctx, res.Dead)
 		}
 		if s.a.api != nil {
-			s.a.api.emit("Synced", accepted, queued)
+			s.a.api.Emit("Synced", accepted, queued)
 		}
 		state := s.up.State()
 		if !step.OK {

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"amos.example/amosd/agent"
 	"amos.example/amosd/agent/dbusapi"
 	"amos.example/amosd/agent/identity"
 	"amos.example/amosd/agent/selftest"
@@ -38,7 +37,7 @@ func dial(env *cliEnv) (*dbusapi.Client, context.Context, context.CancelFunc, in
 	if cfg == nil {
 		return nil, nil, nil, code
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), agent.FlushTimeout+5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), dbusapi.FlushTimeout+5*time.Second)
 	c, err := dbusapi.Dial(ctx, cfg.Bus)
 	if err != nil {
 		cancel()
@@ -160,7 +159,7 @@ func runReport(env *cliEnv, args []string) int {
 		return code
 	}
 	event := fs.Arg(0)
-	if _, ok := agent.ReportEvents[event]; !ok {
+	if _, ok := dbusapi.ReportEvent(event); !ok {
 		return usageError(env.stderr, "report: unknown event %q: want screen_on, screen_off, unlocked, locked or input", event)
 	}
 	c, ctx, cancel, code := dial(env)
