@@ -58,11 +58,25 @@ func FuzzConfigMatchesEncodingJSON(f *testing.F) {
 	})
 }
 
-// knownKeyFold reports whether key is a configuration key in another case.
+// knownKeyFold reports whether key is a configuration key in another case. The keys
+// are the json tags of Config and its nested structs, so that a new key is known here
+// without a list to keep up to date (sync.spread once was not).
 func knownKeyFold(key string) bool {
-	for _, k := range []string{"data_dir", "key_dir", "server_url", "ca_file", "allow_insecure_http", "bus", "sources",
-		"evdev_glob", "utc_offset_minutes", "consent_default", "trusted_uids", "status_uids", "sync", "max_store_bytes",
-		"dns_servers", "log", "initial_backoff", "max_backoff", "batch_records", "timeout"} {
+	var keys []string
+	var walk func(reflect.Type)
+	walk = func(t reflect.Type) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != "" && name != "-" {
+				keys = append(keys, name)
+			}
+			if f.Type.Kind() == reflect.Struct {
+				walk(f.Type)
+			}
+		}
+	}
+	walk(reflect.TypeOf(Config{}))
+	for _, k := range keys {
 		if strings.EqualFold(k, key) && k != key {
 			return true
 		}
