@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"amos.example/amosd/collector/collectortest"
 	"amos.example/amosd/collector/ledger"
 	"amos.example/amosd/proof"
 )
@@ -246,25 +247,8 @@ type golden struct {
 
 func loadGolden(t testing.TB) *golden {
 	t.Helper()
-	read := func(name string) []byte {
-		b, err := os.ReadFile(filepath.Join(goldenDir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	g := &golden{}
-	var err error
-	if g.maker, err = proof.NewKeySigner(read("maker.seed")); err != nil {
-		t.Fatal(err)
-	}
-	if g.device, err = proof.NewKeySigner(read("device.seed")); err != nil {
-		t.Fatal(err)
-	}
-	if g.chain, err = proof.DecodeBatch(read("chain31.batch")); err != nil {
-		t.Fatal(err)
-	}
-	return g
+	g := collectortest.LoadGolden(t, goldenDir)
+	return &golden{maker: g.Maker, device: g.Device, chain: g.Chain}
 }
 
 func (g *golden) registry() Registry { return Registry{"amos-golden": g.maker.PublicKey()} }
