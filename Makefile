@@ -5,7 +5,9 @@ GO ?= go
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# BUILT: the commit's time (reproducible); amosd believes no server_time before it
+BUILT   ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.built=$(BUILT)
 BUILDFLAGS := -trimpath -tags nethttpomithttp2 -ldflags '$(LDFLAGS)'
 CMDS := amosd amos-collector
 
@@ -39,9 +41,9 @@ cross:
 ## (go version -m) for a firmware manifest; release-check also rebuilds them from a copy
 ## at another path with an empty build cache and fails unless they are byte-identical
 release:
-	VERSION=$(VERSION) COMMIT=$(COMMIT) bash scripts/release.sh out/release
+	VERSION=$(VERSION) COMMIT=$(COMMIT) BUILT=$(BUILT) bash scripts/release.sh out/release
 release-check:
-	VERSION=$(VERSION) COMMIT=$(COMMIT) bash scripts/release.sh --check out/release
+	VERSION=$(VERSION) COMMIT=$(COMMIT) BUILT=$(BUILT) bash scripts/release.sh --check out/release
 
 ## android-prebuilt: `make cross`, then amosd for arm and arm64 (and the CA of AMOS_CA, the
 ## records server's CA from Amos) into android-build/ for an AOSP tree; see android-build/README.md

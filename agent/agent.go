@@ -14,6 +14,7 @@ import (
 	"amos.example/amosd/agent/config"
 	"amos.example/amosd/agent/dbusapi"
 	"amos.example/amosd/agent/identity"
+	"amos.example/amosd/agent/timetrust"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/sources"
 	"amos.example/amosd/store"
@@ -44,7 +45,10 @@ type Options struct {
 	Config  *config.Config
 	Clock   clock.Clock
 	Version string
-	Logf    func(format string, args ...any)
+	// Built is when the binary was built (zero: timetrust.DefaultBuild); no server_time
+	// before it is believed (docs/protocol.md, "Trusted time").
+	Built time.Time
+	Logf  func(format string, args ...any)
 	// Debuggable sets FlagDebuggable on every record; nil detects it (ro.debuggable).
 	Debuggable *bool
 	// Sources replaces the sources of the configuration (tests); nil builds them.
@@ -100,18 +104,11 @@ type Agent struct {
 	genesisReason proof.GenesisReason // reason of that genesis
 	consent       bool
 	meter         *meter
-	anchor        timeAnchor
-	wallRef       time.Duration // wall clock minus CLOCK_BOOTTIME at the last check
+	time          *timetrust.Judge // the server_time believed in this boot
+	wallRef       time.Duration    // wall clock minus CLOCK_BOOTTIME at the last check
 	saveTimer     clock.Timer
 	saveArmed     bool
 	tallyLost     bool // the next tally starts with FlagTallyLost
-}
-
-// timeAnchor is the latest server_time of this boot (docs/protocol.md).
-type timeAnchor struct {
-	serverTime int64
-	at         time.Duration // CLOCK_BOOTTIME when it was received
-	ok         bool
 }
 
 // New loads the identity, opens the store, decides the epoch and restores the tally.
@@ -122,7 +119,7 @@ func New(o Options) (*Agent, error) {
 	}
 	a := &Agent{cfg: o.Config, clock: o.Clock, logf: o.Logf, opts: o,
 		events: make(chan sources.Event, 256), reqs: make(chan func()), stopped: make(chan struct{}),
-		fatal: make(chan error, 1)}
+		fatal: make(chan error, 1), time: timetrust.New(o.Built)}
 	a.bootID = o.Clock.BootID()
 	if o.Debuggable != nil {
 		a.debug = *o.Debuggable
@@ -246,7 +243,7 @@ func (a *Agent) restore() error {
 	}
 	now := a.clock.Boottime()
 	if sync.ServerTime != 0 && sync.ServerBootID == a.bootID {
-		a.anchor = timeAnchor{serverTime: sync.ServerTime, at: time.Duration(sync.ServerUptimeMS) * time.Millisecond, ok: true}
+		a.time.Restore(timetrust.Anchor{ServerTime: sync.ServerTime, At: time.Duration(sync.ServerUptimeMS) * time.Millisecond})
 	}
 	a.wallRef = a.wallOffset(now)
 	a.meter = newMeter(a.cfg.UTCOffsetMinutes, a.dateFloor(a.today(now)), now)
@@ -287,10 +284,16 @@ func (a *Agent) dateFloor(d proof.Date) proof.Date {
 
 // trusted returns trusted time at now (docs/protocol.md), and whether the server confirmed it.
 func (a *Agent) trusted(now time.Duration) (time.Time, bool) {
-	if a.anchor.ok {
-		return time.Unix(a.anchor.serverTime, 0).Add(now - a.anchor.at), true
+	if anchor, ok := a.time.Anchor(); ok {
+		return anchor.Time(now), true
 	}
 	return a.clock.Now().Add(now - a.clock.Boottime()), false
+}
+
+// trustedNow reports whether a server_time is believed in this boot.
+func (a *Agent) trustedNow() bool {
+	_, ok := a.time.Anchor()
+	return ok
 }
 
 func (a *Agent) wallOffset(now time.Duration) time.Duration {

@@ -9,6 +9,7 @@ import (
 
 	"amos.example/amosd/agent/dbusapi"
 	"amos.example/amosd/agent/identity"
+	"amos.example/amosd/agent/timetrust"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/sources"
 )
@@ -104,13 +105,23 @@ func (a *Agent) Flush(ctx context.Context) (accepted, queued uint32, err error) 
 	return a.flush(ctx)
 }
 
-// SetServerTime records the server_time of a 200 answer received at CLOCK_BOOTTIME
-// at, the anchor of trusted time for the rest of the boot (docs/protocol.md).
-func (a *Agent) SetServerTime(ctx context.Context, serverTime int64, at time.Duration) error {
-	return a.do(ctx, func() {
+// SetServerTime judges the server_time of a 200 answer received at CLOCK_BOOTTIME at
+// (docs/protocol.md, "Trusted time") and returns the anchor believed after it, to be
+// kept in the sync state; ok is false while none is believed.
+func (a *Agent) SetServerTime(ctx context.Context, serverTime int64, at time.Duration) (anchor timetrust.Anchor, ok bool, err error) {
+	err = a.do(ctx, func() {
 		a.step(at)
 		before, _ := a.trusted(at)
-		a.anchor = timeAnchor{serverTime: serverTime, at: at, ok: true}
+		wall := a.clock.Now().Add(at - a.clock.Boottime())
+		outcome, why := a.time.Observe(serverTime, at, wall)
+		anchor, ok = a.time.Anchor()
+		switch outcome {
+		case timetrust.Ignored, timetrust.Held:
+			a.logf("clock: %s", why)
+			return
+		case timetrust.Corrected:
+			a.logf("clock: %s", why)
+		}
 		after, _ := a.trusted(at)
 		if d := after.Sub(before); (d > ClockJump || -d > ClockJump) && a.consent {
 			// The day was counted on a clock the server now corrects by more than
@@ -119,11 +130,67 @@ func (a *Agent) SetServerTime(ctx context.Context, serverTime int64, at time.Dur
 			a.meter.tally.Flags |= proof.FlagClockJumped
 			a.meter.dirty = true
 		}
-		a.wallRef = a.wallOffset(a.clock.Boottime())
+		now := a.clock.Boottime()
+		a.correctDates(now)
+		a.wallRef = a.wallOffset(now)
 		if a.alarm != nil {
-			a.armMidnight(a.alarm, a.clock.Boottime())
+			a.armMidnight(a.alarm, now)
 		}
 	})
+	return anchor, ok, err
+}
+
+// correctDates undoes dates reached on a time that believed time now contradicts
+// (docs/protocol.md, "Trusted time"): a tally dated after today is dropped and starts
+// again at today; if a date after today was even minted, the chain continues in a new
+// epoch (genesis reason clock_corrected) whose dates start again from today.
+func (a *Agent) correctDates(now time.Duration) {
+	today := a.today(now)
+	future := a.headOK && a.head.LastDate > today
+	if !future && !(a.meter.tally.Date.Valid() && a.meter.tally.Date > today) {
+		return
+	}
+	if a.consent && a.meter.tally.Date > today {
+		t := a.meter.tally
+		a.logf("clock: the tally of %s was counted on a wrong date (today is %s): dropped %d s, %d unlocks, %d screen_ons", t.Date, today, t.InteractiveSeconds, t.Unlocks, t.ScreenOns)
+	}
+	if future && !a.newEpochForClock(today) {
+		return
+	}
+	a.meter.newDay(a.dateFloor(today))
+	a.meter.at = now
+	a.meter.dirty = a.consent
+	if a.consent {
+		a.meter.tally.Flags |= proof.FlagClockJumped // the date is counted from the correction on
+	}
+	a.save("clock")
+}
+
+// newEpochForClock continues the chain in a new epoch after dates later than today
+// were minted, and lowers the date floor to the day before today: the collector counts
+// a date reported in two epochs once, and the new epoch's dates must be able to follow
+// the real date. It reports false if that could not be written (tried again at the
+// next believed server_time).
+func (a *Agent) newEpochForClock(today proof.Date) bool {
+	if !a.needGenesis {
+		a.epoch = max(a.epoch, a.head.Epoch) + 1
+		a.needGenesis, a.genesisReason = true, proof.ReasonClockCorrected
+		if err := identity.WriteEpoch(a.cfg.KeyDir, a.epoch); err != nil {
+			a.logf("clock: key_dir %s: write epoch: %v", a.cfg.KeyDir, err)
+			a.epoch--
+			a.needGenesis = false
+			return false
+		}
+	}
+	last := a.head.LastDate
+	floor := proof.DateOf(today.Start(a.cfg.UTCOffsetMinutes).Add(-time.Hour), a.cfg.UTCOffsetMinutes)
+	if err := a.st.LowerDateFloor(floor); err != nil {
+		a.logf("clock: lower the date floor to %s: %v", floor, err)
+		return false
+	}
+	a.head.LastDate = floor
+	a.logf("clock: %s was minted on a wrong clock (today is %s): epoch %d starts, its dates continue after %s", last, today, a.epoch, floor)
+	return true
 }
 
 // Status returns the agent's state, with the day's tally accounted up to now.
@@ -150,7 +217,7 @@ func (a *Agent) status() (dbusapi.Status, error) {
 		Queued:         uint32(cnt.Queued),
 		DeadLetter:     uint32(cnt.DeadLetters),
 		Consent:        a.consent,
-		ClockTrusted:   a.anchor.ok,
+		ClockTrusted:   a.trustedNow(),
 		SpoofedSignals: a.spoofed.Load(),
 		StoreBytes:     uint64(cnt.FileBytes),
 		CertProblem:    a.id.CertProblem,

@@ -112,7 +112,11 @@ func (s *syncer) Run(ctx context.Context) error {
 		return err
 	}
 	s.up = upload.New(upload.Options{Queue: s.a.st, Client: s.client, Clock: s.a.clock, Backoff: s.bo,
-		BatchRecords: s.a.cfg.Sync.BatchRecords, Timeout: dbusapi.FlushTimeout, BootID: s.a.bootID, State: st})
+		BatchRecords: s.a.cfg.Sync.BatchRecords, Timeout: dbusapi.FlushTimeout, BootID: s.a.bootID, State: st,
+		Trust: func(ctx context.Context, serverTime int64, at time.Duration) (int64, time.Duration, bool) {
+			anchor, ok, err := s.a.SetServerTime(ctx, serverTime, at)
+			return anchor.ServerTime, anchor.At, ok && err == nil
+		}})
 	if wait := time.Unix(st.NextRetry, 0).Sub(s.a.clock.Now()); st.NextRetry != 0 && wait > 0 {
 		// A wall clock that moved since cannot stretch the wait past what any
 		// schedule allows: 1.5 × max_backoff, or a whole Retry-After.
@@ -204,9 +208,6 @@ func (s *syncer) attempt(ctx context.Context) (accepted, queued uint32, err erro
 		}
 		res := step.Result
 		accepted += uint32(step.Settled.Acked)
-		if res.ServerTime != 0 {
-			s.a.SetServerTime(ctx, res.ServerTime, step.Received)
-		}
 		cnt, cerr := s.a.st.Counts()
 		if cerr == nil {
 			queued = uint32(cnt.Queued)

@@ -270,6 +270,7 @@ const (
 	ReasonFirstStart     GenesisReason = 1
 	ReasonStoreRecreated GenesisReason = 2
 	ReasonKeyRotated     GenesisReason = 3
+	ReasonClockCorrected GenesisReason = 4
 )
 
 // Genesis is the body of the first record of every epoch (docs/protocol.md).
@@ -311,8 +312,8 @@ func (g *Genesis) validate(r *Record) error {
 		return formatErr(obj, "prev_hash", offPrevHash, ErrRange, "a genesis has zero prev_hash")
 	case r.DeviceID != g.PublicKey.DeviceID():
 		return formatErr(obj, "device_id", offDeviceID, ErrDeviceID, "names %s, the genesis key hashes to %s", r.DeviceID, g.PublicKey.DeviceID())
-	case g.Reason < ReasonFirstStart || g.Reason > ReasonKeyRotated:
-		return formatErr(obj, "genesis reason", offCert+2+g.certLen(), ErrRange, "%d, want 1, 2 or 3", g.Reason)
+	case g.Reason < ReasonFirstStart || g.Reason > ReasonClockCorrected:
+		return formatErr(obj, "genesis reason", offCert+2+g.certLen(), ErrRange, "%d, want 1, 2, 3 or 4", g.Reason)
 	}
 	if g.Cert != nil {
 		if err := g.Cert.validate(); err != nil {

@@ -14,6 +14,7 @@ if [[ "${1-}" == "--check" ]]; then check=1; shift; fi
 out=$(realpath -m "${1:-out/release}")
 version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
 commit=${COMMIT:-$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)}
+built=${BUILT:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 
 # build SRC DEST: every release binary of the tree at SRC into DEST/<os>-<arch>/.
 build() {
@@ -22,7 +23,7 @@ build() {
     os=${target%%/*}; arch=${target#*/}; cmds=${arch#*:}; arch=${arch%%:*}
     mkdir -p "$dest/$os-$arch"
     (cd "$src" && CGO_ENABLED=0 GOOS=$os GOARCH=$arch GOARM=7 go build -trimpath -buildvcs=false \
-      -tags nethttpomithttp2 -ldflags "-s -w -buildid= -X main.version=$version -X main.commit=$commit" \
+      -tags nethttpomithttp2 -ldflags "-s -w -buildid= -X main.version=$version -X main.commit=$commit -X main.built=$built" \
       -o "$dest/$os-$arch/" $(printf './cmd/%s ' ${cmds//,/ }))
   done
 }

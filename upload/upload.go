@@ -44,6 +44,10 @@ type Options struct {
 	Timeout      time.Duration // bounds one upload
 	BootID       [16]byte      // the boot the sync state's server time is noted in
 	State        store.SyncState
+	// Trust judges an answer's server_time, received at CLOCK_BOOTTIME received, and
+	// returns the believed anchor to keep in the sync state (ok false: keep the one
+	// kept). Nil keeps every server_time (the fleet simulator).
+	Trust func(ctx context.Context, serverTime int64, received time.Duration) (anchor int64, at time.Duration, ok bool)
 }
 
 // Engine runs uploads one step at a time. It is not safe for concurrent use: one
@@ -142,7 +146,13 @@ func (e *Engine) Step(ctx context.Context) Step {
 		e.state.LastResult = uerr.Error()
 	}
 	if res.ServerTime != 0 {
-		e.state.ServerTime, e.state.ServerUptimeMS, e.state.ServerBootID = res.ServerTime, uint64(st.Received/time.Millisecond), e.o.BootID
+		anchor, at, ok := res.ServerTime, st.Received, true
+		if e.o.Trust != nil {
+			anchor, at, ok = e.o.Trust(ctx, res.ServerTime, st.Received)
+		}
+		if ok {
+			e.state.ServerTime, e.state.ServerUptimeMS, e.state.ServerBootID = anchor, uint64(at/time.Millisecond), e.o.BootID
+		}
 	}
 	e.state.BackoffInterval = e.o.Backoff.Interval()
 	e.state.NextRetry = 0

@@ -81,7 +81,7 @@ func runDaemon(env *cliEnv, args []string) int {
 		return exitFailed
 	}
 	idle := tuneRuntime(os.Getenv)
-	a, err := agent.New(agent.Options{Config: cfg, Clock: clock, Version: version, Logf: logf, Idle: idle})
+	a, err := agent.New(agent.Options{Config: cfg, Clock: clock, Version: version, Built: builtAt(), Logf: logf, Idle: idle})
 	if err != nil {
 		fatal(err)
 		if errors.Is(err, identity.ErrIdentity) || errors.Is(err, config.ErrConfig) {
