@@ -158,15 +158,22 @@ func New(o Options) (*Agent, error) {
 
 // decideEpoch picks the epoch to mint in, and whether it needs its genesis (docs/protocol.md).
 func (a *Agent) decideEpoch() error {
-	fileEpoch, haveFile, err := identity.ReadEpoch(a.cfg.KeyDir)
-	if err != nil {
-		return err
+	fileEpoch, haveFile, ferr := identity.ReadEpoch(a.cfg.KeyDir)
+	damaged := errors.Is(ferr, identity.ErrEpochDamaged)
+	if ferr != nil && !damaged {
+		return ferr
 	}
 	head, headOK, err := a.st.Head()
 	if err != nil {
 		return err
 	}
 	a.head, a.headOK = head, headOK
+	if damaged {
+		// Rebuilt, never trusted to continue: a new epoch cannot collide with one
+		// the collector has seen; a reused one would be a fork (docs/store-and-epochs.md).
+		fileEpoch, haveFile = rebuiltEpoch(head, headOK, a.clock.Now()), true
+		a.logf("identity: %v; rebuilt (from the store's head when there is one) as epoch %d", ferr, fileEpoch)
+	}
 	bump := func(reason proof.GenesisReason) {
 		n := fileEpoch
 		if headOK {
@@ -206,12 +213,23 @@ func (a *Agent) decideEpoch() error {
 		a.epoch = head.Epoch
 	}
 	a.needGenesis = !headOK || head.Epoch != a.epoch || head.DeviceID != a.id.DeviceID
-	if !haveFile || fileEpoch != a.epoch {
+	if !haveFile || damaged || fileEpoch != a.epoch {
 		if err := identity.WriteEpoch(a.cfg.KeyDir, a.epoch); err != nil {
 			return fmt.Errorf("key_dir %s: write epoch: %w", a.cfg.KeyDir, err)
 		}
 	}
 	return nil
+}
+
+// rebuiltEpoch is the epoch to continue in when key_dir/epoch is damaged: the one after
+// the store's head; without a head (the store is new too), the hours since 2020, which
+// no earlier epoch of the key can have reached (epochs grow by one per rare event).
+func rebuiltEpoch(head store.Head, headOK bool, now time.Time) uint32 {
+	if headOK {
+		return head.Epoch + 1
+	}
+	h := now.Sub(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)) / time.Hour
+	return uint32(max(h, 2))
 }
 
 // brokenEpoch reports whether a record of epoch sits in dead-letter for a reason after

@@ -332,7 +332,9 @@ func TestCertForAnotherKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.MkdirAll(r.cfg.KeyDir, 0o700)
+	if _, err := identity.Load(r.cfg.KeyDir); err != nil { // the device's key, then a wrong certificate
+		t.Fatal(err)
+	}
 	os.WriteFile(filepath.Join(r.cfg.KeyDir, identity.CertFile), b, 0o644)
 	r.start()
 	g := r.waitMinted()

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -23,6 +24,10 @@ const (
 // ErrIdentity is wrapped by errors about the key files that an operator must fix; the
 // command line exits 2 on them.
 var ErrIdentity = errors.New("device identity error")
+
+// ErrEpochDamaged is wrapped (with ErrIdentity) by ReadEpoch when key_dir/epoch exists but
+// does not hold an epoch: the daemon rebuilds it from the store (docs/store-and-epochs.md).
+var ErrEpochDamaged = fmt.Errorf("%w: damaged epoch file", ErrIdentity)
 
 // Identity is the device's key and maker certificate.
 type Identity struct {
@@ -52,8 +57,15 @@ func Load(keyDir string) (*Identity, error) {
 		id.Warnings = append(id.Warnings, fmt.Sprintf("key_dir %s: mode %04o, want 0700 (chmod 700 %s)", keyDir, fi.Mode().Perm(), keyDir))
 	}
 	path := filepath.Join(keyDir, KeyFile)
+	certPath := filepath.Join(keyDir, CertFile)
 	seed, err := ReadKey(path)
 	if errors.Is(err, fs.ErrNotExist) {
+		if _, cerr := os.Lstat(certPath); cerr == nil {
+			// Never mint under a new key while a certificate for the old one is there:
+			// the old key's device would silently become another, uncertified one.
+			return nil, fmt.Errorf("%s: %w: missing, but %s is present: the device key it certifies is lost and cannot be rebuilt; %s",
+				path, ErrIdentity, certPath, reprovision(keyDir))
+		}
 		seed = make([]byte, proof.SeedSize)
 		if _, err := rand.Read(seed); err != nil {
 			return nil, fmt.Errorf("generate device key: %w", err)
@@ -71,7 +83,6 @@ func Load(keyDir string) (*Identity, error) {
 	}
 	id.Signer, id.PublicKey, id.DeviceID = signer, signer.PublicKey(), signer.PublicKey().DeviceID()
 
-	certPath := filepath.Join(keyDir, CertFile)
 	switch b, err := os.ReadFile(certPath); {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -110,15 +121,21 @@ func ReadKey(path string) ([]byte, error) {
 	case fi.Mode().Perm()&0o077 != 0:
 		return nil, fmt.Errorf("%s: %w: mode %04o lets others read the device key, want 0600 (chmod 600 %s)", path, ErrIdentity, fi.Mode().Perm(), path)
 	}
-	b := make([]byte, proof.SeedSize+1)
-	n, err := f.Read(b)
-	if err != nil && n == 0 {
+	b, err := io.ReadAll(io.LimitReader(f, proof.SeedSize+1))
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", path, ErrIdentity, err)
 	}
-	if n != proof.SeedSize {
-		return nil, fmt.Errorf("%s: %w: %d bytes, want a raw %d-byte Ed25519 seed", path, ErrIdentity, fi.Size(), proof.SeedSize)
+	if len(b) != proof.SeedSize {
+		return nil, fmt.Errorf("%s: %w: %d bytes, want a raw %d-byte Ed25519 seed; the device key is damaged and cannot be rebuilt; %s",
+			path, ErrIdentity, fi.Size(), proof.SeedSize, reprovision(filepath.Dir(path)))
 	}
-	return b[:n], nil
+	return b, nil
+}
+
+// reprovision says what the factory must do for a handset whose device key is lost.
+func reprovision(keyDir string) string {
+	return fmt.Sprintf("the factory must provision this handset again: remove %s and %s (keep %s), start amosd so that it generates a new key (a new epoch, reason key rotated), certify the new public key (amosd identity --json; amos-collector maker certify) and write the certificate to %s",
+		filepath.Join(keyDir, KeyFile), filepath.Join(keyDir, CertFile), filepath.Join(keyDir, EpochFile), filepath.Join(keyDir, CertFile))
 }
 
 // ReadEpoch reads key_dir/epoch: the epoch as decimal ASCII. ok is false if the file
@@ -135,9 +152,17 @@ func ReadEpoch(keyDir string) (epoch uint32, ok bool, err error) {
 	s := strings.TrimSuffix(string(b), "\n")
 	n, err := strconv.ParseUint(s, 10, 32)
 	if err != nil || n == 0 || strconv.FormatUint(n, 10) != s {
-		return 0, false, fmt.Errorf("%s: %w: %q is not an epoch (a decimal number from 1)", path, ErrIdentity, b)
+		return 0, false, fmt.Errorf("%s: %w: %q is not an epoch (a decimal number from 1)", path, ErrEpochDamaged, clipBytes(b))
 	}
 	return uint32(n), true, nil
+}
+
+// clipBytes shortens what a damaged file holds for an error message.
+func clipBytes(b []byte) []byte {
+	if len(b) > 32 {
+		return b[:32]
+	}
+	return b
 }
 
 // WriteEpoch replaces key_dir/epoch durably (written, synced, renamed, directory synced).

@@ -189,3 +189,29 @@ func TestRunRefusesAnExposedKey(t *testing.T) {
 		t.Fatalf("exit %v, output:\n%s", err, out)
 	}
 }
+
+// TestRunRefusesALostKey: the real binary with a 0-byte device.key exits 2 naming the
+// file, the size and what the factory must do (it used to say "EOF").
+func TestRunRefusesALostKey(t *testing.T) {
+	bin := testenv.Build(t, "amos.example/amosd/cmd/amosd")
+	dir := t.TempDir()
+	persist := filepath.Join(dir, "persist")
+	keyPath := filepath.Join(persist, "device.key")
+	os.MkdirAll(persist, 0o700)
+	os.WriteFile(keyPath, nil, 0o600)
+	cfgPath := filepath.Join(dir, "amosd.json")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`{"data_dir": %q, "key_dir": %q, "server_url": "http://127.0.0.1:9", "allow_insecure_http": true, "sources": []}`,
+		filepath.Join(dir, "data"), persist)), 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := testenv.Command(ctx, bin, "--config", cfgPath, "run").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("exit %v, want 2; output:\n%s", err, out)
+	}
+	for _, s := range []string{keyPath, "0 bytes", "the factory must provision this handset again"} {
+		if !strings.Contains(string(out), s) {
+			t.Errorf("output does not say %q:\n%s", s, out)
+		}
+	}
+}
