@@ -109,6 +109,7 @@ type Agent struct {
 	saveTimer     clock.Timer
 	saveArmed     bool
 	tallyLost     bool // the next tally starts with FlagTallyLost
+	doubtful      bool // the restored tally is far ahead of the unconfirmed wall clock
 }
 
 // New loads the identity, opens the store, decides the epoch and restores the tally.
@@ -282,6 +283,13 @@ func (a *Agent) restore() error {
 		a.meter.tally.Flags |= proof.FlagTallyLost
 		a.tallyLost = false
 	}
+	if today := a.today(now); a.consent && !a.trustedNow() && a.meter.tally.Date > today.Next() {
+		// Dated more than a day after the wall clock: either the wall clock is behind or
+		// the tally was reached on a time a server made believed (docs/protocol.md,
+		// "Trusted time"). Only a server answer can tell, and with nothing queued none
+		// would come until that date: Run closes the tally at once.
+		a.doubtful = true
+	}
 	return nil
 }
 
@@ -390,6 +398,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.ensureGenesis()
 	}
 	now := a.clock.Boottime()
+	if a.doubtful {
+		a.logf("tally: %s is more than a day after the wall clock's date %s and no server_time is believed yet: closing it now, so that its upload asks the server", a.meter.tally.Date, a.today(now))
+		a.closeDay(now, a.dateFloor(a.today(now)))
+		a.doubtful = false
+	}
 	a.step(now) // mint a date that ended while the daemon was down
 	a.armMidnight(alarm, now)
 	for {

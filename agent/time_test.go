@@ -153,3 +153,57 @@ func TestServerTimeThatLiesForAnHour(t *testing.T) {
 		t.Fatalf("after a restart today is %s, want 2026-11-26", d)
 	}
 }
+
+// TestServerTimeLieAcrossAReboot: the lie is believed, the phone used on the lie's date,
+// and the phone reboots before any true answer. The new boot has no believed time and a
+// tally dated three years after its wall clock: with nothing queued no answer would come
+// until 2029, so the tally is closed at start; its upload brings a true server_time, and
+// the dates are undone as without the reboot.
+func TestServerTimeLieAcrossAReboot(t *testing.T) {
+	var r *rig
+	col, lie, hold := lyingCollector(t, &r)
+	r = newRig(t, morning, power, withCollector(col))
+	r.start()
+	r.waitMinted()
+	r.waitTrace("sync")
+	r.at("09:00:00")
+	r.use(time.Minute)
+	lie.Store(threeYears)
+	hold.Store(true)
+	r.at("00:00:00") // 2026-11-24 is minted and stays queued: its answers lie
+	r.waitMinted()
+	r.waitTraceAny("sync") // held
+	r.advance(20 * time.Minute)
+	r.flush() // confirmed
+	if d, _ := r.status(); d != 20291124 {
+		t.Fatalf("today is %s after the confirmed lie, want 2029-11-24", d)
+	}
+	r.use(time.Minute) // counted on 2029-11-24
+	r.stop()
+
+	// A new boot: CLOCK_BOOTTIME starts again, another boot_id, the wall clock is right.
+	wall := r.clock.Now().Add(time.Minute)
+	r.clock = newFakeClock(wall)
+	copy(r.clock.bootID[:], "fake-boot-id-002")
+	lie.Store(0)
+	hold.Store(false)
+	r.start()
+	rec := r.waitMinted()
+	if a, ok := rec.Activity(); !ok || a.Date != 20291124 || rec.Epoch != 1 {
+		t.Fatalf("minted at start: epoch %d %+v, want the doubtful 2029-11-24 closed in epoch 1", rec.Epoch, rec.Body)
+	}
+	r.advance(3 * time.Minute) // the backoff of the held answers survived the reboot
+	r.waitTraceAny("sync")     // its answer: true, and the wall clock agrees
+	if d, ok := r.status(); d != 20261125 || !ok {
+		t.Fatalf("after the true answer today is %s (trusted %v), want 2026-11-25", d, ok)
+	}
+	r.at("09:00:00")
+	r.use(time.Minute)
+	r.at("00:00:00")
+	if g := r.waitMinted(); g.Epoch != 2 || g.Kind() != proof.KindGenesis {
+		t.Fatalf("after the correction: epoch %d kind %d, want the genesis of epoch 2", g.Epoch, g.Kind())
+	}
+	if a, _ := r.waitMinted().Activity(); a == nil || a.Date != 20261125 {
+		t.Fatalf("the real date is not minted in epoch 2: %+v", a)
+	}
+}

@@ -415,16 +415,17 @@ func (c *Client) post(ctx context.Context, items []item, res *Result) (int, erro
 	if a.Length > MaxResponseBytes { // refused before a byte of it is paid for
 		return 0, protocolErr("%s: answer of %d bytes, at most %d", what, a.Length, MaxResponseBytes)
 	}
-	data, err := io.ReadAll(io.LimitReader(a.Body, MaxResponseBytes+1))
+	data, err := readAnswer(a.Body, a.Length)
 	res.BytesReceived += int64(len(data))
+	if errors.Is(err, errAnswerTooLong) {
+		res.BytesReceived++ // the byte that told
+		return 0, protocolErr("%s: answer longer than %d bytes", what, MaxResponseBytes)
+	}
 	if err != nil {
 		if cerr := rctx.Err(); cerr != nil { // the I/O error is only the echo of the deadline
 			err = cerr
 		}
 		return 0, c.requestErr(ctx, err, what+": reading the answer")
-	}
-	if len(data) > MaxResponseBytes {
-		return 0, protocolErr("%s: answer longer than %d bytes", what, MaxResponseBytes)
 	}
 	serverTime, outcomes, err := decodeResponse(data, ids)
 	if err != nil {
@@ -442,6 +443,52 @@ func (c *Client) post(ctx context.Context, items []item, res *Result) (int, erro
 		}
 	}
 	return statusOK, nil
+}
+
+// errAnswerTooLong is readAnswer's error for a body of unknown length longer than
+// MaxResponseBytes.
+var errAnswerTooLong = errors.New("answer longer than MaxResponseBytes")
+
+// readAnswer reads the body of a 200 answer. With its Content-Length (length >= 0, at
+// most MaxResponseBytes: the caller refuses a longer one first), into one allocation of
+// exactly that size. Of unknown length (-1: chunked, or up to the end of the
+// connection), into a buffer doubled as it fills, up to MaxResponseBytes: a byte more is
+// errAnswerTooLong. Either way what it allocates is known: at most MaxResponseBytes, or
+// twice that for a body of unknown length (io.ReadAll's chunks and final copy took a
+// little more, and twice as much again under the race detector).
+func readAnswer(body io.Reader, length int64) ([]byte, error) {
+	if length >= 0 {
+		data := make([]byte, min(length, MaxResponseBytes))
+		n, err := io.ReadFull(body, data)
+		return data[:n], err
+	}
+	data := make([]byte, 0, 512)
+	for {
+		if len(data) == cap(data) {
+			if len(data) == MaxResponseBytes {
+				var probe [1]byte
+				n, err := io.ReadFull(body, probe[:])
+				switch {
+				case n > 0:
+					return data, errAnswerTooLong
+				case err == io.EOF: // io.EOF itself, as io.ReadAll has it: not a wrapped one
+					return data, nil
+				}
+				return data, err
+			}
+			bigger := make([]byte, len(data), min(2*cap(data), MaxResponseBytes))
+			copy(bigger, data)
+			data = bigger
+		}
+		n, err := body.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err == io.EOF {
+			return data, nil
+		}
+		if err != nil {
+			return data, err
+		}
+	}
 }
 
 // The HTTP statuses the protocol gives a meaning (docs/protocol.md).

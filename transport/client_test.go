@@ -353,7 +353,7 @@ func TestUploadServerFailures(t *testing.T) {
 			}
 		}, text: "longer than 1048576 bytes"},
 		{name: "one result short", protocol: true, after: edit(func(r *srvResponse) { r.Results = r.Results[1:] }), text: "3 results for 4 records"},
-		{name: "one result too many", protocol: true, after: edit(func(r *srvResponse) { r.Results = append(r.Results, r.Results[0]) }), text: "5 results for 4 records"},
+		{name: "one result too many", protocol: true, after: edit(func(r *srvResponse) { r.Results = append(r.Results, r.Results[0]) }), text: "more than 4 results for 4 records"},
 		{name: "mismatched seq", protocol: true, after: edit(func(r *srvResponse) { r.Results[1], r.Results[2] = r.Results[2], r.Results[1] }), text: "result 1 is for epoch 1 seq 4"},
 		{name: "mismatched epoch", protocol: true, after: edit(func(r *srvResponse) { r.Results[3].Epoch = 2 }), text: "result 3 is for epoch 2"},
 		{name: "unknown status", protocol: true, after: edit(func(r *srvResponse) { r.Results[2].Status = "maybe" }), text: `unknown status "maybe"`},

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"amos.example/amosd/internal/jsonlite"
 )
 
 // decodeWithEncodingJSON is how decodeResponse read answers with encoding/json before
@@ -52,10 +54,59 @@ func caseFolded(body []byte) bool {
 	return false
 }
 
+// nesting returns how deep arrays and objects nest in body.
+func nesting(body []byte) int {
+	d, deepest := 0, 0
+	inStr, esc := false, false
+	for _, c := range body {
+		switch {
+		case esc:
+			esc = false
+		case inStr && c == '\\':
+			esc = true
+		case c == '"':
+			inStr = !inStr
+		case !inStr && (c == '[' || c == '{'):
+			d++
+			deepest = max(deepest, d)
+		case !inStr && (c == ']' || c == '}'):
+			d--
+		}
+	}
+	return deepest
+}
+
+// hostileAnswers are seeds of the fuzz targets: answers made to cost a parser memory or
+// to slip past it, for the ids {1, 7} and {1, 8}.
+func hostileAnswers() []string {
+	const st = `{"server_time":1795500000,`
+	ok2 := `"results":[{"epoch":1,"seq":7,"status":"accepted"},{"epoch":1,"seq":8,"status":"retry","reason":"chain_gap"}]`
+	return []string{
+		st + `"results":[{},{},{}]}`, // one result too many
+		st + `"results":[` + strings.Repeat(`{},`, 2000) + `{}]}`,
+		st + `"results":[null,null,` + strings.Repeat(`[`, 40) + `]}`, // too many, then broken
+		st + `"results":[{"epoch":1,"seq":7,"status":"accepted"},{"epoch":1,"seq":8,"status":"accepted"},"x"]}`,
+		st + ok2 + `,"x":` + strings.Repeat(`[`, 65) + strings.Repeat(`]`, 65) + `}`, // deeper than MaxDepth
+		st + ok2 + `,"x":` + strings.Repeat(`{"a":`, 63) + `0` + strings.Repeat(`}`, 63) + `}`,
+		st + ok2 + `,"x":[` + strings.Repeat(`{"k":[0,"s",true,null,1.5e3]},`, 500) + `{}]}`,
+		st + ok2 + `,"` + strings.Repeat("k", 5000) + `":"` + strings.Repeat(`\u00e9`, 5000) + `"}`,
+		`{"server_time":"x",` + ok2 + `,"server_time":1795500000}`, // a wrong type, then a right one
+		st + ok2 + `,"server_time":null}`,
+		st + `"results":[{"epoch":1,"seq":7,"status":"accepted","epoch":null},{"epoch":1,"seq":8,"status":"accepted"}]}`,
+		st + `"results":[{"epoch":-0,"seq":7,"status":"accepted"},{"epoch":1,"seq":8,"status":"accepted"}]}`,
+		st + `"results":[{"epoch":1,"seq":7,"status":"rejected","reason":"` + strings.Repeat("a", 70000) + `"},{"epoch":1,"seq":8,"status":"accepted"}]}`,
+		st + `"results":[{"epoch":1,"seq":7,"status":"` + strings.Repeat("accepted", 9) + `"},{"epoch":1,"seq":8,"status":"accepted"}]}`,
+		st + `"results":[{"epoch":1,"seq":7,"status":"acc\u0065pted","re\u0061son":"x"},{"epoch":1,"seq":8,"status":"rejected","reason":"b\u0061d"}]}`,
+		st + `"results":[{"epoch":1,"seq":7,"status":"accepted","seq":` + strings.Repeat("9", 5000) + `},{"epoch":1,"seq":8,"status":"accepted"}]}`,
+		`{"server_time":` + strings.Repeat("1", 100000) + `,` + ok2 + `}`,
+	}
+}
+
 // FuzzDecodeResponseMatchesEncodingJSON: decodeResponse accepts exactly the answers that
 // the encoding/json decoder accepted, with the same outcome, except for keys in another
-// case (encoding/json matched them) and repeated keys (encoding/json merged repeated
-// "results" arrays into one another; here the last counts).
+// case (encoding/json matched them), repeated keys (encoding/json merged repeated
+// "results" arrays into one another; here the last counts) and nesting deeper than
+// jsonlite.MaxDepth (refused here, as no answer needs it).
 func FuzzDecodeResponseMatchesEncodingJSON(f *testing.F) {
 	for _, s := range []string{
 		`{"server_time":1795500000,"results":[{"epoch":1,"seq":7,"status":"accepted"},{"epoch":1,"seq":8,"status":"rejected","reason":"bad_signature"}]}`,
@@ -65,11 +116,14 @@ func FuzzDecodeResponseMatchesEncodingJSON(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	for _, s := range hostileAnswers() {
+		f.Add([]byte(s))
+	}
 	ids := []RecordID{{1, 7}, {1, 8}}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		st, out, err := decodeResponse(body, ids)
 		rst, rres, ok := decodeWithEncodingJSON(body)
-		if caseFolded(body) || bytes.Count(body, []byte(`"results"`)) > 1 {
+		if caseFolded(body) || bytes.Count(body, []byte(`"results"`)) > 1 || nesting(body) > jsonlite.MaxDepth {
 			return
 		}
 		if !ok {

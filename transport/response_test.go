@@ -29,6 +29,12 @@ func TestDecodeResponse(t *testing.T) {
 			want: []outcome{{StatusAccepted, ""}, {StatusRetry, ""}}},
 		{body: `{"server_time":1795500000,"results":[{"epoch":1,"seq":7,"status":"rejected","reason":"some_new_reason_2"},{"epoch":1,"seq":8,"status":"accepted"}]}`,
 			want: []outcome{{StatusRejected, "some_new_reason_2"}, {StatusAccepted, ""}}},
+		// escapes in keys and values; a repeated results counts with its last; long and deep unknown values are skipped
+		{body: `{"server_time":1795500000,"results":[{"epoch":1,"seq":7,"status":"acc\u0065pted"},{"epoch":1,"seq":8,"st\u0061tus":"rejected","reason":"b\u0061d_sig"}]}`,
+			want: []outcome{{StatusAccepted, ""}, {StatusRejected, "bad_sig"}}},
+		{body: `{"server_time":1795500000,"results":[{}],` + ok2 + `}`, want: []outcome{{StatusAccepted, ""}, {StatusRejected, "bad_signature"}}},
+		{body: `{"server_time":1795500000,` + ok2 + `,"` + strings.Repeat("k", 1000) + `":["` + strings.Repeat(`\u00e9`, 10000) + `",` + strings.Repeat(`[`, 62) + strings.Repeat(`]`, 62) + `]}`,
+			want: []outcome{{StatusAccepted, ""}, {StatusRejected, "bad_signature"}}},
 		{body: ``, err: "not a JSON object"},
 		{body: `null`, err: "no server_time"},
 		{body: `{}`, err: "no server_time"},
@@ -54,6 +60,22 @@ func TestDecodeResponse(t *testing.T) {
 		{body: `{"server_time":1795500000,"results":[{"epoch":1,"seq":7,"status":"rejected"},{"epoch":1,"seq":8,"status":"accepted"}]}`, err: "rejected needs a reason"},
 		{body: `{"server_time":1795500000,"results":[{"epoch":1,"seq":7,"status":"rejected","reason":"Bad Sig\n"},{"epoch":1,"seq":8,"status":"accepted"}]}`, err: "rejected needs a reason"},
 		{body: `{"server_time":1795500000,"results":[{"epoch":1,"seq":7,"status":"rejected","reason":"` + strings.Repeat("a", 65) + `"},{"epoch":1,"seq":8,"status":"accepted"}]}`, err: "rejected needs a reason"},
+		// Results beyond the records sent are refused at the first one too many, whatever follows.
+		{body: `{"server_time":1795500000,"results":[{},{},{}]}`, err: "more than 2 results for 2 records"},
+		{body: `{"server_time":1795500000,"results":[{},{},{},` + strings.Repeat(`[`, 100), err: "more than 2 results for 2 records"},
+		{body: `{"server_time":1795500000,"results":[1]}`, err: "not a JSON object: result 0 is number 1"},
+		{body: `{"server_time":1795500000,"results":"` + strings.Repeat("x", 100) + `"}`, err: "not a JSON object: results is string, want an array"},
+		{body: `"x"`, err: "not a JSON object: string"},
+		{body: `[1]`, err: "not a JSON object: array"},
+		{body: `{"server_time":1795500000,` + ok2 + `,"x":` + strings.Repeat(`[`, 65) + strings.Repeat(`]`, 65) + `}`, err: "not a JSON object: nested deeper than 64"},
+		// Every value of a known key is checked, not only the last.
+		{body: `{"server_time":"x",` + ok2 + `,"server_time":1795500000}`, err: "not a JSON object: server_time is string, want an integer"},
+		{body: `{"server_time":1795500000,` + ok2 + `,"server_time":null}`, err: "no server_time"},
+		{body: `{"server_time":1795500000,"results":[{"epoch":1,"seq":7,"status":"accepted","epoch":null},{"epoch":1,"seq":8,"status":"accepted"}]}`, err: "result 0: epoch, seq and status are required"},
+		{body: `{"server_time":1795500000,"results":[{"epoch":-0,"seq":7,"status":"accepted"},{"epoch":1,"seq":8,"status":"accepted"}]}`, err: "epoch is number -0, want an integer of 0..4294967295"},
+		{body: `{"server_time":` + strings.Repeat("1", 1000) + `,` + ok2 + `}`, err: "server_time is number 11111111111111111111111111111111..., want"},
+		{body: `{"server_time":1795500000,"results":[{"epoch":1,"seq":7,"status":"` + strings.Repeat("accepted", 9) + `"},{"epoch":1,"seq":8,"status":"accepted"}]}`, err: `unknown status "acceptedacceptedacceptedaccepted..."`},
+		{body: `{"server_time":1795500000,"results":[{"epoch":1,"seq":7,"status":"rejected","reason":"` + strings.Repeat("a", 100000) + `"},{"epoch":1,"seq":8,"status":"accepted"}]}`, err: `got "` + strings.Repeat("a", 64) + `..."`},
 	} {
 		st, out, err := decodeResponse([]byte(tc.body), twoIDs)
 		switch {
@@ -77,6 +99,9 @@ func FuzzDecodeResponse(f *testing.F) {
 	f.Add([]byte(`{"server_time":1795500000,"results":[]}`), uint8(0))
 	f.Add([]byte(`{"server_time":1,"results":[{"epoch":1,"seq":7,"status":"duplicate"}]} `), uint8(1))
 	f.Add([]byte(`[`), uint8(3))
+	for i, s := range hostileAnswers() {
+		f.Add([]byte(s), uint8(i%4))
+	}
 	f.Fuzz(func(t *testing.T, body []byte, n uint8) {
 		ids := make([]RecordID, n%8)
 		for i := range ids {

@@ -16,13 +16,19 @@ import (
 	"amos.example/amosd/store"
 )
 
-// parseFlags parses a command's flags; extra arguments are refused unless allowed.
+// parseFlags parses a command's flags; extra arguments are refused unless allowed. For
+// -h or --help among the flags it prints the command's usage on stdout and returns
+// exitHelp, which run turns into exit 0.
 func parseFlags(env *cliEnv, name string, args []string, positional int, define func(fs *flagSet)) (*flagSet, int) {
 	fs := newFlagSet()
 	if define != nil {
 		define(fs)
 	}
 	if err := fs.Parse(args); err != nil {
+		if c, ok := findCommand(name); ok && errors.Is(err, errHelp) {
+			commandUsage(env.stdout, c)
+			return nil, exitHelp
+		}
 		return nil, usageError(env.stderr, "%s: %v", name, err)
 	}
 	if fs.NArg() != positional {

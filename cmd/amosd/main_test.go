@@ -109,6 +109,8 @@ func TestBinary(t *testing.T) {
 		{[]string{"--config", "/etc/none.json", "version"}, 0, "amosd v9.8.7-test", ""},
 		{[]string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
 		{[]string{"--frobnicate"}, 2, "", "flag provided but not defined"},
+		{[]string{"status", "--help"}, 0, "usage: amosd [--config PATH] status [--json]", ""},
+		{[]string{"status", "--yaml"}, 2, "", "status: flag provided but not defined: -yaml"},
 		{nil, 2, "", "usage: amosd"},
 	}
 	for _, tc := range tests {

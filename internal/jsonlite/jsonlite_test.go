@@ -78,6 +78,7 @@ func checkParse(t *testing.T, b []byte) {
 	t.Helper()
 	want, werr := reference(b)
 	got, err := Parse(b)
+	checkScanner(t, b, got, err)
 	var extra *ExtraError
 	switch {
 	case werr != nil && werr.Error() == "extra":

@@ -6,8 +6,11 @@
 //
 // Parse checks the whole grammar (numbers, escapes, nesting) and keeps the offset of
 // every value and key for error messages. Strings are decoded as encoding/json decodes
-// them: invalid UTF-8 and lone surrogates become U+FFFD. The writer (Append) produces
-// the bytes of encoding/json's Marshal or, indented, of an Encoder with SetIndent.
+// them: invalid UTF-8 and lone surrogates become U+FFFD. Parse builds the whole value
+// (its tree costs tens of times the input for many small values); a Scanner reads it in
+// one pass with the same checks, keeping only what its caller asks for (the collector's
+// answers, which may be large). The writer (Append) produces the bytes of encoding/json's
+// Marshal or, indented, of an Encoder with SetIndent.
 package jsonlite
 
 import (
@@ -275,8 +278,16 @@ func (p *parser) array(v *Value, depth int) error {
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-// number scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+// number scans a number into v.
 func (p *parser) number(v *Value) error {
+	lit, err := p.scanNumber()
+	v.Str = string(lit)
+	return err
+}
+
+// scanNumber scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? and returns it, a
+// slice of the input.
+func (p *parser) scanNumber() ([]byte, error) {
 	start := p.i
 	if p.b[p.i] == '-' {
 		p.i++
@@ -289,12 +300,12 @@ func (p *parser) number(v *Value) error {
 			p.i++
 		}
 	default:
-		return p.fail("in numeric literal")
+		return nil, p.fail("in numeric literal")
 	}
 	if p.i < len(p.b) && p.b[p.i] == '.' {
 		p.i++
 		if p.i >= len(p.b) || !isDigit(p.b[p.i]) {
-			return p.fail("after decimal point in numeric literal")
+			return nil, p.fail("after decimal point in numeric literal")
 		}
 		for p.i < len(p.b) && isDigit(p.b[p.i]) {
 			p.i++
@@ -306,97 +317,114 @@ func (p *parser) number(v *Value) error {
 			p.i++
 		}
 		if p.i >= len(p.b) || !isDigit(p.b[p.i]) {
-			return p.fail("in exponent of numeric literal")
+			return nil, p.fail("in exponent of numeric literal")
 		}
 		for p.i < len(p.b) && isDigit(p.b[p.i]) {
 			p.i++
 		}
 	}
-	v.Str = string(p.b[start:p.i])
-	return nil
+	return p.b[start:p.i], nil
 }
 
 // string scans a string literal at p.i and returns its decoded text.
 func (p *parser) string() (string, error) {
-	p.i++ // "
-	start := p.i
-	// The common case: no escape, ASCII or valid UTF-8.
-	for p.i < len(p.b) {
-		c := p.b[p.i]
+	// The common case: no escape, ASCII: one copy.
+	for j := p.i + 1; j < len(p.b); j++ {
+		c := p.b[j]
 		if c == '"' {
-			s := string(p.b[start:p.i])
-			p.i++
+			s := string(p.b[p.i+1 : j])
+			p.i = j + 1
 			return s, nil
 		}
 		if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
 			break
 		}
-		p.i++
 	}
-	out := append([]byte(nil), p.b[start:p.i]...)
+	out, _, err := p.appendString(nil, -1)
+	return string(out), err
+}
+
+// appendString scans the string literal at p.i, checking all of it, and appends its
+// decoded text to out, but only up to max bytes of out in all (max < 0: no bound); full
+// is false if some of the text was left out (cut at a byte, even inside a character).
+func (p *parser) appendString(out []byte, max int) (_ []byte, full bool, _ error) {
+	p.i++ // "
+	full = true
+	var enc [utf8.UTFMax]byte
 	for p.i < len(p.b) {
 		c := p.b[p.i]
+		var r rune
 		switch {
 		case c == '"':
 			p.i++
-			return string(out), nil
+			return out, full, nil
 		case c < 0x20:
-			return "", p.fail("in string literal")
+			return out, full, p.fail("in string literal")
 		case c == '\\':
 			p.i++
 			if p.i >= len(p.b) {
-				return "", p.fail("")
+				return out, full, p.fail("")
 			}
 			switch e := p.b[p.i]; e {
 			case '"', '\\', '/':
-				out = append(out, e)
+				r = rune(e)
 			case 'b':
-				out = append(out, '\b')
+				r = '\b'
 			case 'f':
-				out = append(out, '\f')
+				r = '\f'
 			case 'n':
-				out = append(out, '\n')
+				r = '\n'
 			case 'r':
-				out = append(out, '\r')
+				r = '\r'
 			case 't':
-				out = append(out, '\t')
+				r = '\t'
 			case 'u':
-				r, err := p.hex4()
-				if err != nil {
-					return "", err
+				var err error
+				if r, err = p.hex4(); err != nil {
+					return out, full, err
 				}
 				if utf16.IsSurrogate(r) {
 					// A pair is one rune; anything else is U+FFFD, as in encoding/json.
-					r2 := rune(-1)
+					dec := utf8.RuneError
 					if p.i+2 < len(p.b) && p.b[p.i+1] == '\\' && p.b[p.i+2] == 'u' {
 						save := p.i
 						p.i += 2
-						if r2, err = p.hex4(); err != nil {
-							return "", err
+						r2, err := p.hex4()
+						if err != nil {
+							return out, full, err
 						}
-						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
-							out = utf8.AppendRune(out, dec)
-							break
+						if dec = utf16.DecodeRune(r, r2); dec == utf8.RuneError {
+							p.i = save // not a pair: the second escape stands alone
 						}
-						p.i = save // not a pair: the second escape stands alone
 					}
-					r = utf8.RuneError
+					r = dec
 				}
-				out = utf8.AppendRune(out, r)
 			default:
-				return "", p.fail("in string escape code")
+				return out, full, p.fail("in string escape code")
 			}
 			p.i++
 		case c < utf8.RuneSelf:
-			out = append(out, c)
+			r = rune(c)
 			p.i++
 		default:
-			r, size := utf8.DecodeRune(p.b[p.i:])
-			out = utf8.AppendRune(out, r) // RuneError for invalid bytes, one at a time
+			var size int
+			r, size = utf8.DecodeRune(p.b[p.i:]) // RuneError for invalid bytes, one at a time
 			p.i += size
 		}
+		if r < utf8.RuneSelf && (max < 0 || len(out) < max) {
+			out = append(out, byte(r))
+			continue
+		}
+		n := utf8.EncodeRune(enc[:], r)
+		if max >= 0 && len(out)+n > max {
+			n, full = max-len(out), false
+			if n < 0 {
+				n = 0
+			}
+		}
+		out = append(out, enc[:n]...)
 	}
-	return "", p.fail("")
+	return out, full, p.fail("")
 }
 
 // hex4 reads the 4 hex digits after \u (p.i at the 'u') and leaves p.i on the last.
