@@ -24,11 +24,15 @@ import (
 	"amos.example/amosd/agent/config"
 )
 
-// docs/config.md gives these two values in its sample; the rest are the defaults.
+// docs/config.md gives these values in its sample; the rest are the defaults.
 const (
 	specServerURL = "https://records.amos.example"
 	specCAFile    = "/system/etc/security/amos-ca.pem"
 )
+
+// specSources are the handset's sources: the defaults but logind, which no Android
+// handset has (listed, it would stay absent and amosd selftest would warn on every one).
+var specSources = []string{config.SourceAmosPower, config.SourceEvdev}
 
 // read returns the content of a file of this directory.
 func read(t *testing.T, name string) string {
@@ -231,8 +235,8 @@ func fileKeys(m map[string]any, prefix string) []string {
 }
 
 // checkConfig checks the shipped amosd.json: it parses as amosd parses it, equals
-// docs/config.md's sample (the defaults, with its server_url and ca_file), equals the
-// handset sample of testdata, and spells out every key.
+// docs/config.md's sample (the defaults, with its server_url, ca_file and sources),
+// equals the handset sample of testdata, and spells out every key.
 func checkConfig(shipped, handset []byte) []error {
 	cfg, err := config.Parse("amosd.json", shipped)
 	if err != nil {
@@ -240,7 +244,7 @@ func checkConfig(shipped, handset []byte) []error {
 	}
 	var errs []error
 	want := config.Default()
-	want.ServerURL, want.CAFile = specServerURL, specCAFile
+	want.ServerURL, want.CAFile, want.Sources = specServerURL, specCAFile, specSources
 	for _, d := range configDiff(*cfg, want) {
 		errs = append(errs, fmt.Errorf("amosd.json: %s, want docs/config.md's", d))
 	}
@@ -588,6 +592,7 @@ func TestChecksCatchMistakes(t *testing.T) {
 		{"Android.bp", "check_elf_files: false", "check_elf_files: true", "check_elf_files"},
 		{"amosd.json", `"log": "auto"`, `"log": "logd"`, "log: logd (want auto), want docs/config.md's"},
 		{"amosd.json", `"status_uids": [2000]`, `"status_uids": [2000, 1001]`, "status_uids: [2000 1001] (want [2000])"},
+		{"amosd.json", `"sources": ["amos-power", "evdev"]`, `"sources": ["amos-power", "logind", "evdev"]`, "sources: [amos-power logind evdev] (want [amos-power evdev])"},
 		{"amosd.json", `  "dns_servers": [],` + "\n", "", "key dns_servers missing"},
 		{"amosd.json", `"timeout": "30s"`, `"timeout": "30s", "jitter": "1s"`, "unknown key"},
 		{"amosd.rc", "mkdir /data/amos 0700", "mkdir /data/amos 0770", "mode 0770, want 0700"},

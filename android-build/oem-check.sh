@@ -8,8 +8,10 @@
 #                                                           amosd on PATH), $AMOSD_CONFIG
 #
 # Each step prints "PASS name" or "FAIL name: what — fix: how" (and "SKIP name: why"
-# for a step that an earlier failure makes pointless). Exit 0 if nothing failed, 1 if
-# something did, 2 on a usage error.
+# for a step that an earlier failure makes pointless); a selftest check that passes
+# with a warning (a listed source that is absent while another one works) prints
+# "WARN name: what — fix: how". Exit 0 if nothing failed, 1 if something did, 2 on a
+# usage error.
 #
 # Environment: ADB (default adb), ADB_SERIAL (as -s), AMOSD (--local: the binary),
 # AMOSD_CONFIG (passed to amosd), AMOSD_CHECK_WAIT (seconds of reported use to measure,
@@ -24,7 +26,7 @@ WAIT=${AMOSD_CHECK_WAIT:-3}
 REMOTE_DIR=${AMOSD_REMOTE_DIR:-/data/local/tmp}
 
 usage() {
-	sed -n '2,18s/^# \{0,1\}//p' "$0"
+	sed -n '2,20s/^# \{0,1\}//p' "$0"
 }
 
 while [ $# -gt 0 ]; do
@@ -47,12 +49,17 @@ fi
 
 passed=0
 failed=0
+warned=0
 pass() { echo "PASS $*"; passed=$((passed + 1)); }
 # fail NAME WHAT FIX
 fail() { echo "FAIL $1: $2 — fix: $3"; failed=$((failed + 1)); }
 skip() { echo "SKIP $1: $2"; }
 finish() {
-	echo "oem-check: $passed passed, $failed failed"
+	case $warned in
+	0) echo "oem-check: $passed passed, $failed failed" ;;
+	1) echo "oem-check: $passed passed, $failed failed, 1 warning" ;;
+	*) echo "oem-check: $passed passed, $failed failed, $warned warnings" ;;
+	esac
 	[ "$failed" -eq 0 ] && exit 0
 	exit 1
 }
@@ -178,12 +185,16 @@ case $OUT in
 			gsub(/\\"/, "\"", s); gsub(/\\\\/, "\\", s)
 			return s
 		}
-		/"check":/  { name = unq($0); ok = ""; detail = ""; fix = "" }
+		/"check":/  { name = unq($0); ok = ""; warn = ""; detail = ""; fix = "" }
 		/"ok": *(true|false)/ && name != "" { ok = ($0 ~ /true/) ? "true" : "false" }
+		/"warn": *true/ && name != "" { warn = "true" }
 		/"detail":/ { detail = unq($0) }
 		/"fix":/    { fix = unq($0) }
 		/^[ \t]*},?[ \t]*$/ && name != "" {
-			if (ok == "true") print "PASS selftest " name " (" detail ")"
+			if (ok == "true" && warn == "true") {
+				if (fix == "") fix = "see the detail"
+				print "WARN selftest " name ": " detail " — fix: " fix
+			} else if (ok == "true") print "PASS selftest " name " (" detail ")"
 			else {
 				if (fix == "") fix = "see the detail"
 				print "FAIL selftest " name ": " detail " — fix: " fix
@@ -193,6 +204,7 @@ case $OUT in
 	while IFS= read -r line; do
 		case $line in
 		PASS\ *) pass "${line#PASS }" ;;
+		WARN\ *) echo "$line"; warned=$((warned + 1)) ;;
 		FAIL\ *) echo "$line"; failed=$((failed + 1)) ;;
 		esac
 	done <<EOF

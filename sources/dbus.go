@@ -26,11 +26,13 @@ const (
 
 // powerSource listens to the Amos power manager: ScreenChanged(b), LockChanged(b) and
 // UserActivity() on com.amos.PowerManager1, from the owner of com.amos.PowerManager
-// only. Signals of the interface from anyone else are counted as spoofed.
+// only. Signals of the interface from anyone else are counted as spoofed, each one, and
+// logged at a bounded rate (spoofLog).
 type powerSource struct {
 	emit      Emit
 	spoofed   *atomic.Uint64
 	logf      func(string, ...any)
+	spoofLog  *spoofLog
 	watch     nameWatch
 	available bool
 }
@@ -38,7 +40,8 @@ type powerSource struct {
 const powerCaps = CapScreen | CapLock | CapInput
 
 func NewPowerSource(emit Emit, spoofed *atomic.Uint64, logf func(string, ...any)) *powerSource {
-	return &powerSource{emit: emit, spoofed: spoofed, logf: logf, watch: nameWatch{name: PowerManagerName}}
+	return &powerSource{emit: emit, spoofed: spoofed, logf: logf, spoofLog: newSpoofLog(config.SourceAmosPower, logf),
+		watch: nameWatch{name: PowerManagerName}}
 }
 
 func (p *powerSource) Connected(ctx context.Context, conn *dbus.Conn) error {
@@ -77,7 +80,7 @@ func (p *powerSource) Signal(sig *dbus.Signal) {
 	}
 	if !p.watch.from(sig) {
 		p.spoofed.Add(1)
-		p.logf("amos-power: ignored %s from %s, not the owner of %s (%q)", member, sig.Sender, PowerManagerName, p.watch.owner)
+		p.spoofLog.forged(fmt.Sprintf("%s from %s, not the owner of %s (%q)", member, sig.Sender, PowerManagerName, p.watch.owner))
 		return
 	}
 	flag, isBool := false, false
@@ -97,6 +100,7 @@ func (p *powerSource) Signal(sig *dbus.Signal) {
 }
 
 func (p *powerSource) Disconnected() {
+	p.spoofLog.flush()
 	p.watch.owner = ""
 	p.setAvailable(false)
 }
@@ -110,11 +114,13 @@ func pick(cond bool, yes, no EventKind) EventKind {
 
 // logindSource listens to systemd-logind: the LockedHint and IdleHint properties of the
 // active session of seat0, and Manager.PrepareForSleep, from the owner of
-// org.freedesktop.login1 only.
+// org.freedesktop.login1 only; the others' signals are counted and logged as the
+// power source's are.
 type logindSource struct {
 	emit      Emit
 	spoofed   *atomic.Uint64
 	logf      func(string, ...any)
+	spoofLog  *spoofLog
 	watch     nameWatch
 	conn      *dbus.Conn
 	ctx       context.Context
@@ -129,7 +135,8 @@ const logindCaps = CapLock | CapIdle
 const CallTimeout = 5 * time.Second
 
 func NewLogindSource(emit Emit, spoofed *atomic.Uint64, logf func(string, ...any)) *logindSource {
-	return &logindSource{emit: emit, spoofed: spoofed, logf: logf, watch: nameWatch{name: LogindName}}
+	return &logindSource{emit: emit, spoofed: spoofed, logf: logf, spoofLog: newSpoofLog(config.SourceLogind, logf),
+		watch: nameWatch{name: LogindName}}
 }
 
 func (l *logindSource) Connected(ctx context.Context, conn *dbus.Conn) error {
@@ -214,7 +221,7 @@ func (l *logindSource) Signal(sig *dbus.Signal) {
 	}
 	if !l.watch.from(sig) {
 		l.spoofed.Add(1)
-		l.logf("logind: ignored %s from %s, not the owner of %s", sig.Name, sig.Sender, LogindName)
+		l.spoofLog.forged(fmt.Sprintf("%s from %s, not the owner of %s", sig.Name, sig.Sender, LogindName))
 		return
 	}
 	if isSleep {
@@ -243,6 +250,7 @@ func (l *logindSource) Signal(sig *dbus.Signal) {
 }
 
 func (l *logindSource) Disconnected() {
+	l.spoofLog.flush()
 	l.watch.owner, l.session, l.conn = "", "", nil
 	l.setAvailable(false)
 }

@@ -311,6 +311,18 @@ func decodeRecovery(b []byte) (Recovery, error) {
 	return r, d.done()
 }
 
+// formatVersion decodes meta/schema: the store's format version, a u64 from 1.
+func formatVersion(v []byte) (uint64, error) {
+	if v == nil {
+		return 0, fmt.Errorf("no format version (meta/schema): %w", errValue)
+	}
+	n, err := keyU64(v)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("format version (meta/schema) %x is not a number from 1: %w", v, errValue)
+	}
+	return n, nil
+}
+
 func u64key(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
 func keyU64(k []byte) (uint64, error) {

@@ -77,7 +77,8 @@ func TestCorruptionIsRecovered(t *testing.T) {
 		// The number of records that must be carried over is in [minSalvaged, maxSalvaged].
 		minSalvaged, maxSalvaged int
 	}{
-		{"zero-length file", func(t *testing.T, b []byte, _ [][]byte) []byte { return nil }, 0, 0},
+		// All zeros, but longer than bbolt's first four pages: a store was written there.
+		{"zeroed file", func(t *testing.T, b []byte, _ [][]byte) []byte { return make([]byte, len(b)) }, 0, 0},
 		{"truncated to 100 bytes", func(t *testing.T, b []byte, _ [][]byte) []byte { return b[:100] }, 0, 0},
 		{"truncated to one page", func(t *testing.T, b []byte, _ [][]byte) []byte { return b[:pageSize(b)] }, 0, 0},
 		{"truncated to half its pages", func(t *testing.T, b []byte, _ [][]byte) []byte { return b[:highWater(b)/2] }, 0, days},

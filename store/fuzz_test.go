@@ -6,8 +6,9 @@ import (
 	"time"
 )
 
-// FuzzValues feeds every stored-value decoder: none may panic, and what one accepts
-// must re-encode to the same bytes (the first input byte picks the decoder).
+// FuzzValues feeds every stored-value decoder, the format version included: none may
+// panic, and what one accepts must re-encode to the same bytes (the first input byte
+// picks the decoder).
 func FuzzValues(f *testing.F) {
 	var id [16]byte
 	copy(id[:], "boot-id-16-bytes")
@@ -16,13 +17,14 @@ func FuzzValues(f *testing.F) {
 	f.Add(append([]byte{2}, encodeSync(SyncState{LastResult: "503: retry after 60s", BackoffInterval: time.Minute, ServerBootID: id})...))
 	f.Add(append([]byte{3}, encodeDead(1795000000, "bad_signature", []byte("record"))...))
 	f.Add(append([]byte{4}, encodeRecovery(Recovery{At: 1, CorruptPath: "/data/amos/amosd.db.corrupt-1", Cause: "checksum error", Salvaged: 3})...))
+	f.Add(append([]byte{5}, u64key(FormatVersion)...))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		if len(in) == 0 {
 			return
 		}
 		b := in[1:]
 		var again []byte
-		switch in[0] % 5 {
+		switch in[0] % 6 {
 		case 0:
 			v, err := decodeHead(b)
 			if err != nil {
@@ -53,9 +55,15 @@ func FuzzValues(f *testing.F) {
 				return
 			}
 			again = encodeRecovery(v)
+		case 5:
+			v, err := formatVersion(b)
+			if err != nil {
+				return
+			}
+			again = u64key(v)
 		}
 		if !bytes.Equal(again, b) {
-			t.Fatalf("decoder %d: re-encoding differs\n in %x\nout %x", in[0]%5, b, again)
+			t.Fatalf("decoder %d: re-encoding differs\n in %x\nout %x", in[0]%6, b, again)
 		}
 	})
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"syscall"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -94,7 +96,8 @@ func headAfter(h Head, r *proof.Record, raw []byte) Head {
 
 // initialBudget is how many bytes of queued and dead-letter values the store starts by
 // keeping: half of max_store_bytes, leaving the rest to bbolt's pages, copy-on-write
-// and freelist. If bbolt still reaches max_store_bytes, the budget is lowered.
+// and freelist. If the file cannot grow (max_store_bytes, or a full disk), the budget
+// is lowered.
 func (s *Store) initialBudget() int64 { return s.opts.MaxBytes / 2 }
 
 // payloadBudget is the current budget of queued and dead-letter bytes.
@@ -123,7 +126,10 @@ func (s *Store) Mint(rec []byte, next *Tally) (MintResult, error) {
 		res.Evicted = *ev
 		return err
 	})
-	return res, err
+	if err != nil {
+		return MintResult{}, fmt.Errorf("store: mint: %w", err)
+	}
+	return res, nil
 }
 
 // mintTx is Mint's work inside a transaction.
@@ -136,13 +142,13 @@ func mintTx(tx *bolt.Tx, r *proof.Record, rec []byte, next *Tally) (MintResult, 
 		}
 		head = h
 		if err := follows(RecordID{h.Epoch, h.Seq}, h.Hash, r); err != nil {
-			return MintResult{}, fmt.Errorf("store: mint: %v: %w", err, ErrChain)
+			return MintResult{}, fmt.Errorf("%v: %w", err, ErrChain)
 		}
 		if a, ok := r.Activity(); ok && a.Date <= h.LastDate {
-			return MintResult{}, fmt.Errorf("store: mint: date %s is not after %s: %w", a.Date, h.LastDate, ErrChain)
+			return MintResult{}, fmt.Errorf("date %s is not after %s: %w", a.Date, h.LastDate, ErrChain)
 		}
 	} else if r.Kind() != proof.KindGenesis {
-		return MintResult{}, fmt.Errorf("store: mint: epoch %d seq %d on an empty chain: %w", r.Epoch, r.Seq, ErrChain)
+		return MintResult{}, fmt.Errorf("epoch %d seq %d on an empty chain: %w", r.Epoch, r.Seq, ErrChain)
 	}
 	q := tx.Bucket(bucketQueue)
 	q.FillPercent = queueFill
@@ -160,15 +166,27 @@ func mintTx(tx *bolt.Tx, r *proof.Record, rec []byte, next *Tally) (MintResult, 
 	return res, putTally(tx, next)
 }
 
+// noRoom reports whether err is the file failing to grow: bbolt reaching
+// max_store_bytes, or the file system full (ENOSPC, or EDQUOT under a quota).
+func noRoom(err error) bool {
+	return errors.Is(err, berrors.ErrMaxSizeReached) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
 // updateWithRoom runs fn in a write transaction after making room for need more bytes
-// of payload. If bbolt still reaches max_store_bytes, the payload budget is lowered by
-// an eighth, the excess evicted in a transaction of its own, and fn tried again. The
-// evictions of every attempt are reported to fn.
+// of payload. If the file cannot grow (noRoom), or the disk could not give the store's
+// reserve at the last write (reserve), the payload budget is lowered (shrink); after a
+// failed transaction fn is tried again, at most 8 times. The evictions of every attempt
+// are reported to fn.
 func (s *Store) updateWithRoom(need int64, fn func(tx *bolt.Tx, ev *Evictions) error) error {
 	if s.readOnly {
-		return fmt.Errorf("store: %w", berrors.ErrDatabaseReadOnly)
+		return berrors.ErrDatabaseReadOnly
 	}
 	var carried Evictions
+	if s.full.Swap(false) {
+		if err := s.shrink(errNoReserve, need, &carried); err != nil {
+			s.opts.Logf("store: %v", err) // the write below may still fit
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		err := s.write(func(tx *bolt.Tx) error {
 			ev := carried
@@ -181,27 +199,55 @@ func (s *Store) updateWithRoom(need int64, fn func(tx *bolt.Tx, ev *Evictions) e
 			}
 			tx.OnCommit(func() { s.payload.Add(need - freed) })
 			if ev != carried {
-				s.opts.Logf("store: evicted %d dead-letter and %d queued records to stay under %d bytes", ev.Dead-carried.Dead, ev.Queued-carried.Queued, s.opts.MaxBytes)
+				s.opts.Logf("store: evicted %d dead-letter and %d queued records to stay under %d bytes of records", ev.Dead-carried.Dead, ev.Queued-carried.Queued, s.payloadBudget())
 			}
 			return nil
 		})
-		if !errors.Is(err, berrors.ErrMaxSizeReached) {
+		if !noRoom(err) {
 			return err
 		}
-		lower := max(s.payloadBudget()-s.initialBudget()/8, s.initialBudget()/8)
-		if attempt == 8 || lower == s.payloadBudget() && attempt > 0 {
-			return fmt.Errorf("store: %w: %w", ErrFull, err)
+		if attempt == 8 || s.payload.Load() == 0 {
+			return fmt.Errorf("%w: %w", ErrFull, err)
 		}
-		s.budget.Store(lower)
-		s.opts.Logf("store: bbolt reached max_store_bytes %d; keeping at most %d bytes of records from now on", s.opts.MaxBytes, lower)
-		if err := s.write(func(tx *bolt.Tx) error {
-			freed, err := s.evict(tx, s.payload.Load()+need-lower, &carried)
-			tx.OnCommit(func() { s.payload.Add(-freed) })
-			return err
-		}); err != nil {
-			return fmt.Errorf("store: %w: evicting: %v", ErrFull, err)
+		if err := s.shrink(err, need, &carried); err != nil {
+			return fmt.Errorf("%w: evicting: %w", ErrFull, err)
 		}
 	}
+}
+
+// errNoReserve is the cause shrink logs when the reserve was found short.
+var errNoReserve = errors.New("no room left for its reserve of free pages, under max_store_bytes or on the disk")
+
+// shrink lowers the payload budget to seven eighths of the smaller of the budget and
+// the payload held, for as long as the store stays open, and evicts down to it.
+func (s *Store) shrink(cause error, need int64, ev *Evictions) error {
+	held := s.payload.Load()
+	lower := min(s.payloadBudget(), held) / 8 * 7
+	s.budget.Store(max(lower, 1))
+	s.opts.Logf("store: %s cannot grow (%v); keeping at most %d bytes of records from now on", s.path, cause, lower)
+	return s.evictInSteps(held+need-lower, ev)
+}
+
+// evictInSteps evicts excess payload bytes in transactions of at most half a page of
+// records each: when the file cannot grow, a transaction has only the reserve and the
+// pages the one before it freed, and a small one needs few (the leaves it changes,
+// their branch, the root and the freelist).
+func (s *Store) evictInSteps(excess int64, ev *Evictions) error {
+	step := int64(os.Getpagesize() / 2)
+	for excess > 0 {
+		var freed int64
+		err := s.write(func(tx *bolt.Tx) error {
+			var err error
+			freed, err = s.evict(tx, min(excess, step), ev)
+			tx.OnCommit(func() { s.payload.Add(-freed) })
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		excess -= freed
+	}
+	return nil
 }
 
 // evict deletes dead-letter records, then the oldest queued records, until at least
@@ -235,7 +281,7 @@ func (s *Store) evict(tx *bolt.Tx, excess int64, ev *Evictions) (int64, error) {
 		}
 	}
 	if freed < excess {
-		return 0, fmt.Errorf("store: %w: %d bytes over the bound with nothing left to evict", ErrFull, excess-freed)
+		return 0, fmt.Errorf("%w: %d bytes over the bound with nothing left to evict", ErrFull, excess-freed)
 	}
 	return freed, nil
 }
@@ -300,11 +346,9 @@ func (s *Store) Ack(ids ...RecordID) (int, error) {
 	return res.Acked, err
 }
 
-// Settle applies the outcome of one upload in one transaction.
+// Settle applies the outcome of one upload in one transaction, making room as Mint
+// does if the file cannot grow.
 func (s *Store) Settle(st Settlement) (SettleResult, error) {
-	if s.readOnly {
-		return SettleResult{}, fmt.Errorf("store: %w", berrors.ErrDatabaseReadOnly)
-	}
 	want := make(map[RecordID]*string, len(st.Acked)+len(st.Dead))
 	for _, id := range st.Acked {
 		want[id] = nil
@@ -313,7 +357,7 @@ func (s *Store) Settle(st Settlement) (SettleResult, error) {
 		want[st.Dead[i].ID] = &st.Dead[i].Reason
 	}
 	var res SettleResult
-	err := s.write(func(tx *bolt.Tx) error {
+	err := s.updateWithRoom(0, func(tx *bolt.Tx, _ *Evictions) error {
 		res = SettleResult{}
 		q := tx.Bucket(bucketQueue)
 		dead := tx.Bucket(bucketDead)

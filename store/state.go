@@ -5,15 +5,12 @@ import (
 	"os"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
-// update runs fn in a write transaction of a store opened for writing.
+// update runs fn in a write transaction of a store opened for writing, making room
+// as Mint does if the file cannot grow: the tally is saved on a full disk too.
 func (s *Store) update(what string, fn func(tx *bolt.Tx) error) error {
-	if s.readOnly {
-		return fmt.Errorf("store: %s: %w", what, berrors.ErrDatabaseReadOnly)
-	}
-	if err := s.write(fn); err != nil {
+	if err := s.updateWithRoom(0, func(tx *bolt.Tx, _ *Evictions) error { return fn(tx) }); err != nil {
 		return fmt.Errorf("store: %s: %w", what, err)
 	}
 	return nil

@@ -37,8 +37,15 @@ const (
 	DefaultMaxBytes    = 8 << 20
 	DefaultLockTimeout = time.Second
 	minMaxBytes        = 64 << 10
-	schemaVersion      = 1
+	fallocKeepSize     = 0x01 // FALLOC_FL_KEEP_SIZE
+	reservePages       = 4
 )
+
+// FormatVersion is the store format this build writes, recorded in meta/schema when
+// the file is created, and the newest it reads: a store of a higher format is refused
+// with ErrNewerFormat (docs/store-and-epochs.md). Every change of the layout of a
+// bucket or a value raises it; meta/schema itself never moves.
+const FormatVersion = 1
 
 var (
 	bucketMeta    = []byte("meta")
@@ -104,7 +111,17 @@ type Store struct {
 	payload   atomic.Int64 // bytes of queued and dead-letter values
 	budget    atomic.Int64 // most payload bytes kept; 0 until lowered (payloadBudget)
 	recovered *Recovery
-	created   bool // the file did not exist before this Open
+	created   bool // this Open wrote the file's first bytes
+	// The reserve (reserve): the most bytes of pages bbolt may have under MaxBytes;
+	// bbolt's file, nil when read-only or when the file system has no fallocate; the
+	// bytes from offset 0 allocated on disk; the end of the pages in use at open or when
+	// the reserve was last found short; and that news for the next write
+	// (updateWithRoom). All but the first and last are guarded by wmu.
+	limit      int64
+	file       *os.File
+	reservedTo int64
+	fullAt     int64
+	full       atomic.Bool
 }
 
 // Open opens or creates the store. A file that fails to open or fails its integrity
@@ -120,10 +137,8 @@ func Open(o Options) (*Store, error) {
 		return nil, fmt.Errorf("store: data_dir %s: %w", o.Dir, err)
 	}
 	path := filepath.Join(o.Dir, FileName)
-	_, statErr := os.Lstat(path)
 	s, err := open(path, o, false)
 	if err == nil {
-		s.created = errors.Is(statErr, fs.ErrNotExist)
 		return s, nil
 	}
 	if !errors.Is(err, ErrCorrupt) {
@@ -138,11 +153,11 @@ func Open(o Options) (*Store, error) {
 	o.Logf("store: %s is corrupt (%v); moved to %s, starting a new store", path, cause, moved)
 	old := salvage(moved, o.LockTimeout)
 	if s, err = open(path, o, false); err != nil {
-		// Leave no half-made file behind: the next start would take it for another
-		// corrupt store and rotate the real one out.
-		os.Remove(path)
+		// open removed the half-made file: the next start would have taken it for
+		// another corrupt store and rotated the real one out.
 		return nil, fmt.Errorf("store: new store after moving the corrupt one aside: %w", err)
 	}
+	s.created = false // recovered, not created: see Recovered
 	rec := Recovery{At: at.Unix(), CorruptPath: moved, Cause: cause.Error()}
 	if err := s.adopt(old, &rec); err != nil {
 		s.Close()
@@ -157,8 +172,9 @@ func Open(o Options) (*Store, error) {
 }
 
 // OpenReadOnly opens the store in dir for inspection without waiting: a store held by
-// a running daemon fails at once with ErrInUse, a corrupt one with ErrCorrupt, and
-// nothing is ever created, moved or written.
+// a running daemon fails at once with ErrInUse, a corrupt one with ErrCorrupt, one of
+// a newer format with ErrNewerFormat, a missing or never written one with an error
+// wrapping fs.ErrNotExist; nothing is ever created, moved or written.
 func OpenReadOnly(dir string) (*Store, error) {
 	o := Options{Dir: dir, LockTimeout: 50 * time.Millisecond}
 	if err := o.normalize(); err != nil {
@@ -177,23 +193,22 @@ func (s *Store) Path() string { return s.path }
 // Recovered returns what Open did about a corrupt store, or nil if it opened cleanly.
 func (s *Store) Recovered() *Recovery { return s.recovered }
 
-// Created reports whether this Open created the file: a first start, or a data
-// partition that was wiped. A recovered store is not Created: see Recovered.
+// Created reports whether this Open wrote the store's first bytes: a first start (the
+// file did not exist, or an earlier start left it never written, e.g. on a full disk),
+// or a data partition that was wiped. A recovered store is not Created: see Recovered.
 func (s *Store) Created() bool { return s.created }
 
 // Close closes the store.
 func (s *Store) Close() error { return s.db.Close() }
 
-// errEmptyFile marks an existing store file found empty once locked.
-var errEmptyFile = errors.New("empty file")
-
 // open opens path and checks it. Corruption of any kind, panics and memory faults of
-// bbolt on a damaged file included, comes back as an error wrapping ErrCorrupt;
-// anything else (the lock, permissions, I/O errors) as itself.
+// bbolt on a damaged file included, comes back as an error wrapping ErrCorrupt; a
+// newer format as ErrNewerFormat; anything else (the lock, permissions, I/O errors,
+// a full disk) as itself. A file that holds no store yet is written afresh, and
+// removed again if that fails, so that a failed first start leaves nothing behind.
 func open(path string, o Options, readOnly bool) (s *Store, err error) {
-	_, statErr := os.Lstat(path)
-	existed := statErr == nil
 	var file *os.File // captured so that it can be closed if bbolt panics
+	fresh := false    // the file held no store: this open writes its first bytes
 	bo := &bolt.Options{
 		Timeout:         o.LockTimeout,
 		ReadOnly:        readOnly,
@@ -205,15 +220,20 @@ func open(path string, o Options, readOnly bool) (s *Store, err error) {
 				return nil, err
 			}
 			file = f
-			// Lock before looking at the size: an empty file may be another
+			// Lock before looking at the content: an empty file may be another
 			// process's store in the making, and then it holds the lock.
 			if err := lockFile(f, !readOnly, o.LockTimeout); err != nil {
 				f.Close()
 				return nil, err
 			}
-			if fi, err := f.Stat(); err == nil && existed && fi.Size() == 0 {
+			if fresh, err = neverWritten(f); err == nil && fresh && readOnly {
+				err = errNeverWritten
+			} else if err == nil && fresh {
+				err = f.Truncate(0) // bbolt writes its first pages into an empty file only
+			}
+			if err != nil {
 				f.Close()
-				return nil, errEmptyFile
+				return nil, err
 			}
 			return f, nil
 		},
@@ -224,22 +244,51 @@ func open(path string, o Options, readOnly bool) (s *Store, err error) {
 		db, err = bolt.Open(path, 0o600, bo)
 		return err
 	})
-	if err != nil {
-		if file != nil && db == nil {
-			file.Close()
+	if err == nil {
+		s = &Store{db: db, path: path, opts: o, readOnly: readOnly, created: fresh, limit: pagesLimit(o.MaxBytes)}
+		if !readOnly {
+			s.file = file
 		}
-		return nil, classifyOpenError(path, err)
-	}
-	s = &Store{db: db, path: path, opts: o, readOnly: readOnly}
-	if err := boltguard.Run(s.check); err != nil {
-		db.Close()
-		var pe *boltguard.PanicError
-		if errors.As(err, &pe) || errors.Is(err, errValue) {
-			return nil, fmt.Errorf("%s: %w: %v", path, ErrCorrupt, err)
+		if err = boltguard.Run(s.check); err != nil {
+			db.Close()
 		}
-		return nil, err
+	} else if file != nil && db == nil {
+		file.Close()
 	}
-	return s, nil
+	if err != nil && fresh && !readOnly {
+		os.Remove(path) // nothing of a store was in it: the next start begins afresh
+	}
+	var pe *boltguard.PanicError
+	switch {
+	case err == nil:
+		return s, nil
+	case s != nil && errors.Is(err, ErrNewerFormat):
+		return nil, fmt.Errorf("store: %s: %w", path, err)
+	case s != nil && (errors.As(err, &pe) || errors.Is(err, errValue)):
+		return nil, fmt.Errorf("%s: %w: %v", path, ErrCorrupt, err)
+	}
+	return nil, classifyOpenError(path, err)
+}
+
+// neverWritten reports whether the locked file f holds no store: it is empty (a start
+// that failed before bbolt's first write, e.g. on a full disk), or its bytes are all
+// zero and no more than the four pages bbolt writes first (a power cut before they
+// reached the disk). A store that committed anything is larger and not all zero.
+func neverWritten(f *os.File) (bool, error) {
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() > 4*int64(os.Getpagesize()) {
+		return false, err
+	}
+	b := make([]byte, fi.Size())
+	if _, err := f.ReadAt(b, 0); err != nil {
+		return false, err
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // lockFile takes bbolt's flock on f, waiting at most timeout; bbolt's own flock on the
@@ -282,8 +331,8 @@ func classifyOpenError(path string, err error) error {
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return fmt.Errorf("store: %s: %w (lock not released)", path, ErrInUse)
-	case errors.Is(err, errEmptyFile):
-		return fmt.Errorf("%s: %w: empty file", path, ErrCorrupt)
+	case errors.Is(err, errNeverWritten):
+		return fmt.Errorf("store: %s holds no store yet (empty: never written): %w", path, fs.ErrNotExist)
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch),
 		errors.Is(err, berrors.ErrChecksum), strings.Contains(err.Error(), "file size too small"):
 		if ioErr := readProbe(path); ioErr != nil {
@@ -304,11 +353,12 @@ func classifyOpenError(path string, err error) error {
 // page check, every value decodes, every queued record decodes and links to the one
 // before it, and the last queued record is the chain head.
 func (s *Store) check() error {
-	if !s.readOnly {
+	made := true // nothing is written to a store already made, whatever its format
+	if err := s.db.View(func(tx *bolt.Tx) error { made = tx.Bucket(bucketMeta) != nil; return nil }); err != nil {
+		return err
+	}
+	if !s.readOnly && !made {
 		err := s.write(func(tx *bolt.Tx) error {
-			if tx.Bucket(bucketMeta) != nil {
-				return nil
-			}
 			if c := tx.Cursor(); func() bool { k, _ := c.First(); return k != nil }() {
 				return fmt.Errorf("buckets but no meta bucket: %w", errValue)
 			}
@@ -317,7 +367,7 @@ func (s *Store) check() error {
 					return err
 				}
 			}
-			return tx.Bucket(bucketMeta).Put(keySchema, u64key(schemaVersion))
+			return tx.Bucket(bucketMeta).Put(keySchema, u64key(FormatVersion))
 		})
 		if err != nil {
 			return err
@@ -338,6 +388,7 @@ func (s *Store) check() error {
 			return first
 		}
 		s.payload.Store(payload)
+		s.fullAt = tx.Size()
 		return nil
 	})
 }
@@ -345,16 +396,20 @@ func (s *Store) check() error {
 // verify reads every value of the store in this goroutine (so that guard catches a
 // fault) and returns the payload bytes of the queue and dead-letter buckets.
 func verify(tx *bolt.Tx) (int64, error) {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		return 0, fmt.Errorf("bucket meta missing: %w", errValue)
+	}
+	// The format first: a newer one may lay out everything else differently.
+	if n, err := formatVersion(meta.Get(keySchema)); err != nil {
+		return 0, err
+	} else if n > FormatVersion {
+		return 0, fmt.Errorf("format version %d (meta/schema), this amosd reads formats 1 to %d: %w", n, FormatVersion, ErrNewerFormat)
+	}
 	for _, name := range allBuckets {
 		if tx.Bucket(name) == nil {
 			return 0, fmt.Errorf("bucket %s missing: %w", name, errValue)
 		}
-	}
-	meta := tx.Bucket(bucketMeta)
-	if v := meta.Get(keySchema); v == nil {
-		return 0, fmt.Errorf("no schema version: %w", errValue)
-	} else if n, err := keyU64(v); err != nil || n != schemaVersion {
-		return 0, fmt.Errorf("schema version %x, this amosd knows %d: %w", v, schemaVersion, errValue)
 	}
 	for _, k := range [][]byte{keyEvictedQueued, keyEvictedDead} {
 		if v := meta.Get(k); v != nil {
@@ -612,12 +667,61 @@ func (s *Store) adopt(old salvaged, rec *Recovery) error {
 	return nil
 }
 
-// write runs fn in a write transaction. The writer lock is held until the commit
-// handlers that update the payload count have run.
+// write runs fn in a write transaction, then renews the disk reserve. The writer lock
+// is held until the commit handlers that update the payload count have run.
 func (s *Store) write(fn func(tx *bolt.Tx) error) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	return s.db.Update(fn)
+	err := s.db.Update(fn)
+	if err == nil {
+		s.reserve()
+	}
+	return err
+}
+
+// reserve keeps reservePages pages of room past the store's last page in use: under
+// the most bbolt may map within max_store_bytes, and allocated on the disk (fallocate,
+// keeping the file's size). So the file meeting its bound or a full disk is seen here,
+// after a commit, and the next write shrinks the store while that room is left for the
+// transactions of the eviction, instead of a transaction failing for want of a page.
+// It tells the next write once each time the pages in use grew past where they were
+// at open or at the last news.
+func (s *Store) reserve() {
+	var end int64
+	if s.db.View(func(tx *bolt.Tx) error { end = tx.Size(); return nil }) != nil {
+		return
+	}
+	want := end + int64(reservePages*s.db.Info().PageSize)
+	short := want > s.limit
+	if !short && s.file != nil && want > s.reservedTo {
+		switch err := syscall.Fallocate(int(s.file.Fd()), fallocKeepSize, s.reservedTo, want-s.reservedTo); {
+		case err == nil:
+			s.reservedTo = want
+		case noRoom(err):
+			short = true
+		default: // no fallocate on this file system: a full disk is met by bbolt's writes
+			s.file = nil
+		}
+	}
+	if short && end > s.fullAt {
+		s.fullAt = end
+		s.full.Store(true)
+	}
+}
+
+// pagesLimit is the most bytes of pages bbolt lets a file bounded by maxBytes hold: it
+// doubles its mapping from 32 KiB and grows the file with it up to 16 MiB, then grows
+// the file 16 MiB past what it needs.
+func pagesLimit(maxBytes int64) int64 {
+	const step = 16 << 20
+	if maxBytes > step {
+		return max(step, maxBytes-step)
+	}
+	n := int64(32 << 10)
+	for n*2 <= maxBytes {
+		n *= 2
+	}
+	return n
 }
 
 func payloadOf(records [][]byte) int64 {

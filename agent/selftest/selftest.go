@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"amos.example/amosd/agent/config"
@@ -26,10 +27,12 @@ import (
 )
 
 // Check is one line of `amosd selftest`: what was checked, whether it passed, what was
-// found, and how to fix it.
+// found, and how to fix it. A warning passes (OK) but says what is missing and how to
+// fix it: a listed source that is absent while another one is available.
 type Check struct {
 	Name   string `json:"check"`
 	OK     bool   `json:"ok"`
+	Warn   bool   `json:"warn,omitempty"`
 	Detail string `json:"detail"`
 	Fix    string `json:"fix,omitempty"`
 }
@@ -162,30 +165,88 @@ func checkDaemon(ctx context.Context, cfg *config.Config) []Check {
 	} else {
 		out = append(out, Check{Name: "daemon", OK: true, Detail: dbusapi.Name + " owned by " + o})
 	}
-	for _, s := range []struct{ source, name string }{{config.SourceAmosPower, sources.PowerManagerName}, {config.SourceLogind, sources.LogindName}} {
+	return append(out, checkSources(probeSources(cfg, owner))...)
+}
+
+// sourceState is what selftest found of one listed source.
+type sourceState struct {
+	name      string // as in the configuration's sources
+	available bool
+	detail    string // what was found
+	fix       string // how to make it available, when it is not
+}
+
+// probeSources looks for each listed source, in the order of docs/dbus-api.md: the
+// owners of the D-Bus sources' names (owner returns "" for none) and the input devices.
+func probeSources(cfg *config.Config, owner func(name string) string) []sourceState {
+	var out []sourceState
+	for _, s := range []struct{ source, name, fix string }{
+		{config.SourceAmosPower, sources.PowerManagerName,
+			"start the platform's power manager (it owns " + sources.PowerManagerName + "), or remove \"amos-power\" from sources"},
+		{config.SourceLogind, sources.LogindName,
+			"remove \"logind\" from sources if this device has no systemd-logind (an Android handset has none), else start it"},
+	} {
 		if !cfg.HasSource(s.source) {
 			continue
 		}
+		st := sourceState{name: s.source}
 		if o := owner(s.name); o == "" {
-			out = append(out, Check{Name: "source " + s.source, Detail: "nobody owns " + s.name + " on the bus", Fix: "start the platform service, or remove \"" + s.source + "\" from sources"})
+			st.detail, st.fix = "nobody owns "+s.name+" on the bus", s.fix
 		} else {
-			out = append(out, Check{Name: "source " + s.source, OK: true, Detail: s.name + " owned by " + o})
+			st.available, st.detail = true, s.name+" owned by "+o
 		}
+		out = append(out, st)
 	}
 	if cfg.HasSource(config.SourceEvdev) {
 		m, _ := filepath.Glob(cfg.EvdevGlob)
 		readable := 0
 		for _, p := range m {
-			if f, err := os.Open(p); err == nil {
+			// O_NONBLOCK: an open never waits (a FIFO without a writer would); an input
+			// device opens the same.
+			if f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
 				f.Close()
 				readable++
 			}
 		}
-		if readable == 0 {
-			out = append(out, Check{Name: "source evdev", Detail: fmt.Sprintf("%d devices match %s, %d readable", len(m), cfg.EvdevGlob, readable), Fix: "let amosd read the input devices (group input; SELinux input_device read)"})
+		st := sourceState{name: config.SourceEvdev, available: readable > 0}
+		if readable > 0 {
+			st.detail = fmt.Sprintf("%d of %d devices matching %s readable", readable, len(m), cfg.EvdevGlob)
 		} else {
-			out = append(out, Check{Name: "source evdev", OK: true, Detail: fmt.Sprintf("%d of %d devices matching %s readable", readable, len(m), cfg.EvdevGlob)})
+			st.detail = fmt.Sprintf("%d devices match %s, %d readable", len(m), cfg.EvdevGlob, readable)
+			st.fix = "let amosd read the input devices (group input; SELinux input_device read)"
+			if len(m) == 0 {
+				st.fix = "check evdev_glob (the input devices are /dev/input/event* on Linux and Android), or remove \"evdev\" from sources"
+			}
 		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// checkSources turns the listed sources into checks: an available source passes; an
+// absent one is a warning while another listed source is available (amosd counts
+// with that one), and fails when none is (amosd would count nothing by itself).
+func checkSources(states []sourceState) []Check {
+	var up, all []string
+	for _, s := range states {
+		all = append(all, s.name)
+		if s.available {
+			up = append(up, s.name)
+		}
+	}
+	out := make([]Check, 0, len(states))
+	for _, s := range states {
+		c := Check{Name: "source " + s.name, OK: true, Detail: s.detail}
+		switch {
+		case s.available:
+		case len(up) > 0:
+			c.Warn, c.Fix = true, s.fix
+			c.Detail += ": this source stays unavailable; amosd counts with " + strings.Join(up, ", ")
+		default:
+			c.OK, c.Fix = false, s.fix
+			c.Detail += fmt.Sprintf(": none of the listed sources (%s) is available, so amosd counts only ReportActivity calls", strings.Join(all, ", "))
+		}
+		out = append(out, c)
 	}
 	return out
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -20,13 +19,14 @@ import (
 	"amos.example/amosd/internal/benchline"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/rigs/testenv"
-	"amos.example/amosd/store"
+	"amos.example/amosd/rigs/vmtest"
 )
 
 // The idle budgets of README.md's budget table, measured on the real amosd binary (built for the host:
 // the figures are those of this machine's GOARCH, which each line says) running
 // against a private dbus-daemon and an in-process TLS collector. Run them through
-// `make bench` (tools/benchreport), or alone:
+// `make bench` (tools/benchreport), or alone (the budgets are the phones': `make vm-test`
+// measures the same state in the arm64 and armv7 firmware, rigs/vmtest idle_test.go):
 //
 //	go test -run '^$' -bench 'BudgetIdle' -benchtime 1x -timeout 30m ./cmd/amosd
 
@@ -181,54 +181,15 @@ func bootState(b *testing.B) ([16]byte, uint64) {
 }
 
 // prepareFullDay writes a device key and a store as a phone would have them after
-// being offline for 999 days and using the phone all of today: a genesis and 999
-// activity records queued (1,000), consent granted, and today's tally with a full day
-// of activity (README.md's budget table: "a full day of tally and 1,000 queued records").
+// being offline for 999 days and using the phone all of today (README.md's budget
+// table: "a full day of tally and 1,000 queued records"), the state that `make vm-test`
+// also measures on the handsets (rigs/vmtest FullDay).
 func prepareFullDay(b *testing.B, dataDir, keyDir string) {
 	b.Helper()
-	seed := sha256.Sum256([]byte("amosd budget bench device"))
-	os.MkdirAll(keyDir, 0o700)
-	if err := os.WriteFile(filepath.Join(keyDir, "device.key"), seed[:], 0o600); err != nil {
-		b.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(keyDir, "epoch"), []byte("1\n"), 0o600)
-	signer, _ := proof.NewKeySigner(seed[:])
-	s, err := store.Open(store.Options{Dir: dataDir})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.SetConsent(true); err != nil {
-		b.Fatal(err)
-	}
-	id := signer.PublicKey().DeviceID()
-	g := &proof.Record{DeviceID: id, Epoch: 1, Seq: 1, MintedAt: 1700000000,
-		Body: &proof.Genesis{PublicKey: signer.PublicKey(), Reason: proof.ReasonFirstStart}}
-	rec, err := g.Sign(signer)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := s.Mint(rec, nil); err != nil {
-		b.Fatal(err)
-	}
-	prev, date := proof.HashRecord(rec), proof.NewDate(2023, time.January, 1)
-	for i := range 999 {
-		r := &proof.Record{DeviceID: id, Epoch: 1, Seq: uint64(i + 2), PrevHash: prev, MintedAt: date.Next().Start(480).Unix() + 5,
-			UptimeMS: uint64(i+1) * 86_400_000,
-			Body: &proof.ActivityDay{Date: date, UTCOffsetMinutes: 480, InteractiveSeconds: 5400 + uint32(i%600), Unlocks: 40 + uint16(i%20),
-				ScreenOns: 60 + uint16(i%30), ActiveHours: 0x3FFF80}}
-		if rec, err = r.Sign(signer); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := s.Mint(rec, nil); err != nil {
-			b.Fatal(err)
-		}
-		prev, date = proof.HashRecord(rec), date.Next()
-	}
 	boot, uptime := bootState(b)
-	today := proof.DateOf(time.Now(), 480)
-	if err := s.SaveTally(store.Tally{Date: today, UTCOffsetMinutes: 480, InteractiveSeconds: 6 * 3600, Unlocks: 80,
-		ScreenOns: 110, ActiveHours: 0xFFFF80, SavedAt: time.Now().Unix(), SavedBootID: boot, SavedUptimeMS: uptime}); err != nil {
+	now := time.Now()
+	day := vmtest.FullDay{Today: proof.DateOf(now, 480), OffsetMinutes: 480, SavedAt: now, BootID: boot, UptimeMS: uptime}
+	if err := day.Write(dataDir, keyDir); err != nil {
 		b.Fatal(err)
 	}
 }

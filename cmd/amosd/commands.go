@@ -11,6 +11,7 @@ import (
 	"amos.example/amosd/agent/dbusapi"
 	"amos.example/amosd/agent/identity"
 	"amos.example/amosd/agent/selftest"
+	"amos.example/amosd/internal/inspect"
 	"amos.example/amosd/internal/jsonlite"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/store"
@@ -224,8 +225,11 @@ func runSelftest(env *cliEnv, args []string) int {
 	} else {
 		for _, c := range checks {
 			mark := "ok  "
-			if !c.OK {
+			switch {
+			case !c.OK:
 				mark = "FAIL"
+			case c.Warn:
+				mark = "WARN"
 			}
 			fmt.Fprintf(env.stdout, "%s %-18s %s\n", mark, c.Name, c.Detail)
 			if c.Fix != "" {
@@ -309,7 +313,7 @@ func runInspect(env *cliEnv, args []string) int {
 		return exitFailed
 	}
 	defer s.Close()
-	rep, err := s.Inspect()
+	rep, err := inspect.Read(s)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "amosd: inspect: %v\n", err)
 		return exitFailed
@@ -330,14 +334,14 @@ func runInspect(env *cliEnv, args []string) int {
 	}
 	fmt.Fprintf(env.stdout, "store:      %s (%d bytes of %d)\n", rep.Path, rep.FileBytes, rep.MaxBytes)
 	if rep.Head != nil {
-		fmt.Fprintf(env.stdout, "chain head: device %s epoch %d seq %d, last date %s\n", rep.Head.DeviceID, rep.Head.Epoch, rep.Head.Seq, rep.Head.LastDate)
+		fmt.Fprintf(env.stdout, "chain head: device %s epoch %d seq %d, last date %s\n", rep.Head.DeviceID, rep.Head.Epoch, rep.Head.Seq, dateOrNone(rep.Head.LastDate))
 	} else {
 		fmt.Fprintln(env.stdout, "chain head: none")
 	}
 	fmt.Fprintf(env.stdout, "consent:    %s\n", rep.Consent)
 	if rep.Tally != nil {
 		t := rep.Tally
-		fmt.Fprintf(env.stdout, "tally:      %s: %d s, %d unlocks, %d screen_ons, hours %024b\n", t.Date, t.InteractiveSeconds, t.Unlocks, t.ScreenOns, t.ActiveHours)
+		fmt.Fprintf(env.stdout, "tally:      %s: %d s, %d unlocks, %d screen_ons, hours %024b\n", dateOrNone(t.Date), t.InteractiveSeconds, t.Unlocks, t.ScreenOns, t.ActiveHours)
 	}
 	fmt.Fprintf(env.stdout, "queued:     %d\n", len(rep.Queue))
 	for _, q := range rep.Queue {
@@ -353,12 +357,24 @@ func runInspect(env *cliEnv, args []string) int {
 	return exitOK
 }
 
+// dateOrNone is d as YYYY-MM-DD, or "none" for 0: no day minted yet.
+func dateOrNone(d proof.Date) string {
+	if d == 0 {
+		return "none"
+	}
+	return d.String()
+}
+
 // checksJSON is the "checks" list of `amosd selftest --json`: the keys of selftest.Check's
 // json tags, in their order.
 func checksJSON(checks []selftest.Check) []jsonlite.Obj {
 	out := make([]jsonlite.Obj, len(checks))
 	for i, c := range checks {
-		out[i] = jsonlite.O("check", c.Name, "ok", c.OK, "detail", c.Detail)
+		out[i] = jsonlite.O("check", c.Name, "ok", c.OK)
+		if c.Warn {
+			out[i] = append(out[i], jsonlite.Field{Key: "warn", Value: true})
+		}
+		out[i] = append(out[i], jsonlite.Field{Key: "detail", Value: c.Detail})
 		if c.Fix != "" {
 			out[i] = append(out[i], jsonlite.Field{Key: "fix", Value: c.Fix})
 		}
@@ -367,19 +383,20 @@ func checksJSON(checks []selftest.Check) []jsonlite.Obj {
 }
 
 // inspectJSON returns the JSON object of rep for `amosd inspect --json`: the object
-// encoding/json would make of store.Inspection from its tags.
-func inspectJSON(rep *store.Inspection) jsonlite.Obj {
+// encoding/json would make of inspect.Report from its tags, snake_case throughout as in
+// `amosd status --json`.
+func inspectJSON(rep *inspect.Report) jsonlite.Obj {
 	var head, tally any
 	if h := rep.Head; h != nil {
 		head = jsonlite.O("device_id", h.DeviceID, "epoch", h.Epoch, "seq", h.Seq, "hash", h.Hash, "last_date", uint32(h.LastDate))
 	}
-	if t := rep.Tally; t != nil { // store.Tally has no tags: its Go names
-		tally = jsonlite.O("Date", uint32(t.Date), "UTCOffsetMinutes", t.UTCOffsetMinutes,
-			"InteractiveSeconds", t.InteractiveSeconds, "Unlocks", t.Unlocks, "ScreenOns", t.ScreenOns,
-			"ActiveHours", t.ActiveHours, "Flags", uint16(t.Flags), "SavedAt", t.SavedAt,
-			"SavedBootID", t.SavedBootID, "SavedUptimeMS", t.SavedUptimeMS, "State", t.State)
+	if t := rep.Tally; t != nil {
+		tally = jsonlite.O("date", uint32(t.Date), "utc_offset_minutes", t.UTCOffsetMinutes,
+			"interactive_seconds", t.InteractiveSeconds, "unlocks", t.Unlocks, "screen_ons", t.ScreenOns,
+			"active_hours", t.ActiveHours, "flags", t.Flags, "saved_at", t.SavedAt,
+			"saved_boot_id", t.SavedBootID, "saved_uptime_ms", t.SavedUptimeMS, "state", t.State)
 	}
-	records := func(list []store.InspectedRecord) []jsonlite.Obj {
+	records := func(list []inspect.Record) []jsonlite.Obj {
 		if list == nil {
 			return nil
 		}
@@ -401,7 +418,7 @@ func inspectJSON(rep *store.Inspection) jsonlite.Obj {
 		"evicted_queued", rep.EvictedQueued, "evicted_dead_letter", rep.EvictedDead)
 	if r := rep.Recovery; r != nil {
 		obj = append(obj, jsonlite.Field{Key: "last_recovery", Value: jsonlite.O(
-			"At", r.At, "CorruptPath", r.CorruptPath, "Cause", r.Cause, "Salvaged", r.Salvaged)})
+			"at", r.At, "corrupt_path", r.CorruptPath, "cause", r.Cause, "salvaged", r.Salvaged)})
 	}
 	return obj
 }

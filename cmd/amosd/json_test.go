@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"amos.example/amosd/agent/selftest"
-	"amos.example/amosd/store"
+	"amos.example/amosd/internal/inspect"
 )
 
 // encodingJSON is what the command line printed with encoding/json before amosd dropped
@@ -34,26 +34,26 @@ func printed(t *testing.T, v any) string {
 
 // TestJSONOutputsUnchanged: the --json outputs are byte for byte those of encoding/json.
 func TestJSONOutputsUnchanged(t *testing.T) {
-	tally := &store.Tally{Date: 20261127, UTCOffsetMinutes: -90, InteractiveSeconds: 3600, Unlocks: 3, ScreenOns: 9,
-		ActiveHours: 0xFF0, Flags: 2, SavedAt: 1795500000, SavedUptimeMS: 123456, State: 5}
-	tally.SavedBootID[0], tally.SavedBootID[15] = 0xab, 1
-	for _, rep := range []*store.Inspection{
+	tally := &inspect.Tally{Date: 20261127, UTCOffsetMinutes: -90, InteractiveSeconds: 3600, Unlocks: 3, ScreenOns: 9,
+		ActiveHours: 0xFF0, Flags: 2, SavedAt: 1795500000, SavedBootID: "ab000000000000000000000000000001", SavedUptimeMS: 123456, State: 5}
+	for _, rep := range []*inspect.Report{
 		{Path: "/data/amos/amosd.db", FileBytes: 32768, MaxBytes: 8 << 20, Consent: "not set (consent_default applies)",
-			Queue: []store.InspectedRecord{}, Dead: []store.InspectedRecord{}},
+			Queue: []inspect.Record{}, Dead: []inspect.Record{}},
 		{Path: "/d/<x>&\"y\"", FileBytes: 1, MaxBytes: 2, Consent: "granted",
-			Head:          &store.InspectedHead{DeviceID: "f823", Epoch: 2, Seq: 9, Hash: "00ff", LastDate: 20261126},
+			Head:          &inspect.Head{DeviceID: "f823", Epoch: 2, Seq: 9, Hash: "00ff", LastDate: 20261126},
 			Tally:         tally,
-			Queue:         []store.InspectedRecord{{Epoch: 2, Seq: 8, What: "day 2026-11-25: 10 s"}, {Epoch: 2, Seq: 9, What: "genesis (reason 2, maker konka)"}},
-			Dead:          []store.InspectedRecord{{Epoch: 1, Seq: 3, What: "x", Reason: "bad_signature", At: 1795500000}},
+			Queue:         []inspect.Record{{Epoch: 2, Seq: 8, What: "day 2026-11-25: 10 s"}, {Epoch: 2, Seq: 9, What: "genesis (reason 2, maker konka)"}},
+			Dead:          []inspect.Record{{Epoch: 1, Seq: 3, What: "x", Reason: "bad_signature", At: 1795500000}},
 			EvictedQueued: 4, EvictedDead: 5,
-			Recovery: &store.Recovery{At: 1795400000, CorruptPath: "/data/amos/amosd.db.corrupt-1795400000", Cause: "tx check: page 3\tbad", Salvaged: 7}},
+			Recovery: &inspect.Recovery{At: 1795400000, CorruptPath: "/data/amos/amosd.db.corrupt-1795400000", Cause: "tx check: page 3\tbad", Salvaged: 7}},
 	} {
 		if got, want := printed(t, inspectJSON(rep)), encodingJSON(t, rep); got != want {
 			t.Errorf("inspect --json:\n got %s\nwant %s", got, want)
 		}
 	}
 	checks := []selftest.Check{{Name: "config", OK: true, Detail: "/system/etc/amosd.json"},
-		{Name: "certificate", Detail: "missing <here>", Fix: "write it & retry"}}
+		{Name: "certificate", Detail: "missing <here>", Fix: "write it & retry"},
+		{Name: "source logind", OK: true, Warn: true, Detail: "nobody owns it", Fix: "remove it"}}
 	for _, failed := range []bool{true, false} {
 		got := printed(t, map[string]any{"ok": !failed, "checks": checksJSON(checks)})
 		if want := encodingJSON(t, map[string]any{"ok": !failed, "checks": checks}); got != want {

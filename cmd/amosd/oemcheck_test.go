@@ -15,9 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godbus/dbus/v5"
+
 	"amos.example/amosd/collector/collectortest"
 	"amos.example/amosd/proof"
+	"amos.example/amosd/rigs/inputdev"
 	"amos.example/amosd/rigs/testenv"
+	"amos.example/amosd/sources"
 )
 
 // fakeADB implements what oem-check.sh asks of adb, on this machine: an optional
@@ -45,6 +49,8 @@ esac
 // directory that uid 2000 may read too.
 type oemRig struct {
 	t       *testing.T
+	bus     *testenv.Bus
+	col     *testenv.Collector
 	dir     string
 	binDir  string // holds "amosd", first on PATH
 	built   string // the amosd binary as built
@@ -54,13 +60,39 @@ type oemRig struct {
 	adbLog  string
 	d       *daemon
 	checked int // checks of `amosd selftest --json` with the daemon up
+	seed    [32]byte
+	cert    []byte // the maker certificate of seed's key
+	ca      string // the collector's CA, in dir
 }
 
 func newOEMRig(t *testing.T) *oemRig {
 	t.Helper()
-	bus := testenv.StartBus(t)
-	col := testenv.StartCollector(t)
-	r := &oemRig{t: t, dir: testenv.SharedDir(t)}
+	r := newOEMBase(t)
+	persist := filepath.Join(r.dir, "persist")
+	r.provision(persist)
+	b, err := json.Marshal(map[string]any{
+		"data_dir": filepath.Join(r.dir, "data"), "key_dir": persist,
+		"server_url": r.col.URL, "ca_file": r.ca,
+		"bus": r.bus.Address, "sources": []string{}, "consent_default": true, "log": "stderr",
+		"trusted_uids": []int{0, 1000}, "status_uids": []int{2000},
+		"utc_offset_minutes": noonOffset(time.Now()), // no midnight resets the day's count mid-check
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.cfg = filepath.Join(r.dir, "amosd.json")
+	writeFile(t, r.cfg, string(b), 0o644)
+
+	r.d = startDaemon(t, r.built, r.cfg)
+	r.d.waitLog("connected as")
+	return r
+}
+
+// newOEMBase returns a rig without configuration or daemon: the bus, the collector, the
+// amosd binary, oem-check.sh and the fake adb, a device key and its certificate.
+func newOEMBase(t *testing.T) *oemRig {
+	t.Helper()
+	r := &oemRig{t: t, bus: testenv.StartBus(t), col: testenv.StartCollector(t), dir: testenv.SharedDir(t)}
 	r.built = testenv.Build(t, "amos.example/amosd/cmd/amosd", "-X main.version=oem-check")
 	r.binDir = filepath.Join(r.dir, "bin")
 	mkdir(t, r.binDir, 0o755)
@@ -80,40 +112,28 @@ func newOEMRig(t *testing.T) *oemRig {
 	writeFile(t, r.adbLog, "", 0o666)
 	mkdir(t, filepath.Join(r.dir, "remote"), 0o777)
 
-	// The factory: a device key and its maker certificate in key_dir.
-	persist := filepath.Join(r.dir, "persist")
-	mkdir(t, persist, 0o700)
-	seed := sha256.Sum256([]byte("oem-check test device"))
-	dev, err := proof.NewKeySigner(seed[:])
+	// The factory: a device key and its maker certificate.
+	r.seed = sha256.Sum256([]byte("oem-check test device"))
+	dev, err := proof.NewKeySigner(r.seed[:])
 	if err != nil {
 		t.Fatal(err)
 	}
 	cert := collectortest.Certify(t, collectortest.Key(t, "maker oem"), "konka", dev.PublicKey(), "IMEI 860000000000077", time.Now())
-	certBytes, err := cert.MarshalBinary()
-	if err != nil {
+	if r.cert, err = cert.MarshalBinary(); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(persist, "device.key"), string(seed[:]), 0o600)
-	writeFile(t, filepath.Join(persist, "device.cert"), string(certBytes), 0o644)
-
-	ca := filepath.Join(r.dir, "ca.pem")
-	testenv.CopyFile(t, col.CAFile, ca, 0o644)
-	b, err := json.Marshal(map[string]any{
-		"data_dir": filepath.Join(r.dir, "data"), "key_dir": persist,
-		"server_url": col.URL, "ca_file": ca,
-		"bus": bus.Address, "sources": []string{}, "consent_default": true, "log": "stderr",
-		"trusted_uids": []int{0, 1000}, "status_uids": []int{2000},
-		"utc_offset_minutes": noonOffset(time.Now()), // no midnight resets the day's count mid-check
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.cfg = filepath.Join(r.dir, "amosd.json")
-	writeFile(t, r.cfg, string(b), 0o644)
-
-	r.d = startDaemon(t, r.built, r.cfg)
-	r.d.waitLog("connected as")
+	r.ca = filepath.Join(r.dir, "ca.pem")
+	testenv.CopyFile(t, r.col.CAFile, r.ca, 0o644)
 	return r
+}
+
+// provision writes the device key and its maker certificate to key_dir, as the
+// factory does.
+func (r *oemRig) provision(keyDir string) {
+	r.t.Helper()
+	mkdir(r.t, keyDir, 0o700)
+	writeFile(r.t, filepath.Join(keyDir, "device.key"), string(r.seed[:]), 0o600)
+	writeFile(r.t, filepath.Join(keyDir, "device.cert"), string(r.cert), 0o644)
 }
 
 // noonOffset returns a reporting zone (minutes east of UTC, -719..720) in which it
@@ -264,23 +284,7 @@ func TestOEMCheck(t *testing.T) {
 					t.Errorf("%q does not say %q", line, fix)
 				}
 			}
-			selftestPassed := 0
-			for _, l := range lines {
-				switch {
-				case strings.HasPrefix(l, "FAIL ") && !strings.Contains(l, " — fix: "):
-					t.Errorf("a failure without its fix: %q", l)
-				case tt.wantAll && (strings.HasPrefix(l, "FAIL ") || strings.HasPrefix(l, "SKIP ")):
-					t.Errorf("want every step to pass: %q", l)
-				case strings.HasPrefix(l, "PASS selftest "):
-					selftestPassed++
-				}
-				if !strings.HasPrefix(l, "PASS ") && !strings.HasPrefix(l, "FAIL ") && !strings.HasPrefix(l, "SKIP ") && !strings.HasPrefix(l, "oem-check: ") {
-					t.Errorf("a line of another form: %q", l)
-				}
-			}
-			if tt.wantAll && selftestPassed != r.checked {
-				t.Errorf("%d selftest checks passed, want the %d of amosd selftest --json", selftestPassed, r.checked)
-			}
+			checkOEMLines(t, lines, tt.wantAll, false, r.checked)
 		})
 	}
 	b, err := os.ReadFile(r.adbLog)
@@ -295,6 +299,35 @@ func TestOEMCheck(t *testing.T) {
 	}
 }
 
+// checkOEMLines checks the form of oem-check.sh's lines: each is PASS, WARN, FAIL or
+// SKIP, or the summary; each FAIL and WARN says its fix. With wantAll no step fails or
+// is skipped, warnings only if allowed, and each of the checked checks of amosd
+// selftest has its PASS (or WARN) line.
+func checkOEMLines(t *testing.T, lines []string, wantAll, warnings bool, checked int) {
+	t.Helper()
+	selftestLines := 0
+	for _, l := range lines {
+		switch {
+		case (strings.HasPrefix(l, "FAIL ") || strings.HasPrefix(l, "WARN ")) && !strings.Contains(l, " — fix: "):
+			t.Errorf("a failure or warning without its fix: %q", l)
+		case wantAll && (strings.HasPrefix(l, "FAIL ") || strings.HasPrefix(l, "SKIP ")):
+			t.Errorf("want every step to pass: %q", l)
+		case strings.HasPrefix(l, "WARN ") && !warnings:
+			t.Errorf("want no warning: %q", l)
+		}
+		if strings.HasPrefix(l, "PASS selftest ") || strings.HasPrefix(l, "WARN selftest ") {
+			selftestLines++
+		}
+		if !strings.HasPrefix(l, "PASS ") && !strings.HasPrefix(l, "WARN ") && !strings.HasPrefix(l, "FAIL ") &&
+			!strings.HasPrefix(l, "SKIP ") && !strings.HasPrefix(l, "oem-check: ") {
+			t.Errorf("a line of another form: %q", l)
+		}
+	}
+	if wantAll && selftestLines != checked {
+		t.Errorf("%d selftest checks passed, want the %d of amosd selftest --json", selftestLines, checked)
+	}
+}
+
 // findPrefix returns the first line that starts with prefix.
 func findPrefix(lines []string, prefix string) (string, bool) {
 	for _, l := range lines {
@@ -303,4 +336,164 @@ func findPrefix(lines []string, prefix string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// androidConfig writes, in dir, the shipped android-build/amosd.json with only what must
+// differ on this machine: data_dir, key_dir and evdev_glob in dir, the rig's bus,
+// collector and CA, and a reporting zone in which it is noon (no midnight resets the
+// day's count mid-check); sources too if not nil. The rest (uids, consent_default,
+// sync, log…) is as shipped. It returns the file's path.
+func (r *oemRig) androidConfig(dir string, sources []string) string {
+	r.t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "android-build", "amosd.json"))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		r.t.Fatal(err)
+	}
+	set := map[string]any{
+		"data_dir": filepath.Join(dir, "data"), "key_dir": filepath.Join(dir, "persist"),
+		"evdev_glob": filepath.Join(dir, "input", "event*"),
+		"bus":        r.bus.Address, "server_url": r.col.URL, "ca_file": r.ca,
+		"utc_offset_minutes": noonOffset(time.Now()),
+	}
+	if sources != nil {
+		set["sources"] = sources
+	}
+	for k, v := range set {
+		if _, ok := m[k]; !ok {
+			r.t.Fatalf("android-build/amosd.json has no key %s any more: update this test", k)
+		}
+		m[k] = v
+	}
+	if b, err = json.MarshalIndent(m, "", "  "); err != nil {
+		r.t.Fatal(err)
+	}
+	path := filepath.Join(dir, "amosd.json")
+	writeFile(r.t, path, string(b), 0o644)
+	return path
+}
+
+// TestOEMCheckAndroidConfig runs oem-check.sh --local with the shipped Android
+// configuration on a real bus that has no logind, as on every handset: with the power
+// manager and an input device there every step passes; listing logind (as the shipped
+// file once did) only adds a warning; with none of the listed sources there the check
+// and `amosd selftest` fail, naming the sources and what to fix.
+func TestOEMCheckAndroidConfig(t *testing.T) {
+	r := newOEMBase(t)
+	base := r.t
+	defer func() { r.t = base }()
+	tests := []struct {
+		name            string
+		sources         []string // nil: as shipped
+		power, input    bool     // the power manager owns its name; an input device matches evdev_glob
+		wantExit        int
+		wantAll         bool // no step fails or is skipped
+		warnings        bool // WARN lines allowed
+		want            []string
+		wantSelftest    []string // lines of `amosd selftest` (text); it exits wantExit too
+		notWantSelftest []string
+		wantSummary     string
+	}{
+		{name: "shipped, on a handset", power: true, input: true, wantExit: 0, wantAll: true,
+			want: []string{"PASS selftest source amos-power (com.amos.PowerManager owned by :1.",
+				"PASS selftest source evdev (1 of 1 devices matching ", "PASS selftest daemon", "PASS selftest server (TLS handshake",
+				"PASS counting (today_interactive_seconds ", "PASS flush (accepted: ", "PASS status (consent true, 0 queued, last sync \"ok: "},
+			wantSelftest: []string{"ok   source amos-power ", "ok   source evdev "}, notWantSelftest: []string{"logind", "FAIL", "WARN"},
+			wantSummary: " passed, 0 failed"},
+		{name: "logind listed: a warning", sources: []string{"amos-power", "logind", "evdev"}, power: true, input: true,
+			wantExit: 0, wantAll: true, warnings: true,
+			want: []string{"PASS selftest source amos-power (", "PASS selftest source evdev (",
+				`WARN selftest source logind: nobody owns org.freedesktop.login1 on the bus: this source stays unavailable; amosd counts with amos-power, evdev — fix: remove "logind" from sources if this device has no systemd-logind`,
+				"PASS counting (", "PASS flush (", "PASS status (consent true"},
+			wantSelftest:    []string{"WARN source logind        nobody owns org.freedesktop.login1 on the bus", `     fix: remove "logind" from sources`},
+			notWantSelftest: []string{"FAIL"},
+			wantSummary:     " passed, 0 failed, 1 warning"},
+		{name: "no listed source available", wantExit: 1,
+			want: []string{
+				"FAIL selftest source amos-power: nobody owns com.amos.PowerManager on the bus: none of the listed sources (amos-power, evdev) is available, so amosd counts only ReportActivity calls — fix: start the platform's power manager (it owns com.amos.PowerManager), or remove \"amos-power\" from sources",
+				"FAIL selftest source evdev: 0 devices match ", "PASS selftest daemon", "PASS counting (", "PASS flush (", "PASS status (consent true"},
+			wantSelftest: []string{"FAIL source amos-power   nobody owns com.amos.PowerManager on the bus: none of the listed sources (amos-power, evdev) is available",
+				"     fix: start the platform's power manager", "FAIL source evdev        0 devices match ", "     fix: check evdev_glob"},
+			wantSummary: " passed, 2 failed"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r.t = t
+			dir := filepath.Join(r.dir, fmt.Sprintf("android%d", i))
+			mkdir(t, dir, 0o755)
+			mkdir(t, filepath.Join(dir, "input"), 0o755)
+			r.provision(filepath.Join(dir, "persist"))
+			r.cfg = r.androidConfig(dir, tt.sources)
+			if tt.power {
+				pm, err := dbus.Connect(r.bus.Address)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer pm.Close()
+				if reply, err := pm.RequestName(sources.PowerManagerName, dbus.NameFlagDoNotQueue); err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
+					t.Fatalf("own %s: %v %v", sources.PowerManagerName, reply, err)
+				}
+			}
+			var dev *inputdev.Device
+			if tt.input {
+				dev = inputdev.New(t, filepath.Join(dir, "input", "event0"))
+			}
+			r.d = startDaemon(t, r.built, r.cfg)
+			r.d.waitLog("connected as")
+			if dev != nil {
+				dev.Writer(t) // the daemon has opened the device
+			}
+			// consent_default is false as shipped: the owner grants consent in setup.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if out, err := testenv.Command(ctx, r.built, "--config", r.cfg, "consent", "on").CombinedOutput(); err != nil {
+				t.Fatalf("amosd consent on: %v\n%s", err, out)
+			}
+			r.checked = r.selftestChecks()
+
+			code, out := r.run(0, "", nil, "--local")
+			t.Logf("oem-check.sh --local:\n%s", out)
+			if code != tt.wantExit {
+				t.Errorf("oem-check.sh: exit %d, want %d", code, tt.wantExit)
+			}
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			for _, w := range tt.want {
+				if _, ok := findPrefix(lines, w); !ok {
+					t.Errorf("no line starts with %q", w)
+				}
+			}
+			if last := lines[len(lines)-1]; !strings.HasPrefix(last, "oem-check: ") || !strings.HasSuffix(last, tt.wantSummary) {
+				t.Errorf("summary %q, want it to end with %q", last, tt.wantSummary)
+			}
+			checkOEMLines(t, lines, tt.wantAll, tt.warnings, r.checked)
+
+			st := testenv.Command(ctx, r.built, "--config", r.cfg, "selftest")
+			text, err := st.Output()
+			t.Logf("amosd selftest:\n%s", text)
+			if got := st.ProcessState.ExitCode(); got != tt.wantExit {
+				t.Errorf("amosd selftest: exit %d (%v), want %d", got, err, tt.wantExit)
+			}
+			// Compared with runs of blanks as one: the names are padded.
+			var textLines []string
+			for _, l := range strings.Split(string(text), "\n") {
+				textLines = append(textLines, strings.Join(strings.Fields(l), " "))
+			}
+			for _, w := range tt.wantSelftest {
+				if _, ok := findPrefix(textLines, strings.Join(strings.Fields(w), " ")); !ok {
+					t.Errorf("amosd selftest: no line starts with %q", w)
+				}
+			}
+			for _, w := range tt.notWantSelftest {
+				if strings.Contains(string(text), w) {
+					t.Errorf("amosd selftest says %q", w)
+				}
+			}
+			if code := r.d.stop(syscall.SIGTERM); code != 0 {
+				t.Fatalf("amosd exit %d on SIGTERM\n%s", code, r.d.log.String())
+			}
+		})
+	}
 }

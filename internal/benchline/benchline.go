@@ -5,7 +5,9 @@
 //	BENCH {"name":"idle_rss","value":6123520,"unit":"bytes","note":"..."}
 //
 // The benchmarks measure and print; they never fail on a figure (a slow machine is not
-// a broken build). Only the report compares figures with budgets.
+// a broken build). Only the report compares figures with budgets. The figures of the
+// firmware booted under QEMU come in a file instead (HandsetIdle), which `make vm-test`
+// writes.
 package benchline
 
 import (

@@ -24,14 +24,20 @@ import (
 )
 
 // TestPowerCuts is `make vm-test`: for each handset architecture it builds the firmware
-// image, boots it under full-system QEMU on an ext4 virtio disk, cuts the power
-// (SIGKILL of QEMU) at random moments while the owner uses the phone and amosd tallies,
-// mints and uploads, boots again on the same disk, and at the end checks that the
-// store opens cleanly, the chain is unbroken, and the collector holds every record the
-// device minted exactly once.
+// image, then
+//
+//   - cuts: boots it under full-system QEMU on an ext4 virtio disk, cuts the power
+//     (SIGKILL of QEMU) at random moments while the owner uses the phone and amosd
+//     tallies, mints and uploads, boots again on the same disk, and at the end checks
+//     that the store opens cleanly, the chain is unbroken, and the collector holds every
+//     record the device minted exactly once;
+//   - idle: boots it on a disk holding a full day of tally and 1,000 queued records and
+//     measures amosd's memory and wake-ups in an idle hour (idle_test.go): README.md's
+//     idle budgets as the phone sees them.
 //
 // AMOSD_VMTEST=1 runs it; VMTEST_CUTS_ARM64, VMTEST_CUTS_ARMV7 set the number of cuts,
-// VMTEST_SEED the random moments, VMTEST_ARCH one architecture only.
+// VMTEST_SEED the random moments, VMTEST_ARCH one architecture only; -run
+// 'TestPowerCuts/.*/idle' the idle budgets only.
 func TestPowerCuts(t *testing.T) {
 	if os.Getenv("AMOSD_VMTEST") == "" {
 		t.Skip("boots full-system QEMU images for minutes: run `make vm-test` (AMOSD_VMTEST=1)")
@@ -55,7 +61,13 @@ func TestPowerCuts(t *testing.T) {
 			cuts, _ = strconv.Atoi(s)
 		}
 		t.Run(arch.Name, func(t *testing.T) {
-			powerCuts(t, arch, cuts, mrand.New(mrand.NewPCG(seed, uint64(len(arch.Name)))))
+			ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+			defer cancel()
+			im := prepare(t, ctx, arch)
+			t.Run("cuts", func(t *testing.T) {
+				powerCuts(t, ctx, arch, im, cuts, mrand.New(mrand.NewPCG(seed, uint64(len(arch.Name)))))
+			})
+			t.Run("idle", func(t *testing.T) { idleBudgets(t, ctx, arch, im) })
 		})
 	}
 }
@@ -65,11 +77,9 @@ func repoRoot(t *testing.T) string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-func powerCuts(t *testing.T, arch Arch, cuts int, rng *mrand.Rand) {
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
-	defer cancel()
-	im := prepare(t, ctx, arch)
-	kernel, img, disk, logs := im.kernel, im.initramfs, im.disk, im.logs
+func powerCuts(t *testing.T, ctx context.Context, arch Arch, im *image, cuts int, rng *mrand.Rand) {
+	kernel, img, logs := im.kernel, im.initramfs, im.logs
+	disk := buildDisk(t, ctx, t.TempDir(), time.Now(), nil)
 
 	minted := map[string]int{} // "epoch/seq" → how many boots announced it
 	phases := map[string]int{}
@@ -136,14 +146,13 @@ func powerCuts(t *testing.T, arch Arch, cuts int, rng *mrand.Rand) {
 		res.collectorHead(), res.reportedDays(), len(res.Inspect.Queue), len(res.Inspect.Dead), avg.Seconds(), time.Since(start).Round(time.Second))
 }
 
-// image is a built firmware image and a fresh data disk.
+// image is a built firmware image.
 type image struct {
-	kernel, initramfs, disk string
-	logs                    string // out/vm/<arch>, emptied
+	kernel, initramfs string
+	logs              string // out/vm/<arch>, emptied
 }
 
-// prepare fetches the packages (or takes them from the cache), builds the initramfs
-// and the data disk.
+// prepare fetches the packages (or takes them from the cache) and builds the initramfs.
 func prepare(t *testing.T, ctx context.Context, arch Arch) *image {
 	t.Helper()
 	if _, err := exec.LookPath(arch.QEMU); err != nil {
@@ -163,8 +172,7 @@ func prepare(t *testing.T, ctx context.Context, arch Arch) *image {
 	work := t.TempDir()
 	im.kernel = kernel
 	im.initramfs = buildImage(t, ctx, arch, root, work)
-	im.disk = buildDisk(t, ctx, work)
-	t.Logf("%s: kernel %s, image %s, disk %s", arch.Name, filepath.Base(kernel), size(im.initramfs), size(im.disk))
+	t.Logf("%s: kernel %s, image %s", arch.Name, filepath.Base(kernel), size(im.initramfs))
 	return im
 }
 
@@ -212,7 +220,7 @@ func buildImage(t *testing.T, ctx context.Context, arch Arch, root, work string)
 		"data_dir": "/data/amos", "key_dir": "/data/persist", "server_url": "https://127.0.0.1:8443",
 		"ca_file": "/data/collector/ca.pem", "bus": "unix:path=/run/dbus/system_bus_socket",
 		"sources": []string{"amos-power", "evdev"}, "evdev_glob": "/dev/input/event*",
-		"utc_offset_minutes": 480, "consent_default": true, "log": "stderr",
+		"utc_offset_minutes": offsetMinutes, "consent_default": true, "log": "stderr",
 		// spread 0: the day goes right after midnight, where the cuts wait for it.
 		"sync": map[string]any{"initial_backoff": "2s", "max_backoff": "20s", "batch_records": 256, "timeout": "30s", "spread": "0s"},
 	}, "", "  ")
@@ -254,10 +262,15 @@ func buildImage(t *testing.T, ctx context.Context, arch Arch, root, work string)
 	return out
 }
 
+// offsetMinutes is the reporting zone of the image's amosd.json.
+const offsetMinutes = 480
+
 // buildDisk makes the data disk as the factory leaves it: the device key and its maker
 // certificate (made with the real tools: `amosd identity`, `amos-collector maker
-// certify`), the collector's configuration and TLS files, the clock's start.
-func buildDisk(t *testing.T, ctx context.Context, work string) string {
+// certify`), the collector's configuration and TLS files, the clock's start. fill, if
+// not nil, writes into the disk's tree first (stage/amos is amosd's data_dir,
+// stage/persist its key_dir).
+func buildDisk(t *testing.T, ctx context.Context, work string, clock time.Time, fill func(stage string) error) string {
 	t.Helper()
 	host := filepath.Join(work, "host")
 	os.MkdirAll(host, 0o755)
@@ -274,6 +287,11 @@ func buildDisk(t *testing.T, ctx context.Context, work string) string {
 	stage := filepath.Join(work, "disk")
 	for _, d := range []string{"collector/ledger", "persist", "amos", "vm"} {
 		os.MkdirAll(filepath.Join(stage, d), 0o700)
+	}
+	if fill != nil {
+		if err := fill(stage); err != nil {
+			t.Fatal(err)
+		}
 	}
 	pki := collectortest.NewValid(t, 3*365*24*time.Hour)
 	for _, c := range []struct{ src, dst string }{{pki.CAFile, "ca.pem"}, {pki.CertFile, "server.pem"}, {pki.KeyFile, "server.key"}} {
@@ -307,7 +325,7 @@ func buildDisk(t *testing.T, ctx context.Context, work string) string {
 	run("amos-collector", "maker", "certify", "--key", filepath.Join(work, "konka.key"), "--maker-id", "konka",
 		"--model", "Amos VM", "--serial-tag", hex.EncodeToString(serial[:]), "--device-pub", ident.PublicKey,
 		"--out", filepath.Join(stage, "persist", "device.cert"))
-	os.WriteFile(filepath.Join(stage, "vm", "clock"), []byte(strconv.FormatInt(time.Now().Unix(), 10)+"\n"), 0o644)
+	os.WriteFile(filepath.Join(stage, "vm", "clock"), []byte(strconv.FormatInt(clock.Unix(), 10)+"\n"), 0o644)
 	disk := filepath.Join(work, "disk.img")
 	if out, err := exec.CommandContext(ctx, "mke2fs", "-q", "-F", "-t", "ext4", "-d", stage, disk, "64M").CombinedOutput(); err != nil {
 		t.Fatalf("mke2fs: %v\n%s", err, out)
@@ -560,26 +578,4 @@ func verify(t *testing.T, r *result, minted map[string]int) {
 	if len(minted) == 0 {
 		t.Error("no record was minted during the run")
 	}
-}
-
-// TestIdleWakeups boots the arm64 image with amos.mode=idle and QEMU's -icount
-// sleep=off, under which virtual time jumps to the next timer whenever the CPU idles:
-// an idle hour of the phone passes in seconds, and each process's context switches in
-// that hour are printed (the wake-ups of README.md's budget table, on a real kernel).
-func TestIdleWakeups(t *testing.T) {
-	if os.Getenv("AMOSD_VMTEST") == "" {
-		t.Skip("boots a full-system QEMU image: run with AMOSD_VMTEST=1")
-	}
-	arch := Arches()[0]
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
-	im := prepare(t, ctx, arch)
-	b := boot(t, ctx, arch, im.kernel, im.initramfs, im.disk, "idle", filepath.Join(im.logs, "idle.log"), "-icount", "shift=0,sleep=off")
-	b.waitExit(t, 15*time.Minute)
-	for _, l := range b.snapshot() {
-		if strings.Contains(l, "] wakeups") || strings.Contains(l, "] memory") {
-			t.Log(l)
-		}
-	}
-	t.Logf("an idle hour took %v of real time", time.Since(b.start).Round(time.Second))
 }

@@ -4,7 +4,9 @@
 // Modes (kernel command line amos.mode=): "run" uses the phone until the host cuts the
 // power; "check" lets amosd drain its queue, stops it, and prints one line
 // "VMTEST RESULT {json}" with amosd's status, the offline inspection of its store and
-// the collector's view of the device. Every line for the host starts with "vm: ".
+// the collector's view of the device; "idle" leaves the phone idle for an hour and prints
+// "VMTEST IDLE {json}" with amosd's memory and wake-ups (idle.go). Every other line for
+// the host starts with "vm: ".
 package main
 
 import (
@@ -23,6 +25,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -76,6 +79,10 @@ type guest struct {
 	sawMint bool
 	// sawSynced: an upload after that mint that left nothing queued.
 	sawSynced bool
+	// refused: uploads the collector's address refused (amos.mode=idle).
+	refused atomic.Int64
+	// kbd: the keyboard plugged in while the phone lies idle (amos.mode=idle).
+	kbd *keyboard
 }
 
 func (g *guest) say(format string, args ...any) {
@@ -97,7 +104,7 @@ func (g *guest) run() error {
 	case "idle":
 		return g.idleReport()
 	}
-	return fmt.Errorf("amos.mode=%q: want run or check", g.mode)
+	return fmt.Errorf("amos.mode=%q: want run, check or idle", g.mode)
 }
 
 // boot mounts the file systems, loads the modules, brings up loopback, mounts the data
@@ -247,9 +254,15 @@ func (g *guest) services() error {
 	if _, err := g.startReady(bus, "dbus-daemon", "unix:", nil); err != nil {
 		return err
 	}
-	col := exec.Command("/usr/bin/amos-collector", "--config", collectorConf, "serve")
-	if _, err := g.startReady(col, "collector", "", func(line string) bool { return strings.Contains(line, "127.0.0.1:8443") }); err != nil {
-		return err
+	if g.mode == "idle" {
+		if err := g.refuseUploads(); err != nil {
+			return err
+		}
+	} else {
+		col := exec.Command("/usr/bin/amos-collector", "--config", collectorConf, "serve")
+		if _, err := g.startReady(col, "collector", "", func(line string) bool { return strings.Contains(line, "127.0.0.1:8443") }); err != nil {
+			return err
+		}
 	}
 	conn, err := dbus.Connect(busAddress, dbus.WithSignalHandler(dbus.NewSequentialSignalHandler()))
 	if err != nil {
@@ -264,6 +277,16 @@ func (g *guest) services() error {
 	} {
 		if err := conn.AddMatchSignal(m...); err != nil {
 			return fmt.Errorf("add match: %w", err)
+		}
+	}
+	if g.mode == "idle" {
+		// As on a phone: the power manager is up and a keyboard is plugged in, before
+		// amosd starts; then nobody touches them.
+		if _, err := g.conn.RequestName("com.amos.PowerManager", dbus.NameFlagDoNotQueue); err != nil {
+			return fmt.Errorf("own com.amos.PowerManager: %w", err)
+		}
+		if g.kbd, err = newKeyboard(); err != nil {
+			return fmt.Errorf("uinput: %w", err)
 		}
 	}
 	amosd := exec.Command("/usr/bin/amosd", "--config", amosdConfig, "run")
@@ -458,33 +481,6 @@ func (g *guest) waitAmosd(s string, limit time.Duration) error {
 			return fmt.Errorf("amosd did not log %q in %v", s, limit)
 		}
 	}
-}
-
-// idleReport is amos.mode=idle: an hour of an idle phone, then who woke up how often.
-func (g *guest) idleReport() error {
-	before := wakeups()
-	g.idle(time.Hour)
-	after := wakeups()
-	for name, n := range after {
-		g.say("wakeups %s %d", name, n-before[name])
-	}
-	for _, name := range []string{"amosd", "amos-collector", "dbus-daemon"} {
-		dirs, _ := filepath.Glob("/proc/[0-9]*")
-		for _, d := range dirs {
-			status, err := os.ReadFile(d + "/status")
-			if err != nil || !strings.Contains(string(status), "Name:\t"+name+"\n") {
-				continue
-			}
-			for _, line := range strings.Split(string(status), "\n") {
-				if f := strings.Fields(line); len(f) >= 2 && (f[0] == "VmRSS:" || f[0] == "RssAnon:" || f[0] == "RssFile:") {
-					g.say("memory %s %s %s kB", name, strings.TrimSuffix(f[0], ":"), f[1])
-				}
-			}
-		}
-	}
-	irq, _ := os.ReadFile("/proc/interrupts")
-	fmt.Fprintf(g.out, "%s\n", irq)
-	return nil
 }
 
 // wakeups returns the context switches of every process, by pid and name.
