@@ -110,6 +110,8 @@ type Agent struct {
 	saveArmed     bool
 	tallyLost     bool // the next tally starts with FlagTallyLost
 	doubtful      bool // the restored tally is far ahead of the unconfirmed wall clock
+	wiped         bool // the data partition was wiped: a new owner decides consent
+	oldEpoch      uint32
 }
 
 // New loads the identity, opens the store, decides the epoch and restores the tally.
@@ -180,7 +182,7 @@ func (a *Agent) decideEpoch() error {
 		if headOK {
 			n = max(n, head.Epoch)
 		}
-		a.epoch, a.genesisReason = n+1, reason
+		a.oldEpoch, a.epoch, a.genesisReason = n, n+1, reason
 	}
 	switch {
 	case a.st.Recovered() != nil:
@@ -191,6 +193,7 @@ func (a *Agent) decideEpoch() error {
 		bump(proof.ReasonKeyRotated)
 	case a.st.Created() && haveFile:
 		bump(proof.ReasonStoreRecreated)
+		a.wiped = true
 		a.logf("store: new store but epoch %d in %s: the data partition was wiped; starting epoch %d", fileEpoch, a.cfg.KeyDir, a.epoch)
 	case !headOK:
 		a.epoch = max(fileEpoch, 1)
@@ -250,11 +253,9 @@ func (a *Agent) brokenEpoch(epoch uint32) bool {
 
 // restore reads consent, the trusted-time anchor and the saved tally.
 func (a *Agent) restore() error {
-	granted, set, err := a.st.Consent()
-	if err != nil {
+	if err := a.restoreConsent(); err != nil {
 		return err
 	}
-	a.consent = granted || !set && a.cfg.ConsentDefault
 	a.consentNow.Store(a.consent)
 	sync, err := a.st.Sync()
 	if err != nil {
@@ -291,6 +292,58 @@ func (a *Agent) restore() error {
 		a.doubtful = true
 	}
 	return nil
+}
+
+// restoreConsent decides consent (docs/eligibility.md, consent): the store's, else the
+// owner's last decision kept in key_dir (the store was lost), else consent_default. The
+// key_dir copy follows the store's, and goes with a wiped data partition (a new owner).
+// After a recovery it records where consent came from, with the epochs, for Status.
+func (a *Agent) restoreConsent() error {
+	granted, set, err := a.st.Consent()
+	if err != nil {
+		return err
+	}
+	kept, keptOK, kerr := identity.ReadConsent(a.cfg.KeyDir)
+	if kerr != nil {
+		a.logf("consent: %v (ignored)", kerr)
+	}
+	source := "kept"
+	switch {
+	case set:
+		a.consent = granted
+		if !keptOK || kept != granted {
+			a.keepConsent(granted)
+		}
+	case a.wiped:
+		a.consent, source = a.cfg.ConsentDefault, "consent_default"
+		if err := identity.RemoveConsent(a.cfg.KeyDir); err != nil {
+			a.logf("consent: %v", err)
+		}
+	case keptOK:
+		a.consent, source = kept, "key_dir"
+		a.logf("consent: the store holds none; the owner's last decision kept in %s: granted %v", a.cfg.KeyDir, kept)
+		if _, err := a.st.SetConsent(kept); err != nil {
+			return err
+		}
+	default:
+		a.consent, source = a.cfg.ConsentDefault, "consent_default"
+	}
+	if a.st.Recovered() != nil {
+		o := store.Outcome{OldEpoch: a.oldEpoch, NewEpoch: a.epoch, Consent: source}
+		if err := a.st.SetRecoveryOutcome(o); err != nil {
+			a.logf("store: record the recovery's outcome: %v", err)
+		}
+		a.logf("store: recovered; epoch %d -> %d, consent %v (%s)", o.OldEpoch, o.NewEpoch, a.consent, source)
+	}
+	return nil
+}
+
+// keepConsent writes the owner's decision beside the key, so that it survives the loss
+// of the store; a failure is logged (the store still holds it).
+func (a *Agent) keepConsent(granted bool) {
+	if err := identity.WriteConsent(a.cfg.KeyDir, granted); err != nil {
+		a.logf("consent: keep a copy in key_dir %s: %v", a.cfg.KeyDir, err)
+	}
 }
 
 // today is the reporting-zone date of trusted time at now (CLOCK_BOOTTIME).
@@ -399,7 +452,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	now := a.clock.Boottime()
 	if a.doubtful {
-		a.logf("tally: %s is more than a day after the wall clock's date %s and no server_time is believed yet: closing it now, so that its upload asks the server", a.meter.tally.Date, a.today(now))
+		a.logf("tally: %s is over a day past the wall clock's %s and no server_time is believed: closed now", a.meter.tally.Date, a.today(now))
 		a.closeDay(now, a.dateFloor(a.today(now)))
 		a.doubtful = false
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godbus/dbus/v5"
+
 	"amos.example/amosd/agent/config"
 	"amos.example/amosd/agent/dbusapi"
 	"amos.example/amosd/agent/identity"
@@ -17,6 +19,7 @@ import (
 	"amos.example/amosd/rigs/inputdev"
 	"amos.example/amosd/rigs/testenv"
 	"amos.example/amosd/sources"
+	"amos.example/amosd/store"
 )
 
 var (
@@ -62,14 +65,14 @@ func TestNormalDay(t *testing.T) {
 		"version": "test", "device_id": r.a.DeviceID().String(), "epoch": uint32(1), "last_seq": uint64(2),
 		"queued": uint32(2), "dead_letter": uint32(0), "consent": true, "today_date": uint32(20261125),
 		"today_interactive_seconds": uint32(0), "clock_trusted": false, "spoofed_signals": uint64(0),
-		"sources": []string{config.SourceAmosPower},
+		"sources": []string{config.SourceAmosPower}, "cert_problem": "",
 	}
 	for k, v := range wantStatus {
 		if !reflect.DeepEqual(got[k], v) {
 			t.Errorf("status %s = %#v, want %#v", k, got[k], v)
 		}
 	}
-	if b, _ := got["store_bytes"].(uint64); b == 0 || len(got) != 16 {
+	if b, _ := got["store_bytes"].(uint64); b == 0 || len(got) != 17 { // last_recovery only after one
 		t.Errorf("status has %d keys, store_bytes %v", len(got), got["store_bytes"])
 	}
 	// No server listens: the sync loop tried, failed, and backs off.
@@ -399,6 +402,10 @@ func TestPowerLossLosesAtMostAMinute(t *testing.T) {
 	t.Logf("%d s counted, %d s on disk", st.TodayInteractiveSeconds, saved.InteractiveSeconds)
 }
 
+// TestCorruptStoreStartsANewEpoch: a store that flash gave up on is recreated; the owner's
+// consent survives it (here consent_default, never changed), the chain continues in
+// epoch 2 at once, and Status says when and why, with both epochs and where consent
+// came from.
 func TestCorruptStoreStartsANewEpoch(t *testing.T) {
 	r := newRig(t, morning, power, nil)
 	r.start()
@@ -410,17 +417,19 @@ func TestCorruptStoreStartsANewEpoch(t *testing.T) {
 	}
 	r.at("10:00:00")
 	r.start()
-	// The consent could not be read from the damaged store: it counts as revoked
-	// until granted again, so that a revocation is never forgotten.
-	st, _ := r.a.Status(context.Background())
-	if st.Recovery == nil || !strings.Contains(st.Recovery.Cause, "corrupt") || st.Consent {
-		t.Fatalf("status after recovery: consent %v, recovery %+v", st.Consent, st.Recovery)
-	}
-	if err := r.a.SetConsent(context.Background(), true); err != nil {
-		t.Fatal(err)
-	}
 	if g := r.waitMinted(); g.Epoch != 2 {
 		t.Fatalf("genesis after recovery in epoch %d", g.Epoch)
+	}
+	st, _ := r.a.Status(context.Background())
+	if st.Recovery == nil || !strings.Contains(st.Recovery.Cause, "corrupt") || !st.Consent {
+		t.Fatalf("status after recovery: consent %v, recovery %+v", st.Consent, st.Recovery)
+	}
+	if o := st.RecoveryOutcome; o == nil || *o != (store.Outcome{OldEpoch: 1, NewEpoch: 2, Consent: "consent_default"}) {
+		t.Fatalf("recovery outcome %+v, want epoch 1 -> 2, consent from consent_default", o)
+	}
+	rec, ok := st.Variants()["last_recovery"].Value().(map[string]dbus.Variant)
+	if !ok || rec["new_epoch"].Value() != uint32(2) || rec["old_epoch"].Value() != uint32(1) || rec["cause"].Value() != st.Recovery.Cause {
+		t.Fatalf("last_recovery over D-Bus: %v", rec)
 	}
 	r.use(time.Minute)
 	r.at("00:00:00")
@@ -429,6 +438,63 @@ func TestCorruptStoreStartsANewEpoch(t *testing.T) {
 	// The morning's tally was lost with the store: the day says so.
 	r.check(r.records(), 2, proof.ReasonStoreRecreated,
 		want{date: 20261124, secs: 30, unlocks: 1, screens: 1, hours: []int{10}, flags: unconfirmd | proof.FlagTallyLost})
+}
+
+// TestConsentSurvivesStoreLoss: the owner's decision is kept beside the key, so that a
+// store lost to corruption keeps it whatever consent_default says; a wiped data
+// partition (a factory reset: perhaps a new owner) goes back to consent_default.
+func TestConsentSurvivesStoreLoss(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		def, decided bool
+		wipe         bool // the whole data partition, not a corrupt store
+		want         bool
+		source       string
+	}{
+		{"revoked, default true", true, false, false, false, "key_dir"},
+		{"granted, default false", false, true, false, true, "key_dir"},
+		{"revoked, then wiped, default true", true, false, true, true, ""},
+		{"granted, then wiped, default false", false, true, true, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, morning, power, func(c *config.Config) { c.ConsentDefault = tc.def })
+			r.start()
+			if err := r.a.SetConsent(context.Background(), tc.decided); err != nil {
+				t.Fatal(err)
+			}
+			r.stop()
+			if tc.wipe {
+				if err := os.RemoveAll(r.cfg.DataDir); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := os.WriteFile(filepath.Join(r.cfg.DataDir, "amosd.db"), []byte("flash gave up"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r.start()
+			st, err := r.a.Status(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Consent != tc.want {
+				t.Fatalf("consent after the loss: %v, want %v", st.Consent, tc.want)
+			}
+			if tc.source != "" && (st.RecoveryOutcome == nil || st.RecoveryOutcome.Consent != tc.source) {
+				t.Fatalf("recovery outcome %+v, want consent from %s", st.RecoveryOutcome, tc.source)
+			}
+			granted, ok, err := identity.ReadConsent(r.cfg.KeyDir)
+			switch {
+			case tc.wipe && ok:
+				t.Fatalf("key_dir still holds the old owner's decision (%v) after a wipe", granted)
+			case !tc.wipe && (!ok || granted != tc.want || err != nil):
+				t.Fatalf("key_dir/consent: %v %v %v, want %v", granted, ok, err, tc.want)
+			}
+			r.stop()
+			r.start() // and once more: the decision is now in the store
+			if st, _ := r.a.Status(context.Background()); st.Consent != tc.want {
+				t.Fatalf("consent after a restart: %v, want %v", st.Consent, tc.want)
+			}
+		})
+	}
 }
 
 // TestEvdevAndPowerOverlap: a touch read from an input device and the power manager's

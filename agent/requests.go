@@ -58,6 +58,7 @@ func (a *Agent) setConsent(granted bool) error {
 		if _, err := a.st.SetConsent(true); err != nil {
 			return err
 		}
+		a.keepConsent(true)
 		if !a.consent {
 			a.consent = true
 			a.consentNow.Store(true)
@@ -75,6 +76,7 @@ func (a *Agent) setConsent(granted bool) error {
 	if err != nil {
 		return err
 	}
+	a.keepConsent(false)
 	a.consent = false
 	a.consentNow.Store(false)
 	a.meter.counting = false
@@ -152,7 +154,7 @@ func (a *Agent) correctDates(now time.Duration) {
 	}
 	if a.consent && a.meter.tally.Date > today {
 		t := a.meter.tally
-		a.logf("clock: the tally of %s was counted on a wrong date (today is %s): dropped %d s, %d unlocks, %d screen_ons", t.Date, today, t.InteractiveSeconds, t.Unlocks, t.ScreenOns)
+		a.logf("clock: dropped the tally of %s, a wrong date (today is %s): %d s, %d unlocks, %d screen_ons", t.Date, today, t.InteractiveSeconds, t.Unlocks, t.ScreenOns)
 	}
 	if future && !a.newEpochForClock(today) {
 		return
@@ -189,7 +191,7 @@ func (a *Agent) newEpochForClock(today proof.Date) bool {
 		return false
 	}
 	a.head.LastDate = floor
-	a.logf("clock: %s was minted on a wrong clock (today is %s): epoch %d starts, its dates continue after %s", last, today, a.epoch, floor)
+	a.logf("clock: %s was minted on a wrong clock (today is %s): epoch %d, dates after %s", last, today, a.epoch, floor)
 	return true
 }
 
@@ -236,6 +238,9 @@ func (a *Agent) status() (dbusapi.Status, error) {
 	slices.Sort(s.Sources)
 	if r, ok, _ := a.st.LastRecovery(); ok {
 		s.Recovery = &r
+		if o, ok, _ := a.st.RecoveryOutcome(); ok {
+			s.RecoveryOutcome = &o
+		}
 	}
 	sync, err := a.st.Sync()
 	if err != nil {

@@ -7,13 +7,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"amos.example/amosd/rigs/testenv"
 )
 
 func TestBoundEvictsDeadLetterFirstThenOldest(t *testing.T) {
@@ -79,24 +80,8 @@ func TestBoundEvictsDeadLetterFirstThenOldest(t *testing.T) {
 	}
 }
 
-// smallDisk mounts a tmpfs of size bytes in a temporary directory for the test, and
-// unmounts it at the end. It skips the test, saying why, when it cannot (not root).
-func smallDisk(t *testing.T, size int) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipped: mounting a tmpfs of fixed size needs root (CI runs as root)")
-	}
-	mnt := t.TempDir()
-	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size="+strconv.Itoa(size)); err != nil {
-		t.Skipf("skipped: this machine cannot mount a tmpfs (%v)", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(mnt, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", mnt, err)
-		}
-	})
-	return mnt
-}
+// smallDisk mounts a tmpfs of size bytes for the test (testenv.SmallDisk).
+func smallDisk(t *testing.T, size int) string { return testenv.SmallDisk(t, size) }
 
 // fill writes a file in dir until the file system is full, or until only leave bytes
 // are left free.

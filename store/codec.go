@@ -68,6 +68,31 @@ type Recovery struct {
 	Salvaged    uint64 // queued records carried over into the new store
 }
 
+// Outcome is what the daemon made of the last recovery, kept beside it for status
+// (meta/recovery_outcome).
+type Outcome struct {
+	OldEpoch uint32 // the epoch of the chain before the recovery
+	NewEpoch uint32 // the epoch the daemon continued in
+	Consent  string // where consent came from: "kept", "key_dir" or "consent_default"
+}
+
+func encodeOutcome(o Outcome) []byte {
+	e := newEncoder(32)
+	e.u32(o.OldEpoch)
+	e.u32(o.NewEpoch)
+	e.str(clip(o.Consent))
+	return e.b
+}
+
+func decodeOutcome(b []byte) (Outcome, error) {
+	d := newDecoder("recovery outcome", b)
+	var o Outcome
+	o.OldEpoch = d.u32()
+	o.NewEpoch = d.u32()
+	o.Consent = d.str()
+	return o, d.done()
+}
+
 type encoder struct{ b []byte }
 
 func newEncoder(n int) *encoder { return &encoder{b: append(make([]byte, 0, n+1), valueVersion)} }

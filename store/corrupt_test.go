@@ -163,10 +163,10 @@ func TestCorruptionIsRecovered(t *testing.T) {
 			if lr, ok, _ := s.LastRecovery(); !ok || lr != *rec {
 				t.Errorf("recovery not recorded in the new store: %+v", lr)
 			}
-			// The consent was set in the damaged store: it is carried over where it
-			// could be read, and recorded as revoked where it could not.
+			// The consent was set (granted) in the damaged store: it is carried over
+			// where it could be read, and left unset where it could not.
 			granted, set, _ := s.Consent()
-			if !set || rec.Salvaged > 0 && !granted {
+			if set && !granted || rec.Salvaged > 0 && !(set && granted) {
 				t.Errorf("consent after recovery: granted %v, set %v (salvaged %d)", granted, set, rec.Salvaged)
 			}
 			t.Logf("consent after recovery: granted %v", granted)
@@ -228,13 +228,29 @@ func TestPruneKeepsTheFileJustMoved(t *testing.T) {
 	}
 }
 
-func TestConsentLostIsRevoked(t *testing.T) {
+// TestConsentLostIsLeftUnset: a consent that could not be read is left unset in the
+// recreated store, for the daemon to take from key_dir or consent_default (it used to be
+// written as revoked, which silently stopped every phone whose store was recovered).
+func TestConsentLostIsLeftUnset(t *testing.T) {
 	dir := t.TempDir()
 	populated(t, dir, 3)
 	damage(t, filepath.Join(dir, FileName), func(b []byte) []byte { return b[:100] })
 	s := openTest(t, dir, Options{})
-	if granted, set, _ := s.Consent(); !set || granted {
-		t.Fatalf("unreadable consent: granted %v, set %v; want recorded as revoked", granted, set)
+	if s.Recovered() == nil {
+		t.Fatal("no recovery")
+	}
+	if granted, set, _ := s.Consent(); set {
+		t.Fatalf("unreadable consent: granted %v, set %v; want unset", granted, set)
+	}
+	if _, ok, err := s.RecoveryOutcome(); ok || err != nil {
+		t.Fatalf("an outcome before the daemon wrote one: %v %v", ok, err)
+	}
+	want := Outcome{OldEpoch: 1, NewEpoch: 2, Consent: "key_dir"}
+	if err := s.SetRecoveryOutcome(want); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := s.RecoveryOutcome(); !ok || err != nil || got != want {
+		t.Fatalf("outcome %+v %v %v, want %+v", got, ok, err, want)
 	}
 }
 

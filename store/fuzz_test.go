@@ -18,13 +18,14 @@ func FuzzValues(f *testing.F) {
 	f.Add(append([]byte{3}, encodeDead(1795000000, "bad_signature", []byte("record"))...))
 	f.Add(append([]byte{4}, encodeRecovery(Recovery{At: 1, CorruptPath: "/data/amos/amosd.db.corrupt-1", Cause: "checksum error", Salvaged: 3})...))
 	f.Add(append([]byte{5}, u64key(FormatVersion)...))
+	f.Add(append([]byte{6}, encodeOutcome(Outcome{OldEpoch: 1, NewEpoch: 2, Consent: "key_dir"})...))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		if len(in) == 0 {
 			return
 		}
 		b := in[1:]
 		var again []byte
-		switch in[0] % 6 {
+		switch in[0] % 7 {
 		case 0:
 			v, err := decodeHead(b)
 			if err != nil {
@@ -61,9 +62,15 @@ func FuzzValues(f *testing.F) {
 				return
 			}
 			again = u64key(v)
+		case 6:
+			v, err := decodeOutcome(b)
+			if err != nil {
+				return
+			}
+			again = encodeOutcome(v)
 		}
 		if !bytes.Equal(again, b) {
-			t.Fatalf("decoder %d: re-encoding differs\n in %x\nout %x", in[0]%6, b, again)
+			t.Fatalf("decoder %d: re-encoding differs\n in %x\nout %x", in[0]%7, b, again)
 		}
 	})
 }

@@ -148,6 +148,27 @@ func (s *Store) LastRecovery() (r Recovery, ok bool, err error) {
 	return r, err == nil, err
 }
 
+// SetRecoveryOutcome records what the daemon made of the last recovery.
+func (s *Store) SetRecoveryOutcome(o Outcome) error {
+	return s.update("record the recovery's outcome", func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keyOutcome, encodeOutcome(o))
+	})
+}
+
+// RecoveryOutcome returns what SetRecoveryOutcome recorded, if anything.
+func (s *Store) RecoveryOutcome() (o Outcome, ok bool, err error) {
+	var v []byte
+	err = s.db.View(func(tx *bolt.Tx) error {
+		v = append([]byte(nil), tx.Bucket(bucketMeta).Get(keyOutcome)...)
+		return nil
+	})
+	if err != nil || len(v) == 0 {
+		return Outcome{}, false, err
+	}
+	o, err = decodeOutcome(v)
+	return o, err == nil, err
+}
+
 // Counts are the store's figures for status and inspection.
 type Counts struct {
 	Queued        int

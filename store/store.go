@@ -62,6 +62,7 @@ var (
 	keyEvictedQueued = []byte("evicted_queued")
 	keyEvictedDead   = []byte("evicted_dead")
 	keyRecovery      = []byte("last_recovery")
+	keyOutcome       = []byte("recovery_outcome") // optional in format 1: older builds ignore it
 )
 
 // Options configure Open.
@@ -423,6 +424,11 @@ func verify(tx *bolt.Tx) (int64, error) {
 			return 0, err
 		}
 	}
+	if v := meta.Get(keyOutcome); v != nil {
+		if _, err := decodeOutcome(v); err != nil {
+			return 0, err
+		}
+	}
 	var head *Head
 	if v := tx.Bucket(bucketHead).Get(keyValue); v != nil {
 		h, err := decodeHead(v)
@@ -535,8 +541,8 @@ type salvaged struct {
 	records [][]byte // queued records, oldest first
 	head    *Head    // the old chain head, if it could be read
 	consent []byte   // the consent value; nil if it was never set
-	// consentLost means the consent could not be read: the new store then records
-	// it as revoked, so that a revocation is never forgotten.
+	// consentLost means the consent could not be read: the new store leaves it unset
+	// and the daemon decides (docs/eligibility.md, consent).
 	consentLost bool
 }
 
@@ -645,9 +651,8 @@ func (s *Store) adopt(old salvaged, rec *Recovery) error {
 		}
 		switch {
 		case old.consentLost:
-			if err := tx.Bucket(bucketConsent).Put(keyValue, []byte{0}); err != nil {
-				return err
-			}
+			// Left unset: the daemon decides from the copy beside the key, else
+			// consent_default (docs/eligibility.md, consent), and says so in status.
 		case old.consent != nil:
 			if err := tx.Bucket(bucketConsent).Put(keyValue, old.consent); err != nil {
 				return err

@@ -72,11 +72,20 @@ func (c *Client) Status(ctx context.Context) (map[string]any, error) {
 	if err := c.call(ctx, "Status", []any{&m}); err != nil {
 		return nil, err
 	}
+	return plain(m), nil
+}
+
+// plain turns an a{sv} into plain Go values, nested dictionaries (last_recovery) too.
+func plain(m map[string]dbus.Variant) map[string]any {
 	out := make(map[string]any, len(m))
 	for k, v := range m {
+		if inner, ok := v.Value().(map[string]dbus.Variant); ok {
+			out[k] = plain(inner)
+			continue
+		}
 		out[k] = v.Value()
 	}
-	return out, nil
+	return out
 }
 
 // Flush calls Flush.

@@ -22,7 +22,8 @@ type Status struct {
 	StoreBytes              uint64
 	Sources                 []string
 	CertProblem             string
-	Recovery                *store.Recovery
+	Recovery                *store.Recovery // the last recovery from a corrupt store, nil if none
+	RecoveryOutcome         *store.Outcome  // what the daemon made of it, nil if not recorded
 	LastSyncUnix            int64
 	LastSyncResult          string
 	NextRetryUnix           int64
@@ -30,7 +31,7 @@ type Status struct {
 
 // Variants returns the status as the a{sv} of docs/dbus-api.md's Status method.
 func (s Status) Variants() map[string]dbus.Variant {
-	return map[string]dbus.Variant{
+	v := map[string]dbus.Variant{
 		"version":                   dbus.MakeVariant(s.Version),
 		"device_id":                 dbus.MakeVariant(s.DeviceID),
 		"epoch":                     dbus.MakeVariant(s.Epoch),
@@ -47,5 +48,21 @@ func (s Status) Variants() map[string]dbus.Variant {
 		"spoofed_signals":           dbus.MakeVariant(s.SpoofedSignals),
 		"store_bytes":               dbus.MakeVariant(s.StoreBytes),
 		"sources":                   dbus.MakeVariant(s.Sources),
+		"cert_problem":              dbus.MakeVariant(s.CertProblem),
 	}
+	if r := s.Recovery; r != nil {
+		rec := map[string]dbus.Variant{
+			"at_unix":      dbus.MakeVariant(r.At),
+			"cause":        dbus.MakeVariant(r.Cause),
+			"corrupt_path": dbus.MakeVariant(r.CorruptPath),
+			"salvaged":     dbus.MakeVariant(r.Salvaged),
+		}
+		if o := s.RecoveryOutcome; o != nil {
+			rec["old_epoch"] = dbus.MakeVariant(o.OldEpoch)
+			rec["new_epoch"] = dbus.MakeVariant(o.NewEpoch)
+			rec["consent"] = dbus.MakeVariant(o.Consent)
+		}
+		v["last_recovery"] = dbus.MakeVariant(rec)
+	}
+	return v
 }

@@ -19,6 +19,9 @@ const (
 	KeyFile   = "device.key"
 	CertFile  = "device.cert"
 	EpochFile = "epoch"
+	// ConsentFile keeps the owner's last consent decision beside the key, so that it
+	// survives the loss of the store (docs/eligibility.md, consent).
+	ConsentFile = "consent"
 )
 
 // ErrIdentity is wrapped by errors about the key files that an operator must fix; the
@@ -63,7 +66,7 @@ func Load(keyDir string) (*Identity, error) {
 		if _, cerr := os.Lstat(certPath); cerr == nil {
 			// Never mint under a new key while a certificate for the old one is there:
 			// the old key's device would silently become another, uncertified one.
-			return nil, fmt.Errorf("%s: %w: missing, but %s is present: the device key it certifies is lost and cannot be rebuilt; %s",
+			return nil, fmt.Errorf("%s: %w: missing, but %s is present: the key it certifies is lost; %s",
 				path, ErrIdentity, certPath, reprovision(keyDir))
 		}
 		seed = make([]byte, proof.SeedSize)
@@ -126,7 +129,7 @@ func ReadKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w: %v", path, ErrIdentity, err)
 	}
 	if len(b) != proof.SeedSize {
-		return nil, fmt.Errorf("%s: %w: %d bytes, want a raw %d-byte Ed25519 seed; the device key is damaged and cannot be rebuilt; %s",
+		return nil, fmt.Errorf("%s: %w: %d bytes, want a raw %d-byte Ed25519 seed; the key is lost; %s",
 			path, ErrIdentity, fi.Size(), proof.SeedSize, reprovision(filepath.Dir(path)))
 	}
 	return b, nil
@@ -134,8 +137,8 @@ func ReadKey(path string) ([]byte, error) {
 
 // reprovision says what the factory must do for a handset whose device key is lost.
 func reprovision(keyDir string) string {
-	return fmt.Sprintf("the factory must provision this handset again: remove %s and %s (keep %s), start amosd so that it generates a new key (a new epoch, reason key rotated), certify the new public key (amosd identity --json; amos-collector maker certify) and write the certificate to %s",
-		filepath.Join(keyDir, KeyFile), filepath.Join(keyDir, CertFile), filepath.Join(keyDir, EpochFile), filepath.Join(keyDir, CertFile))
+	return fmt.Sprintf("the factory must provision this handset again: remove %s and %s (keep epoch), let amosd make a new key, certify it (amosd identity --json; amos-collector maker certify) and write the certificate",
+		filepath.Join(keyDir, KeyFile), filepath.Join(keyDir, CertFile))
 }
 
 // ReadEpoch reads key_dir/epoch: the epoch as decimal ASCII. ok is false if the file
@@ -163,6 +166,44 @@ func clipBytes(b []byte) []byte {
 		return b[:32]
 	}
 	return b
+}
+
+// ReadConsent reads key_dir/consent: "granted" or "revoked" and a newline. ok is false if
+// the file does not exist or does not hold one of them (err then says why).
+func ReadConsent(keyDir string) (granted, ok bool, err error) {
+	path := filepath.Join(keyDir, ConsentFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("%s: %w", path, err)
+	}
+	switch string(b) {
+	case "granted\n":
+		return true, true, nil
+	case "revoked\n":
+		return false, true, nil
+	}
+	return false, false, fmt.Errorf("%s: %q is not \"granted\" or \"revoked\"", path, clipBytes(b))
+}
+
+// WriteConsent replaces key_dir/consent durably.
+func WriteConsent(keyDir string, granted bool) error {
+	v := "revoked\n"
+	if granted {
+		v = "granted\n"
+	}
+	return writeFileDurably(filepath.Join(keyDir, ConsentFile), []byte(v), 0o600)
+}
+
+// RemoveConsent deletes key_dir/consent (a wiped data partition: a new owner decides).
+func RemoveConsent(keyDir string) error {
+	err := os.Remove(filepath.Join(keyDir, ConsentFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 // WriteEpoch replaces key_dir/epoch durably (written, synced, renamed, directory synced).

@@ -28,7 +28,8 @@ import (
 
 // Check is one line of `amosd selftest`: what was checked, whether it passed, what was
 // found, and how to fix it. A warning passes (OK) but says what is missing and how to
-// fix it: a listed source that is absent while another one is available.
+// fix it: a listed source that is absent while another one is available, or a damaged
+// epoch file that amosd rebuilds at its next start.
 type Check struct {
 	Name   string `json:"check"`
 	OK     bool   `json:"ok"`
@@ -120,10 +121,24 @@ func checkKey(cfg *config.Config) []Check {
 	default:
 		out = append(out, Check{Name: "certificate", OK: true, Detail: fmt.Sprintf("maker %s, model %q, issued %s", c.MakerID, c.Model, time.Unix(c.IssuedAt, 0).UTC().Format("2006-01-02"))})
 	}
-	if _, _, err := identity.ReadEpoch(dir); err != nil {
-		out = append(out, Check{Name: "epoch", Detail: err.Error(), Fix: "restore " + filepath.Join(dir, identity.EpochFile) + " (a decimal number), or remove it to start from the store"})
+	if c, ok := checkEpoch(dir); ok {
+		out = append(out, c)
 	}
 	return out
+}
+
+// checkEpoch reads key_dir/epoch; ok is false when there is nothing to say (the file
+// holds an epoch, or does not exist). A damaged file is a warning: amosd rebuilds it at
+// its next start (docs/files.md, epoch). One it cannot read fails.
+func checkEpoch(dir string) (c Check, ok bool) {
+	_, _, err := identity.ReadEpoch(dir)
+	switch {
+	case err == nil:
+		return Check{}, false
+	case errors.Is(err, identity.ErrEpochDamaged):
+		return Check{Name: "epoch", OK: true, Warn: true, Detail: err.Error(), Fix: "amosd rebuilds it at its next start (a new epoch); or restore it from a backup"}, true
+	}
+	return Check{Name: "epoch", Detail: err.Error(), Fix: "make " + filepath.Join(dir, identity.EpochFile) + " a file readable by amosd, or restore it from a backup"}, true
 }
 
 func checkStore(cfg *config.Config) Check {
@@ -140,6 +155,8 @@ func checkStore(cfg *config.Config) Check {
 		return Check{Name: "store", OK: true, Detail: filepath.Join(cfg.DataDir, store.FileName) + " is held by the running daemon"}
 	case errors.Is(err, fs.ErrNotExist):
 		return Check{Name: "store", OK: true, Detail: "no store in " + cfg.DataDir + " yet: created at first start"}
+	case errors.Is(err, store.ErrNewerFormat): // before ErrCorrupt: never taken for corrupt
+		return Check{Name: "store", Detail: err.Error(), Fix: "a newer amosd wrote this store: install that version or a newer one; this amosd leaves the store untouched"}
 	case errors.Is(err, store.ErrCorrupt):
 		return Check{Name: "store", Detail: err.Error(), Fix: "nothing to do: amosd moves it aside and starts a new epoch at its next start"}
 	}

@@ -103,9 +103,9 @@ func (j *Judge) Observe(serverTime int64, at time.Duration, wall time.Time) (Out
 	st := time.Unix(serverTime, 0).UTC()
 	switch {
 	case serverTime < j.notBefore:
-		return Ignored, fmt.Sprintf("server_time %s is before this build (%s)", st.Format(time.RFC3339), time.Unix(j.notBefore, 0).UTC().Add(BeforeBuild).Format(time.DateOnly))
+		return Ignored, fmt.Sprintf("server_time %s is before the build (%s)", st.Format(time.RFC3339), time.Unix(j.notBefore, 0).UTC().Add(BeforeBuild).Format(time.DateOnly))
 	case serverTime > j.notAfter:
-		return Ignored, fmt.Sprintf("server_time %s is more than 30 years after this build", st.Format(time.RFC3339))
+		return Ignored, fmt.Sprintf("server_time %s is 30 years past the build", st.Format(time.RFC3339))
 	}
 	got := Anchor{ServerTime: serverTime, At: at}
 	agreesWall := near(st, wall)
@@ -120,21 +120,21 @@ func (j *Judge) Observe(serverTime int64, at time.Duration, wall time.Time) (Out
 	if agreesWall {
 		was := j.anchor.Time(at).UTC()
 		j.anchor, j.candOK = got, false
-		return Corrected, fmt.Sprintf("server_time %s disputes trusted time %s; the wall clock agrees", st.Format(time.RFC3339), was.Format(time.RFC3339))
+		return Corrected, fmt.Sprintf("server_time %s corrects trusted time %s; the wall clock agrees", st.Format(time.RFC3339), was.Format(time.RFC3339))
 	}
 	if j.candOK && near(st, j.cand.Time(at)) {
 		if at-j.cand.At >= ConfirmAfter {
 			j.anchor, j.ok, j.candOK = got, true, false
-			return Corrected, fmt.Sprintf("server_time %s confirmed by an answer %v after the first", st.Format(time.RFC3339), (at - j.cand.At).Round(time.Second))
+			return Corrected, fmt.Sprintf("server_time %s confirmed %v after the first", st.Format(time.RFC3339), (at - j.cand.At).Round(time.Second))
 		}
-		return Held, fmt.Sprintf("server_time %s agrees with the one held %v ago; it needs an answer at least %v after it", st.Format(time.RFC3339), (at - j.cand.At).Round(time.Second), ConfirmAfter)
+		return Held, fmt.Sprintf("server_time %s agrees with the one held %v ago; needs %v", st.Format(time.RFC3339), (at - j.cand.At).Round(time.Second), ConfirmAfter)
 	}
 	j.cand, j.candOK = got, true
 	ref := "the wall clock " + wall.UTC().Format(time.RFC3339)
 	if j.ok {
 		ref = "trusted time " + j.anchor.Time(at).UTC().Format(time.RFC3339)
 	}
-	return Held, fmt.Sprintf("server_time %s disputes %s; held until an answer at least %v later confirms it", st.Format(time.RFC3339), ref, ConfirmAfter)
+	return Held, fmt.Sprintf("server_time %s disputes %s; held until confirmed %v later", st.Format(time.RFC3339), ref, ConfirmAfter)
 }
 
 func near(a, b time.Time) bool {

@@ -70,7 +70,7 @@ func callResult(env *cliEnv, err error) int {
 // statusKeys is the order of `amosd status` (docs/dbus-api.md's keys).
 var statusKeys = []string{"version", "device_id", "epoch", "last_seq", "queued", "dead_letter", "consent",
 	"today_date", "today_interactive_seconds", "last_sync_unix", "last_sync_result", "next_retry_unix",
-	"clock_trusted", "spoofed_signals", "store_bytes", "sources"}
+	"clock_trusted", "spoofed_signals", "store_bytes", "sources", "cert_problem", "last_recovery"}
 
 func runStatus(env *cliEnv, args []string) int {
 	var asJSON bool
@@ -119,6 +119,13 @@ func humanValue(key string, v any) string {
 			return "none"
 		}
 		return strings.Join(x, ", ")
+	case map[string]any: // last_recovery
+		at, _ := x["at_unix"].(int64)
+		out := fmt.Sprintf("%s: %v (moved to %v, %v queued records salvaged)", time.Unix(at, 0).UTC().Format(time.RFC3339), x["cause"], x["corrupt_path"], x["salvaged"])
+		if _, ok := x["new_epoch"]; ok {
+			out += fmt.Sprintf("; epoch %v -> %v, consent from %v", x["old_epoch"], x["new_epoch"], x["consent"])
+		}
+		return out
 	case string:
 		if x == "" {
 			return "-"
