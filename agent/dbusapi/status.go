@@ -52,7 +52,7 @@ func (s Status) Variants() map[string]dbus.Variant {
 	}
 	if r := s.Recovery; r != nil {
 		rec := map[string]dbus.Variant{
-			"at_unix":      dbus.MakeVariant(r.At),
+			"at":           dbus.MakeVariant(r.At),
 			"cause":        dbus.MakeVariant(r.Cause),
 			"corrupt_path": dbus.MakeVariant(r.CorruptPath),
 			"salvaged":     dbus.MakeVariant(r.Salvaged),

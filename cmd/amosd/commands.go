@@ -120,7 +120,7 @@ func humanValue(key string, v any) string {
 		}
 		return strings.Join(x, ", ")
 	case map[string]any: // last_recovery
-		at, _ := x["at_unix"].(int64)
+		at, _ := x["at"].(int64)
 		out := fmt.Sprintf("%s: %v (moved to %v, %v queued records salvaged)", time.Unix(at, 0).UTC().Format(time.RFC3339), x["cause"], x["corrupt_path"], x["salvaged"])
 		if _, ok := x["new_epoch"]; ok {
 			out += fmt.Sprintf("; epoch %v -> %v, consent from %v", x["old_epoch"], x["new_epoch"], x["consent"])

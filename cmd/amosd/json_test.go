@@ -74,3 +74,17 @@ func TestJSONOutputsUnchanged(t *testing.T) {
 		t.Errorf("identity --json:\n got %s\nwant %s", got, want)
 	}
 }
+
+// TestStatusRecoveryLine: `amosd status` prints last_recovery on one line with the
+// time, the cause, where the file went, and the epochs and consent once decided.
+func TestStatusRecoveryLine(t *testing.T) {
+	rec := map[string]any{"at": int64(1795400000), "cause": "tx check: page 3 bad", "corrupt_path": "/data/amos/amosd.db.corrupt-1795400000", "salvaged": uint64(7)}
+	want := "2026-11-23T02:13:20Z: tx check: page 3 bad (moved to /data/amos/amosd.db.corrupt-1795400000, 7 queued records salvaged)"
+	if got := humanValue("last_recovery", rec); got != want {
+		t.Errorf("before the daemon decided:\n got %s\nwant %s", got, want)
+	}
+	rec["old_epoch"], rec["new_epoch"], rec["consent"] = uint32(1), uint32(2), "key_dir"
+	if got := humanValue("last_recovery", rec); got != want+"; epoch 1 -> 2, consent from key_dir" {
+		t.Errorf("with the outcome: %s", got)
+	}
+}
