@@ -97,7 +97,7 @@ func fill(t *testing.T, dir string, leave int64) string {
 	if err := syscall.Statfs(dir, &st); err != nil {
 		t.Fatal(err)
 	}
-	free := int64(st.Bavail) * st.Bsize
+	free := int64(st.Bavail) * int64(st.Bsize) // Bsize is int32 on arm
 	if _, err := f.Write(make([]byte, max(free-leave, 0))); leave == 0 && !errors.Is(err, syscall.ENOSPC) {
 		if _, err = f.Write(make([]byte, 64<<10)); !errors.Is(err, syscall.ENOSPC) {
 			t.Fatalf("filling %s: %v, want ENOSPC", dir, err)
