@@ -175,7 +175,7 @@ func (a *Agent) decideEpoch() error {
 		// Rebuilt, never trusted to continue: a new epoch cannot collide with one
 		// the collector has seen; a reused one would be a fork (docs/store-and-epochs.md).
 		fileEpoch, haveFile = rebuiltEpoch(head, headOK, a.clock.Now()), true
-		a.logf("identity: %v; rebuilt (from the store's head when there is one) as epoch %d", ferr, fileEpoch)
+		a.logf("identity: %v; rebuilt as epoch %d", ferr, fileEpoch)
 	}
 	bump := func(reason proof.GenesisReason) {
 		n := fileEpoch
@@ -321,7 +321,7 @@ func (a *Agent) restoreConsent() error {
 		}
 	case keptOK:
 		a.consent, source = kept, "key_dir"
-		a.logf("consent: the store holds none; the owner's last decision kept in %s: granted %v", a.cfg.KeyDir, kept)
+		a.logf("consent: from %s: granted %v", identity.ConsentFile, kept)
 		if _, err := a.st.SetConsent(kept); err != nil {
 			return err
 		}
@@ -452,7 +452,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	now := a.clock.Boottime()
 	if a.doubtful {
-		a.logf("tally: %s is over a day past the wall clock's %s and no server_time is believed: closed now", a.meter.tally.Date, a.today(now))
+		a.logf("tally: %s is over a day past the wall clock's %s: closed now", a.meter.tally.Date, a.today(now))
 		a.closeDay(now, a.dateFloor(a.today(now)))
 		a.doubtful = false
 	}

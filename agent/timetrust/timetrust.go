@@ -127,7 +127,7 @@ func (j *Judge) Observe(serverTime int64, at time.Duration, wall time.Time) (Out
 			j.anchor, j.ok, j.candOK = got, true, false
 			return Corrected, fmt.Sprintf("server_time %s confirmed %v after the first", st.Format(time.RFC3339), (at - j.cand.At).Round(time.Second))
 		}
-		return Held, fmt.Sprintf("server_time %s agrees with the one held %v ago; needs %v", st.Format(time.RFC3339), (at - j.cand.At).Round(time.Second), ConfirmAfter)
+		return Held, fmt.Sprintf("server_time %s agrees with the one held %v ago", st.Format(time.RFC3339), (at - j.cand.At).Round(time.Second))
 	}
 	j.cand, j.candOK = got, true
 	ref := "the wall clock " + wall.UTC().Format(time.RFC3339)

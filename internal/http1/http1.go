@@ -461,10 +461,22 @@ func (b *chunkedBody) nextChunk() error {
 			return io.EOF
 		}
 		// A trailer field is a header field, ignored, but well formed.
-		if name, _, ok := strings.Cut(line, ":"); !ok || !isToken(name) {
+		if name, value, ok := strings.Cut(line, ":"); !ok || !isToken(name) || !isFieldValue(value) {
 			return malformed("trailer line %q", truncate(line, 64))
 		}
 	}
+}
+
+// isFieldValue says whether s holds only what a field value may (RFC 9110 §5.5): visible
+// characters, space, tab and obs-text; no other control character (a CR there is a
+// framing that net/http refuses).
+func isFieldValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // isToken says whether s is an HTTP token (RFC 9110 §5.6.2), as a field name must be.
