@@ -137,6 +137,23 @@ func (p *parser) space() {
 	}
 }
 
+// next reads what follows a member of an object or an element of an array: a comma
+// (and the white space after it: more is true), or the closing byte (done); anything
+// else fails as being after what.
+func (p *parser) next(closing byte, what string) (more bool, err error) {
+	p.space()
+	if p.i < len(p.b) && p.b[p.i] == ',' {
+		p.i++
+		p.space()
+		return true, nil
+	}
+	if p.i < len(p.b) && p.b[p.i] == closing {
+		p.i++
+		return false, nil
+	}
+	return false, p.fail(what)
+}
+
 // fail reports an unexpected byte at p.i (or the end of the input), what it was
 // looking for.
 func (p *parser) fail(context string) error {
@@ -234,17 +251,9 @@ func (p *parser) object(v *Value, depth int) error {
 			return err
 		}
 		v.Members = append(v.Members, Member{Key: key, KeyOff: keyOff, Value: *val})
-		p.space()
-		if p.i < len(p.b) && p.b[p.i] == ',' {
-			p.i++
-			p.space()
-			continue
+		if more, err := p.next('}', "after object key:value pair"); !more {
+			return err
 		}
-		if p.i < len(p.b) && p.b[p.i] == '}' {
-			p.i++
-			return nil
-		}
-		return p.fail("after object key:value pair")
 	}
 }
 
@@ -262,17 +271,9 @@ func (p *parser) array(v *Value, depth int) error {
 			return err
 		}
 		v.Elems = append(v.Elems, *val)
-		p.space()
-		if p.i < len(p.b) && p.b[p.i] == ',' {
-			p.i++
-			p.space()
-			continue
+		if more, err := p.next(']', "after array element"); !more {
+			return err
 		}
-		if p.i < len(p.b) && p.b[p.i] == ']' {
-			p.i++
-			return nil
-		}
-		return p.fail("after array element")
 	}
 }
 

@@ -172,17 +172,9 @@ func (s *Scanner) Object(member func(key []byte) error) error {
 		if err := s.member(func() error { return member(key) }); err != nil {
 			return err
 		}
-		p.space()
-		if p.i < len(p.b) && p.b[p.i] == ',' {
-			p.i++
-			p.space()
-			continue
+		if more, err := p.next('}', "after object key:value pair"); !more {
+			return err
 		}
-		if p.i < len(p.b) && p.b[p.i] == '}' {
-			p.i++
-			return nil
-		}
-		return p.fail("after object key:value pair")
 	}
 }
 
@@ -203,17 +195,9 @@ func (s *Scanner) Array(elem func(i int) error) error {
 		if err := s.member(func() error { return elem(i) }); err != nil {
 			return err
 		}
-		p.space()
-		if p.i < len(p.b) && p.b[p.i] == ',' {
-			p.i++
-			p.space()
-			continue
+		if more, err := p.next(']', "after array element"); !more {
+			return err
 		}
-		if p.i < len(p.b) && p.b[p.i] == ']' {
-			p.i++
-			return nil
-		}
-		return p.fail("after array element")
 	}
 }
 
