@@ -99,32 +99,46 @@ func (l *Bolt) check(readOnly bool) error {
 	if !readOnly {
 		err := l.db.Update(func(tx *bolt.Tx) error {
 			meta := tx.Bucket([]byte(bucketMeta.String()))
-			if meta != nil {
-				return nil
+			if meta == nil {
+				if k, _ := tx.Cursor().First(); k != nil {
+					return fmt.Errorf("buckets without a meta bucket: not a collector ledger: %w", ErrCorrupt)
+				}
+				var err error
+				if meta, err = tx.CreateBucket([]byte(bucketMeta.String())); err != nil {
+					return err
+				}
+			} else if v := meta.Get(keySchema); len(v) != 4 || binary.BigEndian.Uint32(v) != 1 {
+				return nil // the current schema is checked below; another is refused there
 			}
-			if k, _ := tx.Cursor().First(); k != nil {
-				return fmt.Errorf("buckets without a meta bucket: not a collector ledger: %w", ErrCorrupt)
-			}
-			for b := range numBuckets {
-				if _, err := tx.CreateBucket([]byte(b.String())); err != nil {
+			// A new ledger, or the upgrade of a schema 1 ledger: the buckets it lacks.
+			for b := bucketMeta + 1; b < numBuckets; b++ {
+				if _, err := tx.CreateBucketIfNotExists([]byte(b.String())); err != nil {
 					return err
 				}
 			}
-			return tx.Bucket([]byte(bucketMeta.String())).Put(keySchema, binary.BigEndian.AppendUint32(nil, schemaVersion))
+			return meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, schemaVersion))
 		})
 		if err != nil {
 			return err
 		}
 	}
 	return l.db.View(func(tx *bolt.Tx) error {
-		for b := range numBuckets {
+		v := tx.Bucket([]byte(bucketMeta.String()))
+		if v == nil {
+			return fmt.Errorf("bucket %s missing: %w", bucketMeta, ErrCorrupt)
+		}
+		schema := v.Get(keySchema)
+		if len(schema) != 4 || (binary.BigEndian.Uint32(schema) != schemaVersion && !(readOnly && binary.BigEndian.Uint32(schema) == 1)) {
+			return fmt.Errorf("schema version %x, this collector knows %d: %w", schema, schemaVersion, ErrCorrupt)
+		}
+		present := numBuckets
+		if binary.BigEndian.Uint32(schema) == 1 {
+			present = schema1Buckets // read-only: the newer buckets read as empty
+		}
+		for b := range present {
 			if tx.Bucket([]byte(b.String())) == nil {
 				return fmt.Errorf("bucket %s missing: %w", b, ErrCorrupt)
 			}
-		}
-		v := tx.Bucket([]byte(bucketMeta.String())).Get(keySchema)
-		if len(v) != 4 || binary.BigEndian.Uint32(v) != schemaVersion {
-			return fmt.Errorf("schema version %x, this collector knows %d: %w", v, schemaVersion, ErrCorrupt)
 		}
 		var first error
 		for err := range tx.Check() { // drained to the end so that the checker exits
@@ -156,7 +170,14 @@ type boltKV struct{ tx *bolt.Tx }
 
 func (k boltKV) bucket(b bucket) *bolt.Bucket { return k.tx.Bucket([]byte(b.String())) }
 
-func (k boltKV) get(b bucket, key []byte) []byte { return k.bucket(b).Get(key) }
+// A bucket is nil only in a schema 1 ledger opened read-only: it reads as empty.
+
+func (k boltKV) get(b bucket, key []byte) []byte {
+	if bk := k.bucket(b); bk != nil {
+		return bk.Get(key)
+	}
+	return nil
+}
 
 func (k boltKV) put(b bucket, key, value []byte) error {
 	if !k.tx.Writable() {
@@ -166,7 +187,11 @@ func (k boltKV) put(b bucket, key, value []byte) error {
 }
 
 func (k boltKV) scan(b bucket, from, to []byte, fn func(k, v []byte) error) error {
-	c := k.bucket(b).Cursor()
+	bk := k.bucket(b)
+	if bk == nil {
+		return nil
+	}
+	c := bk.Cursor()
 	var key, v []byte
 	if from == nil {
 		key, v = c.First()
@@ -182,7 +207,11 @@ func (k boltKV) scan(b bucket, from, to []byte, fn func(k, v []byte) error) erro
 }
 
 func (k boltKV) first(b bucket, from, to []byte) []byte {
-	key, _ := k.bucket(b).Cursor().Seek(from)
+	bk := k.bucket(b)
+	if bk == nil {
+		return nil
+	}
+	key, _ := bk.Cursor().Seek(from)
 	if key == nil || (to != nil && bytes.Compare(key, to) >= 0) {
 		return nil
 	}

@@ -13,4 +13,7 @@ var (
 	ErrReadOnly = errors.New("ledger transaction is read-only")
 	// ErrClosed means the ledger is closed.
 	ErrClosed = errors.New("ledger closed")
+	// ErrExists means a write would replace what the ledger keeps for ever (a closed
+	// month) or exceed what it keeps (decisions on one device).
+	ErrExists = errors.New("ledger already holds it")
 )

@@ -39,6 +39,11 @@ func FuzzLedgerValues(f *testing.F) {
 	h := &Head{DeviceID: dev.ID, Epoch: 1, Seq: 5, LastDate: proof.NewDate(2026, time.October, 4), Genesis: VerdictBadCert, Counts: Counts{Accepted: 3, Stale: 1, ClockJumped: 2}}
 	f.Add(uint8(1), headKey(dev.ID, 1), encodeHead(h))
 	f.Add(uint8(2), recordKey(dev.ID, 1, 1), encodeRecord(&Record{Verdict: VerdictStale, Bytes: g.chain[1]}))
+	var serial [32]byte
+	serial[0] = 7
+	f.Add(uint8(3), serial[:], encodeSale(&Sale{SerialTag: serial, MakerID: "konka", SoldAt: proof.NewDate(2026, time.November, 30), Channel: "taobao", RegisteredAt: 1795000000}))
+	f.Add(uint8(4), monthKey(202611), encodeClosedMonth(&ClosedMonth{Month: 202611, ClosedAt: 1796000000, Claim: []byte(`{"month":"2026-11"}`)}))
+	f.Add(uint8(5), decisionKey(202611, dev.ID, 2), encodeDecision(&Decision{Month: 202611, DeviceID: dev.ID, N: 2, Release: true, At: 1796000000, By: "li", Why: "a shop demo phone"}))
 	f.Fuzz(func(t *testing.T, which uint8, key, v []byte) {
 		check := func(err error, again []byte) {
 			if err != nil {
@@ -51,7 +56,7 @@ func FuzzLedgerValues(f *testing.F) {
 				t.Fatalf("decoded value re-encodes to %x, was %x", again, v)
 			}
 		}
-		switch which % 3 {
+		switch which % 6 {
 		case 0:
 			d, err := decodeDevice(key, v)
 			if err == nil {
@@ -70,6 +75,27 @@ func FuzzLedgerValues(f *testing.F) {
 			r, err := decodeRecord(key, v)
 			if err == nil {
 				check(nil, encodeRecord(r))
+			} else {
+				check(err, nil)
+			}
+		case 3:
+			s, err := decodeSale(key, v)
+			if err == nil {
+				check(nil, encodeSale(s))
+			} else {
+				check(err, nil)
+			}
+		case 4:
+			c, err := decodeClosedMonth(key, v)
+			if err == nil {
+				check(nil, encodeClosedMonth(c))
+			} else {
+				check(err, nil)
+			}
+		case 5:
+			d, err := decodeDecision(key, v)
+			if err == nil {
+				check(nil, encodeDecision(d))
 			} else {
 				check(err, nil)
 			}

@@ -21,6 +21,10 @@ import (
 //     under seq 2^64-1, right after its last record, so that appending a record and
 //     moving the head dirty the same page;
 //   - "forks": device_id|record hash → the contradicting record;
+//   - "sales": serial_tag → the sold handset (maker, date of sale, channel, import time);
+//   - "months": YYYYMM u32 → the claim stored when the month closed;
+//   - "decisions": YYYYMM|device_id|n → the payer's n-th decision on a held device;
+//   - "late": YYYYMM|device_id → how many records of the month arrived after it closed;
 //   - "meta": the schema version.
 type bucket int
 
@@ -30,15 +34,25 @@ const (
 	bucketDevices
 	bucketChains
 	bucketForks
+	bucketSales
+	bucketMonths
+	bucketDecisions
+	bucketLate
 	numBuckets
 )
 
-var bucketNames = [numBuckets]string{"meta", "devices", "chains", "forks"}
+var bucketNames = [numBuckets]string{"meta", "devices", "chains", "forks", "sales", "months", "decisions", "late"}
+
+// schema1Buckets are the buckets of a schema 1 ledger; the others were added by
+// schema 2 (the payer's registry, closed months, decisions, late records).
+const schema1Buckets = bucketSales
 
 func (b bucket) String() string { return bucketNames[b] }
 
-// schemaVersion is stored under meta/schema; a ledger of another version is refused.
-const schemaVersion = 1
+// schemaVersion is stored under meta/schema. A schema 1 ledger is upgraded when it is
+// opened for writing (its missing buckets are created) and read as if they were empty
+// when it is opened read-only; any other version is refused.
+const schemaVersion = 2
 
 var keySchema = []byte("schema")
 
@@ -176,7 +190,7 @@ func decodeHead(key, v []byte) (*Head, error) {
 		return nil, corrupt(bucketChains, key, "epoch %d seq %d", h.Epoch, h.Seq)
 	case h.LastDate != 0 && !h.LastDate.Valid():
 		return nil, corrupt(bucketChains, key, "last date %d", uint32(h.LastDate))
-	case g != VerdictAccepted && g != VerdictBadCert && g != VerdictUnknownMaker:
+	case g != VerdictAccepted && g != VerdictBadCert && g != VerdictUnknownMaker && g != VerdictImplausible:
 		return nil, corrupt(bucketChains, key, "genesis verdict %d", g)
 	case uint64(c.Accepted)+uint64(c.FutureDate)+uint64(c.Stale)+1 > h.Seq:
 		return nil, corrupt(bucketChains, key, "counters exceed the %d linked records", h.Seq)

@@ -44,6 +44,28 @@ type Tx interface {
 	AddForkEvidence(id proof.DeviceID, record []byte) (bool, error)
 	// ForkEvidence calls fn for every record kept as fork evidence of the device.
 	ForkEvidence(id proof.DeviceID, fn func(record []byte) error) error
+
+	// Sale returns the registered sale of a serial tag.
+	Sale(serial [32]byte) (*Sale, error)
+	// PutSale registers or replaces a sale (the collector never replaces one).
+	PutSale(s *Sale) error
+	// Sales calls fn for every registered sale in serial_tag order.
+	Sales(fn func(*Sale) error) error
+
+	// ClosedMonth returns the claim stored when month m closed, nil if it is not.
+	ClosedMonth(m MonthKey) (*ClosedMonth, error)
+	// PutClosedMonth stores a month's claim; ErrExists if the month is already closed.
+	PutClosedMonth(c *ClosedMonth) error
+
+	// AddDecision appends a decision on a held device, setting its N.
+	AddDecision(d *Decision) error
+	// Decisions calls fn for every decision of month m, by device_id then N.
+	Decisions(m MonthKey, fn func(*Decision) error) error
+
+	// AddLate counts one record of month m of the device that arrived after m closed.
+	AddLate(m MonthKey, id proof.DeviceID) error
+	// Late calls fn for every device with late records of month m.
+	Late(m MonthKey, fn func(id proof.DeviceID, records uint32) error) error
 }
 
 // MaxForkEvidence is how many distinct contradicting records are kept per device.
@@ -86,8 +108,8 @@ type Head struct {
 	Seq      uint64     // seq of the last linked record
 	Hash     proof.Hash // its record hash
 	LastDate proof.Date // date of the last linked activity record, 0 before the first
-	// Genesis is the verdict of the epoch's genesis: VerdictAccepted, VerdictBadCert
-	// or VerdictUnknownMaker.
+	// Genesis is the verdict of the epoch's genesis: VerdictAccepted, VerdictBadCert,
+	// VerdictUnknownMaker or VerdictImplausible.
 	Genesis Verdict
 	Counts  Counts
 	Updated int64 // server time of the last link, unix seconds
@@ -123,9 +145,11 @@ const (
 	VerdictUnknownMaker Verdict = 2 // rejected unknown_maker
 	VerdictFutureDate   Verdict = 3 // rejected future_date
 	VerdictStale        Verdict = 4 // rejected stale
+	VerdictLate         Verdict = 5 // rejected late: its month had closed when it arrived
+	VerdictImplausible  Verdict = 6 // rejected implausible_mint: minted_at no daemon writes
 )
 
-var verdictNames = [...]string{"accepted", "bad_cert", "unknown_maker", "future_date", "stale"}
+var verdictNames = [...]string{"accepted", "bad_cert", "unknown_maker", "future_date", "stale", "late", "implausible_mint"}
 
 // Valid reports whether v is one of the stored verdict codes.
 func (v Verdict) Valid() bool { return int(v) < len(verdictNames) }
