@@ -1,270 +1,145 @@
 package collector
 
 import (
-	"bytes"
-	"cmp"
-	"encoding/csv"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"math"
 	"slices"
-	"strconv"
 	"time"
 
+	"amos.example/amosd/collector/claim"
 	"amos.example/amosd/collector/ledger"
 	"amos.example/amosd/proof"
 )
 
-// AmountPerDevice is what a maker is paid per eligible device and month, in CNY.
-const AmountPerDevice = 1
-
 // Month is a calendar month of the reporting zone.
-type Month struct {
-	Year  int
-	Month time.Month
-}
+type Month = claim.Month
+
+// Claims is the claim of every registered maker for one month (docs/eligibility.md).
+type Claims = claim.Claim
+
+// ClaimRow is one maker's claim for a month.
+type ClaimRow = claim.Row
+
+// AmountPerDevice is what a maker is paid per paid serial_tag and month, in CNY.
+const AmountPerDevice = claim.AmountPerDevice
 
 // ParseMonth parses exactly "YYYY-MM", years 1970..9999.
-func ParseMonth(s string) (Month, error) {
-	bad := func(why string) (Month, error) {
-		return Month{}, fmt.Errorf("month %q: %s: %w", s, why, ErrMonth)
-	}
-	if len(s) != 7 || s[4] != '-' {
-		return bad("want YYYY-MM")
-	}
-	for i, c := range []byte(s) {
-		if i != 4 && (c < '0' || c > '9') {
-			return bad("want YYYY-MM")
-		}
-	}
-	y, _ := strconv.Atoi(s[:4])
-	m, _ := strconv.Atoi(s[5:])
-	switch {
-	case y < 1970:
-		return bad("year before 1970")
-	case m < 1 || m > 12:
-		return bad("month not 01..12")
-	}
-	return Month{y, time.Month(m)}, nil
-}
+func ParseMonth(s string) (Month, error) { return claim.ParseMonth(s) }
 
 // MonthOf returns the month of a date.
-func MonthOf(d proof.Date) Month { return Month{d.Year(), d.Month()} }
+func MonthOf(d proof.Date) Month { return claim.MonthOf(d) }
 
-// String returns the month as YYYY-MM.
-func (m Month) String() string { return fmt.Sprintf("%04d-%02d", m.Year, int(m.Month)) }
-
-// First returns the first date of the month.
-func (m Month) First() proof.Date { return proof.NewDate(m.Year, m.Month, 1) }
-
-// Last returns the last date of the month.
-func (m Month) Last() proof.Date {
-	t := time.Date(m.Year, m.Month+1, 0, 0, 0, 0, 0, time.UTC)
-	return proof.NewDate(t.Year(), t.Month(), t.Day())
+// params returns the rules the collector's claims are computed with.
+func (c *Collector) params() claim.Params {
+	return claim.Params{Makers: c.makers, Active: c.elig.Active, MinActiveDays: c.elig.MinActiveDays, Signals: c.signals, Schedule: c.schedule}
 }
 
-// ClaimRow is one maker's claim for a month (docs/operations.md).
-type ClaimRow struct {
-	MakerID         string `json:"maker_id"`
-	EligibleDevices int    `json:"eligible_devices"`
-	AmountCNY       int    `json:"amount_cny"`
-}
-
-// PaidDevice is one paid serial_tag: the device key it is paid for, and to whom.
-type PaidDevice struct {
-	MakerID    string
-	SerialTag  [32]byte
-	DeviceID   proof.DeviceID
-	ActiveDays int
-	// Others are the other eligible keys of the same serial_tag, not paid.
-	Others []proof.DeviceID
-}
-
-// Claims is the claim of every registered maker for one month.
-type Claims struct {
-	Month string     `json:"month"`
-	Rows  []ClaimRow `json:"rows"`
-	// Paid lists the paid serial_tags by maker_id, then serial_tag: the audit trail.
-	Paid []PaidDevice `json:"-"`
-}
-
-// ForMaker returns the claims as maker id may see them: its own row only.
-func (c *Claims) ForMaker(id string) *Claims {
-	out := &Claims{Month: c.Month, Rows: []ClaimRow{}}
-	for _, r := range c.Rows {
-		if r.MakerID == id {
-			out.Rows = append(out.Rows, r)
-		}
-	}
-	for _, p := range c.Paid {
-		if p.MakerID == id {
-			out.Paid = append(out.Paid, p)
-		}
-	}
-	return out
-}
-
-// WriteCSV writes the rows with the header maker_id,eligible_devices,amount_cny.
-func (c *Claims) WriteCSV(w io.Writer) error {
-	cw := csv.NewWriter(w)
-	cw.Write([]string{"maker_id", "eligible_devices", "amount_cny"})
-	for _, r := range c.Rows {
-		cw.Write([]string{r.MakerID, strconv.Itoa(r.EligibleDevices), strconv.Itoa(r.AmountCNY)})
-	}
-	cw.Flush()
-	return cw.Error()
-}
-
-// candidate is an eligible device before the one-payment-per-serial_tag rule.
-type candidate struct {
-	maker    string
-	serial   [32]byte
-	issuedAt int64
-	id       proof.DeviceID
-	days     int
-}
-
-// Claims computes every registered maker's claim for month m (see the package
-// documentation for the rule). Makers with nothing eligible get a zero row.
+// Claims returns every registered maker's claim for month m, with every device's
+// outcome (docs/eligibility.md). Before the month closes it is computed from the ledger
+// as it is (status provisional). The first call at or after the moment it closes
+// computes it once and stores it; from then on that stored claim is returned, with only
+// its late figures brought up to date.
 func (c *Collector) Claims(m Month) (*Claims, error) {
-	first, last := m.First(), m.Last()
-	var cands []candidate
+	now := c.now()
+	if !c.schedule.Closed(m, now) {
+		return c.provisional(m, now)
+	}
+	var out *Claims
 	err := c.ledger.View(func(tx ledger.Tx) error {
-		return tx.Devices(func(d *ledger.Device) error {
-			if d.Forked() || d.Cert == nil {
-				return nil
+		var err error
+		out, err = storedClaim(tx, m)
+		return err
+	})
+	if err != nil || out != nil {
+		return out, wrapClaims(m, err)
+	}
+	err = c.ledger.Update(func(tx ledger.Tx) error {
+		if stored, err := storedClaim(tx, m); err != nil || stored != nil {
+			out = stored
+			return err
+		}
+		cl, err := claim.Compute(tx, m, c.params(), now)
+		if err != nil {
+			return err
+		}
+		cl.Status, cl.ClosedAt = claim.StatusClosed, c.schedule.ClosesAt(m).Unix()
+		b, err := json.Marshal(cl)
+		if err != nil {
+			return err
+		}
+		out = cl
+		return tx.PutClosedMonth(&ledger.ClosedMonth{Month: m.Key(), ClosedAt: cl.ClosedAt, Claim: b})
+	})
+	if errors.Is(err, ledger.ErrReadOnly) { // an offline reader of a ledger a server holds: computed, not stored
+		err = c.ledger.View(func(tx ledger.Tx) error {
+			cl, err := claim.Compute(tx, m, c.params(), now)
+			if err == nil {
+				cl.Status, cl.ClosedAt = claim.StatusClosed, c.schedule.ClosesAt(m).Unix()
 			}
-			cert, err := d.Certificate()
-			if err != nil {
-				return err
-			}
-			if key, ok := c.makers[cert.MakerID]; !ok || key != d.CertMakerKey {
-				return nil // maker no longer registered, or registered with another key
-			}
-			days, err := c.activeDays(tx, d.ID, first, last)
-			if err != nil {
-				return err
-			}
-			if days >= c.elig.MinActiveDays {
-				cands = append(cands, candidate{cert.MakerID, cert.SerialTag, cert.IssuedAt, d.ID, days})
-			}
-			return nil
+			out = cl
+			return err
 		})
+	}
+	return out, wrapClaims(m, err)
+}
+
+func wrapClaims(m Month, err error) error {
+	if err != nil {
+		return fmt.Errorf("collector: claims for %s: %w", m, err)
+	}
+	return nil
+}
+
+// storedClaim decodes a closed month's stored claim and brings its late figures up to
+// date; nil if the month is not stored.
+func storedClaim(tx ledger.Tx, m Month) (*Claims, error) {
+	cm, err := tx.ClosedMonth(m.Key())
+	if err != nil || cm == nil {
+		return nil, err
+	}
+	var cl Claims
+	if err := json.Unmarshal(cm.Claim, &cl); err != nil {
+		return nil, fmt.Errorf("stored claim of %s: %v: %w", m, err, ledger.ErrCorrupt)
+	}
+	return &cl, claim.CountLate(tx, m, &cl)
+}
+
+// provisional computes an open month's claim, reusing the last one computed while
+// nothing was written to the ledger since.
+func (c *Collector) provisional(m Month, now time.Time) (*Claims, error) {
+	gen := c.generation.Load()
+	c.cacheMu.Lock()
+	hit, ok := c.cache[m]
+	c.cacheMu.Unlock()
+	if ok && hit.gen == gen {
+		return hit.claim, nil
+	}
+	var out *Claims
+	err := c.ledger.View(func(tx ledger.Tx) error {
+		var err error
+		out, err = claim.Compute(tx, m, c.params(), now)
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("collector: claims for %s: %w", m, err)
+		return nil, wrapClaims(m, err)
 	}
-	slices.SortFunc(cands, func(x, y candidate) int {
-		return cmp.Or(bytes.Compare(x.serial[:], y.serial[:]), cmp.Compare(x.issuedAt, y.issuedAt), bytes.Compare(x.id[:], y.id[:]))
-	})
-	out := &Claims{Month: m.String(), Rows: []ClaimRow{}}
-	counts := map[string]int{}
-	for i := 0; i < len(cands); {
-		j := i + 1
-		for j < len(cands) && cands[j].serial == cands[i].serial {
-			j++
-		}
-		w := cands[i]
-		p := PaidDevice{MakerID: w.maker, SerialTag: w.serial, DeviceID: w.id, ActiveDays: w.days}
-		for _, o := range cands[i+1 : j] {
-			p.Others = append(p.Others, o.id)
-		}
-		out.Paid = append(out.Paid, p)
-		counts[w.maker]++
-		i = j
+	c.cacheMu.Lock()
+	if len(c.cache) >= 4 {
+		clear(c.cache)
 	}
-	slices.SortStableFunc(out.Paid, func(x, y PaidDevice) int { return cmp.Compare(x.MakerID, y.MakerID) })
-	ids := make([]string, 0, len(c.makers))
-	for id := range c.makers {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		out.Rows = append(out.Rows, ClaimRow{MakerID: id, EligibleDevices: counts[id], AmountCNY: counts[id] * AmountPerDevice})
-	}
+	c.cache[m] = cachedClaim{gen: gen, claim: out}
+	c.cacheMu.Unlock()
 	return out, nil
 }
 
-// activeDays counts the distinct dates from first to last that an accepted record of
-// any epoch made active.
-func (c *Collector) activeDays(tx ledger.Tx, id proof.DeviceID, first, last proof.Date) (int, error) {
-	dates := map[proof.Date]bool{}
-	err := acceptedDays(tx, id, first, last, func(a *proof.ActivityDay) {
-		if c.elig.Active(a) {
-			dates[a.Date] = true
-		}
-	})
-	return len(dates), err
-}
-
-// acceptedDays calls fn with the body of every accepted activity record of the device
-// dated first..last, epoch by epoch. Dates increase with seq along every stored
-// chain, so each epoch's range is found by binary search and only it is decoded.
-func acceptedDays(tx ledger.Tx, id proof.DeviceID, first, last proof.Date, fn func(*proof.ActivityDay)) error {
-	return tx.Heads(id, func(h *ledger.Head) error {
-		if h.Counts.Accepted == 0 || h.LastDate < first {
-			return nil
-		}
-		lo, err := searchDate(tx, h, first)
-		if err != nil {
-			return err
-		}
-		hi, err := searchDate(tx, h, last.Next())
-		if err != nil {
-			return err
-		}
-		return tx.Records(id, h.Epoch, lo, hi-1, func(seq uint64, r *ledger.Record) error {
-			if r.Verdict != ledger.VerdictAccepted {
-				return nil
-			}
-			a, err := storedActivity(h, seq, r)
-			if err != nil {
-				return err
-			}
-			fn(a)
-			return nil
-		})
-	})
-}
-
-// searchDate returns the smallest seq of the epoch whose activity date is d or later,
-// h.Seq+1 if there is none.
-func searchDate(tx ledger.Tx, h *ledger.Head, d proof.Date) (uint64, error) {
-	lo, hi := uint64(2), h.Seq+1 // activity records are seq 2..h.Seq
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		r, err := tx.Record(h.DeviceID, h.Epoch, mid)
-		if err != nil {
-			return 0, err
-		}
-		if r == nil {
-			return 0, fmt.Errorf("device %s epoch %d: seq %d is below the head but not stored: %w", h.DeviceID, h.Epoch, mid, ledger.ErrCorrupt)
-		}
-		a, err := storedActivity(h, mid, r)
-		if err != nil {
-			return 0, err
-		}
-		if a.Date < d {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	return lo, nil
-}
-
-func storedActivity(h *ledger.Head, seq uint64, r *ledger.Record) (*proof.ActivityDay, error) {
-	rec, err := proof.Decode(r.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("device %s epoch %d seq %d: stored record: %v: %w", h.DeviceID, h.Epoch, seq, err, ledger.ErrCorrupt)
-	}
-	a, ok := rec.Activity()
-	if !ok || rec.DeviceID != h.DeviceID || rec.Epoch != h.Epoch || rec.Seq != seq {
-		return nil, fmt.Errorf("device %s epoch %d seq %d: stored record is not that activity record: %w", h.DeviceID, h.Epoch, seq, ledger.ErrCorrupt)
-	}
-	return a, nil
+// cachedClaim is a provisional claim and the ledger generation it was computed at.
+type cachedClaim struct {
+	gen   uint64
+	claim *Claims
 }
 
 // DeviceReport is what GET /v1/devices/{id} shows of a device.
@@ -346,7 +221,7 @@ func (c *Collector) Device(id proof.DeviceID) (*DeviceReport, error) {
 			return err
 		}
 		reported, active := map[proof.Date]bool{}, map[proof.Date]bool{}
-		err = acceptedDays(tx, id, proof.NewDate(1970, 1, 1), proof.NewDate(9999, 12, 31), func(a *proof.ActivityDay) {
+		err = claim.AcceptedDays(tx, id, proof.NewDate(1970, 1, 1), proof.NewDate(9999, 12, 31), func(_ *proof.Record, a *proof.ActivityDay) {
 			reported[a.Date] = true
 			if c.elig.Active(a) {
 				active[a.Date] = true

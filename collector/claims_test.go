@@ -143,8 +143,9 @@ func TestFleetClaims(t *testing.T) {
 			g.batches = append(g.batches, recs)
 		}
 		{
-			// K23: 25 days of September, 9 of October, 4 of November: paid for
-			// September only.
+			// K23: 25 days of September, 9 of October, 4 of November, uploaded on
+			// November 5: September closed on October 11, its days are late, never
+			// paid; 9 days of October: not paid either.
 			var dates []proof.Date
 			for d := 1; d <= 25; d++ {
 				dates = append(dates, proof.NewDate(2026, time.September, d))
@@ -153,7 +154,10 @@ func TestFleetClaims(t *testing.T) {
 			for d := 1; d <= 4; d++ {
 				dates = append(dates, proof.NewDate(2026, time.November, d))
 			}
-			std("K23", &konka, dates)
+			f := std("K23", &konka, dates)
+			late := func(n int) []string { return repeat("rejected late", n) }
+			f.want = [][]string{append([]string{"accepted"}, late(7)...), late(8), late(8),
+				append(late(2), repeat("accepted", 6)...), repeat("accepted", 7)}
 		}
 		{
 			// K24: 10 active days all minted before the clock was confirmed: flags do
@@ -221,6 +225,19 @@ func TestFleetClaims(t *testing.T) {
 		if len(fleet) != 40 {
 			t.Fatalf("the fleet has %d devices, want 40", len(fleet))
 		}
+		// The payer's registry: every handset sold, by the maker that certified it;
+		// "shared-xm" was sold by konka.
+		for _, f := range fleet {
+			switch {
+			case f.label == "T08", f.label == "K20", f.label == "T12":
+			case f.label[0] == 'K' || f.label == "T10":
+				registerSales(t, c, "konka", f.label)
+			default:
+				registerSales(t, c, "tcl", f.label)
+			}
+		}
+		registerSales(t, c, "konka", "shared-xm", "k-reenrol")
+		registerSales(t, c, "tcl", "t-reenrol")
 		// Upload round-robin: each device's batches in order, devices interleaved.
 		for round := 0; ; round++ {
 			more := false
@@ -249,51 +266,58 @@ func TestFleetClaims(t *testing.T) {
 
 		// The table, by hand: see the comment on each device above.
 		//   konka: K01-K10 (10), K11, K12, K16, K19 (for K19+K20), K22, K24, K25 = 17
-		//   tcl:   T01-T06 (6), T13 (for T12+T13), T14, T15 = 9
+		//   tcl:   T01-T06 (6), T13 (for T12+T13), T14, T15 = 9; T08 carries a serial
+		//   tag the registry gives to konka: refused.
 		oct26, _ := ParseMonth("2026-10")
 		claims, err := c.Claims(oct26)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []ClaimRow{{"konka", 17, 17}, {"tcl", 9, 9}}
-		if !slices.Equal(claims.Rows, want) {
-			t.Errorf("October claims %+v, want %+v", claims.Rows, want)
+		want := []string{"konka 17/0/1/0/0", "tcl 9/0/1/0/0"}
+		if got := rowFigures(claims); !slices.Equal(got, want) {
+			t.Errorf("October claims %v, want %v", got, want)
 		}
-		label := map[proof.DeviceID]string{}
+		label := map[string]string{}
 		for _, f := range fleet {
-			label[f.dev.id()] = f.label
+			label[f.dev.id().String()] = f.label
 		}
-		var paid []string
-		for _, p := range claims.Paid {
-			s := p.MakerID + ":" + label[p.DeviceID]
-			for _, o := range p.Others {
-				s += "+" + label[o]
+		var outcomes []string
+		for _, d := range claims.Devices {
+			s := d.MakerID + ":" + label[d.DeviceID] + " " + string(d.Outcome)
+			if len(d.Reasons) > 0 {
+				s += " " + strings.Join(d.Reasons, ",")
 			}
-			paid = append(paid, s)
+			outcomes = append(outcomes, s)
 		}
-		slices.Sort(paid)
-		wantPaid := []string{"konka:K01", "konka:K02", "konka:K03", "konka:K04", "konka:K05", "konka:K06",
-			"konka:K07", "konka:K08", "konka:K09", "konka:K10", "konka:K11", "konka:K12", "konka:K16",
-			"konka:K19+K20", "konka:K22", "konka:K24", "konka:K25+T08",
-			"tcl:T01", "tcl:T02", "tcl:T03", "tcl:T04", "tcl:T05", "tcl:T06", "tcl:T13", "tcl:T14", "tcl:T15"}
-		if !slices.Equal(paid, wantPaid) {
-			t.Errorf("paid\n %v\nwant\n %v", paid, wantPaid)
+		slices.Sort(outcomes)
+		wantOutcomes := []string{":T09 ineligible no_certificate", ":T10 ineligible no_certificate", ":T11 ineligible no_certificate",
+			"konka:K01 paid", "konka:K02 paid", "konka:K03 paid", "konka:K04 paid", "konka:K05 paid", "konka:K06 paid",
+			"konka:K07 paid", "konka:K08 paid", "konka:K09 paid", "konka:K10 paid", "konka:K11 paid", "konka:K12 paid",
+			"konka:K13 ineligible too_few_active_days", "konka:K14 ineligible too_few_active_days", "konka:K15 ineligible too_few_active_days",
+			"konka:K16 paid", "konka:K17 ineligible too_few_active_days", "konka:K18 refused chain_fork",
+			"konka:K19 paid", "konka:K20 ineligible serial_tag_paid_once", "konka:K21 ineligible too_few_active_days",
+			"konka:K22 paid", "konka:K23 ineligible too_few_active_days", "konka:K24 paid", "konka:K25 paid",
+			"tcl:T01 paid", "tcl:T02 paid", "tcl:T03 paid", "tcl:T04 paid", "tcl:T05 paid", "tcl:T06 paid",
+			"tcl:T07 ineligible too_few_active_days", "tcl:T08 refused serial_tag_of_another_maker",
+			"tcl:T12 ineligible too_few_active_days", "tcl:T13 paid", "tcl:T14 paid", "tcl:T15 paid"}
+		if !slices.Equal(outcomes, wantOutcomes) {
+			t.Errorf("outcomes\n %v\nwant\n %v", outcomes, wantOutcomes)
 		}
 
 		sep26, _ := ParseMonth("2026-09")
-		if claims, err := c.Claims(sep26); err != nil || !slices.Equal(claims.Rows, []ClaimRow{{"konka", 1, 1}, {"tcl", 0, 0}}) {
+		if claims, err := c.Claims(sep26); err != nil || claims.Status != "closed" || !slices.Equal(rowFigures(claims), []string{"konka 0/0/0/0/25", "tcl 0/0/0/0/0"}) {
 			t.Errorf("September claims %+v, %v", claims, err)
 		}
 
-		// A maker sees its own row only.
-		if got := claims.ForMaker("tcl"); len(got.Rows) != 1 || got.Rows[0] != want[1] || len(got.Paid) != 9 {
-			t.Errorf("tcl's view %+v", got)
+		// A maker sees its own row and its own devices only.
+		if got := claims.ForMaker("tcl"); len(got.Rows) != 1 || rowFigures(got)[0] != want[1] || len(got.Devices) != 12 {
+			t.Errorf("tcl's view %v, %d devices", rowFigures(got), len(got.Devices))
 		}
 		var csv bytes.Buffer
 		if err := claims.WriteCSV(&csv); err != nil {
 			t.Fatal(err)
 		}
-		if csv.String() != "maker_id,eligible_devices,amount_cny\nkonka,17,17\ntcl,9,9\n" {
+		if csv.String() != "maker_id,eligible_devices,amount_cny,paid,held,refused,late,unregistered,status,closed_at\nkonka,17,17,17,0,1,0,0,provisional,\ntcl,9,9,9,0,1,0,0,provisional,\n" {
 			t.Errorf("CSV %q", csv.String())
 		}
 
@@ -303,9 +327,9 @@ func TestFleetClaims(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// T08 is no longer eligible either, so K25 stays paid; tcl gets nothing.
-		if !slices.Equal(claims2.Rows, []ClaimRow{{"konka", 17, 17}, {"tcl", 0, 0}}) {
-			t.Errorf("with tcl's key replaced: %+v", claims2.Rows)
+		// Every tcl device is refused; konka's stay paid.
+		if got := rowFigures(claims2); !slices.Equal(got, []string{"konka 17/0/1/0/0", "tcl 0/0/10/0/0"}) {
+			t.Errorf("with tcl's key replaced: %v", got)
 		}
 
 		// Device reports of a few scripted devices.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"amos.example/amosd/collector/claim"
 	"amos.example/amosd/internal/jsonconfig"
 	"amos.example/amosd/internal/jsonconfig/jsondecode"
 	"amos.example/amosd/proof"
@@ -31,6 +32,7 @@ type Config struct {
 	Makers            []MakerConfig `json:"makers"`
 	PayerTokenSHA256  string        `json:"payer_token_sha256"`
 	Eligibility       Eligibility   `json:"eligibility"`
+	Claims            ClaimsConfig  `json:"claims"`
 	Limits            Limits        `json:"limits"`
 
 	registry Registry
@@ -75,6 +77,23 @@ func (e Eligibility) validate() *ConfigError {
 	return nil
 }
 
+// ClaimsConfig says when months close and in which zone (docs/eligibility.md).
+type ClaimsConfig struct {
+	CloseAfterDays   int `json:"close_after_days"`
+	UTCOffsetMinutes int `json:"utc_offset_minutes"`
+}
+
+// Schedule returns the months' closing schedule.
+func (c ClaimsConfig) Schedule() claim.Schedule {
+	return claim.Schedule{AfterDays: c.CloseAfterDays, OffsetMinutes: c.UTCOffsetMinutes}
+}
+
+// Options returns the collector options the configuration sets; the caller adds the
+// clock and the workers.
+func (c *Config) Options() Options {
+	return Options{Makers: c.Registry(), Eligibility: c.Eligibility, Schedule: c.Claims.Schedule()}
+}
+
 // Limits bound the load the server takes (docs/operations.md).
 type Limits struct {
 	MaxInflightBatches     int `json:"max_inflight_batches"`
@@ -105,6 +124,7 @@ func DefaultConfig() Config {
 		DataDir:     "/var/lib/amos-collector",
 		Makers:      []MakerConfig{},
 		Eligibility: DefaultEligibility(),
+		Claims:      ClaimsConfig{CloseAfterDays: 10, UTCOffsetMinutes: 480},
 		Limits:      DefaultLimits(),
 	}
 }
@@ -238,6 +258,12 @@ func (c *Config) validate() *ConfigError {
 	}
 	if err := c.Eligibility.validate(); err != nil {
 		return err
+	}
+	switch cl := c.Claims; {
+	case cl.CloseAfterDays < 0 || cl.CloseAfterDays > 60:
+		return bad("claims.close_after_days", "%d, want 0..60", cl.CloseAfterDays)
+	case cl.UTCOffsetMinutes < proof.MinUTCOffsetMinutes || cl.UTCOffsetMinutes > proof.MaxUTCOffsetMinutes:
+		return bad("claims.utc_offset_minutes", "%d, want %d..%d", cl.UTCOffsetMinutes, proof.MinUTCOffsetMinutes, proof.MaxUTCOffsetMinutes)
 	}
 	switch l := c.Limits; {
 	case l.MaxInflightBatches < 1 || l.MaxInflightBatches > 100000:

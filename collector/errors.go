@@ -1,6 +1,10 @@
 package collector
 
-import "errors"
+import (
+	"errors"
+
+	"amos.example/amosd/collector/claim"
+)
 
 // Sentinel errors that callers branch on.
 var (
@@ -9,5 +13,5 @@ var (
 	// ErrNotFound means the ledger has no such device.
 	ErrNotFound = errors.New("not found")
 	// ErrMonth means a month is not of the form YYYY-MM.
-	ErrMonth = errors.New("malformed month")
+	ErrMonth = claim.ErrMonth
 )

@@ -83,7 +83,7 @@ func FuzzIngest(f *testing.F) {
 	clock := &fixedClock{at(2026, time.October, 20, 12)}
 	valid := map[string]bool{"accepted": true, "duplicate": true, "retry chain_gap": true}
 	for _, r := range []Reason{ReasonBadFormat, ReasonBadSignature, ReasonUnknownDevice, ReasonChainFork,
-		ReasonFutureDate, ReasonBadCert, ReasonUnknownMaker, ReasonStale} {
+		ReasonFutureDate, ReasonBadCert, ReasonUnknownMaker, ReasonStale, ReasonLate, ReasonImplausible} {
 		valid["rejected "+string(r)] = true
 	}
 	base := ledger.NewMem()
@@ -110,7 +110,7 @@ func FuzzIngest(f *testing.F) {
 				t.Fatalf("result %d: %q is not a docs/protocol.md verdict", i, v)
 			}
 			switch v {
-			case "rejected future_date", "rejected stale", "rejected bad_cert", "rejected unknown_maker":
+			case "rejected future_date", "rejected stale", "rejected bad_cert", "rejected unknown_maker", "rejected late", "rejected implausible_mint":
 				linked = true // possibly linked: check the chains
 			case "accepted":
 				linked = true

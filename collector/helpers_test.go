@@ -3,6 +3,7 @@ package collector
 import (
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"amos.example/amosd/collector/collectortest"
 	"amos.example/amosd/collector/ledger"
+	"amos.example/amosd/collector/sales"
 	"amos.example/amosd/proof"
 )
 
@@ -109,8 +111,39 @@ func (d *device) day(date proof.Date, seconds uint32, unlocks uint16) []byte {
 	r := &proof.Record{Flags: d.flags, DeviceID: d.id(), Epoch: d.epoch, Seq: d.seq + 1, PrevHash: d.prev,
 		MintedAt: date.Next().Start(int(d.offset)).Unix() + 5, UptimeMS: uint64(d.seq) * 1000,
 		Body: &proof.ActivityDay{Date: date, UTCOffsetMinutes: d.offset, InteractiveSeconds: seconds,
-			Unlocks: unlocks, ScreenOns: unlocks + 1, ActiveHours: proof.AllHours}}
+			Unlocks: unlocks, ScreenOns: unlocks + d.screens(), ActiveHours: proof.AllHours}}
 	return d.sign(r)
+}
+
+// screens is the device's own share of its screen_ons, so that two scripted devices
+// with the same seconds and unlocks are not clones of each other.
+func (d *device) screens() uint16 {
+	id := d.id()
+	return 1 + uint16(id[0])<<4 | uint16(id[1]&15)
+}
+
+// registerSales registers each serial label as a handset sold by maker on 2026-01-05.
+func registerSales(t testing.TB, c *Collector, maker string, labels ...string) {
+	t.Helper()
+	var rows []sales.Row
+	for i, l := range labels {
+		rows = append(rows, sales.Row{Line: i + 2, Sale: sales.Sale{SerialTag: serial(l), MakerID: maker, SoldAt: proof.NewDate(2026, time.January, 5), Channel: "taobao"}})
+	}
+	if _, err := c.ImportSales("test", rows); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rowFigures returns the rows as "maker paid/held/refused/unregistered/late".
+func rowFigures(c *Claims) []string {
+	var out []string
+	for _, r := range c.Rows {
+		if r.EligibleDevices != r.Paid || r.AmountCNY != r.Paid*AmountPerDevice {
+			out = append(out, fmt.Sprintf("%s: eligible_devices %d, amount %d, paid %d", r.MakerID, r.EligibleDevices, r.AmountCNY, r.Paid))
+		}
+		out = append(out, fmt.Sprintf("%s %d/%d/%d/%d/%d", r.MakerID, r.Paid, r.Held, r.Refused, r.Unregistered, r.Late))
+	}
+	return out
 }
 
 // active mints an active day (600 s, 3 unlocks).

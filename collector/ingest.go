@@ -11,7 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"amos.example/amosd/collector/claim"
 	"amos.example/amosd/collector/ledger"
+	"amos.example/amosd/collector/signals"
 	"amos.example/amosd/proof"
 )
 
@@ -30,6 +32,11 @@ type Options struct {
 	Now func() time.Time
 	// Workers verify signatures in parallel; runtime.NumCPU() if 0.
 	Workers int
+	// Schedule says when months close; the zero value means claim.DefaultSchedule.
+	Schedule claim.Schedule
+	// Signals are the fleet anomaly thresholds; the zero value means
+	// signals.DefaultThresholds.
+	Signals signals.Thresholds
 }
 
 // Collector verifies records into a ledger.Ledger and computes claims from it. Its
@@ -40,7 +47,15 @@ type Collector struct {
 	elig      Eligibility
 	now       func() time.Time
 	workers   int
+	schedule  claim.Schedule
+	signals   signals.Thresholds
 	committer committer
+
+	// generation counts the ledger's committed writes: a provisional claim computed
+	// at one generation is reused until the next.
+	generation atomic.Uint64
+	cacheMu    sync.Mutex
+	cache      map[Month]cachedClaim
 }
 
 // New returns a Collector on l.
@@ -60,7 +75,14 @@ func New(l ledger.Ledger, o Options) (*Collector, error) {
 	if o.Workers <= 0 {
 		o.Workers = runtime.NumCPU()
 	}
-	c := &Collector{ledger: l, makers: o.Makers, elig: o.Eligibility, now: o.Now, workers: o.Workers}
+	if o.Schedule == (claim.Schedule{}) {
+		o.Schedule = claim.DefaultSchedule()
+	}
+	if o.Signals == (signals.Thresholds{}) {
+		o.Signals = signals.DefaultThresholds()
+	}
+	c := &Collector{ledger: l, makers: o.Makers, elig: o.Eligibility, now: o.Now, workers: o.Workers,
+		schedule: o.Schedule, signals: o.Signals, cache: map[Month]cachedClaim{}}
 	c.committer.cond = sync.NewCond(&c.committer.mu)
 	return c, nil
 }
@@ -214,8 +236,9 @@ func (c *Collector) commit(req *commitReq) error {
 
 // apply decides the records of the batches in order in one ledger transaction.
 func (c *Collector) apply(group []*commitReq) error {
+	defer c.generation.Add(1)
 	return c.ledger.Update(func(tx ledger.Tx) error {
-		a := &applier{tx: tx, devices: map[proof.DeviceID]*ledger.Device{},
+		a := &applier{tx: tx, schedule: c.schedule, devices: map[proof.DeviceID]*ledger.Device{},
 			heads: map[headID]*ledger.Head{}, dirtyDevices: map[proof.DeviceID]bool{}, dirtyHeads: map[headID]bool{}}
 		for _, req := range group {
 			a.now = req.now
@@ -333,6 +356,7 @@ type headID struct {
 type applier struct {
 	tx           ledger.Tx
 	now          time.Time
+	schedule     claim.Schedule
 	devices      map[proof.DeviceID]*ledger.Device // nil value: known absent
 	heads        map[headID]*ledger.Head
 	dirtyDevices map[proof.DeviceID]bool
@@ -436,6 +460,9 @@ func (a *applier) applyGenesis(p *prepared, res Result) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	if v == ledger.VerdictAccepted {
+		v, detail = a.mintVerdict(p, v, detail)
+	}
 	if dev == nil {
 		dev = &ledger.Device{ID: p.id, PublicKey: p.genesis.PublicKey, FirstSeen: a.now.Unix()}
 		a.devices[p.id] = dev
@@ -523,6 +550,15 @@ func (a *applier) applyActivity(p *prepared, res Result) (Result, error) {
 		return rejected(res, ReasonBadFormat, fmt.Sprintf("date %s is not after the chain's last date %s", p.activity.Date, head.LastDate)), nil
 	}
 	v, detail := a.dateVerdict(p.activity)
+	if v == ledger.VerdictAccepted {
+		v, detail = a.mintVerdict(p, v, detail)
+	}
+	if m := MonthOf(p.activity.Date); v == ledger.VerdictAccepted && a.schedule.Closed(m, a.now) {
+		v, detail = ledger.VerdictLate, fmt.Sprintf("month %s closed at %s: the record joins its chain and is never paid", m, a.schedule.ClosesAt(m).UTC().Format(time.RFC3339))
+		if err := a.tx.AddLate(m.Key(), p.id); err != nil {
+			return res, err
+		}
+	}
 	if err := a.tx.PutRecord(p.id, p.epoch, p.seq, &ledger.Record{Verdict: v, Bytes: p.raw}); err != nil {
 		return res, err
 	}

@@ -132,7 +132,10 @@ func TestDateVerdicts(t *testing.T) {
 	t.Run("future", func(t *testing.T) {
 		clock := &fixedClock{at(2026, time.October, 15, 12)}
 		c := newCollector(t, ledger.NewMem(), clock, g.registry())
-		want := append([]string{"accepted"}, repeat("accepted", 15)...)
+		// October 15 is today: its record cannot have been minted yet (its minted_at,
+		// the end of the day, is 12 hours ahead of the server's clock).
+		want := append([]string{"accepted"}, repeat("accepted", 14)...)
+		want = append(want, "rejected implausible_mint")
 		want = append(want, repeat("rejected future_date", 16)...)
 		checkVerdicts(t, ingest(t, c, g.chain...), want...)
 		checkChains(t, c)
@@ -140,7 +143,7 @@ func TestDateVerdicts(t *testing.T) {
 		clock.t = at(2026, time.November, 5, 12)
 		checkVerdicts(t, ingest(t, c, g.chain[20]), "rejected future_date")
 		d, _ := c.Device(g.device.PublicKey().DeviceID())
-		if d.Epochs[0].HeadSeq != 32 || d.Epochs[0].Accepted != 15 || d.Epochs[0].FutureDate != 16 {
+		if d.Epochs[0].HeadSeq != 32 || d.Epochs[0].Accepted != 14 || d.Epochs[0].FutureDate != 16 {
 			t.Errorf("epoch %+v", d.Epochs[0])
 		}
 	})
@@ -153,16 +156,20 @@ func TestDateVerdicts(t *testing.T) {
 		east.offset = 14 * 60
 		west := newDevice(t, "west", nil)
 		west.offset = -12 * 60
-		checkVerdicts(t, ingest(t, c, east.genesis(), east.active(oct(16)), east.active(oct(17)),
-			west.genesis(), west.active(oct(15)), west.active(oct(16))),
-			"accepted", "accepted", "rejected future_date", "accepted", "accepted", "rejected future_date")
+		// In each zone: yesterday is accepted, today is not over (implausible_mint: its
+		// minted_at is ahead of the server's clock), tomorrow is future_date.
+		checkVerdicts(t, ingest(t, c, east.genesis(), east.active(oct(15)), east.active(oct(16)), east.active(oct(17)),
+			west.genesis(), west.active(oct(14)), west.active(oct(15)), west.active(oct(16))),
+			"accepted", "accepted", "rejected implausible_mint", "rejected future_date",
+			"accepted", "accepted", "rejected implausible_mint", "rejected future_date")
 	})
 	t.Run("stale", func(t *testing.T) {
 		// On 2027-11-15 the oldest date that is not stale is 2026-10-15.
 		clock := &fixedClock{at(2027, time.November, 15, 12)}
 		c := newCollector(t, ledger.NewMem(), clock, g.registry())
+		// The dates that are not stale are late: October 2026 closed in November 2026.
 		want := append([]string{"accepted"}, repeat("rejected stale", 14)...)
-		want = append(want, repeat("accepted", 17)...)
+		want = append(want, repeat("rejected late", 17)...)
 		checkVerdicts(t, ingest(t, c, g.chain...), want...)
 		checkChains(t, c)
 		if got := StaleBefore(proof.NewDate(2027, time.November, 15)); got != oct(15) {

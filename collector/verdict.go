@@ -1,6 +1,9 @@
 package collector
 
 import (
+	"fmt"
+	"time"
+
 	"amos.example/amosd/collector/ledger"
 	"amos.example/amosd/proof"
 )
@@ -31,6 +34,8 @@ const (
 	ReasonUnknownMaker  Reason = "unknown_maker"
 	ReasonStale         Reason = "stale"
 	ReasonChainGap      Reason = "chain_gap"
+	ReasonLate          Reason = "late"
+	ReasonImplausible   Reason = "implausible_mint"
 )
 
 // Result is the verdict on one record, in the JSON form of docs/protocol.md.
@@ -70,6 +75,8 @@ var verdictReasons = map[ledger.Verdict]Reason{
 	ledger.VerdictUnknownMaker: ReasonUnknownMaker,
 	ledger.VerdictFutureDate:   ReasonFutureDate,
 	ledger.VerdictStale:        ReasonStale,
+	ledger.VerdictLate:         ReasonLate,
+	ledger.VerdictImplausible:  ReasonImplausible,
 }
 
 // reasonOf returns the rejection reason of a stored verdict, "" for accepted.
@@ -81,4 +88,39 @@ func resultOf(v ledger.Verdict) (Status, Reason) {
 		return StatusAccepted, ""
 	}
 	return StatusRejected, reasonOf(v)
+}
+
+// Mint plausibility (docs/protocol.md 10.6): how far after the server's clock a
+// minted_at or a certificate's issued_at may be.
+const (
+	// MintSkew is the tolerance for a record minted with a confirmed clock.
+	MintSkew = time.Hour
+	// UnconfirmedMintSkew is the tolerance for a record flagged clock_unconfirmed:
+	// a phone that never had the time from the server may be a time zone off.
+	UnconfirmedMintSkew = 24 * time.Hour
+)
+
+// mintVerdict checks a record's minted_at (and a genesis certificate's issued_at)
+// against the server's clock and its date: v and detail are returned unchanged when
+// they pass.
+func (a *applier) mintVerdict(p *prepared, v ledger.Verdict, detail string) (ledger.Verdict, string) {
+	skew := MintSkew
+	if p.rec.Flags&proof.FlagClockUnconfirmed != 0 {
+		skew = UnconfirmedMintSkew
+	}
+	limit := a.now.Add(skew).Unix()
+	if p.rec.MintedAt > limit {
+		return ledger.VerdictImplausible, fmt.Sprintf("minted_at %d is more than %s after the server's time %d", p.rec.MintedAt, skew, a.now.Unix())
+	}
+	if g := p.genesis; g != nil {
+		if g.Cert != nil && g.Cert.IssuedAt > a.now.Add(MintSkew).Unix() {
+			return ledger.VerdictBadCert, fmt.Sprintf("certificate issued_at %d is more than %s after the server's time %d", g.Cert.IssuedAt, MintSkew, a.now.Unix())
+		}
+		return v, detail
+	}
+	end := p.activity.Date.Next().Start(int(p.activity.UTCOffsetMinutes)).Unix()
+	if p.rec.MintedAt < end && p.rec.Flags&proof.FlagClockJumped == 0 {
+		return ledger.VerdictImplausible, fmt.Sprintf("minted_at %d is before the end of its date %s (%d)", p.rec.MintedAt, p.activity.Date, end)
+	}
+	return v, detail
 }

@@ -114,6 +114,10 @@ func New(o Options) (*Handler, error) {
 	h.mux.HandleFunc("POST /v1/records", h.records)
 	h.mux.HandleFunc("GET /v1/claims", h.claims)
 	h.mux.HandleFunc("GET /v1/devices/{id}", h.device)
+	h.mux.HandleFunc("GET /v1/claims/devices", h.claimDevices)
+	h.mux.HandleFunc("POST /v1/registry", h.registry)
+	h.mux.HandleFunc("POST /v1/held/{id}", h.decide)
+	h.mux.HandleFunc("GET /v1/decisions", h.decisions)
 	h.mux.HandleFunc("GET /healthz", h.healthz)
 	return h, nil
 }
@@ -267,6 +271,7 @@ func (h *Handler) claims(w http.ResponseWriter, r *http.Request) {
 	if !p.payer {
 		claims = claims.ForMaker(p.maker)
 	}
+	claims = claims.Summary()
 	if format == "csv" {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")

@@ -366,12 +366,55 @@ func TestClaimsAndDevicesAccess(t *testing.T) {
 	r := newRig(t, nil, makers, nil)
 	kd := newDevice(t, "k", konka, "konka")
 	td := newDevice(t, "t", tcl, "tcl")
-	for _, d := range []*collectortest.Device{kd, td} {
+	for i, d := range []*collectortest.Device{kd, td} {
 		recs := [][]byte{d.Genesis()}
 		for day := 1; day <= 12; day++ {
-			recs = append(recs, d.Active(proof.NewDate(2026, time.October, day)))
+			recs = append(recs, d.Day(proof.NewDate(2026, time.October, day), uint32(900+100*i), uint16(3+i))) // not clones of each other
 		}
 		r.receipt(recs...)
+	}
+	// The payer registers both handsets as sold; a maker may not.
+	sold := fmt.Sprintf("serial_tag,maker_id,sold_at,channel\n%x,konka,2026-09-30,taobao\n%x,tcl,2026-10-01,carrier\n",
+		sha256.Sum256([]byte("k")), sha256.Sum256([]byte("t")))
+	for _, tc := range []struct {
+		name, token, contentType, body string
+		status                          int
+		want                            string
+	}{
+		{"maker", "konka-secret", "text/csv", sold, 403, "only the payer"},
+		{"no token", "", "text/csv", sold, 401, "bearer token"},
+		{"wrong type", "payer-secret", "text/plain", sold, 415, "text/csv or application/json"},
+		{"bad row", "payer-secret", "text/csv", sold + "00,konka,2026-10-01,taobao\n", 400, "line 4"},
+		{"unknown maker", "payer-secret", "application/json", `[{"serial_tag":"` + strings.Repeat("ab", 32) + `","maker_id":"ghost","sold_at":"2026-10-01","channel":"x"}]`, 400, "not a registered maker"},
+		{"payer", "payer-secret", "text/csv", sold, 200, `{"added":2,"unchanged":0}`},
+		{"again", "payer-secret", "text/csv", sold, 200, `{"added":0,"unchanged":2}`},
+	} {
+		req, _ := http.NewRequest("POST", r.srv.URL+"/v1/registry", strings.NewReader(tc.body))
+		req.Header.Set("Content-Type", tc.contentType)
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		if status, _, body := r.do(req); status != tc.status || !strings.Contains(string(body), tc.want) {
+			t.Errorf("registry %s: %d %s, want %d %s", tc.name, status, body, tc.status, tc.want)
+		}
+	}
+	decide := func(token, id, body string) (int, []byte) {
+		req, _ := http.NewRequest("POST", r.srv.URL+"/v1/held/"+id, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		status, _, b := r.do(req)
+		return status, b
+	}
+	if status, body := decide("konka-secret", kd.ID().String(), `{"month":"2026-10","decision":"release","by":"me","why":"mine"}`); status != 403 {
+		t.Errorf("a maker's decision: %d %s", status, body)
+	}
+	if status, body := decide("payer-secret", kd.ID().String(), `{"month":"2026-10","decision":"release","by":"li","why":"x"}`); status != 409 || !strings.Contains(string(body), "not held") {
+		t.Errorf("a decision on a paid device: %d %s", status, body)
+	}
+	if status, body := decide("payer-secret", kd.ID().String(), `{"month":"2026-10","decision":"maybe","by":"li","why":"x"}`); status != 400 {
+		t.Errorf("a decision that is neither: %d %s", status, body)
+	}
+	if status, body := decide("payer-secret", kd.ID().String(), `{"month":"2026-09","decision":"deny","by":"li","why":"x"}`); status != 409 || !strings.Contains(string(body), "closed") {
+		t.Errorf("a decision on a closed month: %d %s", status, body)
 	}
 	tests := []struct {
 		name, path, token string
@@ -380,12 +423,20 @@ func TestClaimsAndDevicesAccess(t *testing.T) {
 	}{
 		{"no token", "/v1/claims?month=2026-10", "", 401, `"error"`},
 		{"wrong token", "/v1/claims?month=2026-10", "guess", 401, `"error"`},
-		{"konka", "/v1/claims?month=2026-10", "konka-secret", 200, `{"month":"2026-10","rows":[{"maker_id":"konka","eligible_devices":1,"amount_cny":1}]}`},
-		{"tcl", "/v1/claims?month=2026-10", "tcl-secret", 200, `{"month":"2026-10","rows":[{"maker_id":"tcl","eligible_devices":1,"amount_cny":1}]}`},
-		{"payer", "/v1/claims?month=2026-10", "payer-secret", 200, `{"month":"2026-10","rows":[{"maker_id":"konka","eligible_devices":1,"amount_cny":1},{"maker_id":"tcl","eligible_devices":1,"amount_cny":1}]}`},
-		{"payer csv", "/v1/claims?month=2026-10&format=csv", "payer-secret", 200, "maker_id,eligible_devices,amount_cny\nkonka,1,1\ntcl,1,1\n"},
-		{"konka csv", "/v1/claims?month=2026-10&format=csv", "konka-secret", 200, "maker_id,eligible_devices,amount_cny\nkonka,1,1\n"},
-		{"other month", "/v1/claims?month=2026-09", "konka-secret", 200, `{"month":"2026-09","rows":[{"maker_id":"konka","eligible_devices":0,"amount_cny":0}]}`},
+		{"konka", "/v1/claims?month=2026-10", "konka-secret", 200, `"status":"provisional","closes_at":1794326400,"computed_at":1793851200,"rows":[{"maker_id":"konka","eligible_devices":1,"amount_cny":1,"paid":1,"held":0,`},
+		{"konka only", "/v1/claims?month=2026-10", "konka-secret", 200, `"unregistered":0,"held_reasons":{},"refused_reasons":{},"distribution":{"maker_id":"konka","devices":1,"active_days_distance":0,"unlocks_distance":1,"threshold":0.25,"flagged":false}}]}`},
+		{"tcl", "/v1/claims?month=2026-10", "tcl-secret", 200, `"rows":[{"maker_id":"tcl","eligible_devices":1,"amount_cny":1,`},
+		{"payer", "/v1/claims?month=2026-10", "payer-secret", 200, `"flagged":false}},{"maker_id":"tcl","eligible_devices":1`},
+		{"payer csv", "/v1/claims?month=2026-10&format=csv", "payer-secret", 200, "maker_id,eligible_devices,amount_cny,paid,held,refused,late,unregistered,status,closed_at\nkonka,1,1,1,0,0,0,0,provisional,\ntcl,1,1,1,0,0,0,0,provisional,\n"},
+		{"konka csv", "/v1/claims?month=2026-10&format=csv", "konka-secret", 200, "maker_id,eligible_devices,amount_cny,paid,held,refused,late,unregistered,status,closed_at\nkonka,1,1,1,0,0,0,0,provisional,\n"},
+		{"other month", "/v1/claims?month=2026-09", "konka-secret", 200, `{"month":"2026-09","status":"closed","closes_at":1791648000,"closed_at":1791648000,`},
+		{"devices konka", "/v1/claims/devices?month=2026-10", "konka-secret", 200, `{"month":"2026-10","status":"provisional","devices":[{"device_id":"` + kd.ID().String() + `","maker_id":"konka","serial_tag":"`},
+		{"devices payer paid", "/v1/claims/devices?month=2026-10&outcome=paid", "payer-secret", 200, `"active_days":12,"outcome":"paid"},{"device_id":"` + td.ID().String()},
+		{"devices held", "/v1/claims/devices?month=2026-10&outcome=held", "tcl-secret", 200, `"devices":[]}`},
+		{"devices csv", "/v1/claims/devices?month=2026-10&format=csv", "tcl-secret", 200, "month,device_id,maker_id,serial_tag,active_days,outcome,reasons,signals,decision,decided_by,decided_at\n2026-10," + td.ID().String() + ",tcl,"},
+		{"devices bad outcome", "/v1/claims/devices?month=2026-10&outcome=lost", "tcl-secret", 400, "want paid, held"},
+		{"decisions maker", "/v1/decisions?month=2026-10", "tcl-secret", 403, "only the payer"},
+		{"decisions payer", "/v1/decisions?month=2026-10", "payer-secret", 200, `{"month":"2026-10","decisions":[]}`},
 		{"no month", "/v1/claims", "konka-secret", 400, "malformed month"},
 		{"bad month", "/v1/claims?month=2026-13", "konka-secret", 400, "malformed month"},
 		{"bad format", "/v1/claims?month=2026-10&format=xml", "konka-secret", 400, "want json or csv"},
