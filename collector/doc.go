@@ -37,6 +37,9 @@
 //     record's own utc_offset_minutes.
 //   - stale (rejected): an activity date more than 13 months before the server's date
 //     in that zone.
+//   - implausible_mint (rejected): a minted_at no daemon writes (docs/protocol.md
+//     10.6); a genesis certificate issued in the future is bad_cert.
+//   - late (rejected): an activity record of a month that had closed when it arrived.
 //   - accepted: stored. A genesis without certificate is accepted and leaves the
 //     device unattributed: recorded, never paid.
 //
@@ -45,21 +48,19 @@
 // A record that is authentic (its signature verifies) and in place (a new epoch's
 // genesis, or seq = head+1 with prev_hash = head hash and a date after the last one) is
 // always stored as the next link of its chain, even when its verdict is rejected for
-// its content (bad_cert, unknown_maker, future_date, stale): the device moves it to its
-// dead-letter bucket and never re-sends it, and without the link every later record of
-// the epoch would wait forever on chain_gap. Only accepted activity records count as
+// its content (bad_cert, unknown_maker, future_date, stale, implausible_mint, late):
+// the device moves it to its dead-letter bucket and never re-sends it, and without the
+// link every later record of the epoch would wait forever on chain_gap. Only accepted activity records count as
 // days. So every stored chain is exactly a chain that proof.VerifyChain accepts.
 //
 // # Claims
 //
-// A device (device_id) is eligible in a month when it has at least min_active_days
-// distinct dates in that month (across all its epochs) that some accepted record made
-// active (interactive_seconds >= min_interactive_seconds and unlocks >= min_unlocks),
-// carries a certificate that verified against the registry at ingest and whose maker
-// is still registered with the same key, and has no fork flag. Eligible devices are
-// grouped by serial_tag: each serial_tag is paid at most once a month, to the maker of
-// the earliest issued certificate among its eligible keys (lowest device_id on a tie).
-// The amount is CNY 1 per paid serial_tag.
+// Claims are computed by package collector/claim (docs/eligibility.md): every device key
+// with an accepted day in the month gets an outcome (paid, held, refused, unregistered,
+// ineligible) from its active days, the payer's sales registry (ImportSales), the
+// fleet anomaly signals of package collector/signals and the payer's decisions
+// (Decide). A month closes at its scheduled moment: its claim is then computed once
+// and stored, and activity records of it that arrive later are linked as late.
 //
 // # Storage
 //

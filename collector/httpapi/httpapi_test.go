@@ -378,8 +378,8 @@ func TestClaimsAndDevicesAccess(t *testing.T) {
 		sha256.Sum256([]byte("k")), sha256.Sum256([]byte("t")))
 	for _, tc := range []struct {
 		name, token, contentType, body string
-		status                          int
-		want                            string
+		status                         int
+		want                           string
 	}{
 		{"maker", "konka-secret", "text/csv", sold, 403, "only the payer"},
 		{"no token", "", "text/csv", sold, 401, "bearer token"},

@@ -189,34 +189,13 @@ func (a *analysis) add(i int, s Signal, format string, args ...any) {
 // such groups are not expanded into pairs (that would be quadratic in the farm's size):
 // each member gets a mass date instead.
 func (a *analysis) clones() {
-	// Bucket the active records by date (a counting sort), then sort each date by tuple.
-	dateIdx := map[proof.Date]int{}
+	// Bucket the active records by date (a counting sort): read the records once, in
+	// device order, then scatter them so that each date holds its tuples in device order.
+	dateIdx := map[proof.Date]int32{}
 	var counts []int
-	var idxOf []int32 // date index of each active record, in device order
-	for _, d := range a.devs {
-		for k := range d.Days {
-			day := &d.Days[k]
-			if !day.Active {
-				continue
-			}
-			i, ok := dateIdx[day.Activity.Date]
-			if !ok {
-				i = len(counts)
-				dateIdx[day.Activity.Date] = i
-				counts = append(counts, 0)
-			}
-			counts[i]++
-			idxOf = append(idxOf, int32(i))
-		}
-	}
-	starts := make([]int, len(counts)+1)
-	for i, c := range counts {
-		starts[i+1] = starts[i] + c
-	}
-	pos := slices.Clone(starts[:len(counts)])
-	tuples := make([]uint64, len(idxOf)) // interactive_seconds<<32 | unlocks<<16 | screen_ons
-	owners := make([]int32, len(idxOf))  // device index of each tuple, ascending per date
-	n := 0
+	var idxIn []int32  // date index of each active record
+	var tupIn []uint64 // interactive_seconds<<32 | unlocks<<16 | screen_ons
+	var devIn []int32  // device index
 	for di, d := range a.devs {
 		for k := range d.Days {
 			day := &d.Days[k]
@@ -224,12 +203,27 @@ func (a *analysis) clones() {
 				continue
 			}
 			act := &day.Activity
-			i := idxOf[n]
-			n++
-			tuples[pos[i]] = uint64(act.InteractiveSeconds)<<32 | uint64(act.Unlocks)<<16 | uint64(act.ScreenOns)
-			owners[pos[i]] = int32(di)
-			pos[i]++
+			i, ok := dateIdx[act.Date]
+			if !ok {
+				i = int32(len(counts))
+				dateIdx[act.Date] = i
+				counts = append(counts, 0)
+			}
+			counts[i]++
+			idxIn = append(idxIn, i)
+			tupIn = append(tupIn, uint64(act.InteractiveSeconds)<<32|uint64(act.Unlocks)<<16|uint64(act.ScreenOns))
+			devIn = append(devIn, int32(di))
 		}
+	}
+	starts := make([]int, len(counts)+1)
+	for i, c := range counts {
+		starts[i+1] = starts[i] + c
+	}
+	pos := slices.Clone(starts[:len(counts)])
+	tuples, owners := make([]uint64, len(tupIn)), make([]int32, len(tupIn))
+	for k, i := range idxIn {
+		tuples[pos[i]], owners[pos[i]] = tupIn[k], devIn[k]
+		pos[i]++
 	}
 
 	pairs := map[uint64]int32{} // lo<<32|hi device indices -> dates shared
