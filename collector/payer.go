@@ -96,11 +96,11 @@ func (c *Collector) Decide(m Month, id proof.DeviceID, release bool, by, why str
 	}
 	d := cl.Find(id)
 	if d == nil || len(d.Findings) == 0 || !(d.Outcome == claim.Held || d.Decision != nil) {
-		state := "no accepted day in the month"
+		state := "it has no accepted day in the month"
 		if d != nil {
-			state = string(d.Outcome) + " without being held"
+			state = "it is " + string(d.Outcome) + " without being held"
 		}
-		return fail(fmt.Errorf("%w: it is %s", ErrNotHeld, state))
+		return fail(fmt.Errorf("%w: %s", ErrNotHeld, state))
 	}
 	ld := &ledger.Decision{Month: m.Key(), DeviceID: id, Release: release, At: now.Unix(), By: by, Why: why}
 	err = c.ledger.Update(func(tx ledger.Tx) error { return tx.AddDecision(ld) })

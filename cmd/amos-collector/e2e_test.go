@@ -157,6 +157,41 @@ func (c *client) get(url, token string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// send makes a request with a body.
+func (c *client) send(method, url, token, contentType string, body []byte) (int, string) {
+	c.t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.c.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// claimFigures returns the month, the status and each row's figures of a claim's
+// JSON, or why it does not decode.
+func claimFigures(body string) string {
+	var c collector.Claims
+	if err := json.Unmarshal([]byte(body), &c); err != nil {
+		return err.Error()
+	}
+	var rows []string
+	for _, r := range c.Rows {
+		rows = append(rows, fmt.Sprintf("%s paid %d eligible %d CNY %d held %d refused %d late %d unregistered %d",
+			r.MakerID, r.Paid, r.EligibleDevices, r.AmountCNY, r.Held, r.Refused, r.Late, r.Unregistered))
+	}
+	return c.Month + " " + c.Status + " " + strings.Join(rows, "; ")
+}
+
 func all(verdicts []string, want string) bool {
 	for _, v := range verdicts {
 		if v != want {
@@ -168,10 +203,12 @@ func all(verdicts []string, want string) bool {
 
 // TestBinaryEndToEnd runs the real binary, built as the Makefile builds it (through
 // QEMU when the suite runs cross-compiled): maker keys and certificates made by its
-// own commands, `serve` over TLS with a CA made here, batches POSTed by a client that
-// pins that CA, a SIGKILL in the middle of the stream and a restart that loses
-// nothing, devices and claims read with each token, SIGTERM, and then the offline
-// `claims` and `verify` commands on what the server stored.
+// own commands, the sold handsets registered offline (`registry import`) and through
+// the server (POST /v1/registry), `serve` over TLS with a CA made here, batches
+// POSTed by a client that pins that CA, a SIGKILL in the middle of the stream and a
+// restart that loses nothing, devices and claims read with each token, SIGTERM, and
+// then the offline
+// `claims`, `held list` and `verify` commands on what the server stored.
 func TestBinaryEndToEnd(t *testing.T) {
 	// A fake-clock build: "today" is 2027-03-01 (the time of day stays the machine's).
 	bin := testenv.BuildTagged(t, "amos.example/amosd/cmd/amos-collector", "amosfakeclock", "-X main.version=v9.8.7-test", "-X main.commit=0123456789ab")
@@ -237,26 +274,49 @@ func TestBinaryEndToEnd(t *testing.T) {
 
 	// The fleet: 8 konka devices and 4 tcl devices, each uploading its genesis and the
 	// first 12 days of last month (February 2027, by the server's shifted clock) in 3
-	// batches.
+	// batches. Each phone has its own counters (phones reporting the same ones on the
+	// same dates are clones, held).
 	month := today.AddDate(0, -1, 0)
 	var devices []*collectortest.Device
 	var batches [][][]byte
+	konkaSales := "serial_tag,maker_id,sold_at,channel\n"
+	var tclSales []map[string]string
 	for i := range 12 {
 		maker := "konka"
 		if i >= 8 {
 			maker = "tcl"
 		}
 		d := collectortest.NewDevice(t, fmt.Sprint("e2e ", i))
-		certify(d, maker, fmt.Sprintf("%064x", i+1))
+		serial := fmt.Sprintf("%064x", i+1)
+		certify(d, maker, serial)
+		if maker == "konka" {
+			konkaSales += serial + ",konka,2027-01-15,taobao\n"
+		} else {
+			tclSales = append(tclSales, map[string]string{"serial_tag": serial, "maker_id": "tcl", "sold_at": "2027-01-20T15:30:00+08:00", "channel": "carrier-1"})
+		}
 		devices = append(devices, d)
 		recs := [][]byte{d.Genesis()}
 		for day := 1; day <= 12; day++ {
-			recs = append(recs, d.Active(proof.NewDate(month.Year(), month.Month(), day)))
+			recs = append(recs, d.Day(proof.NewDate(month.Year(), month.Month(), day), 900+uint32(i)*10, 3))
 		}
 		batches = append(batches, recs[:5], recs[5:9], recs[9:])
 	}
 
+	// The konka handsets are registered as sold before the server starts (offline, the
+	// ledger is made by the import); the tcl ones through the server below.
+	konkaFile := filepath.Join(dir, "konka-sales.csv")
+	if err := os.WriteFile(konkaFile, []byte(konkaSales), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := runBin("--config", cfg, "registry", "import", konkaFile); code != 0 || out != "imported 8 sales from "+konkaFile+" (0 already registered)\n" {
+		t.Fatalf("registry import: %d %q %s", code, out, errs)
+	}
+
 	srv := startServer(t, ctx, bin, cfg, clockEnv)
+	// The offline import is refused while the server holds the ledger: it names the way.
+	if code, _, errs := runBin("--config", cfg, "registry", "import", konkaFile); code != 1 || !strings.Contains(errs, "POST /v1/registry") {
+		t.Errorf("registry import while serving: %d %s", code, errs)
+	}
 	// A second server on the same data_dir is refused: the ledger is locked.
 	if code, _, errs := runBin("--config", cfg, "serve"); code != 1 || !strings.Contains(errs, "in use") {
 		t.Errorf("second serve: %d %s", code, errs)
@@ -317,6 +377,26 @@ func TestBinaryEndToEnd(t *testing.T) {
 		}
 	}
 
+	// The payer registers the tcl handsets through the server; a maker may not.
+	tclJSON, err := json.Marshal(map[string]any{"sales": tclSales})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		token string
+		code  int
+		body  string
+	}{
+		{"tcl e2e token", 403, ""},
+		{"payer e2e token", 200, `{"added":4,"unchanged":0}`},
+		{"payer e2e token", 200, `{"added":0,"unchanged":4}`},
+	} {
+		code, body := cl.send("POST", srv.url+"/v1/registry", tc.token, "application/json", tclJSON)
+		if code != tc.code || (tc.body != "" && strings.TrimSpace(body) != tc.body) {
+			t.Errorf("POST /v1/registry with %q: %d %s", tc.token, code, body)
+		}
+	}
+
 	// Devices and claims, with each token.
 	kd, td := devices[0], devices[8]
 	code, body := cl.get(srv.url+"/v1/devices/"+kd.ID().String(), "konka e2e token")
@@ -334,17 +414,18 @@ func TestBinaryEndToEnd(t *testing.T) {
 		t.Errorf("no token: %d", code)
 	}
 	m := fmt.Sprintf("%04d-%02d", month.Year(), int(month.Month()))
-	wantAll := `{"month":"` + m + `","rows":[{"maker_id":"konka","eligible_devices":8,"amount_cny":8},{"maker_id":"tcl","eligible_devices":4,"amount_cny":4}]}`
+	const wantAll = "2027-02 provisional konka paid 8 eligible 8 CNY 8 held 0 refused 0 late 0 unregistered 0; tcl paid 4 eligible 4 CNY 4 held 0 refused 0 late 0 unregistered 0"
 	for _, tc := range []struct{ token, want string }{
-		{"konka e2e token", `{"month":"` + m + `","rows":[{"maker_id":"konka","eligible_devices":8,"amount_cny":8}]}`},
-		{"tcl e2e token", `{"month":"` + m + `","rows":[{"maker_id":"tcl","eligible_devices":4,"amount_cny":4}]}`},
+		{"konka e2e token", "2027-02 provisional konka paid 8 eligible 8 CNY 8 held 0 refused 0 late 0 unregistered 0"},
+		{"tcl e2e token", "2027-02 provisional tcl paid 4 eligible 4 CNY 4 held 0 refused 0 late 0 unregistered 0"},
 		{"payer e2e token", wantAll},
 	} {
-		if code, body := cl.get(srv.url+"/v1/claims?month="+m, tc.token); code != 200 || strings.TrimSpace(body) != tc.want {
-			t.Errorf("claims with %q: %d %s", tc.token, code, body)
+		if code, body := cl.get(srv.url+"/v1/claims?month="+m, tc.token); code != 200 || claimFigures(body) != tc.want {
+			t.Errorf("claims with %q: %d %s\n%s", tc.token, code, claimFigures(body), body)
 		}
 	}
-	if code, body := cl.get(srv.url+"/v1/claims?month="+m+"&format=csv", "tcl e2e token"); code != 200 || body != "maker_id,eligible_devices,amount_cny\ntcl,4,4\n" {
+	if code, body := cl.get(srv.url+"/v1/claims?month="+m+"&format=csv", "tcl e2e token"); code != 200 ||
+		body != "maker_id,eligible_devices,amount_cny,paid,held,refused,late,unregistered,status,closed_at\ntcl,4,4,4,0,0,0,0,provisional,\n" {
 		t.Errorf("csv: %d %q", code, body)
 	}
 	if code, _ := cl.get(srv.url+"/v1/claims?month="+m, "guess"); code != 401 {
@@ -366,8 +447,15 @@ func TestBinaryEndToEnd(t *testing.T) {
 	}
 
 	// Offline, on what the server stored.
-	if code, out, errs := runBin("--config", cfg, "claims", "--month", m); code != 0 || strings.TrimSpace(out) != wantAll {
+	if code, out, errs := runBin("--config", cfg, "claims", "--month", m); code != 0 || claimFigures(out) != wantAll {
 		t.Errorf("offline claims: %d %s %s", code, out, errs)
+	}
+	if code, out, errs := runBin("--config", cfg, "claims", "--month", m, "--devices", "--format", "csv"); code != 0 ||
+		strings.Count(out, ",paid,") != 12 || strings.Count(out, "\n") != 13 {
+		t.Errorf("offline claims --devices: %d %s %s", code, out, errs)
+	}
+	if code, out, errs := runBin("--config", cfg, "held", "list", "--month", m); code != 0 || out != `{"month":"`+m+`","status":"provisional","devices":[]}`+"\n" {
+		t.Errorf("offline held list: %d %s %s", code, out, errs)
 	}
 	var whole [][]byte
 	for _, b := range batches[:3] {

@@ -49,10 +49,14 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"serve", "", "serve the records, claims and devices API (docs/protocol.md, docs/operations.md) until SIGTERM", runServe},
-		{"maker", "keygen --out PREFIX", "make a maker key: PREFIX.key (seed, 0600) and PREFIX.pub (hex)", nil},
-		{"maker", "certify --key FILE --maker-id ID --model M --serial-tag HEX --device-pub HEX --out FILE", "the factory step: sign a device key into a certificate", nil},
-		{"claims", "--month YYYY-MM [--format csv|json]", "each maker's claim for a month, offline from data_dir", runClaims},
+		{"serve", "", "serve the records, claims, devices and payer API (docs/protocol.md, docs/operations.md) until SIGTERM; closes each month when its moment passes", runServe},
+		{"maker", "keygen --out PREFIX", "make a maker key: PREFIX.key (seed, 0600) and PREFIX.pub (hex)", runMaker},
+		{"maker", "certify --key FILE --maker-id ID --model M --serial-tag HEX --device-pub HEX --out FILE", "the factory step: sign a device key into a certificate", runMaker},
+		{"registry", "import FILE", "add the sold handsets of a CSV or JSON file (serial_tag, maker_id, sold_at, channel) to the sales registry in data_dir: all or nothing", runRegistry},
+		{"claims", "--month YYYY-MM [--format csv|json] [--devices] [--read-only]", "each maker's claim for a month (paid, held, refused, late, unregistered), or with --devices every device's outcome, offline from data_dir; a month past its close is stored", runClaims},
+		{"held", "list --month YYYY-MM [--format csv|json]", "the devices a month holds, with their reasons and findings, offline from data_dir", runHeld},
+		{"held", "release|deny --month YYYY-MM --device DEVICE_ID --by NAME --why TEXT", "the payer's decision on a held device, stored with who, when and why (before the month closes)", runHeld},
+		{"held", "decisions --month YYYY-MM", "the month's decisions on held devices: the audit trail", runHeld},
 		{"verify", "FILE", "each record's verdict on a batch file, offline", runVerify},
 		{"version", "", "version, commit and architecture", runVersion},
 	}
@@ -106,15 +110,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return exitUsage
 	}
 	name, cmdArgs := rest[0], rest[1:]
-	switch name {
-	case "help":
+	if name == "help" {
 		usage(stdout)
 		return exitOK
-	case "maker":
-		return runMaker(env, cmdArgs)
 	}
 	for _, c := range commands() {
-		if c.name == name && c.run != nil {
+		if c.name == name {
 			return c.run(env, cmdArgs)
 		}
 	}

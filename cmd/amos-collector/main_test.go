@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"amos.example/amosd/collector"
+	"amos.example/amosd/collector/claim"
 	"amos.example/amosd/collector/collectortest"
 	"amos.example/amosd/collector/ledger"
 	"amos.example/amosd/proof"
@@ -38,6 +39,9 @@ func runCLI(t *testing.T, env map[string]string, args ...string) (int, string, s
 	return code, out.String(), errb.String()
 }
 
+// tagHex returns a certificate's serial_tag as the sales registry names it.
+func tagHex(c *proof.Certificate) string { return hex.EncodeToString(c.SerialTag[:]) }
+
 func hash(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
@@ -52,7 +56,13 @@ type testConfig struct {
 	DataDir           string         `json:"data_dir"`
 	Makers            []testMaker    `json:"makers"`
 	PayerTokenSHA256  string         `json:"payer_token_sha256,omitempty"`
+	Claims            *testClaims    `json:"claims,omitempty"`
 	Extra             map[string]any `json:"-"`
+}
+
+type testClaims struct {
+	CloseAfterDays   int `json:"close_after_days"`
+	UTCOffsetMinutes int `json:"utc_offset_minutes"`
 }
 
 type testMaker struct {
@@ -123,6 +133,11 @@ func TestRunTable(t *testing.T) {
 		{name: "verify without file", args: []string{"verify"}, code: 2, stderr: "verify takes 1 argument(s), got 0", quietOut: true},
 		{name: "verify bad config", args: []string{"--config", badKey, "verify", "x"}, code: 2, stderr: "unknown key", quietOut: true},
 		{name: "verify with a missing config", args: []string{"--config", "/nonexistent/c.json", "verify", "/nonexistent/b"}, code: 2, stderr: "config /nonexistent/c.json", quietOut: true},
+		{name: "help lists registry import", args: []string{"help"}, code: 0, stdout: "registry import FILE"},
+		{name: "help lists held list", args: []string{"help"}, code: 0, stdout: "held list --month YYYY-MM [--format csv|json]"},
+		{name: "help lists held release", args: []string{"help"}, code: 0, stdout: "held release|deny --month YYYY-MM --device DEVICE_ID --by NAME --why TEXT"},
+		{name: "help lists held decisions", args: []string{"help"}, code: 0, stdout: "held decisions --month YYYY-MM"},
+		{name: "help lists claims --devices", args: []string{"help"}, code: 0, stdout: "claims --month YYYY-MM [--format csv|json] [--devices]"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -255,7 +270,8 @@ func TestVerifyCommand(t *testing.T) {
 }
 
 // fillLedger ingests, into the ledger of dataDir, a konka device with 12 active days
-// in October and an unattributed one.
+// in October and an unattributed one (with other counters: two devices reporting the
+// same counters on the same dates are clones).
 func fillLedger(t *testing.T, dataDir string, konka *proof.KeySigner) *collectortest.Device {
 	t.Helper()
 	l, err := ledger.OpenBolt(dataDir, ledger.BoltOptions{})
@@ -272,7 +288,7 @@ func fillLedger(t *testing.T, dataDir string, konka *proof.KeySigner) *collector
 	plain := collectortest.NewDevice(t, "claims cli plain")
 	recs := [][]byte{d.Genesis(), plain.Genesis()}
 	for day := 1; day <= 12; day++ {
-		recs = append(recs, d.Active(oct(day)), plain.Active(oct(day)))
+		recs = append(recs, d.Active(oct(day)), plain.Day(oct(day), 700, 2))
 	}
 	rc, err := c.Ingest(recs)
 	if err != nil {
@@ -295,14 +311,59 @@ func TestClaimsCommand(t *testing.T) {
 	if code, _, errs := runCLI(t, nil, "--config", cfg, "claims", "--month", "2026-10"); code != 1 || !strings.Contains(errs, "no such file") {
 		t.Errorf("no ledger yet: %d %s", code, errs)
 	}
-	fillLedger(t, dataDir, konka)
-	code, out, errs := runCLI(t, nil, "--config", cfg, "claims", "--month", "2026-10")
-	if code != 0 || out != `{"month":"2026-10","rows":[{"maker_id":"konka","eligible_devices":1,"amount_cny":1},{"maker_id":"tcl","eligible_devices":0,"amount_cny":0}]}`+"\n" {
-		t.Errorf("json: %d %q %s", code, out, errs)
+	if _, err := os.Stat(filepath.Join(dataDir, ledger.BoltFileName)); err == nil {
+		t.Error("claims made a ledger")
+	}
+	d := fillLedger(t, dataDir, konka)
+	// Before its serial tag is registered as sold, the device is unregistered, not paid.
+	code, out, errs := runCLI(t, nil, "--config", cfg, "claims", "--month", "2026-10", "--format", "csv")
+	if code != 0 || out != "maker_id,eligible_devices,amount_cny,paid,held,refused,late,unregistered,status,closed_at\nkonka,0,0,0,0,0,0,1,provisional,\ntcl,0,0,0,0,0,0,0,provisional,\n" {
+		t.Errorf("csv before the registry: %d %q %s", code, out, errs)
+	}
+	sold := writeFile(t, "sold.csv", "serial_tag,maker_id,sold_at,channel\n"+tagHex(d.Cert)+",konka,2026-09-01,taobao\n")
+	if code, out, errs := runCLI(t, nil, "--config", cfg, "registry", "import", sold); code != 0 || out != "imported 1 sales from "+sold+" (0 already registered)\n" {
+		t.Fatalf("registry import: %d %q %s", code, out, errs)
+	}
+
+	code, out, errs = runCLI(t, nil, "--config", cfg, "claims", "--month", "2026-10")
+	var got collector.Claims
+	if code != 0 || json.Unmarshal([]byte(out), &got) != nil || strings.Count(out, "\n") != 1 {
+		t.Fatalf("json: %d %q %s", code, out, errs)
+	}
+	if got.Month != "2026-10" || got.Status != claim.StatusProvisional || got.ClosedAt != 0 || got.ClosesAt != time.Date(2026, 11, 11, 0, 0, 0, 0, time.FixedZone("", 8*3600)).Unix() ||
+		len(got.Rows) != 2 || got.Devices != nil || strings.Contains(out, `"devices":[`) {
+		t.Errorf("json: %s", out)
+	}
+	for i, want := range []struct {
+		maker string
+		paid  int
+	}{{"konka", 1}, {"tcl", 0}} {
+		if r := got.Rows[i]; r.MakerID != want.maker || r.Paid != want.paid || r.EligibleDevices != want.paid || r.AmountCNY != want.paid ||
+			r.Held+r.Refused+r.Late+r.Unregistered != 0 {
+			t.Errorf("row %d: %+v", i, r)
+		}
 	}
 	code, out, _ = runCLI(t, nil, "--config", cfg, "claims", "--month", "2026-10", "--format", "csv")
-	if code != 0 || out != "maker_id,eligible_devices,amount_cny\nkonka,1,1\ntcl,0,0\n" {
+	if code != 0 || out != "maker_id,eligible_devices,amount_cny,paid,held,refused,late,unregistered,status,closed_at\nkonka,1,1,1,0,0,0,0,provisional,\ntcl,0,0,0,0,0,0,0,provisional,\n" {
 		t.Errorf("csv: %d %q", code, out)
+	}
+	// --devices: what the claim made of each device key.
+	code, out, errs = runCLI(t, nil, "--config", cfg, "claims", "--month", "2026-10", "--devices")
+	var devs devicesView
+	if code != 0 || json.Unmarshal([]byte(out), &devs) != nil || devs.Month != "2026-10" || devs.Status != claim.StatusProvisional || len(devs.Devices) != 2 {
+		t.Fatalf("--devices: %d %q %s", code, out, errs)
+	}
+	outcomes := map[string]string{}
+	for _, dv := range devs.Devices {
+		outcomes[dv.DeviceID] = string(dv.Outcome) + " " + strings.Join(dv.Reasons, ",")
+	}
+	if outcomes[d.ID().String()] != "paid " || len(outcomes) != 2 {
+		t.Errorf("--devices: %v", outcomes)
+	}
+	code, out, _ = runCLI(t, nil, "--config", cfg, "claims", "--month", "2026-10", "--devices", "--format", "csv")
+	if code != 0 || !strings.HasPrefix(out, "month,device_id,maker_id,serial_tag,active_days,outcome,") ||
+		!strings.Contains(out, "2026-10,"+d.ID().String()+",konka,"+tagHex(d.Cert)+",12,paid,") || !strings.Contains(out, ",ineligible,no_certificate,") {
+		t.Errorf("--devices csv: %d %q", code, out)
 	}
 	// While a server holds the ledger, the offline command says where to ask instead.
 	l, err := ledger.OpenBolt(dataDir, ledger.BoltOptions{})
@@ -312,6 +373,12 @@ func TestClaimsCommand(t *testing.T) {
 	defer l.Close()
 	if code, _, errs := runCLI(t, nil, "--config", cfg, "claims", "--month", "2026-10"); code != 1 || !strings.Contains(errs, "GET /v1/claims?month=2026-10") {
 		t.Errorf("ledger in use: %d %s", code, errs)
+	}
+	if code, _, errs := runCLI(t, nil, "--config", cfg, "claims", "--month", "2026-10", "--devices"); code != 1 || !strings.Contains(errs, "GET /v1/claims/devices?month=2026-10") {
+		t.Errorf("ledger in use, --devices: %d %s", code, errs)
+	}
+	if code, _, errs := runCLI(t, nil, "--config", cfg, "claims", "--month", "2026-10", "--read-only"); code != 1 || !strings.Contains(errs, "GET /v1/claims?month=2026-10") {
+		t.Errorf("ledger in use, --read-only: %d %s", code, errs)
 	}
 }
 
@@ -375,8 +442,20 @@ func serveInProcess(t *testing.T, today time.Time, month collector.Month) {
 	pki := collectortest.New(t)
 	konka := collectortest.Key(t, "maker konka")
 	dataDir := t.TempDir()
+	// Months close 40 days after their end: the previous month is still open on each
+	// pinned day (closing is tested by TestHeldCommands and TestServeClosesDueMonths).
 	cfg := writeConfig(t, testConfig{Listen: "127.0.0.1:0", TLSCert: pki.CertFile, TLSKey: pki.KeyFile, DataDir: dataDir,
-		Makers: []testMaker{{ID: "konka", PublicKey: konka.PublicKey().String(), TokenSHA256: hash("konka token")}}})
+		Makers: []testMaker{{ID: "konka", PublicKey: konka.PublicKey().String(), TokenSHA256: hash("konka token")}},
+		Claims: &testClaims{CloseAfterDays: 40, UTCOffsetMinutes: 480}})
+	// The handset is registered as sold before the server starts (the serial tag of
+	// collectortest.Certify's label "in-process").
+	tag := sha256.Sum256([]byte("in-process"))
+	sold := writeFile(t, "sold.json", fmt.Sprintf(`[{"serial_tag":"%x","maker_id":"konka","sold_at":"2025-12-31T23:00:00+08:00","channel":"carrier-1"}]`, tag))
+	var regOut, regErr strings.Builder
+	if code := run(context.Background(), []string{"--config", cfg, "registry", "import", sold}, &regOut, &regErr,
+		func(string) string { return "" }, now); code != 0 || !strings.Contains(regOut.String(), "imported 1 sales") {
+		t.Fatalf("registry import: %d %s%s", code, regOut.String(), regErr.String())
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w := &lineWatcher{want: "serving https on", lines: make(chan string, 1)}

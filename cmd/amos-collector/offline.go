@@ -7,19 +7,105 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	"amos.example/amosd/collector"
+	"amos.example/amosd/collector/claim"
 	"amos.example/amosd/collector/ledger"
 	"amos.example/amosd/proof"
 )
 
-// runClaims prints each maker's claim for a month from the ledger in data_dir. A
-// running server holds the ledger: then GET /v1/claims is the way.
+// ledgerAccess says how an offline command opens the ledger of data_dir.
+type ledgerAccess struct {
+	cmd      string // the command, for its messages
+	hint     string // the HTTP way to do it while a server holds the ledger
+	create   bool   // create the ledger if data_dir has none
+	readOnly bool   // open it read-only (a shared lock): nothing is stored
+}
+
+// openLedger opens the ledger of data_dir with a lock timeout of 200 ms: read-write
+// unless a.readOnly, since computing a month past its close stores it. The ledger file
+// must exist unless a.create. A running server holds the ledger: the message then names
+// a.hint. On failure it prints the error and returns exit 1.
+func openLedger(env *cliEnv, cfg *collector.Config, a ledgerAccess) (*ledger.Bolt, int) {
+	if !a.create && !a.readOnly {
+		// The same message as a read-only open: an offline command never makes a ledger.
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, ledger.BoltFileName)); err != nil {
+			return nil, failed(env.stderr, "%s: collector: ledger: %v", a.cmd, err)
+		}
+	}
+	l, err := ledger.OpenBolt(cfg.DataDir, ledger.BoltOptions{ReadOnly: a.readOnly, LockTimeout: 200 * time.Millisecond})
+	if err != nil {
+		if errors.Is(err, ledger.ErrInUse) {
+			return nil, failed(env.stderr, "%s: %v; a running amos-collector holds it: %s", a.cmd, err, a.hint)
+		}
+		return nil, failed(env.stderr, "%s: %v", a.cmd, err)
+	}
+	return l, exitOK
+}
+
+// offlineCollector loads the configuration, opens the ledger (openLedger) and returns a
+// collector on it with the configuration's options and the command's clock. The caller
+// closes the ledger.
+func offlineCollector(env *cliEnv, a ledgerAccess) (*collector.Collector, *ledger.Bolt, int) {
+	cfg, code := env.loadConfig()
+	if code != exitOK {
+		return nil, nil, code
+	}
+	l, code := openLedger(env, cfg, a)
+	if code != exitOK {
+		return nil, nil, code
+	}
+	c, err := collector.New(l, withClock(cfg.Options(), env.now))
+	if err != nil {
+		l.Close()
+		return nil, nil, failed(env.stderr, "%s: %v", a.cmd, err)
+	}
+	return c, l, exitOK
+}
+
+// devicesView is the JSON form of a month's device outcomes, as GET /v1/claims/devices
+// gives it.
+type devicesView struct {
+	Month    string         `json:"month"`
+	Status   string         `json:"status"`
+	ClosedAt int64          `json:"closed_at,omitempty"`
+	Devices  []claim.Device `json:"devices"`
+}
+
+// writeDevices prints devices, outcomes of claim c, as one line of JSON or as CSV.
+func writeDevices(env *cliEnv, c *collector.Claims, devices []claim.Device, format string) error {
+	if format == "csv" {
+		return c.WriteDevicesCSV(env.stdout, devices)
+	}
+	if devices == nil {
+		devices = []claim.Device{}
+	}
+	return printJSON(env, devicesView{Month: c.Month, Status: c.Status, ClosedAt: c.ClosedAt, Devices: devices})
+}
+
+// printJSON prints v as one line of JSON.
+func printJSON(env *cliEnv, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(env.stdout, "%s\n", b)
+	return err
+}
+
+// runClaims prints each maker's claim for a month from the ledger in data_dir, or with
+// --devices what the claim made of every device. It opens the ledger read-write, so
+// that a month past its close moment is computed once and stored (--read-only: computed
+// and not stored, for a backup or a data_dir this user may not write). A running server
+// holds the ledger: then GET /v1/claims is the way.
 func runClaims(env *cliEnv, args []string) int {
 	fset := flag.NewFlagSet("claims", flag.ContinueOnError)
 	month := fset.String("month", "", "the month, YYYY-MM")
 	format := fset.String("format", "json", "json or csv")
+	devices := fset.Bool("devices", false, "every device's outcome instead of the makers' rows")
+	readOnly := fset.Bool("read-only", false, "open the ledger read-only: a month past its close is computed, not stored")
 	if _, code := parseFlags(env, fset, args, 0); code != exitOK {
 		return code
 	}
@@ -30,37 +116,30 @@ func runClaims(env *cliEnv, args []string) int {
 	if *format != "json" && *format != "csv" {
 		return usageError(env.stderr, "claims: --format %q, want json or csv", *format)
 	}
-	cfg, code := env.loadConfig()
+	hint := fmt.Sprintf("ask it with GET /v1/claims?month=%s", m)
+	if *devices {
+		hint = fmt.Sprintf("ask it with GET /v1/claims/devices?month=%s", m)
+	}
+	c, l, code := offlineCollector(env, ledgerAccess{cmd: "claims", hint: hint, readOnly: *readOnly})
 	if code != exitOK {
 		return code
 	}
-	l, err := ledger.OpenBolt(cfg.DataDir, ledger.BoltOptions{ReadOnly: true, LockTimeout: 200 * time.Millisecond})
-	if err != nil {
-		if errors.Is(err, ledger.ErrInUse) {
-			return failed(env.stderr, "claims: %v; a running amos-collector holds it: ask it with GET /v1/claims?month=%s", err, m)
-		}
-		return failed(env.stderr, "claims: %v", err)
-	}
 	defer l.Close()
-	c, err := collector.New(l, collector.Options{Makers: cfg.Registry(), Eligibility: cfg.Eligibility, Now: env.now})
-	if err != nil {
-		return failed(env.stderr, "claims: %v", err)
-	}
 	claims, err := c.Claims(m)
 	if err != nil {
 		return failed(env.stderr, "claims: %v", err)
 	}
-	if *format == "csv" {
-		if err := claims.WriteCSV(env.stdout); err != nil {
-			return failed(env.stderr, "claims: %v", err)
-		}
-		return exitOK
+	switch {
+	case *devices:
+		err = writeDevices(env, claims, claims.Devices, *format)
+	case *format == "csv":
+		err = claims.WriteCSV(env.stdout)
+	default:
+		err = printJSON(env, claims.Summary())
 	}
-	b, err := json.Marshal(claims)
 	if err != nil {
 		return failed(env.stderr, "claims: %v", err)
 	}
-	fmt.Fprintf(env.stdout, "%s\n", b)
 	return exitOK
 }
 

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"flag"
 	"fmt"
 	"log"
 	"net"
+	"time"
 
 	"amos.example/amosd/collector"
 	"amos.example/amosd/collector/httpapi"
@@ -37,11 +39,29 @@ func runServe(env *cliEnv, args []string) int {
 		return failed(env.stderr, "%v", err)
 	}
 	defer l.Close()
-	c, err := collector.New(l, collector.Options{Makers: cfg.Registry(), Eligibility: cfg.Eligibility, Now: env.now})
+	c, err := collector.New(l, withClock(cfg.Options(), env.now))
 	if err != nil {
 		return failed(env.stderr, "%v", err)
 	}
 	logger := log.New(env.stderr, "", log.LstdFlags)
+	// Each month closes at its moment even if nobody asks for its claim: the due months
+	// now, then every minute until the server stops (before the ledger is closed).
+	closeMonths := func() {
+		if err := c.CloseDue(); err != nil {
+			logger.Printf("amos-collector: closing the due months: %v", err)
+		}
+	}
+	closeMonths()
+	closeCtx, stopClosing := context.WithCancel(env.ctx)
+	closing := make(chan struct{})
+	go func() {
+		defer close(closing)
+		closeDueLoop(closeCtx, closeDueEvery, closeMonths)
+	}()
+	defer func() {
+		stopClosing()
+		<-closing
+	}()
 	opts := httpapi.FromConfig(cfg, c, logger.Printf)
 	opts.Now = env.now
 	h, err := httpapi.New(opts)
@@ -58,4 +78,27 @@ func runServe(env *cliEnv, args []string) int {
 	}
 	logger.Printf("amos-collector: stopped")
 	return exitOK
+}
+
+// closeDueEvery is how often serve closes the months whose moment has passed.
+const closeDueEvery = time.Minute
+
+// closeDueLoop calls closeMonths every interval until ctx is done.
+func closeDueLoop(ctx context.Context, every time.Duration, closeMonths func()) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			closeMonths()
+		}
+	}
+}
+
+// withClock sets the collector's clock.
+func withClock(o collector.Options, now func() time.Time) collector.Options {
+	o.Now = now
+	return o
 }

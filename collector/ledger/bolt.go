@@ -160,6 +160,9 @@ func (l *Bolt) View(fn func(Tx) error) error {
 
 // Update implements Ledger: one bbolt read-write transaction, fsync'd at commit.
 func (l *Bolt) Update(fn func(Tx) error) error {
+	if l.db.IsReadOnly() {
+		return fmt.Errorf("collector: ledger %s: %w", l.path, ErrReadOnly)
+	}
 	return l.db.Update(func(tx *bolt.Tx) error { return fn(ledgerTx{boltKV{tx}}) })
 }
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"math"
 	"math/bits"
 	"slices"
@@ -109,17 +110,11 @@ type Report struct {
 
 // Analyze computes every signal over one month's devices. The result does not depend on the order of devs.
 //
-// Device IDs are expected to be distinct; the findings of two entries with one ID are
-// merged. Analyze does not modify devs.
+// Device IDs are expected to be distinct (the findings of two entries with one ID are
+// merged). devs is not modified.
 func Analyze(devs []Device, th Thresholds) *Report {
-	a := &analysis{
-		devs:       devs,
-		th:         th,
-		found:      make([][]Finding, len(devs)),
-		activeDays: make([]int32, len(devs)),
-		makers:     map[string]*histogram{},
-		dayEnds:    map[proof.Date]int64{},
-	}
+	a := &analysis{devs: devs, th: th, found: make([][]Finding, len(devs)), activeDays: make([]int32, len(devs)),
+		makers: map[string]*histogram{}, dayEnds: map[proof.Date]int64{}}
 	a.clones()
 	for i := range devs {
 		a.device(i)
@@ -128,37 +123,35 @@ func Analyze(devs []Device, th Thresholds) *Report {
 	rep := &Report{Devices: map[proof.DeviceID][]Finding{}, Makers: a.makerDistances()}
 	for i, f := range a.found {
 		if len(f) > 0 {
-			id := devs[i].ID
-			f = append(rep.Devices[id], f...)
+			f = append(rep.Devices[devs[i].ID], f...)
 			slices.SortStableFunc(f, func(x, y Finding) int { return strings.Compare(string(x.Signal), string(y.Signal)) })
-			rep.Devices[id] = f
+			rep.Devices[devs[i].ID] = f
 		}
 	}
 	return rep
 }
 
-// unlockBins is the number of bins of the unlocks histogram: 0, 1, 2-3, ..., 64-127, 128+.
-const unlockBins = 9
-
-// histogram holds the distributions of one maker (or of all attributed devices).
+// histogram holds the distributions of one maker, or of all attributed devices.
 type histogram struct {
 	devices int
-	days    [32]int         // devices per number of active days, 31 and more in the last bin
-	unlocks [unlockBins]int // active days per unlocks bin
+	days    [32]int // devices per number of distinct active dates, 31 and more in the last bin
+	unlocks [9]int  // active days per unlocks bin: 0, 1, 2-3, 4-7, ..., 64-127, 128+
 }
 
-func (h *histogram) add(o *histogram, sign int) {
-	h.devices += sign * o.devices
+// minus returns h - o, bin by bin.
+func (h histogram) minus(o *histogram) histogram {
+	h.devices -= o.devices
 	for i := range h.days {
-		h.days[i] += sign * o.days[i]
+		h.days[i] -= o.days[i]
 	}
 	for i := range h.unlocks {
-		h.unlocks[i] += sign * o.unlocks[i]
+		h.unlocks[i] -= o.unlocks[i]
 	}
+	return h
 }
 
 // unlockBin returns the bin of n unlocks: bin k >= 1 holds 2^(k-1)..2^k-1, the last one 128+.
-func unlockBin(n uint16) int { return min(bits.Len16(n), unlockBins-1) }
+func unlockBin(n uint16) int { return min(bits.Len16(n), 8) }
 
 // analysis is the working state of one Analyze call.
 type analysis struct {
@@ -167,13 +160,12 @@ type analysis struct {
 	found      [][]Finding // per device index
 	activeDays []int32     // distinct active dates per device index
 	makers     map[string]*histogram
+	all        histogram            // of every attributed device
 	dayEnds    map[proof.Date]int64 // Date.Next().Start(0).Unix() per date seen
 
-	// scratch buffers of device, reused across devices
-	minted []int64
-	dateEp []uint64
-	active []proof.Date
-	sat    []proof.Date
+	minted []int64      // scratch buffers of device, reused across devices
+	dateEp []uint64     // date<<32 | epoch
+	active []proof.Date // also for the saturated dates
 }
 
 func (a *analysis) add(i int, s Signal, format string, args ...any) {
@@ -189,82 +181,61 @@ func (a *analysis) add(i int, s Signal, format string, args ...any) {
 // such groups are not expanded into pairs (that would be quadratic in the farm's size):
 // each member gets a mass date instead.
 func (a *analysis) clones() {
-	// Bucket the active records by date (a counting sort): read the records once, in
-	// device order, then scatter them so that each date holds its tuples in device order.
-	dateIdx := map[proof.Date]int32{}
-	var counts []int
-	var idxIn []int32  // date index of each active record
-	var tupIn []uint64 // interactive_seconds<<32 | unlocks<<16 | screen_ons
-	var devIn []int32  // device index
+	type bucket struct {
+		tuples []uint64 // interactive_seconds<<32 | unlocks<<16 | screen_ons
+		owners []int32  // device index of each tuple, ascending
+	}
+	dateIdx := map[proof.Date]int{}
+	var buckets []bucket // the active records of each date
 	for di, d := range a.devs {
 		for k := range d.Days {
-			day := &d.Days[k]
-			if !day.Active {
-				continue
+			if act := &d.Days[k].Activity; d.Days[k].Active {
+				i, ok := dateIdx[act.Date]
+				if !ok {
+					i = len(buckets)
+					dateIdx[act.Date] = i
+					buckets = append(buckets, bucket{})
+				}
+				b := &buckets[i]
+				b.tuples = append(b.tuples, uint64(act.InteractiveSeconds)<<32|uint64(act.Unlocks)<<16|uint64(act.ScreenOns))
+				b.owners = append(b.owners, int32(di))
 			}
-			act := &day.Activity
-			i, ok := dateIdx[act.Date]
-			if !ok {
-				i = int32(len(counts))
-				dateIdx[act.Date] = i
-				counts = append(counts, 0)
-			}
-			counts[i]++
-			idxIn = append(idxIn, i)
-			tupIn = append(tupIn, uint64(act.InteractiveSeconds)<<32|uint64(act.Unlocks)<<16|uint64(act.ScreenOns))
-			devIn = append(devIn, int32(di))
 		}
-	}
-	starts := make([]int, len(counts)+1)
-	for i, c := range counts {
-		starts[i+1] = starts[i] + c
-	}
-	pos := slices.Clone(starts[:len(counts)])
-	tuples, owners := make([]uint64, len(tupIn)), make([]int32, len(tupIn))
-	for k, i := range idxIn {
-		tuples[pos[i]], owners[pos[i]] = tupIn[k], devIn[k]
-		pos[i]++
 	}
 
 	pairs := map[uint64]int32{} // lo<<32|hi device indices -> dates shared
 	mass := make([]int32, len(a.devs))
 	lastMass := make([]int32, len(a.devs)) // date index+1 of the last mass date counted
 	groups := map[uint64][]int32{}         // tuple shared on the date -> its devices
-	var sorted, datePairs []uint64
-	for di := range counts {
-		tup, own := tuples[starts[di]:starts[di+1]], owners[starts[di]:starts[di+1]]
+	var sorted, buf, datePairs []uint64
+	for di, b := range buckets {
 		// Find the shared tuples by sorting a copy: most tuples of a date are unique.
-		sorted = append(sorted[:0], tup...)
-		slices.Sort(sorted)
+		sorted = radixSort(append(sorted[:0], b.tuples...), &buf)
 		clear(groups)
 		for i := 1; i < len(sorted); i++ {
 			if sorted[i] == sorted[i-1] {
 				groups[sorted[i]] = nil
 			}
 		}
-		if len(groups) == 0 {
-			continue
-		}
-		for k, t := range tup {
-			if g, ok := groups[t]; ok && (len(g) == 0 || g[len(g)-1] != own[k]) {
-				groups[t] = append(g, own[k])
+		for k, t := range b.tuples {
+			if g, ok := groups[t]; ok && (len(g) == 0 || g[len(g)-1] != b.owners[k]) {
+				groups[t] = append(g, b.owners[k])
 			}
 		}
 		datePairs = datePairs[:0]
 		for _, members := range groups {
-			switch {
-			case len(members) >= a.th.CloneMassGroup:
+			if len(members) >= a.th.CloneMassGroup {
 				for _, m := range members {
 					if lastMass[m] != int32(di+1) {
 						lastMass[m] = int32(di + 1)
 						mass[m]++
 					}
 				}
-			case len(members) >= 2:
-				for x, lo := range members {
-					for _, hi := range members[x+1:] {
-						datePairs = append(datePairs, uint64(lo)<<32|uint64(hi))
-					}
+				continue
+			}
+			for x, lo := range members {
+				for _, hi := range members[x+1:] {
+					datePairs = append(datePairs, uint64(lo)<<32|uint64(hi))
 				}
 			}
 		}
@@ -275,25 +246,19 @@ func (a *analysis) clones() {
 		}
 	}
 
-	// The partner named is the one with the most shared dates, then the lowest device_id.
+	// Name the partner with the most shared dates, then the lowest device_id.
 	type partner struct{ dates, dev int32 }
 	best := map[int32]partner{}
-	better := func(p, q partner) bool {
-		if p.dates != q.dates {
-			return p.dates > q.dates
+	consider := func(self, other, dates int32) {
+		cur, ok := best[self]
+		if !ok || dates > cur.dates || dates == cur.dates && bytes.Compare(a.devs[other].ID[:], a.devs[cur.dev].ID[:]) < 0 {
+			best[self] = partner{dates, other}
 		}
-		return bytes.Compare(a.devs[p.dev].ID[:], a.devs[q.dev].ID[:]) < 0
 	}
 	for p, c := range pairs {
-		if int(c) < a.th.ClonePairDates {
-			continue
-		}
-		lo, hi := int32(p>>32), int32(uint32(p))
-		for _, s := range [2][2]int32{{lo, hi}, {hi, lo}} {
-			cand := partner{c, s[1]}
-			if cur, ok := best[s[0]]; !ok || better(cand, cur) {
-				best[s[0]] = cand
-			}
+		if int(c) >= a.th.ClonePairDates {
+			consider(int32(p>>32), int32(uint32(p)), c)
+			consider(int32(uint32(p)), int32(p>>32), c)
 		}
 	}
 	for i := range a.devs {
@@ -312,32 +277,41 @@ func (a *analysis) clones() {
 	}
 }
 
-// dayEnd returns the unix time of the end of date d in the zone offset minutes east of
-// UTC: d.Next().Start(offset).Unix().
-func (a *analysis) dayEnd(d proof.Date, offset int16) int64 {
-	end, ok := a.dayEnds[d]
-	if !ok {
-		end = d.Next().Start(0).Unix()
-		a.dayEnds[d] = end
+// radixSort sorts v (least significant byte first) with *buf as scratch, and returns the
+// sorted slice: v or *buf, the other one becoming the scratch.
+func radixSort(v []uint64, buf *[]uint64) []uint64 {
+	if cap(*buf) < len(v) {
+		*buf = make([]uint64, len(v))
 	}
-	return end - int64(offset)*60
+	w := (*buf)[:len(v)]
+	for shift := 0; shift < 64 && len(v) > 0; shift += 8 {
+		var at [256]int
+		for _, x := range v {
+			at[x>>shift&0xff]++
+		}
+		if at[v[0]>>shift&0xff] == len(v) {
+			continue // the same byte everywhere
+		}
+		for b, n := 0, 0; b < 256; b++ {
+			at[b], n = n, n+at[b]
+		}
+		for _, x := range v {
+			w[at[x>>shift&0xff]] = x
+			at[x>>shift&0xff]++
+		}
+		v, w = w, v
+	}
+	*buf = w
+	return v
 }
 
-// device computes the signals of one device that need only its own records, its active
-// days, and adds it to its maker's histogram.
+// device computes the signals of one device that need only its own records and its
+// active days, and adds it to the histograms of its maker and of all attributed devices.
 func (a *analysis) device(i int) {
-	d := &a.devs[i]
-	th := &a.th
-	var h *histogram
-	if d.MakerID != "" {
-		if h = a.makers[d.MakerID]; h == nil {
-			h = &histogram{}
-			a.makers[d.MakerID] = h
-		}
-	}
-	a.minted, a.dateEp, a.active, a.sat = a.minted[:0], a.dateEp[:0], a.active[:0], a.sat[:0]
-	lateSecs := int64(th.BackfillLate / time.Second)
-	late := 0
+	d, th := &a.devs[i], &a.th
+	a.minted, a.dateEp, a.active = a.minted[:0], a.dateEp[:0], a.active[:0]
+	var unlocks [9]int
+	late, lateSecs := 0, int64(th.BackfillLate/time.Second)
 	for k := range d.Days {
 		day := &d.Days[k]
 		act := &day.Activity
@@ -345,50 +319,54 @@ func (a *analysis) device(i int) {
 		a.dateEp = append(a.dateEp, uint64(act.Date)<<32|uint64(day.Epoch))
 		if day.Active {
 			a.active = append(a.active, act.Date)
-			if h != nil {
-				h.unlocks[unlockBin(act.Unlocks)]++
-			}
+			unlocks[unlockBin(act.Unlocks)]++
 		}
-		if act.ActiveHours&proof.AllHours == proof.AllHours && act.InteractiveSeconds >= th.SaturatedSeconds {
-			a.sat = append(a.sat, act.Date)
+		end, ok := a.dayEnds[act.Date]
+		if !ok {
+			end = act.Date.Next().Start(0).Unix()
+			a.dayEnds[act.Date] = end
 		}
-		if day.MintedAt-a.dayEnd(act.Date, act.UTCOffsetMinutes) > lateSecs {
+		if day.MintedAt-(end-int64(act.UTCOffsetMinutes)*60) > lateSecs { // Date.Next().Start(offset)
 			late++
 		}
 	}
-
-	slices.Sort(a.active)
-	a.activeDays[i] = int32(len(slices.Compact(a.active)))
-	if h != nil {
-		h.devices++
-		h.days[min(int(a.activeDays[i]), len(h.days)-1)]++
+	a.activeDays[i] = int32(distinct(a.active))
+	if d.MakerID != "" {
+		h := a.makers[d.MakerID]
+		if h == nil {
+			h = &histogram{}
+			a.makers[d.MakerID] = h
+		}
+		for _, h := range [2]*histogram{h, &a.all} {
+			h.devices++
+			h.days[min(int(a.activeDays[i]), len(h.days)-1)]++
+			for b, n := range unlocks {
+				h.unlocks[b] += n
+			}
+		}
 	}
 
-	if len(a.minted) > 0 {
-		slices.Sort(a.minted)
-		window := int64(th.BurstWindow / time.Second)
-		most, lo := 0, 0
-		for hi, t := range a.minted {
-			for t-a.minted[lo] > window {
-				lo++
-			}
-			most = max(most, hi-lo+1)
+	slices.Sort(a.minted)
+	most, lo := 0, 0
+	for hi, t := range a.minted {
+		for t-a.minted[lo] > int64(th.BurstWindow/time.Second) {
+			lo++
 		}
-		if most >= th.BurstRecords && most >= 2 {
-			a.add(i, Burst, "%d records minted within %s (threshold %d)", most, duration(th.BurstWindow), th.BurstRecords)
-		}
+		most = max(most, hi-lo+1)
+	}
+	if most >= th.BurstRecords && most >= 2 {
+		a.add(i, Burst, "%d records minted within %s (threshold %d)", most, duration(th.BurstWindow), th.BurstRecords)
 	}
 
 	if late >= th.BackfillRecords && late > 0 {
-		a.add(i, Backfill, "%d records minted more than %s after the end of their date (threshold %d)", late, duration(th.BackfillLate), th.BackfillRecords)
+		a.add(i, Backfill, "%d records minted more than %s after the end of their date (threshold %d)",
+			late, duration(th.BackfillLate), th.BackfillRecords)
 	}
 
 	slices.Sort(a.dateEp)
-	ep := slices.Compact(a.dateEp)
-	replayed := 0
-	for k := 1; k < len(ep); k++ {
-		// sorted by date then epoch, without repeats: a date that starts a second run counts
-		if ep[k]>>32 == ep[k-1]>>32 && (k < 2 || ep[k-2]>>32 != ep[k]>>32) {
+	ep, replayed := slices.Compact(a.dateEp), 0
+	for k := 1; k < len(ep); k++ { // a date counts at its second epoch
+		if ep[k]>>32 == ep[k-1]>>32 && (k == 1 || ep[k-2]>>32 != ep[k]>>32) {
 			replayed++
 		}
 	}
@@ -396,21 +374,31 @@ func (a *analysis) device(i int) {
 		a.add(i, Replay, "%d dates reported by two or more epochs (threshold %d)", replayed, th.ReplayDates)
 	}
 
-	slices.Sort(a.sat)
-	if n := len(slices.Compact(a.sat)); n >= th.SaturatedDays && n > 0 {
+	a.active = a.active[:0]
+	for k := range d.Days {
+		if act := &d.Days[k].Activity; act.ActiveHours&proof.AllHours == proof.AllHours && act.InteractiveSeconds >= th.SaturatedSeconds {
+			a.active = append(a.active, act.Date)
+		}
+	}
+	if n := distinct(a.active); n >= th.SaturatedDays && n > 0 {
 		a.add(i, Saturated, "%d saturated days: all 24 active hours and at least %d interactive seconds (threshold %d)",
 			n, th.SaturatedSeconds, th.SaturatedDays)
 	}
 }
 
-// duration formats d without trailing zero units: 1h, 36h, 1h1m, 90s.
+// distinct returns the number of distinct dates in v, which it sorts.
+func distinct(v []proof.Date) int {
+	slices.Sort(v)
+	return len(slices.Compact(v))
+}
+
+// duration formats d without trailing zero units: 1h, 36h, 1h1m.
 func duration(d time.Duration) string {
 	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
+	for _, zero := range []string{"m0s", "h0m"} {
+		if strings.HasSuffix(s, zero) {
+			s = s[:len(s)-2]
+		}
 	}
 	return s
 }
@@ -424,12 +412,11 @@ func (a *analysis) manyKeys() {
 		}
 	}
 	for tag, keys := range byTag {
-		if len(keys) < a.th.ManyKeys || len(keys) < 2 {
-			continue
-		}
-		for _, i := range keys {
-			a.add(int(i), ManyKeys, "serial tag %s… has %d device keys with an active date (threshold %d)",
-				hex.EncodeToString(tag[:4]), len(keys), a.th.ManyKeys)
+		if len(keys) >= a.th.ManyKeys && len(keys) >= 2 {
+			for _, i := range keys {
+				a.add(int(i), ManyKeys, "serial tag %s… has %d device keys with an active date (threshold %d)",
+					hex.EncodeToString(tag[:4]), len(keys), a.th.ManyKeys)
+			}
 		}
 	}
 }
@@ -437,25 +424,13 @@ func (a *analysis) manyKeys() {
 // makerDistances compares each maker's histograms with those of every other attributed
 // device.
 func (a *analysis) makerDistances() []MakerDistance {
-	var all histogram
-	ids := make([]string, 0, len(a.makers))
-	for id, h := range a.makers {
-		all.add(h, 1)
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
+	ids := slices.Sorted(maps.Keys(a.makers))
 	out := make([]MakerDistance, 0, len(ids))
 	for _, id := range ids {
 		own := a.makers[id]
-		rest := all
-		rest.add(own, -1)
-		m := MakerDistance{
-			MakerID:    id,
-			Devices:    own.devices,
-			ActiveDays: tvDistance(own.days[:], rest.days[:]),
-			Unlocks:    tvDistance(own.unlocks[:], rest.unlocks[:]),
-			Threshold:  a.th.MakerDistance,
-		}
+		rest := a.all.minus(own)
+		m := MakerDistance{MakerID: id, Devices: own.devices, Threshold: a.th.MakerDistance,
+			ActiveDays: tvDistance(own.days[:], rest.days[:]), Unlocks: tvDistance(own.unlocks[:], rest.unlocks[:])}
 		m.Flagged = own.devices >= a.th.MakerMinDevices && rest.devices >= a.th.MakerMinDevices &&
 			(m.ActiveDays > m.Threshold || m.Unlocks > m.Threshold)
 		out = append(out, m)
@@ -468,8 +443,7 @@ func (a *analysis) makerDistances() []MakerDistance {
 func tvDistance(p, q []int) float64 {
 	np, nq := 0, 0
 	for i := range p {
-		np += p[i]
-		nq += q[i]
+		np, nq = np+p[i], nq+q[i]
 	}
 	if np == 0 || nq == 0 {
 		return 0
