@@ -162,10 +162,10 @@ type analysis struct {
 	makers     map[string]*histogram
 	all        histogram            // of every attributed device
 	dayEnds    map[proof.Date]int64 // Date.Next().Start(0).Unix() per date seen
-
-	minted []int64      // scratch buffers of device, reused across devices
-	dateEp []uint64     // date<<32 | epoch
-	active []proof.Date // also for the saturated dates
+	minted     []int64              // scratch buffers of device, reused across devices
+	dateEp     []uint64             // date<<32 | epoch
+	active     []proof.Date
+	sat        []proof.Date // saturated dates
 }
 
 func (a *analysis) add(i int, s Signal, format string, args ...any) {
@@ -309,7 +309,7 @@ func radixSort(v []uint64, buf *[]uint64) []uint64 {
 // active days, and adds it to the histograms of its maker and of all attributed devices.
 func (a *analysis) device(i int) {
 	d, th := &a.devs[i], &a.th
-	a.minted, a.dateEp, a.active = a.minted[:0], a.dateEp[:0], a.active[:0]
+	a.minted, a.dateEp, a.active, a.sat = a.minted[:0], a.dateEp[:0], a.active[:0], a.sat[:0]
 	var unlocks [9]int
 	late, lateSecs := 0, int64(th.BackfillLate/time.Second)
 	for k := range d.Days {
@@ -320,6 +320,9 @@ func (a *analysis) device(i int) {
 		if day.Active {
 			a.active = append(a.active, act.Date)
 			unlocks[unlockBin(act.Unlocks)]++
+		}
+		if act.ActiveHours&proof.AllHours == proof.AllHours && act.InteractiveSeconds >= th.SaturatedSeconds {
+			a.sat = append(a.sat, act.Date)
 		}
 		end, ok := a.dayEnds[act.Date]
 		if !ok {
@@ -345,7 +348,6 @@ func (a *analysis) device(i int) {
 			}
 		}
 	}
-
 	slices.Sort(a.minted)
 	most, lo := 0, 0
 	for hi, t := range a.minted {
@@ -357,12 +359,10 @@ func (a *analysis) device(i int) {
 	if most >= th.BurstRecords && most >= 2 {
 		a.add(i, Burst, "%d records minted within %s (threshold %d)", most, duration(th.BurstWindow), th.BurstRecords)
 	}
-
 	if late >= th.BackfillRecords && late > 0 {
 		a.add(i, Backfill, "%d records minted more than %s after the end of their date (threshold %d)",
 			late, duration(th.BackfillLate), th.BackfillRecords)
 	}
-
 	slices.Sort(a.dateEp)
 	ep, replayed := slices.Compact(a.dateEp), 0
 	for k := 1; k < len(ep); k++ { // a date counts at its second epoch
@@ -374,13 +374,7 @@ func (a *analysis) device(i int) {
 		a.add(i, Replay, "%d dates reported by two or more epochs (threshold %d)", replayed, th.ReplayDates)
 	}
 
-	a.active = a.active[:0]
-	for k := range d.Days {
-		if act := &d.Days[k].Activity; act.ActiveHours&proof.AllHours == proof.AllHours && act.InteractiveSeconds >= th.SaturatedSeconds {
-			a.active = append(a.active, act.Date)
-		}
-	}
-	if n := distinct(a.active); n >= th.SaturatedDays && n > 0 {
+	if n := distinct(a.sat); n >= th.SaturatedDays && n > 0 {
 		a.add(i, Saturated, "%d saturated days: all 24 active hours and at least %d interactive seconds (threshold %d)",
 			n, th.SaturatedSeconds, th.SaturatedDays)
 	}

@@ -215,6 +215,16 @@ func TestThresholds(t *testing.T) {
 		}
 		return []Device{d}
 	}
+	// sameCounters: epoch 2 reports the last 3 dates of epoch 1 again with the same
+	// counters: the device shares nothing with another device.
+	sameCounters := func(tp *tuples) []Device {
+		d := tp.plain(0, feb27[:10])
+		for _, again := range slices.Clone(d.Days[7:]) {
+			again.Epoch, again.MintedAt = 2, again.MintedAt+7200
+			d.Days = append(d.Days, again)
+		}
+		return []Device{d}
+	}
 	// keys: n device keys of serial tag 7 with an active date, and one without.
 	keys := func(n int) func(*tuples) []Device {
 		return func(tp *tuples) []Device {
@@ -261,6 +271,7 @@ func TestThresholds(t *testing.T) {
 		{"backfill 2", backfill(2), map[int][]Signal{}},
 		{"replay 2 dates", replay(2), map[int][]Signal{0: {Replay}}},
 		{"replay 1 date", replay(1), map[int][]Signal{}},
+		{"replay of 3 dates with the same counters", sameCounters, map[int][]Signal{0: {Replay}}},
 		{"one date in three epochs", thrice, map[int][]Signal{}},
 		{"many keys 3", keys(3), map[int][]Signal{0: {ManyKeys}, 1: {ManyKeys}, 2: {ManyKeys}}},
 		{"many keys 2", keys(2), map[int][]Signal{}},
