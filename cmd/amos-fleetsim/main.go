@@ -28,12 +28,17 @@ func main() {
 const usageText = `usage: amos-fleetsim SCENARIO [FLAGS]
 
 scenarios:
-  month    a month of N devices (default 10,000) on the real code paths against a real
-           collector over TLS, then the claims checked against the simulation's own
+  month    a month of N sold handsets (default 10,000) on the real code paths against a
+           real collector over TLS, registered with it as sold; then the claims checked
+           against the simulation's own, exactly, and the honest devices held (<= 1 %)
   outage   a collector outage for N devices (default 1,000,000), simulated at the level
            of each device's retry schedule with the agent's backoff on a virtual clock
-  farm     a maker's farm (identical patterns, impossible days, replays, shared serials)
-           and what the collector's device view and claims show of it
+  farm     a maker's farm of sold handsets driven by scripts (identical counters, 24 h
+           days, bursts, replays, shared, stolen and made-up serial tags, certificates
+           from the future, impossible minted_at, a month uploaded after it closed)
+           beside honest phones: what the claim makes of each kind (a confusion table)
+  phantom  a maker certifies thousands of keys with made-up (and stolen) serial tags and
+           months drawn like honest phones', beside an honest fleet: a confusion table
 
 'amos-fleetsim SCENARIO -h' lists the scenario's flags.
 `
@@ -132,8 +137,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 		fs.IntVar(&cfg.Replay, "replay", 3, "phones that report the month again in a new epoch")
 		fs.IntVar(&cfg.Serial, "shared-serial", 10, "keys certified with one serial_tag")
 		fs.IntVar(&cfg.Future, "future", 2, "phones that report dates after the server's")
+		fs.IntVar(&cfg.Stolen, "stolen-serial", 5, "keys certified with serial tags of the honest makers' sold handsets (at most --honest)")
+		fs.IntVar(&cfg.Unregistered, "unregistered", 5, "keys certified with made-up serial tags")
+		fs.IntVar(&cfg.FutureCert, "future-cert", 2, "keys whose certificate is issued a week after the server's time")
+		fs.IntVar(&cfg.BadMint, "bad-mint", 2, "phones whose records are minted at 0 (1970) or in 2100")
+		fs.IntVar(&cfg.Late, "late", 2, "phones that upload their month after it closed (in-process collector only)")
 		if fs.Parse(args[1:]) != nil {
 			return 2
+		}
+		for _, n := range []*int{&cfg.Honest, &cfg.Clones, &cfg.Saturated, &cfg.Backfill, &cfg.Replay, &cfg.Serial, &cfg.Future,
+			&cfg.Stolen, &cfg.Unregistered, &cfg.FutureCert, &cfg.BadMint, &cfg.Late} {
+			if *n <= 0 {
+				*n = -1 // none (FarmConfig takes 0 for its default)
+			}
 		}
 		m := fleetsim.PreviousMonth(now())
 		if *month != "" {
@@ -157,6 +173,49 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 		defer srv.Close()
 		cfg.Month, cfg.Seed, cfg.FarmMaker, cfg.Server, cfg.Out, cfg.Logf = m, *seed, *farmMaker, srv, stdout, logf
 		_, err = fleetsim.RunFarm(ctx, cfg)
+		code = report(stderr, err)
+	case "phantom":
+		var sf serverFlags
+		sf.register(fs, "konka,tcl,phantomco")
+		month := fs.String("month", "", "YYYY-MM (default: the previous month)")
+		var cfg fleetsim.PhantomConfig
+		fs.StringVar(&cfg.PhantomMaker, "phantom-maker", "phantomco", "the maker that certifies the phantoms")
+		fs.IntVar(&cfg.Phantoms, "phantoms", 2000, "keys the phantom maker certifies")
+		fs.Float64Var(&cfg.StolenShare, "stolen-share", 0.10, "share of the phantoms certified with serial tags of the honest makers' sold handsets (0: none)")
+		fs.IntVar(&cfg.Honest, "honest", 1000, "sold handsets of the other makers")
+		fs.IntVar(&cfg.Workers, "workers", 32, "devices working at once")
+		if fs.Parse(args[1:]) != nil {
+			return 2
+		}
+		if cfg.Phantoms <= 0 || cfg.Honest <= 0 || cfg.StolenShare < 0 || cfg.StolenShare > 1 {
+			fmt.Fprintf(stderr, "amos-fleetsim: --phantoms and --honest must be positive, --stolen-share 0..1\n")
+			return 2
+		}
+		if cfg.StolenShare == 0 {
+			cfg.StolenShare = -1 // none (PhantomConfig takes 0 for its default)
+		}
+		m := fleetsim.PreviousMonth(now())
+		if *month != "" {
+			var err error
+			if m, err = collector.ParseMonth(*month); err != nil {
+				fmt.Fprintf(stderr, "amos-fleetsim: --month: %v\n", err)
+				return 2
+			}
+		}
+		dir, cleanup, err := fleetsim.TempDir(sf.dir, "fleetsim-phantom-")
+		if err != nil {
+			fmt.Fprintf(stderr, "amos-fleetsim: %v\n", err)
+			return 1
+		}
+		defer cleanup()
+		srv, err := sf.open(*seed, dir, m.First().Start(480).Add(-48*time.Hour), now, logf)
+		if err != nil {
+			fmt.Fprintf(stderr, "amos-fleetsim: %v\n", err)
+			return 1
+		}
+		defer srv.Close()
+		cfg.Month, cfg.Seed, cfg.Server, cfg.Out, cfg.Logf = m, *seed, srv, stdout, logf
+		_, err = fleetsim.RunPhantom(ctx, cfg)
 		code = report(stderr, err)
 	case "outage":
 		devices := fs.Int("devices", 1_000_000, "devices")

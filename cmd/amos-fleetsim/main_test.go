@@ -17,7 +17,8 @@ func TestRunOutageAndUsage(t *testing.T) {
 	if !strings.Contains(out.String(), "peak/steady:") || !strings.Contains(out.String(), "drained") {
 		t.Fatalf("report:\n%s", out.String())
 	}
-	for _, args := range [][]string{{}, {"nope"}, {"outage", "-mode", "sideways"}, {"month", "-month", "2026-13"}} {
+	for _, args := range [][]string{{}, {"nope"}, {"outage", "-mode", "sideways"}, {"month", "-month", "2026-13"},
+		{"phantom", "-stolen-share", "2"}, {"phantom", "-month", "2026-1"}, {"farm", "-late", "x"}} {
 		out.Reset()
 		errs.Reset()
 		if code := run(context.Background(), args, &out, &errs, time.Now); code != 2 {
@@ -32,12 +33,35 @@ func TestRunFarmInProcess(t *testing.T) {
 	}
 	var out, errs strings.Builder
 	code := run(context.Background(), []string{"farm", "-month", "2026-10", "-honest", "6", "-clones", "3", "-saturated", "1",
-		"-backfill", "1", "-replay", "1", "-shared-serial", "2", "-future", "1", "-dir", t.TempDir()}, &out, &errs, time.Now)
+		"-backfill", "1", "-replay", "1", "-shared-serial", "3", "-future", "1", "-stolen-serial", "2", "-unregistered", "1",
+		"-future-cert", "1", "-bad-mint", "1", "-late", "0", "-dir", t.TempDir()}, &out, &errs, time.Now)
 	if code != 0 {
 		t.Fatalf("exit %d: %s\n%s", code, errs.String(), out.String())
 	}
-	if !strings.Contains(out.String(), "farmco") || !strings.Contains(out.String(), "ok") {
-		t.Fatalf("report:\n%s", out.String())
+	for _, want := range []string{"farmco", "ok", "0 farm devices paid (0 paid)", "stolen-serial", "bad-mint", "not caught"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("no %q in the report:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "\n  late ") {
+		t.Errorf("-late 0 ran late devices:\n%s", out.String())
+	}
+}
+
+func TestRunPhantomInProcess(t *testing.T) {
+	if len(testenv.Emulator()) > 0 {
+		t.Skip("a host tool: its TLS fleet is not worth emulating (make test-arm)")
+	}
+	var out, errs strings.Builder
+	code := run(context.Background(), []string{"phantom", "-month", "2027-01", "-phantoms", "40", "-honest", "20", "-dir", t.TempDir()},
+		&out, &errs, time.Now)
+	if code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, errs.String(), out.String())
+	}
+	for _, want := range []string{"phantom 2027-01: phantomco certifies 40 keys (36 with made-up serial tags, 4 with", "phantom-stolen", "0 phantoms paid (0 paid)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("no %q in the report:\n%s", want, out.String())
+		}
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"amos.example/amosd/collector"
+	"amos.example/amosd/collector/sales"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/tools/fleetsim"
 )
@@ -56,6 +57,14 @@ type Result struct {
 }
 
 var makers = []string{"konka", "tcl", "zte"}
+
+// realSerial is the serial tag of the real amosd's handset (an HMAC of the IMEI on a
+// real one).
+var realSerial = sha256.Sum256([]byte("IMEI 860000000000042"))
+
+// closeAfterDays is when the demo's collector closes a month, in days after its end:
+// the month before today is still open on any day of this one.
+const closeAfterDays = 40
 
 // demo holds the running parts.
 type demo struct {
@@ -171,6 +180,9 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	if err := writeJSON(d.colCfg, map[string]any{
 		"listen": fmt.Sprintf("127.0.0.1:%d", port), "tls_cert": pki.CertFile, "tls_key": pki.KeyFile,
 		"data_dir": filepath.Join(out, "collector"), "makers": makerCfg, "payer_token_sha256": fleetsim.TokenHash(d.payer),
+		// The fleet plays the month before today in minutes: it must still be open (by
+		// default a month closes 10 days after its end, and its records are late after).
+		"claims": map[string]any{"close_after_days": closeAfterDays, "utc_offset_minutes": 480},
 	}); err != nil {
 		return nil, err
 	}
@@ -191,6 +203,14 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		return nil, err
 	}
 	defer srv.Close()
+	// The payer's sales registry: the real amosd's handset is sold by konka (the fleet
+	// registers its own handsets before it uploads).
+	sold, err := srv.RegisterSales([]sales.Sale{{SerialTag: realSerial, MakerID: "konka",
+		SoldAt: proof.DateOf(d.now().AddDate(0, 0, -1), 480), Channel: "taobao"}})
+	if err != nil {
+		return nil, err
+	}
+	say("the payer registered the real amosd's handset as sold by konka (POST /v1/registry: %d added)", sold.Added)
 	month := fleetsim.PreviousMonth(d.now())
 	var fleetOut bytes.Buffer
 	fleetLog, err := os.Create(filepath.Join(d.logs, "fleetsim.log"))
@@ -405,9 +425,8 @@ func (d *demo) startAmosd(ctx context.Context, offset int, res *Result) error {
 		return fmt.Errorf("amosd identity --json: %v: %s", err, out)
 	}
 	res.DeviceID = ident.DeviceID
-	serial := sha256.Sum256([]byte("IMEI 860000000000042"))
 	if _, err := d.run(ctx, d.bin.collector, "maker", "certify", "--key", filepath.Join(d.out, "makers", "konka.key"),
-		"--maker-id", "konka", "--model", "Amos T1", "--serial-tag", hex.EncodeToString(serial[:]),
+		"--maker-id", "konka", "--model", "Amos T1", "--serial-tag", hex.EncodeToString(realSerial[:]),
 		"--device-pub", ident.PublicKey, "--out", filepath.Join(dir, "persist", "device.cert")); err != nil {
 		return err
 	}
@@ -509,6 +528,8 @@ func (d *demo) guide(month collector.Month, deviceID string) string {
 	p("  curl --cacert %s -H \"Authorization: Bearer $(cat %s)\" %s/v1/devices/%s",
 		rel(d.caFile), rel(filepath.Join(d.out, "makers", "konka.token")), d.url, deviceID)
 	p("  curl --cacert %s -H \"Authorization: Bearer $(cat %s)\" '%s/v1/claims?month=%s&format=csv'",
+		rel(d.caFile), rel(filepath.Join(d.out, "payer.token")), d.url, month)
+	p("  curl --cacert %s -H \"Authorization: Bearer $(cat %s)\" '%s/v1/claims/devices?month=%s&outcome=held'",
 		rel(d.caFile), rel(filepath.Join(d.out, "payer.token")), d.url, month)
 	return b.String()
 }

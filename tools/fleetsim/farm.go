@@ -12,72 +12,117 @@ import (
 	"time"
 
 	"amos.example/amosd/collector"
+	"amos.example/amosd/collector/claim"
+	"amos.example/amosd/collector/sales"
 	"amos.example/amosd/proof"
 )
 
 // FarmKind is one trick of a subsidy farm (or none: an honest phone).
 type FarmKind uint8
 
-// Farm kinds.
+// Farm kinds. The farm's phones are real handsets, registered as sold by the farm's
+// maker, driven by a script; the kinds from FarmStolen on cheat on the registry or the
+// records themselves.
 const (
-	FarmHonest    FarmKind = iota // a normal phone of an honest maker (Plan), for contrast
-	FarmClone                     // racks of phones driven by a script: the same counters every day, on every phone
-	FarmSaturated                 // 86,400 interactive seconds, all 24 hours, an unlock a minute, every day
-	FarmBackfill                  // the whole month minted in one burst at its end (the agent mints each date at its midnight)
-	FarmReplay                    // the month reported, then a new epoch (genesis reason 2) reporting every date again
-	FarmSerial                    // several keys certified with one serial_tag
-	FarmFuture                    // the month, then dates after the server's date
+	FarmHonest       FarmKind = iota // a normal phone of an honest maker (Plan), for contrast
+	FarmClone                        // racks of phones driven by a script: the same counters every day, on every phone
+	FarmSaturated                    // 86,400 interactive seconds, all 24 hours, an unlock a minute, every day
+	FarmBackfill                     // the whole month minted in one burst at its end (the agent mints each date at its midnight)
+	FarmReplay                       // the month reported, then a new epoch (genesis reason 2) reporting every date again
+	FarmSerial                       // several keys certified with one serial_tag
+	FarmFuture                       // the month, then dates after the server's date
+	FarmStolen                       // natural-looking months, certified with serial tags of an honest maker's sold handsets
+	FarmUnregistered                 // natural-looking months, certified with made-up serial tags
+	FarmFutureCert                   // a certificate issued a week after the server's time
+	FarmBadMint                      // records minted at 0 (1970) or in 2100
+	FarmLate                         // a natural-looking month, uploaded after the month closed
 )
 
-var farmKindNames = [...]string{"honest", "clone", "saturated", "backfill", "replay", "shared-serial", "future-dates"}
+var farmKindNames = [...]string{"honest", "clone", "saturated", "backfill", "replay", "shared-serial", "future-dates",
+	"stolen-serial", "unregistered", "future-cert", "bad-mint", "late"}
 
 func (k FarmKind) String() string { return farmKindNames[k] }
 
+// farmKinds are the kinds in the order of the report.
+func farmKinds() []FarmKind {
+	var ks []FarmKind
+	for k := FarmHonest; k <= FarmLate; k++ {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
 // FarmConfig configures the farm scenario: how many devices of each kind (zero values
-// take the defaults named).
+// take the defaults named, negative ones none).
 type FarmConfig struct {
-	Month     collector.Month
-	Seed      uint64
-	Offset    int    // +480
-	FarmMaker string // the maker running the farm; it must be one of the server's ("farmco")
-	Honest    int    // 40, certified by the other makers
-	Clones    int    // 30
-	Saturated int    // 5
-	Backfill  int    // 5
-	Replay    int    // 3
-	Serial    int    // 10 keys, one serial_tag
-	Future    int    // 2
-	Workers   int    // 16
-	Server    *Server
-	Out       io.Writer
-	Logf      func(string, ...any)
+	Month        collector.Month
+	Seed         uint64
+	Offset       int    // +480
+	FarmMaker    string // the maker running the farm; it must be one of the server's ("farmco")
+	Honest       int    // 40, certified by the other makers
+	Clones       int    // 30
+	Saturated    int    // 5
+	Backfill     int    // 5
+	Replay       int    // 3
+	Serial       int    // 10 keys, one serial_tag
+	Future       int    // 2
+	Stolen       int    // 5, at most Honest: each steals another honest handset's serial tag
+	Unregistered int    // 5
+	FutureCert   int    // 2
+	BadMint      int    // 2
+	// Late devices (2) upload their month after it closed: the in-process collector's
+	// clock is moved past the close; an external collector has none.
+	Late    int
+	Workers int // 16
+	Server  *Server
+	Out     io.Writer
+	Logf    func(string, ...any)
 }
 
 // FarmDevice is one device of the farm scenario and what the collector showed of it.
 type FarmDevice struct {
-	Kind   FarmKind
-	Maker  string
-	Device *Device
-	Days   []proof.ActivityDay // the counters of each date it reports (once)
-	View   *collector.DeviceReport
+	Kind    FarmKind
+	Maker   string
+	Device  *Device
+	Days    []proof.ActivityDay // the counters of each date it reports (once)
+	Stats   SyncStats           // its uploads
+	View    *collector.DeviceReport
+	Outcome *claim.Device // nil: the claim does not list it (no accepted day in the month)
 }
+
+// Farm returns whether the device is the farm maker's (every kind but honest).
+func (fd *FarmDevice) Farm() bool { return fd.Kind != FarmHonest }
 
 // FarmResult is what the farm scenario saw.
 type FarmResult struct {
-	Devices  []*FarmDevice
-	Claims   *collector.Claims
-	Expected map[string]int // by the collector's rules: what it should pay
-	Stats    SyncStats
+	Month     collector.Month
+	FarmMaker string
+	Devices   []*FarmDevice
+	Claims    *collector.Claims
+	// Expected are the honest devices with enough active days, by maker: each is paid,
+	// or held (reported).
+	Expected     map[string]int
+	Stats        SyncStats
+	Table        []*ConfusionRow // by true kind
+	Registered   int             // sold handsets registered
+	ViewsChecked bool            // the makers' own views of the devices were checked
+	LateSkipped  bool            // an external collector: no late kind
+	ClosedAt     time.Time       // when the month closed, if it had by the end
 }
 
-// RunFarm uploads an honest fleet and a maker's farm through the real transport, then
-// fetches the claims (as the payer) and each kind's device view (as its maker), checks
-// the claims against the collector's documented rules, and reports what the collector
-// shows of the farm, and what it does not catch.
+// RunFarm uploads an honest fleet and a maker's farm through the real transport, the
+// farm's handsets registered as sold by the farm's maker and the honest ones by their
+// makers; then it fetches the claims and every device's outcome as the payer, and the
+// makers' own views, and sorts the outcomes by true kind (a confusion table). The
+// targets: no farm device paid, and every honest device with enough active days paid
+// or held.
 func RunFarm(ctx context.Context, cfg FarmConfig) (*FarmResult, error) {
 	def := func(v *int, d int) {
-		if *v == 0 {
+		switch {
+		case *v == 0:
 			*v = d
+		case *v < 0:
+			*v = 0
 		}
 	}
 	def(&cfg.Offset, 480)
@@ -88,6 +133,11 @@ func RunFarm(ctx context.Context, cfg FarmConfig) (*FarmResult, error) {
 	def(&cfg.Replay, 3)
 	def(&cfg.Serial, 10)
 	def(&cfg.Future, 2)
+	def(&cfg.Stolen, 5)
+	def(&cfg.Unregistered, 5)
+	def(&cfg.FutureCert, 2)
+	def(&cfg.BadMint, 2)
+	def(&cfg.Late, 2)
 	def(&cfg.Workers, 16)
 	if cfg.FarmMaker == "" {
 		cfg.FarmMaker = "farmco"
@@ -96,6 +146,9 @@ func RunFarm(ctx context.Context, cfg FarmConfig) (*FarmResult, error) {
 		cfg.Logf = func(string, ...any) {}
 	}
 	srv := cfg.Server
+	if srv == nil {
+		return nil, errors.New("fleetsim: farm: no server")
+	}
 	farm, ok := srv.Maker(cfg.FarmMaker)
 	if !ok {
 		return nil, fmt.Errorf("fleetsim: farm: maker %q is not registered", cfg.FarmMaker)
@@ -109,9 +162,17 @@ func RunFarm(ctx context.Context, cfg FarmConfig) (*FarmResult, error) {
 	if len(honest) == 0 {
 		return nil, errors.New("fleetsim: farm: no honest maker besides the farm's")
 	}
+	if cfg.Stolen > cfg.Honest {
+		return nil, fmt.Errorf("fleetsim: farm: %d stolen serial tags need as many honest handsets (%d)", cfg.Stolen, cfg.Honest)
+	}
 	first, last := cfg.Month.First(), cfg.Month.Last()
 	if err := srv.monthOver(cfg.Month, cfg.Offset); err != nil {
 		return nil, err
+	}
+	res := &FarmResult{Month: cfg.Month, FarmMaker: farm.ID, Expected: map[string]int{}}
+	if srv.Clock == nil && cfg.Late > 0 {
+		cfg.Logf("fleetsim: farm: an external collector's clock cannot be moved past the month's close: no late devices")
+		cfg.Late, res.LateSkipped = 0, true
 	}
 	setClock := func(t time.Time) {
 		if srv.Clock != nil {
@@ -122,8 +183,7 @@ func RunFarm(ctx context.Context, cfg FarmConfig) (*FarmResult, error) {
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0xfa27))
 	elig := collector.DefaultEligibility()
 	genesisAt := first.Start(cfg.Offset).Add(-14 * time.Hour)
-	res := &FarmResult{Expected: map[string]int{}}
-	for _, m := range srv.Makers {
+	for _, m := range honest {
 		res.Expected[m.ID] = 0
 	}
 	sharedSerial := SerialTag(cfg.Seed, "farm shared serial")
@@ -137,6 +197,16 @@ func RunFarm(ctx context.Context, cfg FarmConfig) (*FarmResult, error) {
 		}
 		return out
 	}
+	var sold []sales.Sale
+	registered := map[[32]byte]bool{}
+	sell := func(serial [32]byte, maker string) {
+		if registered[serial] {
+			return
+		}
+		registered[serial] = true
+		sold = append(sold, sales.Sale{SerialTag: serial, MakerID: maker, SoldAt: addDays(first, -30-len(sold)%60), Channel: channels[len(sold)%len(channels)]})
+	}
+	var honestSerials [][32]byte
 	add := func(kind FarmKind, n int) error {
 		for range n {
 			i := len(res.Devices)
@@ -146,14 +216,12 @@ func RunFarm(ctx context.Context, cfg FarmConfig) (*FarmResult, error) {
 			}
 			fd := &FarmDevice{Kind: kind, Maker: farm.ID}
 			serial := SerialTag(cfg.Seed, fmt.Sprint("farm ", i))
+			issued := genesisAt.Add(-time.Duration(i+1) * time.Hour)
 			switch kind {
 			case FarmHonest:
 				fd.Maker = honest[i%len(honest)].ID
-				p := NewPlan(rng, fd.Maker, days)
-				for _, a := range p.Days {
-					a.Date = proof.NewDate(cfg.Month.Year, cfg.Month.Month, int(a.Date))
-					fd.Days = append(fd.Days, a)
-				}
+				fd.Days = NewPlan(rng, fd.Maker, days).In(cfg.Month).Days
+				honestSerials = append(honestSerials, serial)
 			case FarmClone, FarmBackfill, FarmReplay, FarmFuture:
 				fd.Days = monthOf(clone)
 			case FarmSaturated:
@@ -161,17 +229,30 @@ func RunFarm(ctx context.Context, cfg FarmConfig) (*FarmResult, error) {
 			case FarmSerial:
 				fd.Days = monthOf(clone)
 				serial = sharedSerial
+			case FarmStolen:
+				fd.Days = regularPlan(rng, fd.Maker, cfg.Month).Days
+				serial = honestSerials[countKind(res, FarmStolen)]
+			case FarmUnregistered, FarmBadMint, FarmLate:
+				fd.Days = regularPlan(rng, fd.Maker, cfg.Month).Days
+			case FarmFutureCert:
+				fd.Days = regularPlan(rng, fd.Maker, cfg.Month).Days
+				issued = genesisAt.Add(7 * 24 * time.Hour) // the server's time at first start, plus a week
+			}
+			switch kind {
+			case FarmStolen, FarmUnregistered:
+			default:
+				sell(serial, fd.Maker)
 			}
 			m, _ := srv.Maker(fd.Maker)
-			cert, err := Certify(m, key.PublicKey(), serial, "Amos T1", genesisAt.Add(-time.Duration(i+1)*time.Hour))
+			cert, err := Certify(m, key.PublicKey(), serial, "Amos T1", issued)
 			if err != nil {
 				return err
 			}
 			fd.Device = NewDevice(i, key, cert, cfg.Offset)
+			res.Devices = append(res.Devices, fd)
 			if err := fd.Device.Connect(srv); err != nil {
 				return err
 			}
-			res.Devices = append(res.Devices, fd)
 		}
 		return nil
 	}
@@ -179,7 +260,8 @@ func RunFarm(ctx context.Context, cfg FarmConfig) (*FarmResult, error) {
 		kind FarmKind
 		n    int
 	}{{FarmHonest, cfg.Honest}, {FarmClone, cfg.Clones}, {FarmSaturated, cfg.Saturated}, {FarmBackfill, cfg.Backfill},
-		{FarmReplay, cfg.Replay}, {FarmSerial, cfg.Serial}, {FarmFuture, cfg.Future}} {
+		{FarmReplay, cfg.Replay}, {FarmSerial, cfg.Serial}, {FarmFuture, cfg.Future}, {FarmStolen, cfg.Stolen},
+		{FarmUnregistered, cfg.Unregistered}, {FarmFutureCert, cfg.FutureCert}, {FarmBadMint, cfg.BadMint}, {FarmLate, cfg.Late}} {
 		if err := add(k.kind, k.n); err != nil {
 			return nil, err
 		}
@@ -189,67 +271,68 @@ func RunFarm(ctx context.Context, cfg FarmConfig) (*FarmResult, error) {
 			fd.Device.Close()
 		}
 	}()
-	// What the collector's documented rules pay: docs/dbus-api.md eligibility, one payment per
-	// serial_tag; the tricks themselves are not rules.
 	for _, fd := range res.Devices {
-		n := 0
-		for i := range fd.Days {
-			if elig.Active(&fd.Days[i]) {
-				n++
-			}
-		}
-		if n >= elig.MinActiveDays {
+		if fd.Kind == FarmHonest && activeDays(fd.Days, elig) >= elig.MinActiveDays {
 			res.Expected[fd.Maker]++
 		}
 	}
-	if cfg.Serial > 1 {
-		res.Expected[farm.ID] -= cfg.Serial - 1
-	}
 
+	// The payer registers what was sold, then the phones start.
+	setClock(genesisAt)
+	if err := srv.monthOpen(cfg.Month); err != nil {
+		return nil, err
+	}
+	if err := register(srv, sold, cfg.Logf); err != nil {
+		return nil, err
+	}
+	res.Registered = len(sold)
 	var mu sync.Mutex
-	upload := func(d *Device) error {
-		st, err := d.Sync(ctx)
+	upload := func(fd *FarmDevice) error {
+		st, err := fd.Device.Sync(ctx)
 		mu.Lock()
 		res.Stats.Add(st)
+		fd.Stats.Add(st)
 		mu.Unlock()
 		return err
 	}
 	devs := res.Devices
-	each := func(fn func(fd *FarmDevice) error) error {
-		return parallel(ctx, len(devs), cfg.Workers, func(i int) error { return fn(devs[i]) })
+	each := func(fn func(i int, fd *FarmDevice) error) error {
+		return parallel(ctx, len(devs), cfg.Workers, func(i int) error { return fn(i, devs[i]) })
 	}
-	setClock(genesisAt)
-	if err := each(func(fd *FarmDevice) error {
+	if err := each(func(_ int, fd *FarmDevice) error {
 		if _, err := fd.Device.Genesis(genesisAt); err != nil {
 			return err
 		}
-		return upload(fd.Device)
+		return upload(fd)
 	}); err != nil {
 		return nil, err
 	}
-	next := make(map[*FarmDevice]int)
+	epoch0 := time.Unix(0, 0)
+	y2100 := time.Date(2100, time.January, 1, 0, 0, 0, 0, time.UTC)
+	next := make([]int, len(devs))
 	for day := 1; day <= days; day++ {
 		date := proof.NewDate(cfg.Month.Year, cfg.Month.Month, day)
 		midnight := date.Next().Start(cfg.Offset)
 		setClock(midnight.Add(time.Minute))
-		mu.Lock()
-		idx := make([]int, len(devs))
-		for i, fd := range devs {
-			idx[i] = next[fd]
-		}
-		mu.Unlock()
-		err := parallel(ctx, len(devs), cfg.Workers, func(i int) error {
-			fd := devs[i]
-			if fd.Kind == FarmBackfill || idx[i] >= len(fd.Days) || fd.Days[idx[i]].Date != date {
+		err := each(func(i int, fd *FarmDevice) error {
+			if fd.Kind == FarmBackfill || next[i] >= len(fd.Days) || fd.Days[next[i]].Date != date {
 				return nil
 			}
-			if _, err := fd.Device.Day(midnight.Add(time.Duration(i%50)*time.Second), fd.Days[idx[i]], 0); err != nil {
+			at := midnight.Add(time.Duration(i%50) * time.Second)
+			if fd.Kind == FarmBadMint {
+				at = epoch0
+				if next[i]%2 == 1 {
+					at = y2100
+				}
+			}
+			if _, err := fd.Device.Day(at, fd.Days[next[i]], 0); err != nil {
 				return err
 			}
-			mu.Lock()
-			next[fd]++
-			mu.Unlock()
-			return upload(fd.Device)
+			next[i]++
+			if fd.Kind == FarmLate {
+				return nil // offline until the month has closed
+			}
+			return upload(fd)
 		})
 		if err != nil {
 			return nil, err
@@ -258,7 +341,7 @@ func RunFarm(ctx context.Context, cfg FarmConfig) (*FarmResult, error) {
 	// After the month: the backfill burst, the replay in a new epoch, the future dates.
 	end := last.Next().Start(cfg.Offset).Add(3 * time.Hour)
 	setClock(end)
-	if err := each(func(fd *FarmDevice) error {
+	if err := each(func(_ int, fd *FarmDevice) error {
 		d := fd.Device
 		switch fd.Kind {
 		case FarmBackfill:
@@ -287,44 +370,141 @@ func RunFarm(ctx context.Context, cfg FarmConfig) (*FarmResult, error) {
 		default:
 			return nil
 		}
-		return upload(d)
+		return upload(fd)
 	}); err != nil {
 		return nil, err
 	}
+	// The late phones come online after the month closed (an in-process collector only).
+	if cfg.Late > 0 {
+		c, err := srv.Claims(cfg.Month, srv.PayerToken)
+		if err != nil {
+			return res, err
+		}
+		setClock(time.Unix(c.ClosesAt, 0).Add(time.Hour))
+		if err := each(func(_ int, fd *FarmDevice) error {
+			if fd.Kind != FarmLate {
+				return nil
+			}
+			return upload(fd)
+		}); err != nil {
+			return nil, err
+		}
+	}
 	cfg.Logf("fleetsim: farm: %d devices, %d records accepted, %d refused (%v)", len(devs), res.Stats.Acked, res.Stats.Dead, res.Stats.DeadReasons)
 
+	// What the payer and the makers see.
 	claims, err := srv.Claims(cfg.Month, srv.PayerToken)
 	if err != nil {
 		return res, err
 	}
 	res.Claims = claims
-	for _, fd := range devs {
+	if claims.Status == claim.StatusClosed {
+		res.ClosedAt = time.Unix(claims.ClosedAt, 0)
+	}
+	all, err := srv.ClaimDevices(cfg.Month, srv.PayerToken, "")
+	if err != nil {
+		return res, err
+	}
+	byID := map[string]*claim.Device{}
+	for i := range all {
+		byID[all[i].DeviceID] = &all[i]
+	}
+	members := make([]member, len(devs))
+	for i, fd := range devs {
+		fd.Outcome = byID[fd.Device.ID().String()]
+		members[i] = member{kind: fd.Kind.String(), id: fd.Device.ID(), late: fd.Stats.DeadReasons["late"]}
 		token := srv.PayerToken
-		if m, _ := srv.Maker(fd.Maker); m.Token != "" {
-			token = m.Token // the maker's own view
+		if m, _ := srv.Maker(fd.Maker); m.Token != "" && fd.Kind != FarmFutureCert {
+			token = m.Token // the maker's own view (an unattributed device is the payer's only)
 		}
-		v, _, err := srv.Device(fd.Device.ID(), token)
-		if err != nil {
+		if fd.View, _, err = srv.Device(fd.Device.ID(), token); err != nil {
 			return res, err
 		}
-		fd.View = v
+	}
+	var kinds []string
+	for _, k := range farmKinds() {
+		kinds = append(kinds, k.String())
+	}
+	res.Table = confusion(kinds, members, all)
+	if err := res.checkViews(srv, all); err != nil {
+		return res, err
 	}
 	if cfg.Out != nil {
-		res.Print(cfg.Out, cfg.Month)
+		res.Print(cfg.Out)
 	}
 	return res, res.Check()
 }
 
-// Check compares the claims with the collector's rules.
+// checkViews checks what each maker sees with its own token: its own devices, with the
+// outcomes and reasons the payer sees, and none of another maker's.
+func (r *FarmResult) checkViews(srv *Server, all []claim.Device) error {
+	farmIDs := map[string]bool{}
+	for _, fd := range r.Devices {
+		if fd.Farm() {
+			farmIDs[fd.Device.ID().String()] = true
+		}
+	}
+	for _, m := range srv.Makers {
+		if m.Token == "" {
+			continue
+		}
+		own, err := srv.ClaimDevices(r.Month, m.Token, "")
+		if err != nil {
+			return err
+		}
+		var want []claim.Device
+		for _, d := range all {
+			if d.MakerID == m.ID {
+				want = append(want, d)
+			}
+		}
+		if len(own) != len(want) {
+			return fmt.Errorf("fleetsim: farm: maker %s sees %d devices with its own token, the payer %d of its", m.ID, len(own), len(want))
+		}
+		for i, d := range own {
+			w := want[i]
+			if d.MakerID != m.ID || d.DeviceID != w.DeviceID || d.Outcome != w.Outcome || !slices.Equal(d.Reasons, w.Reasons) || len(d.Findings) != len(w.Findings) {
+				return fmt.Errorf("fleetsim: farm: maker %s's own view of device %s… is %s %v (maker %q), the payer's %s %v",
+					m.ID, d.DeviceID[:12], d.Outcome, d.Reasons, d.MakerID, w.Outcome, w.Reasons)
+			}
+			if m.ID != r.FarmMaker && farmIDs[d.DeviceID] {
+				return fmt.Errorf("fleetsim: farm: maker %s sees the farm's device %s…", m.ID, d.DeviceID[:12])
+			}
+		}
+		r.ViewsChecked = true
+	}
+	return nil
+}
+
+// Check checks the targets: no farm device paid, and every honest device with enough
+// active days paid or held (the others ineligible).
 func (r *FarmResult) Check() error {
 	var bad []string
-	got := map[string]int{}
-	for _, row := range r.Claims.Rows {
-		got[row.MakerID] = row.EligibleDevices
+	elig := collector.DefaultEligibility()
+	farmPaid := 0
+	for _, fd := range r.Devices {
+		out := claim.Outcome("not listed")
+		if fd.Outcome != nil {
+			out = fd.Outcome.Outcome
+		}
+		switch {
+		case fd.Farm() && out == claim.Paid:
+			farmPaid++
+		case !fd.Farm() && activeDays(fd.Days, elig) >= elig.MinActiveDays && out != claim.Paid && out != claim.Held:
+			bad = append(bad, fmt.Sprintf("honest device %d (%s, %d active days): %s %v", fd.Device.Index, fd.Maker, activeDays(fd.Days, elig), out, reasonsOf(fd.Outcome)))
+		case !fd.Farm() && activeDays(fd.Days, elig) < elig.MinActiveDays && out != claim.Ineligible && fd.Outcome != nil:
+			bad = append(bad, fmt.Sprintf("honest device %d (%s, %d active days): %s %v", fd.Device.Index, fd.Maker, activeDays(fd.Days, elig), out, reasonsOf(fd.Outcome)))
+		}
 	}
-	for m, want := range r.Expected {
-		if got[m] != want {
-			bad = append(bad, fmt.Sprintf("%s: collector %d, expected %d", m, got[m], want))
+	if farmPaid > 0 {
+		bad = append(bad, fmt.Sprintf("%d farm devices paid", farmPaid))
+	}
+	for _, row := range r.Claims.Rows {
+		if row.MakerID == r.FarmMaker && row.Paid != 0 {
+			bad = append(bad, fmt.Sprintf("%s: %d paid", row.MakerID, row.Paid))
+		}
+		if want, ok := r.Expected[row.MakerID]; ok && row.Paid+row.Held != want {
+			bad = append(bad, fmt.Sprintf("%s: collector %d paid + %d held, expected %d", row.MakerID, row.Paid, row.Held, want))
 		}
 	}
 	if len(bad) > 0 {
@@ -334,11 +514,46 @@ func (r *FarmResult) Check() error {
 	return nil
 }
 
-// Print writes what the collector shows of each kind, the claims, and the notes.
-func (r *FarmResult) Print(w io.Writer, m collector.Month) {
-	fmt.Fprintf(w, "farm %s: %d devices; %d records accepted, %d refused %v\n", m, len(r.Devices), r.Stats.Acked, r.Stats.Dead, r.Stats.DeadReasons)
-	fmt.Fprintf(w, "  %-14s %4s %-8s %-62s %s\n", "kind", "n", "maker", "GET /v1/devices/{id} of one (epochs; months)", "eligible by the view")
-	for k := FarmHonest; k <= FarmFuture; k++ {
+func reasonsOf(d *claim.Device) []string {
+	if d == nil {
+		return nil
+	}
+	return d.Reasons
+}
+
+// Row returns the confusion row of a kind.
+func (r *FarmResult) Row(k FarmKind) *ConfusionRow {
+	for _, row := range r.Table {
+		if row.Kind == k.String() {
+			return row
+		}
+	}
+	return &ConfusionRow{Kind: k.String(), Outcomes: map[claim.Outcome]int{}, Reasons: map[string]int{}}
+}
+
+// Print writes the confusion table, one device's view of each kind, the claims, and
+// what is caught and what is not.
+func (r *FarmResult) Print(w io.Writer) {
+	m := r.Month
+	farm := 0
+	for _, fd := range r.Devices {
+		if fd.Farm() {
+			farm++
+		}
+	}
+	fmt.Fprintf(w, "farm %s: %d devices (%d honest, %d of %s; %d sold handsets registered); %d records accepted, %d refused %v\n", m,
+		len(r.Devices), len(r.Devices)-farm, farm, r.FarmMaker, r.Registered, r.Stats.Acked, r.Stats.Dead, r.Stats.DeadReasons)
+	when := "still open"
+	if !r.ClosedAt.IsZero() {
+		when = "closed at " + r.ClosedAt.In(time.FixedZone("", 8*3600)).Format("2006-01-02 15:04 UTC+8")
+	}
+	fmt.Fprintf(w, "outcomes by true kind (GET /v1/claims/devices?month=%s as the payer; the month %s):\n", m, when)
+	PrintConfusion(w, r.Table)
+	if r.LateSkipped {
+		fmt.Fprintln(w, "  (no late devices: an external collector's clock cannot be moved past the month's close)")
+	}
+	fmt.Fprintf(w, "  %-14s %4s %-8s %s\n", "kind", "n", "maker", "GET /v1/devices/{id} of one (epochs; months), as its maker (the payer for an unattributed one)")
+	for _, k := range farmKinds() {
 		var some []*FarmDevice
 		for _, fd := range r.Devices {
 			if fd.Kind == k {
@@ -362,26 +577,44 @@ func (r *FarmResult) Print(w io.Writer, m collector.Month) {
 		for _, mr := range v.Months {
 			ms = append(ms, fmt.Sprintf("%s %d/%d active", mr.Month, mr.ActiveDays, mr.ReportedDays))
 		}
-		fmt.Fprintf(w, "  %-14s %4d %-8s %-62s %d of %d\n", k, len(some), fd.Maker, strings.Join(ep, "; ")+"; "+strings.Join(ms, ", "),
-			eligibleByView(some, m), len(some))
+		if len(ms) == 0 {
+			ms = []string{"no accepted day"}
+		}
+		attributed := "attributed"
+		if !v.Attributed {
+			attributed = "unattributed"
+		}
+		fmt.Fprintf(w, "  %-14s %4d %-8s %s; %s; %s\n", k, len(some), fd.Maker, attributed, strings.Join(ep, "; "), strings.Join(ms, ", "))
 	}
 	PrintClaims(w, r.Claims, r.Expected)
-	fmt.Fprintf(w, "  caught: a serial_tag is paid once (%d shared-serial keys eligible, 1 paid); a replayed month counts its dates once\n", countKind(r, FarmSerial))
-	fmt.Fprintln(w, "  (62 day records, 31 days); dates after the server's date are refused (future_date, dead-lettered on the device).")
-	fmt.Fprintln(w, "  not caught: identical counters on many devices, 24 h of use every day, a month minted in one burst: all paid.")
-	fmt.Fprintln(w, "  The device view shows day counts, not counters or minted_at, so neither maker nor payer can see these")
-	fmt.Fprintln(w, "  patterns through the API; detecting them (the ledger has the records) is a later issue.")
+	printDistances(w, r.Claims)
+	if r.ViewsChecked {
+		fmt.Fprintf(w, "  each maker's own GET /v1/claims/devices lists its own devices with the payer's outcomes and reasons: %s sees its farm, the honest makers none of it\n", r.FarmMaker)
+	}
+	farmPaid := 0
+	for _, fd := range r.Devices {
+		if fd.Farm() && fd.Outcome != nil && fd.Outcome.Outcome == claim.Paid {
+			farmPaid++
+		}
+	}
+	fmt.Fprintf(w, "  target: 0 farm devices paid (%d paid); every honest device with >= 10 active days paid or held\n", farmPaid)
+	fmt.Fprintln(w, "  caught: identical counters on many phones (clone), 24 h days (saturated), a month minted in one burst or long after")
+	fmt.Fprintln(w, "  (burst, backfill), a month reported again by a new epoch (replayed_epoch), many keys on one serial tag (many_keys):")
+	fmt.Fprintln(w, "  held until the payer releases or denies them; another maker's serial tag: refused (serial_tag_of_another_maker),")
+	fmt.Fprintln(w, "  paid to nobody; a made-up serial tag: unregistered; a certificate from the future: bad_cert (the device unattributed);")
+	fmt.Fprintln(w, "  minted_at 0 or in 2100: implausible_mint; dates after the server's: future_date; a month uploaded after it closed: late.")
+	fmt.Fprintln(w, "  not caught: a maker that drives real sold handsets by robot with natural-looking counters (drawn per phone and day,")
+	fmt.Fprintln(w, "  minted at each midnight) is only caught statistically: its distribution of active days and unlocks against the")
+	fmt.Fprintln(w, "  rest of the fleet (total variation distance, with >= 100 devices each side) flags the maker, not a device; proving")
+	fmt.Fprintln(w, "  that a human used the phone (hardware attestation) is a separate issue.")
 }
 
-// eligibleByView counts the devices whose view shows at least 10 active days in m
-// (before the one-payment-per-serial_tag rule, which the view does not show).
-func eligibleByView(some []*FarmDevice, m collector.Month) int {
+// activeDays counts the days the eligibility makes active.
+func activeDays(days []proof.ActivityDay, e collector.Eligibility) int {
 	n := 0
-	for _, fd := range some {
-		for _, mr := range fd.View.Months {
-			if mr.Month == m.String() && mr.ActiveDays >= collector.DefaultEligibility().MinActiveDays {
-				n++
-			}
+	for i := range days {
+		if e.Active(&days[i]) {
+			n++
 		}
 	}
 	return n

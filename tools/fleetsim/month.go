@@ -5,17 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"amos.example/amosd/collector"
-	"amos.example/amosd/proof"
+	"amos.example/amosd/collector/claim"
+	"amos.example/amosd/collector/sales"
 )
 
 // MonthConfig configures the month scenario.
@@ -39,15 +41,30 @@ type MonthConfig struct {
 
 // MonthResult is what the month scenario measured and checked.
 type MonthResult struct {
-	Devices, Stores  int
-	Month            collector.Month
-	Minted           int // records minted (genesis included)
-	Stats            SyncStats
-	Elapsed          time.Duration
-	Expected, Got    map[string]int // eligible devices by maker
+	Devices, Stores int
+	Month           collector.Month
+	Minted          int // records minted (genesis included)
+	Stats           SyncStats
+	Elapsed         time.Duration
+	// Expected are the devices with enough active days by maker: each is paid, or
+	// held for the payer's decision.
+	Expected map[string]int
+	Got      map[string]int // paid devices by maker
+	Held     map[string]int // held devices by maker
+	// HeldDevices are the held devices and their signals (GET /v1/claims/devices?outcome=held).
+	HeldDevices      []claim.Device
+	Registered       int // sold handsets registered (every device)
 	Profiles         map[Profile]int
 	Claims           *collector.Claims
 	MakerViewChecked bool
+}
+
+// MaxHeldShare is the most of an honest fleet that may be held: at most 1 % (issue 16).
+const MaxHeldShare = 0.01
+
+// HeldShare is the share of the fleet's devices held.
+func (r *MonthResult) HeldShare() float64 {
+	return float64(len(r.HeldDevices)) / float64(max(r.Devices, 1))
 }
 
 // RecordsPerSecond is the records accepted per second of the whole run.
@@ -56,11 +73,14 @@ func (r *MonthResult) RecordsPerSecond() float64 { return float64(r.Stats.Acked)
 // ErrClaimsMismatch means the collector's claims differ from what the simulation expects.
 var ErrClaimsMismatch = errors.New("fleetsim: the collector's claims differ from the simulation's")
 
-// RunMonth simulates a month of a fleet: every device gets a key, a maker certificate
-// (makers in turn), a genesis uploaded at first start, one record per date with
-// interaction minted at its local midnight, uploaded right away or later (offline
-// stretches, Plan); then it fetches the claims as the payer and checks them against
-// the eligibility the simulation expects, exactly.
+// RunMonth simulates a month of a fleet of sold handsets: every device gets a key, a
+// maker certificate (makers in turn) with its own serial tag, registered with the
+// collector as sold by that maker (one import, before the uploads); a genesis uploaded
+// at first start, one record per date with interaction minted at its local midnight,
+// uploaded right away or later (offline stretches, Plan). Then it fetches the claims
+// and the held devices as the payer and checks them against the eligibility the
+// simulation expects, exactly: each maker's paid and held devices add up to its
+// devices with enough active days, and at most MaxHeldShare of the fleet is held.
 func RunMonth(ctx context.Context, cfg MonthConfig) (*MonthResult, error) {
 	if cfg.Devices <= 0 {
 		cfg.Devices = 10000
@@ -78,140 +98,67 @@ func RunMonth(ctx context.Context, cfg MonthConfig) (*MonthResult, error) {
 	if srv == nil || len(srv.Makers) == 0 {
 		return nil, errors.New("fleetsim: month: no server, or no makers")
 	}
-	first, last := cfg.Month.First(), cfg.Month.Last()
 	if err := srv.monthOver(cfg.Month, cfg.Offset); err != nil {
 		return nil, err
 	}
-	setClock := func(t time.Time) {
-		if srv.Clock != nil {
-			srv.Clock.Set(t)
-		}
-	}
 	res := &MonthResult{Devices: cfg.Devices, Month: cfg.Month, Expected: map[string]int{}, Profiles: map[Profile]int{}}
 	elig := collector.DefaultEligibility()
-	start := time.Now()
 
-	// The factory: keys, certificates, plans.
+	// The factory: plans, serial tags, and the payer's registry of sold handsets.
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x9e3779b97f4a7c15))
-	days := last.Day()
-	genesisAt := first.Start(cfg.Offset).Add(-14 * time.Hour) // 10:00 the day before
-	devs := make([]*Device, cfg.Devices)
-	plans := make([]Plan, cfg.Devices)
+	saleRng := rand.New(rand.NewPCG(cfg.Seed, 0x5a1e5))
+	days := cfg.Month.Last().Day()
+	f := &fleet{srv: srv, month: cfg.Month, offset: cfg.Offset, workers: cfg.Workers, keySeed: cfg.Seed,
+		stores: cfg.Stores, dir: cfg.Dir, logf: cfg.Logf, specs: make([]fleetSpec, cfg.Devices)}
+	defer f.close()
 	for _, m := range srv.Makers {
 		res.Expected[m.ID] = 0
 	}
-	for i := range devs {
+	sold := make([]sales.Sale, cfg.Devices)
+	for i := range f.specs {
 		m := srv.Makers[i%len(srv.Makers)]
-		plans[i] = NewPlan(rng, m.ID, days)
-		for j := range plans[i].Days {
-			d := plans[i].Days[j].Date
-			plans[i].Days[j].Date = proof.NewDate(cfg.Month.Year, cfg.Month.Month, int(d))
-		}
-		res.Profiles[plans[i].Profile]++
-		if plans[i].ActiveDays(elig) >= elig.MinActiveDays {
+		p := NewPlan(rng, m.ID, days).In(cfg.Month)
+		f.specs[i] = fleetSpec{Maker: m.ID, Serial: SerialTag(cfg.Seed, fmt.Sprint("month ", i)), Plan: p}
+		sold[i] = saleOf(saleRng, i, f.specs[i].Serial, m.ID, cfg.Month, p.Days)
+		res.Profiles[p.Profile]++
+		if p.ActiveDays(elig) >= elig.MinActiveDays {
 			res.Expected[m.ID]++
 		}
 	}
-	var mu sync.Mutex
-	each := func(fn func(i int) error) error { return parallel(ctx, len(devs), cfg.Workers, fn) }
-	var stats SyncStats
-	var minted atomic.Int64
-	upload := func(d *Device) error {
-		st, err := d.Sync(ctx)
-		mu.Lock()
-		stats.Add(st)
-		mu.Unlock()
-		return err
+	f.setClock(f.genesisAt())
+	if err := srv.monthOpen(cfg.Month); err != nil {
+		return nil, err
 	}
-	defer func() {
-		for _, d := range devs {
-			if d != nil {
-				d.Close()
-			}
-		}
-	}()
+	if err := register(srv, sold, cfg.Logf); err != nil {
+		return nil, err
+	}
+	res.Registered = len(sold)
 
-	// First start: every phone mints its genesis and uploads it at once.
-	setClock(genesisAt)
-	err := each(func(i int) error {
-		key, err := DeviceKey(cfg.Seed, i)
-		if err != nil {
-			return err
-		}
-		m, _ := srv.Maker(plans[i].Maker)
-		cert, err := Certify(m, key.PublicKey(), SerialTag(cfg.Seed, fmt.Sprint("month ", i)), "Amos T1", genesisAt.Add(-7*24*time.Hour))
-		if err != nil {
-			return err
-		}
-		d := NewDevice(i, key, cert, cfg.Offset)
-		devs[i] = d
-		if i < cfg.Stores {
-			if err := d.UseStore(filepath.Join(cfg.Dir, fmt.Sprintf("store-%05d", i))); err != nil {
-				return err
-			}
-		}
-		if err := d.Connect(srv); err != nil {
-			return err
-		}
-		if _, err := d.Genesis(genesisAt.Add(time.Duration(i%3600) * time.Second)); err != nil {
-			return err
-		}
-		minted.Add(1)
-		return upload(d)
-	})
-	if err != nil {
+	if err := f.start(ctx); err != nil {
 		return nil, err
 	}
 	res.Stores = min(cfg.Stores, cfg.Devices)
-	cfg.Logf("fleetsim: %d devices set up and their genesis uploaded in %s", len(devs), time.Since(start).Round(time.Millisecond))
-
-	// Each midnight closes a date: the phones that had interaction mint it, and those
-	// online upload their queue.
-	next := make([]int, len(devs)) // index of each plan's next day
-	for day := 1; day <= days; day++ {
-		date := proof.NewDate(cfg.Month.Year, cfg.Month.Month, day)
-		midnight := date.Next().Start(cfg.Offset)
-		setClock(midnight.Add(time.Minute))
-		err := each(func(i int) error {
-			d, p := devs[i], &plans[i]
-			if next[i] < len(p.Days) && p.Days[next[i]].Date == date {
-				if _, err := d.Day(midnight.Add(time.Duration(i%50)*time.Second), p.Days[next[i]], 0); err != nil {
-					return err
-				}
-				next[i]++
-				minted.Add(1)
-			}
-			if p.SyncsOn(day, days) && d.Queued() > 0 {
-				return upload(d)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		if day%7 == 0 || day == days {
-			cfg.Logf("fleetsim: %s closed, %d records minted, %d requests so far (%s)", date, minted.Load(), stats.Requests, time.Since(start).Round(time.Millisecond))
-		}
+	if err := f.play(ctx); err != nil {
+		return nil, err
 	}
-	for i, d := range devs {
-		if q := d.Queued(); q != 0 {
-			return nil, fmt.Errorf("fleetsim: device %d still has %d records queued at the end of the month", i, q)
-		}
-	}
-	res.Minted = int(minted.Load())
-	res.Stats = stats
-	res.Elapsed = time.Since(start)
+	res.Minted = int(f.minted.Load())
+	res.Stats = f.stats
+	res.Elapsed = time.Since(f.began)
 
-	// The payer's claims, checked exactly.
-	setClock(last.Next().Start(cfg.Offset).Add(2 * time.Hour))
+	// The payer's claims and held devices, checked exactly.
+	f.setClock(cfg.Month.Last().Next().Start(cfg.Offset).Add(2 * time.Hour))
 	claims, err := srv.Claims(cfg.Month, srv.PayerToken)
 	if err != nil {
 		return res, err
 	}
 	res.Claims = claims
-	res.Got = map[string]int{}
+	res.Got, res.Held = map[string]int{}, map[string]int{}
 	for _, r := range claims.Rows {
-		res.Got[r.MakerID] = r.EligibleDevices
+		res.Got[r.MakerID] = r.Paid
+		res.Held[r.MakerID] = r.Held
+	}
+	if res.HeldDevices, err = srv.ClaimDevices(cfg.Month, srv.PayerToken, string(claim.Held)); err != nil {
+		return res, err
 	}
 	// Each maker sees its own row only.
 	for _, m := range srv.Makers {
@@ -222,7 +169,7 @@ func RunMonth(ctx context.Context, cfg MonthConfig) (*MonthResult, error) {
 		if err != nil {
 			return res, err
 		}
-		if len(own.Rows) != 1 || own.Rows[0].MakerID != m.ID || own.Rows[0].EligibleDevices != res.Got[m.ID] {
+		if len(own.Rows) != 1 || own.Rows[0].MakerID != m.ID || own.Rows[0].Paid != res.Got[m.ID] || own.Rows[0].Held != res.Held[m.ID] {
 			return res, fmt.Errorf("fleetsim: maker %s's own view of the claims is %+v", m.ID, own.Rows)
 		}
 		res.MakerViewChecked = true
@@ -233,20 +180,36 @@ func RunMonth(ctx context.Context, cfg MonthConfig) (*MonthResult, error) {
 	return res, res.Check()
 }
 
-// Check compares the claims with the expectation, maker by maker, and the amounts.
+// Check compares the claims with the expectation, maker by maker: paid and held
+// devices add up to the devices with enough active days, nothing is refused or
+// unregistered (every handset was sold), at most MaxHeldShare is held, and the amounts.
 func (r *MonthResult) Check() error {
 	var bad []string
 	for m, want := range r.Expected {
-		if got, ok := r.Got[m]; !ok || got != want {
-			bad = append(bad, fmt.Sprintf("%s: collector %d, expected %d", m, got, want))
+		if got, ok := r.Got[m]; !ok || got+r.Held[m] != want {
+			bad = append(bad, fmt.Sprintf("%s: collector %d paid + %d held, expected %d", m, got, r.Held[m], want))
 		}
 	}
 	if r.Claims != nil {
 		for _, row := range r.Claims.Rows {
-			if row.AmountCNY != row.EligibleDevices {
-				bad = append(bad, fmt.Sprintf("%s: amount %d CNY for %d devices", row.MakerID, row.AmountCNY, row.EligibleDevices))
+			if row.AmountCNY != row.Paid*collector.AmountPerDevice || row.EligibleDevices != row.Paid {
+				bad = append(bad, fmt.Sprintf("%s: amount %d CNY, eligible_devices %d for %d paid devices", row.MakerID, row.AmountCNY, row.EligibleDevices, row.Paid))
+			}
+			if row.Refused != 0 || row.Unregistered != 0 || row.Late != 0 {
+				bad = append(bad, fmt.Sprintf("%s: %d refused %v, %d unregistered, %d late records of sold handsets", row.MakerID, row.Refused, row.RefusedReasons, row.Unregistered, row.Late))
 			}
 		}
+	}
+	held := 0
+	for _, n := range r.Held {
+		held += n
+	}
+	if held != len(r.HeldDevices) {
+		bad = append(bad, fmt.Sprintf("%d held in the claim rows, %d held devices listed", held, len(r.HeldDevices)))
+	}
+	if r.HeldShare() > MaxHeldShare {
+		bad = append(bad, fmt.Sprintf("%d of %d honest devices held (%.2f %%, at most %.0f %%): %s", len(r.HeldDevices), r.Devices,
+			100*r.HeldShare(), 100*MaxHeldShare, heldReasons(r.HeldDevices)))
 	}
 	if r.Stats.Dead > 0 {
 		bad = append(bad, fmt.Sprintf("%d records refused for good: %v", r.Stats.Dead, r.Stats.DeadReasons))
@@ -258,44 +221,87 @@ func (r *MonthResult) Check() error {
 	return nil
 }
 
-// Print writes the report: volumes, rates, and the claim table beside the expectation.
+// heldReasons counts the held devices' signals: "clone 2, burst 1", or "none".
+func heldReasons(devs []claim.Device) string {
+	n := map[string]int{}
+	for _, d := range devs {
+		for _, why := range d.Reasons {
+			n[why]++
+		}
+	}
+	if len(n) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(n)) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, n[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Print writes the report: volumes, rates, the claim table beside the expectation,
+// and the held devices.
 func (r *MonthResult) Print(w io.Writer) {
 	s := r.Stats
-	fmt.Fprintf(w, "month %s: %d devices (%d makers; profiles: %d regular, %d borderline, %d light, %d dormant)\n",
-		r.Month, r.Devices, len(r.Expected), r.Profiles[Regular], r.Profiles[Borderline], r.Profiles[Light], r.Profiles[Dormant])
+	fmt.Fprintf(w, "month %s: %d devices (%d makers; profiles: %d regular, %d borderline, %d light, %d dormant), %d registered as sold\n",
+		r.Month, r.Devices, len(r.Expected), r.Profiles[Regular], r.Profiles[Borderline], r.Profiles[Light], r.Profiles[Dormant], r.Registered)
 	fmt.Fprintf(w, "  records: %d minted, %d accepted, %d refused\n", r.Minted, s.Acked, s.Dead)
 	fmt.Fprintf(w, "  syncs %d, HTTP requests %d (Retry-After honoured %d times), bodies %s sent / %s received, on the wire with TLS %s (%s per device)\n",
 		s.Syncs, s.Requests, s.ServerWaits, size(s.BytesSent), size(s.BytesReceived), size(s.WireBytes), size(s.WireBytes/int64(max(r.Devices, 1))))
 	fmt.Fprintf(w, "  %s: %.0f records/s, %.0f requests/s (%d CPUs); real bbolt stores for %d devices, memory queues for the others\n",
 		r.Elapsed.Round(time.Millisecond), r.RecordsPerSecond(), float64(s.Requests)/r.Elapsed.Seconds(), runtime.NumCPU(), r.Stores)
 	PrintClaims(w, r.Claims, r.Expected)
+	fmt.Fprintf(w, "  held: %d of %d honest devices (%.2f %%, target <= %.0f %%); signals: %s\n", len(r.HeldDevices), r.Devices,
+		100*r.HeldShare(), 100*MaxHeldShare, heldReasons(r.HeldDevices))
+	for i, d := range r.HeldDevices {
+		if i == 5 {
+			fmt.Fprintf(w, "    ... and %d more\n", len(r.HeldDevices)-i)
+			break
+		}
+		var f []string
+		for _, x := range d.Findings {
+			f = append(f, string(x.Signal)+": "+x.Detail)
+		}
+		fmt.Fprintf(w, "    %s… %s, %d active days: %s\n", d.DeviceID[:12], d.MakerID, d.ActiveDays, strings.Join(f, "; "))
+	}
 }
 
-// PrintClaims writes a claim table, with the expectation beside each row if given.
+// PrintClaims writes a claim table; expected, if given, are the devices each maker
+// should have paid or held, beside its row.
 func PrintClaims(w io.Writer, c *collector.Claims, expected map[string]int) {
 	if c == nil {
 		return
 	}
-	fmt.Fprintf(w, "claims %s (GET /v1/claims as the payer):\n", c.Month)
-	fmt.Fprintf(w, "  %-16s %16s %11s", "maker_id", "eligible_devices", "amount_cny")
+	when := "provisional, closes"
+	if c.Status == claim.StatusClosed {
+		when = "closed at"
+	}
+	fmt.Fprintf(w, "claims %s (GET /v1/claims as the payer; %s %s):\n", c.Month, when,
+		time.Unix(c.ClosesAt, 0).In(time.FixedZone("", 8*3600)).Format("2006-01-02 15:04 UTC+8"))
+	fmt.Fprintf(w, "  %-16s %7s %6s %8s %13s %6s %11s", "maker_id", "paid", "held", "refused", "unregistered", "late", "amount_cny")
 	if expected != nil {
-		fmt.Fprintf(w, " %9s", "expected")
+		fmt.Fprintf(w, " %20s", "expected (paid+held)")
 	}
 	fmt.Fprintln(w)
-	total := 0
+	var total collector.ClaimRow
 	for _, row := range c.Rows {
-		fmt.Fprintf(w, "  %-16s %16d %11d", row.MakerID, row.EligibleDevices, row.AmountCNY)
-		total += row.AmountCNY
+		fmt.Fprintf(w, "  %-16s %7d %6d %8d %13d %6d %11d", row.MakerID, row.Paid, row.Held, row.Refused, row.Unregistered, row.Late, row.AmountCNY)
+		total.Paid += row.Paid
+		total.Held += row.Held
+		total.Refused += row.Refused
+		total.Unregistered += row.Unregistered
+		total.Late += row.Late
+		total.AmountCNY += row.AmountCNY
 		if want, ok := expected[row.MakerID]; ok {
 			verdict := "ok"
-			if want != row.EligibleDevices {
+			if want != row.Paid+row.Held {
 				verdict = "MISMATCH"
 			}
-			fmt.Fprintf(w, " %9d %s", want, verdict)
+			fmt.Fprintf(w, " %20d %s", want, verdict)
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "  %-16s %16s %11d\n", "total", "", total)
+	fmt.Fprintf(w, "  %-16s %7d %6d %8d %13d %6d %11d\n", "total", total.Paid, total.Held, total.Refused, total.Unregistered, total.Late, total.AmountCNY)
 }
 
 func size(n int64) string {

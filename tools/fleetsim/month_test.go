@@ -79,16 +79,20 @@ func TestMonthSmall(t *testing.T) {
 	checkMonth(t, res)
 }
 
-// checkMonth checks what every month run must show: each maker's claim equals the
-// simulation's, some devices are not eligible, nothing was refused.
+// checkMonth checks what every month run must show: every handset registered as sold,
+// each maker's paid and held devices equal the simulation's eligible ones, at most 1 %
+// held, some devices are not eligible, nothing was refused.
 func checkMonth(t *testing.T, res *MonthResult) {
 	t.Helper()
 	total := 0
 	for m, n := range res.Expected {
-		if n == 0 || res.Got[m] != n {
-			t.Errorf("maker %s: expected %d, collector %d", m, n, res.Got[m])
+		if n == 0 || res.Got[m]+res.Held[m] != n {
+			t.Errorf("maker %s: expected %d, collector %d paid + %d held", m, n, res.Got[m], res.Held[m])
 		}
 		total += n
+	}
+	if res.Registered != res.Devices || res.HeldShare() > MaxHeldShare || len(res.HeldDevices) != 0 {
+		t.Errorf("%d of %d devices registered; %d held: %s", res.Registered, res.Devices, len(res.HeldDevices), heldReasons(res.HeldDevices))
 	}
 	if total == 0 || total == res.Devices {
 		t.Errorf("%d of %d devices eligible: the profiles should make some ineligible", total, res.Devices)

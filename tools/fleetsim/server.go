@@ -1,6 +1,7 @@
 package fleetsim
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -13,6 +14,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,8 +22,10 @@ import (
 	"time"
 
 	"amos.example/amosd/collector"
+	"amos.example/amosd/collector/claim"
 	"amos.example/amosd/collector/httpapi"
 	"amos.example/amosd/collector/ledger"
+	"amos.example/amosd/collector/sales"
 	"amos.example/amosd/internal/devpki"
 	"amos.example/amosd/proof"
 )
@@ -235,24 +239,105 @@ func (s *Server) Maker(id string) (Maker, bool) {
 // get fetches path with a bearer token and decodes the JSON answer into v; it returns
 // the raw body too.
 func (s *Server) get(path, token string, v any) ([]byte, error) {
-	req, err := http.NewRequest(http.MethodGet, s.URL+path, nil)
+	return s.do(http.MethodGet, path, token, "", nil, v)
+}
+
+// do sends a request with a bearer token (and a body of contentType, if any) and
+// decodes a 200 answer's JSON into v; it returns the raw body too.
+func (s *Server) do(method, path, token, contentType string, body []byte, v any) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, s.URL+path, rd)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
 	resp, err := s.http.Do(req)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 	if err != nil {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return body, fmt.Errorf("GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
+		return raw, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(raw)))
 	}
-	return body, json.Unmarshal(body, v)
+	return raw, json.Unmarshal(raw, v)
+}
+
+// RegisterSales imports sold handsets into the collector's sales registry: POST
+// /v1/registry with the payer's token, a CSV body (sales.Format). The import is all
+// or nothing; a handset registered before with the same fields is unchanged.
+func (s *Server) RegisterSales(sold []sales.Sale) (collector.ImportResult, error) {
+	var b bytes.Buffer
+	if err := sales.Format(&b, sold); err != nil {
+		return collector.ImportResult{}, err
+	}
+	var res collector.ImportResult
+	if _, err := s.do(http.MethodPost, "/v1/registry", s.PayerToken, "text/csv", b.Bytes(), &res); err != nil {
+		return collector.ImportResult{}, err
+	}
+	return res, nil
+}
+
+// ClaimDevices fetches GET /v1/claims/devices?month=M[&outcome=O] with token: what the
+// month's claim made of every device key with an accepted day in it (the payer's
+// token), or of the token's maker's own; outcome "" for every outcome.
+func (s *Server) ClaimDevices(m collector.Month, token string, outcome string) ([]claim.Device, error) {
+	path := "/v1/claims/devices?month=" + m.String()
+	if outcome != "" {
+		path += "&outcome=" + url.QueryEscape(outcome)
+	}
+	var out struct {
+		Month   string         `json:"month"`
+		Devices []claim.Device `json:"devices"`
+	}
+	if _, err := s.get(path, token, &out); err != nil {
+		return nil, err
+	}
+	if out.Month != m.String() {
+		return nil, fmt.Errorf("GET %s: the devices of %q", path, out.Month)
+	}
+	return out.Devices, nil
+}
+
+// Decide posts the payer's decision on a device held in month m: POST
+// /v1/held/{device_id}, release (pay it despite its signals) or deny, with who
+// decides and why. The collector refuses it (409) once the month has closed, or for a
+// device the month does not hold.
+func (s *Server) Decide(m collector.Month, id proof.DeviceID, release bool, by, why string) error {
+	req := map[string]string{"month": m.String(), "decision": "deny", "by": by, "why": why}
+	if release {
+		req["decision"] = "release"
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	var d claim.Decision
+	_, err = s.do(http.MethodPost, "/v1/held/"+id.String(), s.PayerToken, "application/json", body, &d)
+	return err
+}
+
+// monthOpen refuses a month that has closed by the collector's clock (GET
+// /v1/claims says so): every record of it would be late, never paid.
+func (s *Server) monthOpen(m collector.Month) error {
+	c, err := s.Claims(m, s.PayerToken)
+	if err != nil {
+		return err
+	}
+	if c.Status == claim.StatusClosed {
+		return fmt.Errorf("fleetsim: month %s closed at %s by the collector's clock: its records would all be late",
+			m, time.Unix(c.ClosedAt, 0).UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // Claims fetches GET /v1/claims?month=M with token (the payer's: every maker's row).
