@@ -1,5 +1,6 @@
 // Command amos-fleetsim simulates fleets of Amos handsets against a real collector
-// (tools/fleetsim); it only parses the command line and wires the package.
+// (tools/fleetsim, tools/fleetsim/attack); it only parses the command line and wires
+// the packages.
 package main
 
 import (
@@ -16,6 +17,7 @@ import (
 	"amos.example/amosd/agent/config"
 	"amos.example/amosd/collector"
 	"amos.example/amosd/tools/fleetsim"
+	"amos.example/amosd/tools/fleetsim/attack"
 	"amos.example/amosd/tools/outagesim"
 )
 
@@ -129,7 +131,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 		sf.register(fs, "konka,tcl,farmco")
 		month := fs.String("month", "", "YYYY-MM (default: the previous month)")
 		farmMaker := fs.String("farm-maker", "farmco", "the maker that runs the farm")
-		var cfg fleetsim.FarmConfig
+		var cfg attack.FarmConfig
 		fs.IntVar(&cfg.Honest, "honest", 40, "honest phones of the other makers")
 		fs.IntVar(&cfg.Clones, "clones", 30, "phones with identical counters every day")
 		fs.IntVar(&cfg.Saturated, "saturated", 5, "phones used 24 h a day")
@@ -172,13 +174,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 		}
 		defer srv.Close()
 		cfg.Month, cfg.Seed, cfg.FarmMaker, cfg.Server, cfg.Out, cfg.Logf = m, *seed, *farmMaker, srv, stdout, logf
-		_, err = fleetsim.RunFarm(ctx, cfg)
+		_, err = attack.RunFarm(ctx, cfg)
 		code = report(stderr, err)
 	case "phantom":
 		var sf serverFlags
 		sf.register(fs, "konka,tcl,phantomco")
 		month := fs.String("month", "", "YYYY-MM (default: the previous month)")
-		var cfg fleetsim.PhantomConfig
+		var cfg attack.PhantomConfig
 		fs.StringVar(&cfg.PhantomMaker, "phantom-maker", "phantomco", "the maker that certifies the phantoms")
 		fs.IntVar(&cfg.Phantoms, "phantoms", 2000, "keys the phantom maker certifies")
 		fs.Float64Var(&cfg.StolenShare, "stolen-share", 0.10, "share of the phantoms certified with serial tags of the honest makers' sold handsets (0: none)")
@@ -215,7 +217,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 		}
 		defer srv.Close()
 		cfg.Month, cfg.Seed, cfg.Server, cfg.Out, cfg.Logf = m, *seed, srv, stdout, logf
-		_, err = fleetsim.RunPhantom(ctx, cfg)
+		_, err = attack.RunPhantom(ctx, cfg)
 		code = report(stderr, err)
 	case "outage":
 		devices := fs.Int("devices", 1_000_000, "devices")

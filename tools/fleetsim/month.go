@@ -44,8 +44,11 @@ type MonthResult struct {
 	Devices, Stores int
 	Month           collector.Month
 	Minted          int // records minted (genesis included)
-	Stats           SyncStats
-	Elapsed         time.Duration
+	// MintedLate are the records a phone minted when it started again after a night
+	// off (Plan.Delays), and OverBackfill those minted more than 36 h after their date.
+	MintedLate, OverBackfill int
+	Stats                    SyncStats
+	Elapsed                  time.Duration
 	// Expected are the devices with enough active days by maker: each is paid, or
 	// held for the payer's decision.
 	Expected map[string]int
@@ -98,9 +101,6 @@ func RunMonth(ctx context.Context, cfg MonthConfig) (*MonthResult, error) {
 	if srv == nil || len(srv.Makers) == 0 {
 		return nil, errors.New("fleetsim: month: no server, or no makers")
 	}
-	if err := srv.monthOver(cfg.Month, cfg.Offset); err != nil {
-		return nil, err
-	}
 	res := &MonthResult{Devices: cfg.Devices, Month: cfg.Month, Expected: map[string]int{}, Profiles: map[Profile]int{}}
 	elig := collector.DefaultEligibility()
 
@@ -108,45 +108,53 @@ func RunMonth(ctx context.Context, cfg MonthConfig) (*MonthResult, error) {
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x9e3779b97f4a7c15))
 	saleRng := rand.New(rand.NewPCG(cfg.Seed, 0x5a1e5))
 	days := cfg.Month.Last().Day()
-	f := &fleet{srv: srv, month: cfg.Month, offset: cfg.Offset, workers: cfg.Workers, keySeed: cfg.Seed,
-		stores: cfg.Stores, dir: cfg.Dir, logf: cfg.Logf, specs: make([]fleetSpec, cfg.Devices)}
-	defer f.close()
+	f := &Fleet{Server: srv, Month: cfg.Month, Offset: cfg.Offset, Workers: cfg.Workers, KeySeed: cfg.Seed,
+		Stores: cfg.Stores, Dir: cfg.Dir, Logf: cfg.Logf, Specs: make([]FleetSpec, cfg.Devices)}
+	defer f.Close()
 	for _, m := range srv.Makers {
 		res.Expected[m.ID] = 0
 	}
 	sold := make([]sales.Sale, cfg.Devices)
-	for i := range f.specs {
+	for i := range f.Specs {
 		m := srv.Makers[i%len(srv.Makers)]
 		p := NewPlan(rng, m.ID, days).In(cfg.Month)
-		f.specs[i] = fleetSpec{Maker: m.ID, Serial: SerialTag(cfg.Seed, fmt.Sprint("month ", i)), Plan: p}
-		sold[i] = saleOf(saleRng, i, f.specs[i].Serial, m.ID, cfg.Month, p.Days)
+		f.Specs[i] = FleetSpec{Maker: m.ID, Serial: SerialTag(cfg.Seed, fmt.Sprint("month ", i)), Plan: p}
+		sold[i] = SaleOf(saleRng, i, f.Specs[i].Serial, m.ID, cfg.Month, p.Days)
 		res.Profiles[p.Profile]++
 		if p.ActiveDays(elig) >= elig.MinActiveDays {
 			res.Expected[m.ID]++
 		}
+		for _, d := range p.Delays {
+			if d > 0 {
+				res.MintedLate++
+			}
+			if d > 36*time.Hour {
+				res.OverBackfill++
+			}
+		}
 	}
-	f.setClock(f.genesisAt())
-	if err := srv.monthOpen(cfg.Month); err != nil {
+	f.SetClock(f.GenesisAt())
+	if err := srv.MonthOpen(cfg.Month, cfg.Offset); err != nil {
 		return nil, err
 	}
-	if err := register(srv, sold, cfg.Logf); err != nil {
+	if err := Register(srv, sold, cfg.Logf); err != nil {
 		return nil, err
 	}
 	res.Registered = len(sold)
 
-	if err := f.start(ctx); err != nil {
+	if err := f.Start(ctx); err != nil {
 		return nil, err
 	}
 	res.Stores = min(cfg.Stores, cfg.Devices)
-	if err := f.play(ctx); err != nil {
+	if err := f.Play(ctx); err != nil {
 		return nil, err
 	}
-	res.Minted = int(f.minted.Load())
-	res.Stats = f.stats
-	res.Elapsed = time.Since(f.began)
+	res.Minted = f.Minted()
+	res.Stats = f.Stats
+	res.Elapsed = f.Elapsed()
 
 	// The payer's claims and held devices, checked exactly.
-	f.setClock(cfg.Month.Last().Next().Start(cfg.Offset).Add(2 * time.Hour))
+	f.SetClock(cfg.Month.Last().Next().Start(cfg.Offset).Add(2 * time.Hour))
 	claims, err := srv.Claims(cfg.Month, srv.PayerToken)
 	if err != nil {
 		return res, err
@@ -245,7 +253,8 @@ func (r *MonthResult) Print(w io.Writer) {
 	s := r.Stats
 	fmt.Fprintf(w, "month %s: %d devices (%d makers; profiles: %d regular, %d borderline, %d light, %d dormant), %d registered as sold\n",
 		r.Month, r.Devices, len(r.Expected), r.Profiles[Regular], r.Profiles[Borderline], r.Profiles[Light], r.Profiles[Dormant], r.Registered)
-	fmt.Fprintf(w, "  records: %d minted, %d accepted, %d refused\n", r.Minted, s.Acked, s.Dead)
+	fmt.Fprintf(w, "  records: %d minted, %d accepted, %d refused; %d minted when the phone started again after a night off (%d of them more than 36 h late)\n",
+		r.Minted, s.Acked, s.Dead, r.MintedLate, r.OverBackfill)
 	fmt.Fprintf(w, "  syncs %d, HTTP requests %d (Retry-After honoured %d times), bodies %s sent / %s received, on the wire with TLS %s (%s per device)\n",
 		s.Syncs, s.Requests, s.ServerWaits, size(s.BytesSent), size(s.BytesReceived), size(s.WireBytes), size(s.WireBytes/int64(max(r.Devices, 1))))
 	fmt.Fprintf(w, "  %s: %.0f records/s, %.0f requests/s (%d CPUs); real bbolt stores for %d devices, memory queues for the others\n",
@@ -325,9 +334,9 @@ func TempDir(dir, pattern string) (string, func(), error) {
 	return d, func() { os.RemoveAll(d) }, err
 }
 
-// parallel runs fn(0..n-1) on workers goroutines; it returns the first error, after
+// Parallel runs fn(0..n-1) on workers goroutines; it returns the first error, after
 // which no new index starts.
-func parallel(ctx context.Context, n, workers int, fn func(i int) error) error {
+func Parallel(ctx context.Context, n, workers int, fn func(i int) error) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var once sync.Once

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
+	"time"
 
 	"amos.example/amosd/collector"
 	"amos.example/amosd/proof"
@@ -36,6 +37,21 @@ type Plan struct {
 	// k days (offline stretches), 0 for one that is online only at the end of the month.
 	SyncEvery int
 	SyncPhase int
+	// Delays, when not nil, are how long after the midnight that ends each of Days the
+	// phone mints it: 0 at that midnight, more when the phone was off then (a flat
+	// battery) and amosd minted the open day when it started again (its one catch-up
+	// per start, docs/eligibility.md). A phone off for more than a day has no use on the
+	// next date.
+	Delays []time.Duration
+}
+
+// MintedAt returns when the phone mints Days[k], in the zone offset minutes east of UTC.
+func (p *Plan) MintedAt(k, offset int) time.Time {
+	at := p.Days[k].Date.Next().Start(offset)
+	if p.Delays != nil {
+		at = at.Add(p.Delays[k])
+	}
+	return at
 }
 
 // ActiveDays counts the dates the collector's default eligibility makes active.
@@ -121,7 +137,54 @@ func NewPlan(rng *rand.Rand, maker string, days int) Plan {
 		p.SyncEvery = 2 + rng.IntN(6)
 		p.SyncPhase = rng.IntN(p.SyncEvery)
 	}
+	p.offNights(rng, days)
 	return p
+}
+
+// offNights draws the nights the phone was off at midnight after a day of use: none
+// for 80 % of the phones, one for 14 %, two for 5 %, three for 1 %. It started again 1
+// to 12 hours later (7 in 10), 12 to 24 hours (2 in 10), or 24 to 47 hours when the
+// next date had no use (else within a day). The last date of the month is minted at
+// its midnight, and a late one before the month's end.
+func (p *Plan) offNights(rng *rand.Rand, days int) {
+	if len(p.Days) == 0 {
+		return
+	}
+	var n int
+	switch u := rng.Float64(); {
+	case u < 0.80:
+		return
+	case u < 0.94:
+		n = 1
+	case u < 0.99:
+		n = 2
+	default:
+		n = 3
+	}
+	p.Delays = make([]time.Duration, len(p.Days))
+	within := func(lo, hi time.Duration) time.Duration {
+		return (lo + time.Duration(rng.Int64N(int64(hi-lo)))).Truncate(time.Second)
+	}
+	for range n {
+		k := rng.IntN(len(p.Days))
+		d := int(p.Days[k].Date)
+		if d >= days || p.Delays[k] > 0 {
+			continue
+		}
+		var delay time.Duration
+		switch u := rng.Float64(); {
+		case u < 0.7:
+			delay = within(time.Hour, 12*time.Hour)
+		case u < 0.9:
+			delay = within(12*time.Hour, 24*time.Hour)
+		default:
+			delay = within(24*time.Hour, 47*time.Hour)
+		}
+		if nextUsed := k+1 < len(p.Days) && int(p.Days[k+1].Date) == d+1; delay >= 24*time.Hour && (nextUsed || d+2 > days) {
+			delay = within(time.Hour, 23*time.Hour)
+		}
+		p.Delays[k] = delay
+	}
 }
 
 func contains(s []int, v int) bool {

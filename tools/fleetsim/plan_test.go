@@ -78,3 +78,57 @@ func TestPreviousMonth(t *testing.T) {
 		}
 	}
 }
+
+// TestOffNights: about a fifth of the phones are off at one to three midnights after a
+// day of use and mint that day when they start again, within 47 hours; a phone off for
+// more than a day has no use on the next date, and every late mint falls in the month.
+// Three dates minted more than 36 h late (the collector's backfill signal) stay rare.
+func TestOffNights(t *testing.T) {
+	for _, days := range []int{28, 31} {
+		rng := rand.New(rand.NewPCG(uint64(days), 11))
+		const n = 20000
+		withOff, backfill := 0, 0
+		for range n {
+			p := NewPlan(rng, "konka", days)
+			if p.Delays == nil {
+				continue
+			}
+			if len(p.Delays) != len(p.Days) {
+				t.Fatalf("%d delays for %d days", len(p.Delays), len(p.Days))
+			}
+			late, over36 := 0, 0
+			for k, d := range p.Delays {
+				if d == 0 {
+					continue
+				}
+				late++
+				date := int(p.Days[k].Date)
+				end := time.Duration(date) * 24 * time.Hour // the end of the date, from the month's start
+				if d < time.Hour || d >= 47*time.Hour || end+d >= time.Duration(days)*24*time.Hour {
+					t.Fatalf("date %d of %d minted %s after its midnight", date, days, d)
+				}
+				if d >= 24*time.Hour && k+1 < len(p.Days) && int(p.Days[k+1].Date) == date+1 {
+					t.Fatalf("off %s after date %d, yet used on the next date", d, date)
+				}
+				if d > 36*time.Hour {
+					over36++
+				}
+			}
+			if late > 0 {
+				withOff++
+			}
+			if late > 3 {
+				t.Fatalf("%d off nights", late)
+			}
+			if over36 >= 3 {
+				backfill++
+			}
+		}
+		if share := float64(withOff) / n; share < 0.15 || share > 0.22 {
+			t.Errorf("%d days: %.3f of the phones off at a midnight, want about 0.19", days, share)
+		}
+		if backfill > 2 {
+			t.Errorf("%d days: %d of %d phones with three dates minted more than 36 h late", days, backfill, n)
+		}
+	}
+}

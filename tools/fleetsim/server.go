@@ -326,9 +326,15 @@ func (s *Server) Decide(m collector.Month, id proof.DeviceID, release bool, by, 
 	return err
 }
 
-// monthOpen refuses a month that has closed by the collector's clock (GET
-// /v1/claims says so): every record of it would be late, never paid.
-func (s *Server) monthOpen(m collector.Month) error {
+// MonthOpen refuses a month that a scenario cannot upload whole: one not over by an
+// external collector's clock (its last dates would be future_date), or one closed by
+// the collector's clock (GET /v1/claims says so; every record would be late). Set an
+// in-process collector's clock first: asking for a month's claim at or after its
+// close closes it for good.
+func (s *Server) MonthOpen(m collector.Month, offset int) error {
+	if err := s.monthOver(m, offset); err != nil {
+		return err
+	}
 	c, err := s.Claims(m, s.PayerToken)
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package fleetsim
+package attack
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"amos.example/amosd/collector"
 	"amos.example/amosd/collector/claim"
+	"amos.example/amosd/tools/fleetsim"
 )
 
 // TestFarm runs the farm scenario on each month length (monthsOfEveryLength): what the
@@ -19,7 +20,7 @@ func TestFarm(t *testing.T) {
 }
 
 func testFarm(t *testing.T, month collector.Month) {
-	srv := startServer(t, NewClock(month.First().Start(480)), "konka", "tcl", "farmco")
+	srv := startServer(t, fleetsim.NewClock(month.First().Start(480)), "konka", "tcl", "farmco")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out strings.Builder
@@ -114,7 +115,7 @@ func testFarm(t *testing.T, month collector.Month) {
 // that is not held and a closed month refuse a decision (409).
 func TestFarmDecisions(t *testing.T) {
 	month := collector.Month{Year: 2027, Month: time.February}
-	srv := startServer(t, NewClock(month.First().Start(480)), "konka", "tcl", "farmco")
+	srv := startServer(t, fleetsim.NewClock(month.First().Start(480)), "konka", "tcl", "farmco")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	res, err := RunFarm(ctx, FarmConfig{Month: month, Seed: 9, Honest: 12, Clones: 4, Saturated: 1, Backfill: 1, Replay: 1, Serial: 3,

@@ -1,4 +1,4 @@
-package fleetsim
+package attack
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"amos.example/amosd/collector/claim"
 	"amos.example/amosd/collector/sales"
 	"amos.example/amosd/proof"
+	"amos.example/amosd/tools/fleetsim"
 )
 
 // FarmKind is one trick of a subsidy farm (or none: an honest phone).
@@ -74,7 +75,7 @@ type FarmConfig struct {
 	// clock is moved past the close; an external collector has none.
 	Late    int
 	Workers int // 16
-	Server  *Server
+	Server  *fleetsim.Server
 	Out     io.Writer
 	Logf    func(string, ...any)
 }
@@ -83,9 +84,9 @@ type FarmConfig struct {
 type FarmDevice struct {
 	Kind    FarmKind
 	Maker   string
-	Device  *Device
+	Device  *fleetsim.Device
 	Days    []proof.ActivityDay // the counters of each date it reports (once)
-	Stats   SyncStats           // its uploads
+	Stats   fleetsim.SyncStats  // its uploads
 	View    *collector.DeviceReport
 	Outcome *claim.Device // nil: the claim does not list it (no accepted day in the month)
 }
@@ -102,7 +103,7 @@ type FarmResult struct {
 	// Expected are the honest devices with enough active days, by maker: each is paid,
 	// or held (reported).
 	Expected     map[string]int
-	Stats        SyncStats
+	Stats        fleetsim.SyncStats
 	Table        []*ConfusionRow // by true kind
 	Registered   int             // sold handsets registered
 	ViewsChecked bool            // the makers' own views of the devices were checked
@@ -153,7 +154,7 @@ func RunFarm(ctx context.Context, cfg FarmConfig) (*FarmResult, error) {
 	if !ok {
 		return nil, fmt.Errorf("fleetsim: farm: maker %q is not registered", cfg.FarmMaker)
 	}
-	var honest []Maker
+	var honest []fleetsim.Maker
 	for _, m := range srv.Makers {
 		if m.ID != farm.ID {
 			honest = append(honest, m)
@@ -166,9 +167,6 @@ func RunFarm(ctx context.Context, cfg FarmConfig) (*FarmResult, error) {
 		return nil, fmt.Errorf("fleetsim: farm: %d stolen serial tags need as many honest handsets (%d)", cfg.Stolen, cfg.Honest)
 	}
 	first, last := cfg.Month.First(), cfg.Month.Last()
-	if err := srv.monthOver(cfg.Month, cfg.Offset); err != nil {
-		return nil, err
-	}
 	res := &FarmResult{Month: cfg.Month, FarmMaker: farm.ID, Expected: map[string]int{}}
 	if srv.Clock == nil && cfg.Late > 0 {
 		cfg.Logf("fleetsim: farm: an external collector's clock cannot be moved past the month's close: no late devices")
@@ -183,10 +181,16 @@ func RunFarm(ctx context.Context, cfg FarmConfig) (*FarmResult, error) {
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0xfa27))
 	elig := collector.DefaultEligibility()
 	genesisAt := first.Start(cfg.Offset).Add(-14 * time.Hour)
+	// The server's time when the genesis records arrive: the simulated clock is set to
+	// first start; an external collector's is now.
+	genesisNow := genesisAt
+	if srv.Clock == nil {
+		genesisNow = srv.ServerNow()
+	}
 	for _, m := range honest {
 		res.Expected[m.ID] = 0
 	}
-	sharedSerial := SerialTag(cfg.Seed, "farm shared serial")
+	sharedSerial := fleetsim.SerialTag(cfg.Seed, "farm shared serial")
 	clone := proof.ActivityDay{InteractiveSeconds: 1800, Unlocks: 5, ScreenOns: 6, ActiveHours: 0xFF00}
 	full := proof.ActivityDay{InteractiveSeconds: 86400, Unlocks: 1440, ScreenOns: 1440, ActiveHours: proof.AllHours}
 	monthOf := func(a proof.ActivityDay) []proof.ActivityDay {
@@ -204,23 +208,24 @@ func RunFarm(ctx context.Context, cfg FarmConfig) (*FarmResult, error) {
 			return
 		}
 		registered[serial] = true
-		sold = append(sold, sales.Sale{SerialTag: serial, MakerID: maker, SoldAt: addDays(first, -30-len(sold)%60), Channel: channels[len(sold)%len(channels)]})
+		sold = append(sold, sales.Sale{SerialTag: serial, MakerID: maker, SoldAt: fleetsim.AddDays(first, -30-len(sold)%60),
+			Channel: fleetsim.Channels[len(sold)%len(fleetsim.Channels)]})
 	}
 	var honestSerials [][32]byte
 	add := func(kind FarmKind, n int) error {
 		for range n {
 			i := len(res.Devices)
-			key, err := DeviceKey(cfg.Seed+1<<32, i)
+			key, err := fleetsim.DeviceKey(cfg.Seed+1<<32, i)
 			if err != nil {
 				return err
 			}
 			fd := &FarmDevice{Kind: kind, Maker: farm.ID}
-			serial := SerialTag(cfg.Seed, fmt.Sprint("farm ", i))
+			serial := fleetsim.SerialTag(cfg.Seed, fmt.Sprint("farm ", i))
 			issued := genesisAt.Add(-time.Duration(i+1) * time.Hour)
 			switch kind {
 			case FarmHonest:
 				fd.Maker = honest[i%len(honest)].ID
-				fd.Days = NewPlan(rng, fd.Maker, days).In(cfg.Month).Days
+				fd.Days = fleetsim.NewPlan(rng, fd.Maker, days).In(cfg.Month).Days
 				honestSerials = append(honestSerials, serial)
 			case FarmClone, FarmBackfill, FarmReplay, FarmFuture:
 				fd.Days = monthOf(clone)
@@ -230,13 +235,13 @@ func RunFarm(ctx context.Context, cfg FarmConfig) (*FarmResult, error) {
 				fd.Days = monthOf(clone)
 				serial = sharedSerial
 			case FarmStolen:
-				fd.Days = regularPlan(rng, fd.Maker, cfg.Month).Days
+				fd.Days = fleetsim.RegularPlan(rng, fd.Maker, cfg.Month).Days
 				serial = honestSerials[countKind(res, FarmStolen)]
 			case FarmUnregistered, FarmBadMint, FarmLate:
-				fd.Days = regularPlan(rng, fd.Maker, cfg.Month).Days
+				fd.Days = fleetsim.RegularPlan(rng, fd.Maker, cfg.Month).Days
 			case FarmFutureCert:
-				fd.Days = regularPlan(rng, fd.Maker, cfg.Month).Days
-				issued = genesisAt.Add(7 * 24 * time.Hour) // the server's time at first start, plus a week
+				fd.Days = fleetsim.RegularPlan(rng, fd.Maker, cfg.Month).Days
+				issued = genesisNow.Add(7 * 24 * time.Hour)
 			}
 			switch kind {
 			case FarmStolen, FarmUnregistered:
@@ -244,11 +249,11 @@ func RunFarm(ctx context.Context, cfg FarmConfig) (*FarmResult, error) {
 				sell(serial, fd.Maker)
 			}
 			m, _ := srv.Maker(fd.Maker)
-			cert, err := Certify(m, key.PublicKey(), serial, "Amos T1", issued)
+			cert, err := fleetsim.Certify(m, key.PublicKey(), serial, "Amos T1", issued)
 			if err != nil {
 				return err
 			}
-			fd.Device = NewDevice(i, key, cert, cfg.Offset)
+			fd.Device = fleetsim.NewDevice(i, key, cert, cfg.Offset)
 			res.Devices = append(res.Devices, fd)
 			if err := fd.Device.Connect(srv); err != nil {
 				return err
@@ -279,10 +284,10 @@ func RunFarm(ctx context.Context, cfg FarmConfig) (*FarmResult, error) {
 
 	// The payer registers what was sold, then the phones start.
 	setClock(genesisAt)
-	if err := srv.monthOpen(cfg.Month); err != nil {
+	if err := srv.MonthOpen(cfg.Month, cfg.Offset); err != nil {
 		return nil, err
 	}
-	if err := register(srv, sold, cfg.Logf); err != nil {
+	if err := fleetsim.Register(srv, sold, cfg.Logf); err != nil {
 		return nil, err
 	}
 	res.Registered = len(sold)
@@ -297,7 +302,7 @@ func RunFarm(ctx context.Context, cfg FarmConfig) (*FarmResult, error) {
 	}
 	devs := res.Devices
 	each := func(fn func(i int, fd *FarmDevice) error) error {
-		return parallel(ctx, len(devs), cfg.Workers, func(i int) error { return fn(i, devs[i]) })
+		return fleetsim.Parallel(ctx, len(devs), cfg.Workers, func(i int) error { return fn(i, devs[i]) })
 	}
 	if err := each(func(_ int, fd *FarmDevice) error {
 		if _, err := fd.Device.Genesis(genesisAt); err != nil {
@@ -340,6 +345,9 @@ func RunFarm(ctx context.Context, cfg FarmConfig) (*FarmResult, error) {
 	}
 	// After the month: the backfill burst, the replay in a new epoch, the future dates.
 	end := last.Next().Start(cfg.Offset).Add(3 * time.Hour)
+	if srv.Clock == nil {
+		end = srv.ServerNow() // an external collector's clock: the future dates are after its date
+	}
 	setClock(end)
 	if err := each(func(_ int, fd *FarmDevice) error {
 		d := fd.Device
@@ -437,7 +445,7 @@ func RunFarm(ctx context.Context, cfg FarmConfig) (*FarmResult, error) {
 
 // checkViews checks what each maker sees with its own token: its own devices, with the
 // outcomes and reasons the payer sees, and none of another maker's.
-func (r *FarmResult) checkViews(srv *Server, all []claim.Device) error {
+func (r *FarmResult) checkViews(srv *fleetsim.Server, all []claim.Device) error {
 	farmIDs := map[string]bool{}
 	for _, fd := range r.Devices {
 		if fd.Farm() {
@@ -509,7 +517,7 @@ func (r *FarmResult) Check() error {
 	}
 	if len(bad) > 0 {
 		slices.Sort(bad)
-		return fmt.Errorf("%w: %v", ErrClaimsMismatch, bad)
+		return fmt.Errorf("%w: %v", fleetsim.ErrClaimsMismatch, bad)
 	}
 	return nil
 }
@@ -586,7 +594,7 @@ func (r *FarmResult) Print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %-14s %4d %-8s %s; %s; %s\n", k, len(some), fd.Maker, attributed, strings.Join(ep, "; "), strings.Join(ms, ", "))
 	}
-	PrintClaims(w, r.Claims, r.Expected)
+	fleetsim.PrintClaims(w, r.Claims, r.Expected)
 	printDistances(w, r.Claims)
 	if r.ViewsChecked {
 		fmt.Fprintf(w, "  each maker's own GET /v1/claims/devices lists its own devices with the payer's outcomes and reasons: %s sees its farm, the honest makers none of it\n", r.FarmMaker)
