@@ -206,6 +206,37 @@ func (h *Handler) records(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, rc)
 }
 
+// viewClaim is the shared first step of the claim endpoints: it authenticates, parses
+// month and format (json or csv), computes the month's claim and narrows it to what the
+// caller may see. It has answered when ok is false.
+func (h *Handler) viewClaim(w http.ResponseWriter, r *http.Request) (c *collector.Claims, format string, ok bool) {
+	p, ok := h.authenticate(w, r)
+	if !ok {
+		return nil, "", false
+	}
+	q := r.URL.Query()
+	m, err := collector.ParseMonth(q.Get("month"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return nil, "", false
+	}
+	format = q.Get("format")
+	if format != "" && format != "json" && format != "csv" {
+		writeError(w, http.StatusBadRequest, "format %q, want json or csv", format)
+		return nil, "", false
+	}
+	c, err = h.c.Claims(m)
+	if err != nil {
+		h.logf("amos-collector: %s %s: %v", r.Method, r.URL.Path, err)
+		writeError(w, http.StatusInternalServerError, "claims for %s could not be computed", m)
+		return nil, "", false
+	}
+	if !p.payer {
+		c = c.ForMaker(p.maker)
+	}
+	return c, format, true
+}
+
 // authentic reports whether a result proves that the record was signed by the key of
 // the device it names.
 func authentic(r collector.Result) bool {
@@ -247,29 +278,9 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (principa
 }
 
 func (h *Handler) claims(w http.ResponseWriter, r *http.Request) {
-	p, ok := h.authenticate(w, r)
+	claims, format, ok := h.viewClaim(w, r)
 	if !ok {
 		return
-	}
-	q := r.URL.Query()
-	m, err := collector.ParseMonth(q.Get("month"))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
-		return
-	}
-	format := q.Get("format")
-	if format != "" && format != "json" && format != "csv" {
-		writeError(w, http.StatusBadRequest, "format %q, want json or csv", format)
-		return
-	}
-	claims, err := h.c.Claims(m)
-	if err != nil {
-		h.logf("amos-collector: GET /v1/claims: %v", err)
-		writeError(w, http.StatusInternalServerError, "claims for %s could not be computed", m)
-		return
-	}
-	if !p.payer {
-		claims = claims.ForMaker(p.maker)
 	}
 	claims = claims.Summary()
 	if format == "csv" {

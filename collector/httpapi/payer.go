@@ -31,36 +31,18 @@ func (h *Handler) payerOnly(w http.ResponseWriter, r *http.Request) bool {
 // device key with an accepted day in the month and what the claim made of it. A maker
 // sees its own devices only.
 func (h *Handler) claimDevices(w http.ResponseWriter, r *http.Request) {
-	p, ok := h.authenticate(w, r)
-	if !ok {
-		return
-	}
-	q := r.URL.Query()
-	m, err := collector.ParseMonth(q.Get("month"))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "%v", err)
-		return
-	}
-	out := claim.Outcome(q.Get("outcome"))
+	out := claim.Outcome(r.URL.Query().Get("outcome"))
 	switch out {
 	case "", claim.Paid, claim.Held, claim.Refused, claim.Unregistered, claim.Ineligible:
 	default:
-		writeError(w, http.StatusBadRequest, "outcome %q, want paid, held, refused, unregistered or ineligible", out)
+		if _, ok := h.authenticate(w, r); ok {
+			writeError(w, http.StatusBadRequest, "outcome %q, want paid, held, refused, unregistered or ineligible", out)
+		}
 		return
 	}
-	format := q.Get("format")
-	if format != "" && format != "json" && format != "csv" {
-		writeError(w, http.StatusBadRequest, "format %q, want json or csv", format)
+	c, format, ok := h.viewClaim(w, r)
+	if !ok {
 		return
-	}
-	c, err := h.c.Claims(m)
-	if err != nil {
-		h.logf("amos-collector: GET /v1/claims/devices: %v", err)
-		writeError(w, http.StatusInternalServerError, "claims for %s could not be computed", m)
-		return
-	}
-	if !p.payer {
-		c = c.ForMaker(p.maker)
 	}
 	devs := c.Select(out)
 	if format == "csv" {
