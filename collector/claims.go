@@ -144,19 +144,23 @@ type cachedClaim struct {
 
 // DeviceReport is what GET /v1/devices/{id} shows of a device.
 type DeviceReport struct {
-	DeviceID     string        `json:"device_id"`
-	PublicKey    string        `json:"public_key"`
-	FirstSeen    int64         `json:"first_seen"`
-	Attributed   bool          `json:"attributed"`
-	MakerID      string        `json:"maker_id,omitempty"`
-	Model        string        `json:"model,omitempty"`
-	SerialTag    string        `json:"serial_tag,omitempty"`
-	CertIssuedAt int64         `json:"cert_issued_at,omitempty"`
-	CertEpoch    uint32        `json:"cert_epoch,omitempty"`
-	Forked       bool          `json:"forked"`
-	ForkEvidence uint32        `json:"fork_evidence"`
-	Epochs       []EpochReport `json:"epochs"`
-	Months       []MonthReport `json:"months"`
+	DeviceID     string `json:"device_id"`
+	PublicKey    string `json:"public_key"`
+	KeyType      string `json:"key_type"` // "ed25519" or "p256"
+	FirstSeen    int64  `json:"first_seen"`
+	Attributed   bool   `json:"attributed"`
+	MakerID      string `json:"maker_id,omitempty"`
+	Model        string `json:"model,omitempty"`
+	SerialTag    string `json:"serial_tag,omitempty"`
+	CertIssuedAt int64  `json:"cert_issued_at,omitempty"`
+	CertEpoch    uint32 `json:"cert_epoch,omitempty"`
+	Forked       bool   `json:"forked"`
+	ForkEvidence uint32 `json:"fork_evidence"`
+	// Attestation is the verdict on the key's attestation chain (docs/attestation.md);
+	// absent when no genesis of the device carried one.
+	Attestation *ledger.Attestation `json:"attestation,omitempty"`
+	Epochs      []EpochReport       `json:"epochs"`
+	Months      []MonthReport       `json:"months"`
 }
 
 // EpochReport is one epoch's chain head and counters.
@@ -192,7 +196,8 @@ func (c *Collector) Device(id proof.DeviceID) (*DeviceReport, error) {
 		if err != nil || d == nil {
 			return err
 		}
-		r = &DeviceReport{DeviceID: d.ID.String(), PublicKey: d.PublicKey.String(), FirstSeen: d.FirstSeen,
+		r = &DeviceReport{DeviceID: d.ID.String(), PublicKey: d.PublicKey.String(), KeyType: d.PublicKey.Type().String(),
+			Attestation: d.Attestation, FirstSeen: d.FirstSeen,
 			Forked: d.Forked(), ForkEvidence: d.ForkEvidence, Epochs: []EpochReport{}, Months: []MonthReport{}}
 		cert, err := d.Certificate()
 		if err != nil {

@@ -245,7 +245,7 @@ func (c *Config) validate() *ConfigError {
 			return bad(key+".token_sha256", "same token as %s", other)
 		}
 		tokens[tok] = key
-		c.registry[m.ID] = pub
+		c.registry[m.ID] = proof.Ed25519Key(pub)
 	}
 	if c.PayerTokenSHA256 != "" {
 		tok, err := parseHex32(c.PayerTokenSHA256)

@@ -286,6 +286,16 @@ func loadGolden(t testing.TB) *golden {
 
 func (g *golden) registry() Registry { return Registry{"amos-golden": g.maker.PublicKey()} }
 
+// file reads a valid golden file of testdata/proof.
+func (g *golden) file(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(goldenDir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func (g *golden) invalid(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(goldenDir, "invalid", name+".bin"))

@@ -70,6 +70,25 @@ func TestGoldenInvalidVectors(t *testing.T) {
 				if d.Epochs[0].HeadSeq != 1 || d.Forked {
 					t.Errorf("after the vector: head seq %d, forked %v; want 1, false", d.Epochs[0].HeadSeq, d.Forked)
 				}
+			case "record-signature-p256":
+				// After the golden P-256 genesis (kind 3), an activity record whose
+				// signature is not the key's one canonical signature.
+				c := newCollector(t, ledger.NewMem(), &fixedClock{at(2026, time.November, 5, 12)}, g.registry())
+				genesis := g.file(t, "genesis-p256.bin")
+				checkVerdicts(t, ingest(t, c, genesis, g.file(t, "activity-p256-20261001.bin")), "accepted", "accepted")
+				rs := ingest(t, c, g.invalid(t, name))
+				checkVerdicts(t, rs, e.Results...)
+				rec, err := proof.Decode(genesis)
+				if err != nil {
+					t.Fatal(err)
+				}
+				d, err := c.Device(rec.DeviceID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !d.Attributed || d.Epochs[0].HeadSeq != 2 || d.Forked || d.KeyType != "p256" {
+					t.Errorf("after the vector: %+v", d)
+				}
 			case "chain":
 				ledgers(t, func(t *testing.T, open func() ledger.Ledger) {
 					c := newCollector(t, open(), &fixedClock{at(2026, time.November, 5, 12)}, g.registry())

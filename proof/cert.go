@@ -6,8 +6,22 @@ import (
 	"unicode/utf8"
 )
 
-// CertMagic opens every maker certificate.
-const CertMagic = "AMC1"
+// Magics of the maker certificate: the device key's type decides which (docs/protocol.md).
+const (
+	CertMagic     = "AMC1" // certifies an Ed25519 device key (32 bytes)
+	CertMagicP256 = "AMC2" // certifies an ECDSA P-256 device key (65 bytes)
+)
+
+// certMagic returns the magic of a certificate for a key of type t, "" if none.
+func certMagic(t KeyType) string {
+	switch t {
+	case KeyEd25519:
+		return CertMagic
+	case KeyP256:
+		return CertMagicP256
+	}
+	return ""
+}
 
 // Limits of the variable-length certificate fields (docs/protocol.md).
 const (
@@ -18,11 +32,11 @@ const (
 // Certificate is a maker certificate (docs/protocol.md): the maker's signed statement that a
 // device key belongs to a handset it built.
 type Certificate struct {
-	DevicePublicKey PublicKey
-	SerialTag       [32]byte // opaque, assigned by the factory
-	MakerID         string   // [a-z0-9-]{1,32}
-	Model           string   // UTF-8, at most 64 bytes
-	IssuedAt        int64    // unix seconds
+	DevicePublicKey PublicKey // Ed25519 or P-256
+	SerialTag       [32]byte  // opaque, assigned by the factory
+	MakerID         string    // [a-z0-9-]{1,32}
+	Model           string    // UTF-8, at most 64 bytes
+	IssuedAt        int64     // unix seconds
 	Signature       Signature
 }
 
@@ -44,6 +58,8 @@ func ValidMakerID(id string) bool {
 func (c *Certificate) validate() error {
 	const obj = "certificate"
 	switch {
+	case certMagic(c.DevicePublicKey.Type()) == "":
+		return formatErr(obj, "device_public_key", 4, ErrKeyType, "no device key")
 	case !ValidMakerID(c.MakerID):
 		return formatErr(obj, "maker_id", -1, ErrText, "%q is not [a-z0-9-]{1,32}", c.MakerID)
 	case len(c.Model) > MaxModelLen:
@@ -56,10 +72,15 @@ func (c *Certificate) validate() error {
 	return nil
 }
 
+// size returns the length of the encoded certificate.
+func (c *Certificate) size() int {
+	return 4 + c.DevicePublicKey.Type().Size() + 32 + 1 + len(c.MakerID) + 1 + len(c.Model) + 8 + SignatureSize
+}
+
 // appendSigned appends the signed part of the certificate, all bytes before the signature.
 func (c *Certificate) appendSigned(b []byte) []byte {
-	b = append(b, CertMagic...)
-	b = append(b, c.DevicePublicKey[:]...)
+	b = append(b, certMagic(c.DevicePublicKey.Type())...)
+	b = append(b, c.DevicePublicKey.b[:c.DevicePublicKey.Type().Size()]...)
 	b = append(b, c.SerialTag[:]...)
 	b = append(b, byte(len(c.MakerID)))
 	b = append(b, c.MakerID...)
@@ -110,7 +131,7 @@ func (c *Certificate) Verify(makerKey PublicKey) error {
 	if err != nil {
 		return err
 	}
-	if !makerKey.Verify(msg, c.Signature) {
+	if makerKey.Type() != KeyEd25519 || !makerKey.Verify(msg, c.Signature) {
 		return formatErr("certificate", "signature", -1, ErrBadCert, "not signed by the key of maker %q: %v", c.MakerID, ErrSignature)
 	}
 	return nil
@@ -120,11 +141,24 @@ func (c *Certificate) Verify(makerKey PublicKey) error {
 // format only; Verify checks the maker's signature.
 func ParseCertificate(b []byte) (*Certificate, error) {
 	r := &reader{obj: "certificate", b: b}
-	if m := r.take("magic", 4); m != nil && string(m) != CertMagic {
-		r.fail("magic", 4, ErrMagic, "%q, want %q", m, CertMagic)
+	t := KeyType(0)
+	switch m := r.take("magic", 4); {
+	case m == nil:
+	case string(m) == CertMagic:
+		t = KeyEd25519
+	case string(m) == CertMagicP256:
+		t = KeyP256
+	default:
+		r.fail("magic", 4, ErrMagic, "%q, want %q or %q", m, CertMagic, CertMagicP256)
 	}
 	c := &Certificate{}
-	r.fixed("device_public_key", c.DevicePublicKey[:])
+	if key := r.take("device_public_key", t.Size()); key != nil {
+		k, err := NewPublicKey(t, key)
+		if err != nil {
+			r.fail("device_public_key", len(key), ErrKeyType, "%v", err)
+		}
+		c.DevicePublicKey = k
+	}
 	r.fixed("serial_tag", c.SerialTag[:])
 	if n := int(r.u8("maker_id length")); r.err == nil {
 		if n < 1 || n > MaxMakerIDLen {

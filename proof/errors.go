@@ -18,11 +18,13 @@ var (
 	ErrText         = errors.New("malformed text")
 	ErrDeviceID     = errors.New("device_id is not the SHA-256 of the public key")
 	ErrNotCanonical = errors.New("does not re-encode to the same bytes")
+	ErrKeyType      = errors.New("unknown or invalid key type")
+	ErrAttestation  = errors.New("malformed attestation chain")
 )
 
 // Sentinel errors for signatures and certificates.
 var (
-	// ErrSignature means an Ed25519 signature does not verify.
+	// ErrSignature means a signature (Ed25519, or ECDSA P-256) does not verify.
 	ErrSignature = errors.New("bad signature")
 	// ErrBadCert means a maker certificate is malformed, names another device key, or
 	// is not signed by its maker's key.

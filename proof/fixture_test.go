@@ -1,8 +1,15 @@
 package proof
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"testing"
+	"testing/cryptotest"
 	"time"
 )
 
@@ -17,6 +24,15 @@ type fixture struct {
 	certBytes            []byte
 	genesis              []byte
 	days                 [][]byte // activity records for 2026-10-01..31, seq 2..32
+
+	// The P-256 device: its certificate (AMC2), an extended genesis with a two-certificate
+	// attestation chain, and activity records for 2026-10-01..03.
+	p256          *P256Signer
+	p256Cert      *Certificate
+	p256CertBytes []byte
+	attestation   [][]byte
+	p256Genesis   []byte
+	p256Days      [][]byte
 }
 
 func seed(label string) []byte {
@@ -70,7 +86,73 @@ func newFixture(t testing.TB) *fixture {
 		f.days = append(f.days, b)
 		prev = HashRecord(b)
 	}
+	f.addP256(t)
 	return f
+}
+
+// addP256 makes the P-256 device's vectors. ECDSA signatures are randomised: a test (not
+// a fuzz target or benchmark) pins crypto's randomness so that the bytes repeat.
+func (f *fixture) addP256(t testing.TB) {
+	if tt, ok := t.(*testing.T); ok {
+		cryptotest.SetGlobalRandom(tt, 17)
+	}
+	var err error
+	if f.p256, err = NewP256Signer(seed("p256 device key")); err != nil {
+		t.Fatal(err)
+	}
+	c := *f.cert
+	c.DevicePublicKey = f.p256.PublicKey()
+	f.p256Cert = &c
+	if f.p256CertBytes, err = f.p256Cert.Sign(f.maker); err != nil {
+		t.Fatal(err)
+	}
+	f.attestation = attestationChain(t, f.p256)
+	if f.p256Genesis, err = f.p256GenesisRecord(f.attestation).Sign(f.p256); err != nil {
+		t.Fatal(err)
+	}
+	prev := HashRecord(f.p256Genesis)
+	for i := 0; i < 3; i++ {
+		r := f.dayRecord(i, prev)
+		r.DeviceID = f.p256.PublicKey().DeviceID()
+		b, err := r.Sign(f.p256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.p256Days = append(f.p256Days, b)
+		prev = HashRecord(b)
+	}
+}
+
+func (f *fixture) p256GenesisRecord(chain [][]byte) *Record {
+	r := f.genesisRecord()
+	r.DeviceID = f.p256.PublicKey().DeviceID()
+	r.Body = &Genesis{PublicKey: f.p256.PublicKey(), Cert: f.p256Cert, Attestation: chain, Reason: ReasonFirstStart}
+	return r
+}
+
+// attestationChain returns a leaf certificate for the device key and the self-signed
+// root that signed it (DER, leaf first): the framing of an attestation chain. The real
+// key description and roots are the collector's business (collector/attest).
+func attestationChain(t testing.TB, dev *P256Signer) [][]byte {
+	root, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), seed("attestation root"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := dev.PublicKey().ECDSA()
+	from, to := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC)
+	rootTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "amos golden attestation root"},
+		NotBefore: from, NotAfter: to, IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	rootDER, err := x509.CreateCertificate(rand.Reader, rootTmpl, rootTmpl, &root.PublicKey, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "Android Keystore Key"},
+		NotBefore: from, NotAfter: to}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, rootTmpl, pub, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return [][]byte{leafDER, rootDER}
 }
 
 func (f *fixture) genesisRecord() *Record {

@@ -2,11 +2,16 @@ package proof
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,6 +31,12 @@ type goldenKeys struct {
 	DeviceID        string   `json:"device_id"`
 	CertSHA256      string   `json:"cert_sha256"`
 	RecordHashes    []string `json:"record_hashes"`
+
+	// The P-256 device of genesis-p256.bin and activity-p256-20261001.bin.
+	P256DevicePublicKey string   `json:"p256_device_public_key"`
+	P256DeviceID        string   `json:"p256_device_id"`
+	P256CertSHA256      string   `json:"p256_cert_sha256"`
+	P256RecordHashes    []string `json:"p256_record_hashes"`
 }
 
 func clone(b []byte) []byte { return append([]byte(nil), b...) }
@@ -86,6 +97,12 @@ func goldenFiles(t testing.TB, f *fixture) map[string][]byte {
 	for _, r := range f.chain() {
 		keys.RecordHashes = append(keys.RecordHashes, HashRecord(r).String())
 	}
+	keys.P256DevicePublicKey = f.p256.PublicKey().String()
+	keys.P256DeviceID = f.p256.PublicKey().DeviceID().String()
+	keys.P256CertSHA256 = HashRecord(f.p256CertBytes).String()
+	for _, r := range append([][]byte{f.p256Genesis}, f.p256Days...) {
+		keys.P256RecordHashes = append(keys.P256RecordHashes, HashRecord(r).String())
+	}
 	js, err := json.MarshalIndent(keys, "", "  ")
 	if err != nil {
 		t.Fatal(err)
@@ -95,13 +112,17 @@ func goldenFiles(t testing.TB, f *fixture) map[string][]byte {
 		t.Fatal(err)
 	}
 	return map[string][]byte{
-		"golden.json":           append(js, '\n'),
-		"maker.seed":            seed("maker key"),
-		"device.seed":           seed("device key"),
-		"cert.bin":              f.certBytes,
-		"genesis.bin":           f.genesis,
-		"activity-20261001.bin": f.days[0],
-		"chain31.batch":         batch,
+		"golden.json":                append(js, '\n'),
+		"maker.seed":                 seed("maker key"),
+		"device.seed":                seed("device key"),
+		"cert.bin":                   f.certBytes,
+		"genesis.bin":                f.genesis,
+		"activity-20261001.bin":      f.days[0],
+		"chain31.batch":              batch,
+		"p256.scalar":                seed("p256 device key"),
+		"cert-p256.bin":              f.p256CertBytes,
+		"genesis-p256.bin":           f.p256Genesis,
+		"activity-p256-20261001.bin": f.p256Days[0],
 	}
 }
 
@@ -132,7 +153,7 @@ var invalidVectors = []vector{
 	}},
 	{"record-unknown-kind", "record", ErrKind, func(t testing.TB, f *fixture) []byte {
 		b := clone(f.days[0])
-		b[offKind] = 3
+		b[offKind] = 4
 		return resign(f.device, b)
 	}},
 	{"record-unknown-flags", "record", ErrFlags, func(t testing.TB, f *fixture) []byte {
@@ -210,14 +231,77 @@ var invalidVectors = []vector{
 	}},
 	{"genesis-cert-other-key", "record", ErrBadCert, func(t testing.TB, f *fixture) []byte {
 		b := clone(f.genesis)
-		k := f.other.PublicKey()
-		copy(b[offGenesisCertKey:], k[:])
+		copy(b[offGenesisCertKey:], f.other.PublicKey().Bytes())
 		return resign(f.device, b)
 	}},
 	{"genesis-body-length", "record", ErrBodyLength, func(t testing.TB, f *fixture) []byte {
 		b := clone(f.genesis)
 		n := binary.BigEndian.Uint16(b[offGenesisCert-2:])
 		return resign(f.device, put16(b, offGenesisCert-2, n+1))
+	}},
+
+	// Extended geneses (kind 3, docs/protocol.md 4.4a) that Decode must refuse.
+	{"genesis-ext-key-type-zero", "record", ErrKeyType, func(t testing.TB, f *fixture) []byte {
+		b := clone(f.p256Genesis)
+		b[HeaderSize] = 0
+		return resignP256(f, b)
+	}},
+	{"genesis-ext-key-not-on-curve", "record", ErrKeyType, func(t testing.TB, f *fixture) []byte {
+		b := clone(f.p256Genesis)
+		b[HeaderSize+1+64] ^= 0x01 // the last byte of Y
+		return resignP256(f, b)
+	}},
+	{"genesis-ext-ed25519-no-chain", "record", ErrNotCanonical, func(t testing.TB, f *fixture) []byte {
+		// The golden Ed25519 genesis in the kind-3 layout: kind 1 is its only form.
+		g := f.genesisRecord().Body.(*Genesis)
+		body := append([]byte{byte(KeyEd25519)}, g.appendBody(nil)[:PublicKeySize+2+len(f.certBytes)]...)
+		body = append(body, 0, byte(ReasonFirstStart))
+		return extGenesis(f, f.device, body)
+	}},
+	{"genesis-attestation-too-many", "record", ErrAttestation, func(t testing.TB, f *fixture) []byte {
+		chain := make([][]byte, MaxAttestationCerts+1)
+		for i := range chain {
+			chain[i] = f.attestation[i%2]
+		}
+		return extGenesis(f, f.p256, genesisBodyWithChain(f, chain))
+	}},
+	{"genesis-attestation-not-der", "record", ErrAttestation, func(t testing.TB, f *fixture) []byte {
+		bad := clone(f.attestation[0])
+		bad[0] = 0x31 // a SET, not a SEQUENCE
+		return extGenesis(f, f.p256, genesisBodyWithChain(f, [][]byte{bad, f.attestation[1]}))
+	}},
+	{"genesis-attestation-too-large", "record", ErrAttestation, func(t testing.TB, f *fixture) []byte {
+		big := append([]byte{0x30, 0x82, 0x22, 0x00}, make([]byte, 0x2200)...) // 8708 bytes
+		return extGenesis(f, f.p256, genesisBodyWithChain(f, [][]byte{big, big}))
+	}},
+	{"genesis-attestation-count-past-end", "record", ErrBodyLength, func(t testing.TB, f *fixture) []byte {
+		body := genesisBodyWithChain(f, f.attestation)
+		body[1+65+2+len(f.p256CertBytes)] = 3 // three certificates announced, two present
+		return extGenesis(f, f.p256, body)
+	}},
+	{"cert-p256-key-not-on-curve", "cert", ErrKeyType, func(t testing.TB, f *fixture) []byte {
+		b := clone(f.p256CertBytes)
+		b[4+64] ^= 0x01
+		n := len(b) - SignatureSize
+		sig, _ := f.maker.Sign(b[:n])
+		copy(b[n:], sig[:])
+		return b
+	}},
+	{"record-p256-high-s", "record-signature-p256", ErrSignature, func(t testing.TB, f *fixture) []byte {
+		// The same signature with s replaced by n−s: valid ECDSA, but not the one
+		// canonical (low-s) form, which would give the record a second hash.
+		b := clone(f.p256Days[0])
+		n := elliptic.P256().Params().N
+		sv := new(big.Int).SetBytes(b[len(b)-32:])
+		new(big.Int).Sub(n, sv).FillBytes(b[len(b)-32:])
+		return b
+	}},
+	{"record-p256-signed-by-other", "record-signature-p256", ErrSignature, func(t testing.TB, f *fixture) []byte {
+		other, err := NewP256Signer(seed("p256 other key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resign(other, clone(f.p256Days[0]))
 	}},
 
 	// Records that decode but whose signature must not verify.
@@ -233,7 +317,7 @@ var invalidVectors = []vector{
 	// Certificates that ParseCertificate must refuse.
 	{"cert-bad-magic", "cert", ErrMagic, func(t testing.TB, f *fixture) []byte {
 		b := clone(f.certBytes)
-		copy(b, "AMC2")
+		copy(b, "AMC9")
 		return b
 	}},
 	{"cert-truncated", "cert", ErrTruncated, func(t testing.TB, f *fixture) []byte {
@@ -354,6 +438,25 @@ var invalidVectors = []vector{
 	}},
 }
 
+// resignP256 re-signs an edited P-256 record with the P-256 device key.
+func resignP256(f *fixture, b []byte) []byte { return resign(f.p256, b) }
+
+// genesisBodyWithChain returns the body of the golden P-256 genesis with another chain.
+func genesisBodyWithChain(f *fixture, chain [][]byte) []byte {
+	g := *f.p256GenesisRecord(nil).Body.(*Genesis)
+	g.Attestation = chain
+	return g.appendBody(nil)
+}
+
+// extGenesis returns the golden genesis header as kind 3 around body, signed by s.
+func extGenesis(f *fixture, s Signer, body []byte) []byte {
+	b := clone(f.p256Genesis[:HeaderSize])
+	copy(b[offDeviceID:], func() []byte { id := s.PublicKey().DeviceID(); return id[:] }())
+	binary.BigEndian.PutUint16(b[offBodyLen:], uint16(len(body)))
+	b = append(b, body...)
+	return resign(s, append(b, make([]byte, SignatureSize)...))
+}
+
 // certWith re-encodes the golden certificate through edit, which gets the bytes and the
 // offset of the maker_id length, and re-signs the result with the maker key.
 func certWith(t testing.TB, f *fixture, edit func(b []byte, idOff int) []byte) []byte {
@@ -385,6 +488,11 @@ func checkVector(f *fixture, check string, b []byte) error {
 			return errors.Join(errors.New("decode should pass"), err)
 		}
 		return VerifyEncoded(b, f.device.PublicKey())
+	case "record-signature-p256":
+		if _, err := Decode(b); err != nil {
+			return errors.Join(errors.New("decode should pass"), err)
+		}
+		return VerifyEncoded(b, f.p256.PublicKey())
 	case "cert":
 		_, err := ParseCertificate(b)
 		return err
@@ -634,7 +742,7 @@ func TestRecordLayout(t *testing.T) {
 	c := f.certBytes
 	n := len(f.cert.MakerID)
 	m := len(f.cert.Model)
-	pub := f.device.PublicKey()
+	pub := f.device.PublicKey().Bytes()
 	if string(c[0:4]) != "AMC1" || !bytes.Equal(c[4:36], pub[:]) || !bytes.Equal(c[36:68], f.cert.SerialTag[:]) ||
 		int(c[68]) != n || string(c[69:69+n]) != "amos-golden" || int(c[69+n]) != m ||
 		string(c[70+n:70+n+m]) != "Amos G1 测试机" ||
@@ -649,5 +757,59 @@ func TestRecordLayout(t *testing.T) {
 		int(binary.BigEndian.Uint16(g[149:])) != len(c) || !bytes.Equal(g[151:151+len(c)], c) ||
 		g[151+len(c)] != 1 || len(g) != 151+len(c)+1+64 {
 		t.Errorf("genesis layout differs from docs/protocol.md:\n%s", hex.Dump(g))
+	}
+}
+
+// TestExtendedGenesisLayout reads the golden P-256 genesis (kind 3) and its AMC2
+// certificate at the offsets of docs/protocol.md 3 and 4.4a by hand.
+func TestExtendedGenesisLayout(t *testing.T) {
+	f := newFixture(t)
+	c, g, pub := f.p256CertBytes, f.p256Genesis, f.p256.PublicKey().Bytes()
+	if len(pub) != 65 || pub[0] != 4 {
+		t.Fatalf("P-256 key %x is not an uncompressed point", pub)
+	}
+	n, m := len(f.cert.MakerID), len(f.cert.Model)
+	if string(c[0:4]) != "AMC2" || !bytes.Equal(c[4:69], pub) || !bytes.Equal(c[69:101], f.cert.SerialTag[:]) ||
+		int(c[101]) != n || len(c) != 4+65+32+1+n+1+m+8+64 || !f.maker.PublicKey().Verify(c[:len(c)-64], Signature(c[len(c)-64:])) {
+		t.Errorf("AMC2 certificate layout differs from docs/protocol.md:\n%s", hex.Dump(c))
+	}
+	o := 117
+	checks := []struct {
+		field string
+		ok    bool
+	}{
+		{"kind 3 at 4", g[4] == 3},
+		{"key type 2 at 117", g[o] == 2},
+		{"public key at 118", bytes.Equal(g[o+1:o+66], pub)},
+		{"certificate length at 183", int(binary.BigEndian.Uint16(g[o+66:])) == len(c)},
+		{"certificate at 185", bytes.Equal(g[o+68:o+68+len(c)], c)},
+		{"attestation count", int(g[o+68+len(c)]) == len(f.attestation)},
+	}
+	p := o + 68 + len(c) + 1
+	for i, der := range f.attestation {
+		l := int(binary.BigEndian.Uint16(g[p:]))
+		checks = append(checks, struct {
+			field string
+			ok    bool
+		}{fmt.Sprintf("attestation certificate %d", i), l == len(der) && bytes.Equal(g[p+2:p+2+l], der)})
+		p += 2 + l
+	}
+	h := sha256.Sum256(g[:p+1])
+	pk, _ := f.p256.PublicKey().ECDSA()
+	r, s := new(big.Int).SetBytes(g[p+1:p+33]), new(big.Int).SetBytes(g[p+33:p+65])
+	checks = append(checks, []struct {
+		field string
+		ok    bool
+	}{
+		{"reason 1 after the chain", g[p] == 1},
+		{"body length", int(binary.BigEndian.Uint16(g[115:])) == p+1-117},
+		{"length", len(g) == p+1+64},
+		{"ECDSA r‖s over SHA-256 of [0, end−64)", ecdsa.Verify(pk, h[:], r, s)},
+		{"low s", s.Cmp(new(big.Int).Rsh(elliptic.P256().Params().N, 1)) <= 0},
+	}...)
+	for _, c := range checks {
+		if !c.ok {
+			t.Errorf("%s: wrong\n%s", c.field, hex.Dump(g))
+		}
 	}
 }

@@ -39,6 +39,10 @@ type Kind uint8
 const (
 	KindGenesis  Kind = 1
 	KindActivity Kind = 2
+	// KindGenesisExt is the kind byte of an extended genesis (a P-256 key or an
+	// attestation chain, docs/protocol.md 4.4a); its body is a *Genesis and Kind()
+	// returns KindGenesis.
+	KindGenesisExt Kind = 3
 )
 
 // Flags are the record flags of docs/protocol.md.
@@ -71,6 +75,7 @@ type Record struct {
 // Body is the kind-specific part of a record: *Genesis or *ActivityDay.
 type Body interface {
 	Kind() Kind
+	kindByte() byte // the header's kind byte
 	bodyLen() int
 	appendBody(b []byte) []byte
 	validate(r *Record) error
@@ -120,7 +125,7 @@ func (r *Record) Validate() error {
 // appendSigned appends the bytes the signature covers; r must be valid.
 func (r *Record) appendSigned(b []byte) []byte {
 	b = append(b, RecordMagic...)
-	b = append(b, byte(r.Body.Kind()))
+	b = append(b, r.Body.kindByte())
 	b = appendU16(b, uint16(r.Flags))
 	b = append(b, r.DeviceID[:]...)
 	b = appendU32(b, r.Epoch)
@@ -221,8 +226,8 @@ func Decode(b []byte) (*Record, error) {
 		r.fail("magic", 4, ErrMagic, "%q, want %q", m, RecordMagic)
 	}
 	kind := Kind(r.u8("kind"))
-	if r.err == nil && kind != KindGenesis && kind != KindActivity {
-		r.fail("kind", 1, ErrKind, "%d, want 1 (genesis) or 2 (activity day)", kind)
+	if r.err == nil && kind != KindGenesis && kind != KindActivity && kind != KindGenesisExt {
+		r.fail("kind", 1, ErrKind, "%d, want 1 (genesis), 2 (activity day) or 3 (extended genesis)", kind)
 	}
 	rec := &Record{Flags: Flags(r.u16("flags"))}
 	r.fixed("device_id", rec.DeviceID[:])
@@ -245,8 +250,8 @@ func Decode(b []byte) (*Record, error) {
 	}
 	var err error
 	switch kind {
-	case KindGenesis:
-		rec.Body, err = decodeGenesis(body)
+	case KindGenesis, KindGenesisExt:
+		rec.Body, err = decodeGenesis(body, kind == KindGenesisExt)
 	case KindActivity:
 		rec.Body, err = decodeActivity(body)
 	}
@@ -273,47 +278,93 @@ const (
 	ReasonClockCorrected GenesisReason = 4
 )
 
-// Genesis is the body of the first record of every epoch (docs/protocol.md).
+// Genesis is the body of the first record of every epoch (docs/protocol.md). An Ed25519
+// key without an attestation chain is encoded as kind 1 (4.4); any other genesis as
+// kind 3, the extended genesis (4.4a). Both are KindGenesis to callers.
 type Genesis struct {
-	PublicKey PublicKey
-	Cert      *Certificate // nil for an unattributed device
-	Reason    GenesisReason
+	PublicKey   PublicKey    // Ed25519 or P-256
+	Cert        *Certificate // nil for an unattributed device
+	Attestation [][]byte     // the key's attestation chain, DER, leaf first; nil if none
+	Reason      GenesisReason
 }
+
+// Limits of the attestation chain of an extended genesis (docs/protocol.md, 4.4a).
+const (
+	MaxAttestationCerts = 8     // certificates in a chain
+	MaxAttestationBytes = 16384 // their DER bytes together
+)
 
 // Kind implements Body.
 func (g *Genesis) Kind() Kind { return KindGenesis }
+
+// Extended reports whether the genesis is encoded as kind 3 (4.4a): a key other than
+// Ed25519, or an attestation chain.
+func (g *Genesis) Extended() bool {
+	return g.PublicKey.Type() != KeyEd25519 || len(g.Attestation) > 0
+}
+
+func (g *Genesis) kindByte() byte {
+	if g.Extended() {
+		return byte(KindGenesisExt)
+	}
+	return byte(KindGenesis)
+}
 
 func (g *Genesis) certLen() int {
 	if g.Cert == nil {
 		return 0
 	}
-	return 4 + 32 + 32 + 1 + len(g.Cert.MakerID) + 1 + len(g.Cert.Model) + 8 + SignatureSize
+	return g.Cert.size()
 }
 
-func (g *Genesis) bodyLen() int { return genesisFixedSize + g.certLen() }
+func (g *Genesis) bodyLen() int {
+	if !g.Extended() {
+		return genesisFixedSize + g.certLen()
+	}
+	n := 1 + g.PublicKey.Type().Size() + 2 + g.certLen() + 1 + 1
+	for _, c := range g.Attestation {
+		n += 2 + len(c)
+	}
+	return n
+}
 
 func (g *Genesis) appendBody(b []byte) []byte {
-	b = append(b, g.PublicKey[:]...)
+	if g.Extended() {
+		b = append(b, byte(g.PublicKey.Type()))
+	}
+	b = append(b, g.PublicKey.b[:g.PublicKey.Type().Size()]...)
 	b = appendU16(b, uint16(g.certLen()))
 	if g.Cert != nil {
 		b = g.Cert.appendSigned(b)
 		b = append(b, g.Cert.Signature[:]...)
+	}
+	if g.Extended() {
+		b = append(b, byte(len(g.Attestation)))
+		for _, c := range g.Attestation {
+			b = appendU16(b, uint16(len(c)))
+			b = append(b, c...)
+		}
 	}
 	return append(b, byte(g.Reason))
 }
 
 func (g *Genesis) validate(r *Record) error {
 	const obj = "record"
-	const offCert = HeaderSize + PublicKeySize
+	offCert := HeaderSize + g.PublicKey.Type().Size()
+	if g.Extended() {
+		offCert++
+	}
 	switch {
 	case r.Seq != 1:
 		return formatErr(obj, "seq", offSeq, ErrRange, "%d, a genesis has seq 1", r.Seq)
 	case r.PrevHash != Hash{}:
 		return formatErr(obj, "prev_hash", offPrevHash, ErrRange, "a genesis has zero prev_hash")
+	case g.PublicKey.Type().Size() == 0:
+		return formatErr(obj, "genesis key type", HeaderSize, ErrKeyType, "no device key")
 	case r.DeviceID != g.PublicKey.DeviceID():
 		return formatErr(obj, "device_id", offDeviceID, ErrDeviceID, "names %s, the genesis key hashes to %s", r.DeviceID, g.PublicKey.DeviceID())
 	case g.Reason < ReasonFirstStart || g.Reason > ReasonClockCorrected:
-		return formatErr(obj, "genesis reason", offCert+2+g.certLen(), ErrRange, "%d, want 1, 2, 3 or 4", g.Reason)
+		return formatErr(obj, "genesis reason", HeaderSize+g.bodyLen()-1, ErrRange, "%d, want 1, 2, 3 or 4", g.Reason)
 	}
 	if g.Cert != nil {
 		if err := g.Cert.validate(); err != nil {
@@ -323,24 +374,83 @@ func (g *Genesis) validate(r *Record) error {
 			return formatErr(obj, "genesis certificate", offCert+2, ErrBadCert, "certifies key %s, the genesis key is %s", g.Cert.DevicePublicKey, g.PublicKey)
 		}
 	}
+	offChain := offCert + 2 + g.certLen()
+	if len(g.Attestation) > MaxAttestationCerts {
+		return formatErr(obj, "attestation count", offChain, ErrAttestation, "%d certificates, at most %d", len(g.Attestation), MaxAttestationCerts)
+	}
+	total := 0
+	for i, c := range g.Attestation {
+		total += len(c)
+		if !derSequence(c) {
+			return formatErr(obj, "attestation certificate", offChain, ErrAttestation, "certificate %d (%d bytes) is not one DER SEQUENCE", i, len(c))
+		}
+	}
+	if total > MaxAttestationBytes {
+		return formatErr(obj, "attestation count", offChain, ErrAttestation, "%d bytes of certificates, at most %d", total, MaxAttestationBytes)
+	}
 	return nil
 }
 
-func decodeGenesis(body []byte) (*Genesis, error) {
+// derSequence reports whether b is exactly one DER SEQUENCE (tag 0x30, a minimal
+// definite length that covers the rest of b). The certificate inside is the verifier's
+// business; the record only frames it.
+func derSequence(b []byte) bool {
+	if len(b) < 2 || b[0] != 0x30 {
+		return false
+	}
+	n, hdr := int(b[1]), 2
+	switch {
+	case b[1] < 0x80:
+	case b[1] == 0x81 && len(b) >= 3 && b[2] >= 0x80:
+		n, hdr = int(b[2]), 3
+	case b[1] == 0x82 && len(b) >= 4 && b[2] != 0 && (int(b[2])<<8|int(b[3])) >= 0x100:
+		n, hdr = int(b[2])<<8|int(b[3]), 4
+	default:
+		return false
+	}
+	return hdr+n == len(b)
+}
+
+func decodeGenesis(body []byte, ext bool) (*Genesis, error) {
 	r := &reader{obj: "record", b: body}
 	g := &Genesis{}
-	r.fixed("genesis public key", g.PublicKey[:])
+	t := KeyEd25519
+	if ext {
+		t = KeyType(r.u8("genesis key type"))
+		if r.err == nil && t.Size() == 0 {
+			return nil, formatErr("record", "genesis key type", HeaderSize, ErrKeyType, "%d, want 1 (ed25519) or 2 (p256)", t)
+		}
+	}
+	if key := r.take("genesis public key", t.Size()); key != nil {
+		k, err := NewPublicKey(t, key)
+		if err != nil {
+			return nil, formatErr("record", "genesis public key", HeaderSize, ErrKeyType, "%v", err)
+		}
+		g.PublicKey = k
+	}
+	offCert := HeaderSize + r.off + 2
 	n := int(r.u16("genesis certificate length"))
 	cert := r.take("genesis certificate", n)
+	if ext && r.err == nil {
+		count := int(r.u8("attestation count"))
+		if count > MaxAttestationCerts {
+			return nil, formatErr("record", "attestation count", HeaderSize+r.off-1, ErrAttestation, "%d certificates, at most %d", count, MaxAttestationCerts)
+		}
+		for i := 0; i < count && r.err == nil; i++ {
+			if c := r.take("attestation certificate", int(r.u16("attestation certificate length"))); c != nil {
+				g.Attestation = append(g.Attestation, c)
+			}
+		}
+	}
 	g.Reason = GenesisReason(r.u8("genesis reason"))
 	r.end()
 	if r.err != nil {
-		return nil, formatErr("record", "body length", offBodyLen, ErrBodyLength, "%d bytes do not hold a genesis body with a %d-byte certificate", len(body), n)
+		return nil, formatErr("record", "body length", offBodyLen, ErrBodyLength, "%d bytes do not hold a genesis body: %v", len(body), r.err)
 	}
 	if n > 0 {
 		c, err := ParseCertificate(cert)
 		if err != nil {
-			return nil, formatErr("record", "genesis certificate", HeaderSize+PublicKeySize+2, ErrBadCert, "%v", err)
+			return nil, formatErr("record", "genesis certificate", offCert, ErrBadCert, "%v", err)
 		}
 		g.Cert = c
 	}
@@ -359,6 +469,8 @@ type ActivityDay struct {
 
 // Kind implements Body.
 func (a *ActivityDay) Kind() Kind { return KindActivity }
+
+func (a *ActivityDay) kindByte() byte { return byte(KindActivity) }
 
 func (a *ActivityDay) bodyLen() int { return ActivityBodySize }
 

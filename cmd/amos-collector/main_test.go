@@ -119,7 +119,7 @@ func TestRunTable(t *testing.T) {
 		{name: "certify without --key", args: []string{"maker", "certify", "--maker-id", "a"}, code: 2, stderr: "--key is required", quietOut: true},
 		{name: "certify bad maker", args: []string{"maker", "certify", "--key", "k", "--maker-id", "A", "--serial-tag", "00", "--device-pub", "00", "--out", "o"}, code: 2, stderr: `--maker-id "A" is not`, quietOut: true},
 		{name: "certify bad serial", args: []string{"maker", "certify", "--key", "k", "--maker-id", "a", "--serial-tag", "00", "--device-pub", "00", "--out", "o"}, code: 2, stderr: `--serial-tag "00" is not 64 hex digits`, quietOut: true},
-		{name: "certify bad device key", args: []string{"maker", "certify", "--key", "k", "--maker-id", "a", "--serial-tag", strings.Repeat("0", 64), "--device-pub", "zz", "--out", "o"}, code: 2, stderr: `--device-pub "zz" is not 64 hex digits`, quietOut: true},
+		{name: "certify bad device key", args: []string{"maker", "certify", "--key", "k", "--maker-id", "a", "--serial-tag", strings.Repeat("0", 64), "--device-pub", "zz", "--out", "o"}, code: 2, stderr: `--device-pub "zz" is neither 64 hex digits (Ed25519) nor 130`, quietOut: true},
 		{name: "certify long model", args: []string{"maker", "certify", "--key", "k", "--maker-id", "a", "--model", strings.Repeat("m", 65), "--serial-tag", strings.Repeat("0", 64), "--device-pub", strings.Repeat("0", 64), "--out", "o"}, code: 2, stderr: "--model", quietOut: true},
 		{name: "claims without month", args: []string{"claims"}, code: 2, stderr: `claims: --month: month ""`, quietOut: true},
 		{name: "claims bad format", args: []string{"claims", "--month", "2026-10", "--format", "xml"}, code: 2, stderr: `--format "xml"`, quietOut: true},

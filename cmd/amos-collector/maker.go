@@ -86,7 +86,7 @@ func runCertify(env *cliEnv, args []string) int {
 	makerID := fset.String("maker-id", "", "maker_id, [a-z0-9-]{1,32}")
 	model := fset.String("model", "", "model name, UTF-8, at most 64 bytes")
 	serialHex := fset.String("serial-tag", "", "serial_tag, 64 hex digits")
-	devHex := fset.String("device-pub", "", "the device's public key, 64 hex digits")
+	devHex := fset.String("device-pub", "", "the device's public key: 64 hex digits (Ed25519) or 130 (P-256, uncompressed)")
 	out := fset.String("out", "", "the certificate file to write")
 	if _, code := parseFlags(env, fset, args, 0); code != exitOK {
 		return code
@@ -111,7 +111,7 @@ func runCertify(env *cliEnv, args []string) int {
 	}
 	devPub, err := proof.ParsePublicKey(*devHex)
 	if err != nil {
-		return usageError(env.stderr, "maker certify: --device-pub %q is not 64 hex digits", *devHex)
+		return usageError(env.stderr, "maker certify: --device-pub %q is neither 64 hex digits (Ed25519) nor 130 (an uncompressed P-256 point on the curve)", *devHex)
 	}
 	seed, err := os.ReadFile(*keyFile)
 	if err != nil {

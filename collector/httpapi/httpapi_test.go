@@ -558,7 +558,7 @@ func FuzzAuthorization(f *testing.F) {
 	for _, s := range []string{"Bearer konka-secret", "bearer payer-secret", "Bearer ", "Basic konka-secret", "", "Bearer  tcl-secret ", "konka-secret"} {
 		f.Add(s)
 	}
-	c, err := collector.New(ledger.NewMem(), collector.Options{Makers: collector.Registry{"konka": {1}, "tcl": {2}}})
+	c, err := collector.New(ledger.NewMem(), collector.Options{Makers: collector.Registry{"konka": proof.Ed25519Key([32]byte{1}), "tcl": proof.Ed25519Key([32]byte{2})}})
 	if err != nil {
 		f.Fatal(err)
 	}

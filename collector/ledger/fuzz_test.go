@@ -36,6 +36,17 @@ func FuzzLedgerValues(f *testing.F) {
 	dev.Cert, _ = gen.Cert.MarshalBinary()
 	dev.CertEpoch, dev.CertMakerKey = 1, g.maker.PublicKey()
 	f.Add(uint8(0), dev.ID[:], encodeDevice(dev))
+	dev.Attestation = &Attestation{Accepted: true, SecurityLevel: "StrongBox", OSPatchLevel: 202610, VerifiedAt: 1790000000, Epoch: 1, Serials: []string{"1", "e8fa196314d2fa18"}}
+	f.Add(uint8(0), dev.ID[:], encodeDevice(dev))
+	p256, err := proof.NewP256Signer(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		f.Fatal(err)
+	}
+	pdev := &Device{ID: p256.PublicKey().DeviceID(), PublicKey: p256.PublicKey(), FirstSeen: 1790000000,
+		Attestation: &Attestation{Reason: "challenge", Detail: "wrong", VerifiedAt: 1790000000, Epoch: 2}}
+	f.Add(uint8(0), pdev.ID[:], encodeDevice(pdev))
+	pdev.Attestation = nil
+	f.Add(uint8(0), pdev.ID[:], encodeDevice(pdev))
 	h := &Head{DeviceID: dev.ID, Epoch: 1, Seq: 5, LastDate: proof.NewDate(2026, time.October, 4), Genesis: VerdictBadCert, Counts: Counts{Accepted: 3, Stale: 1, ClockJumped: 2}}
 	f.Add(uint8(1), headKey(dev.ID, 1), encodeHead(h))
 	f.Add(uint8(2), recordKey(dev.ID, 1, 1), encodeRecord(&Record{Verdict: VerdictStale, Bytes: g.chain[1]}))

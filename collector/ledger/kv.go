@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"math"
 
@@ -87,55 +88,120 @@ func corrupt(b bucket, key []byte, format string, args ...any) error {
 	return fmt.Errorf("%s key %x: %s: %w", b, key, fmt.Sprintf(format, args...), ErrCorrupt)
 }
 
-// Device value, version 1:
+// Device value, version 1 (an Ed25519 key, no attestation verdict):
 // 0 version | 1 public key 32 | 33 first_seen i64 | 41 fork evidence u32 |
 // 45 cert epoch u32 | 49 cert maker key 32 | 81 cert length u16 | 83 cert.
+// Version 2 (any other device): 0 version | 1 key type u8 | 2 public key k | then the
+// fields of version 1 from first_seen to the cert | attestation length u16 |
+// the attestation verdict as JSON.
 const deviceFixed = 83
 
 func encodeDevice(d *Device) []byte {
-	b := make([]byte, 0, deviceFixed+len(d.Cert))
-	b = append(b, 1)
-	b = append(b, d.PublicKey[:]...)
+	v2 := d.PublicKey.Type() != proof.KeyEd25519 || d.Attestation != nil
+	b := make([]byte, 0, deviceFixed+len(d.Cert)+256)
+	if v2 {
+		b = append(b, 2, byte(d.PublicKey.Type()))
+	} else {
+		b = append(b, 1)
+	}
+	b = append(b, d.PublicKey.Bytes()...)
 	b = binary.BigEndian.AppendUint64(b, uint64(d.FirstSeen))
 	b = binary.BigEndian.AppendUint32(b, d.ForkEvidence)
 	b = binary.BigEndian.AppendUint32(b, d.CertEpoch)
-	b = append(b, d.CertMakerKey[:]...)
+	b = append(b, makerKeyBytes(d.CertMakerKey)...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(d.Cert)))
-	return append(b, d.Cert...)
+	b = append(b, d.Cert...)
+	if v2 {
+		var js []byte
+		if d.Attestation != nil {
+			js, _ = json.Marshal(d.Attestation) // plain strings and numbers: cannot fail
+		}
+		b = binary.BigEndian.AppendUint16(b, uint16(len(js)))
+		b = append(b, js...)
+	}
+	return b
+}
+
+// makerKeyBytes is the 32 bytes of a maker key (Ed25519), zeros for none.
+func makerKeyBytes(k proof.PublicKey) []byte {
+	if k.IsZero() {
+		return make([]byte, proof.PublicKeySize)
+	}
+	return k.Bytes()
 }
 
 func decodeDevice(key, v []byte) (*Device, error) {
 	if len(key) != proof.HashSize {
 		return nil, corrupt(bucketDevices, key, "key is %d bytes, want %d", len(key), proof.HashSize)
 	}
-	if len(v) < deviceFixed || v[0] != 1 {
-		return nil, corrupt(bucketDevices, key, "value of %d bytes is not a version 1 device", len(v))
+	if len(v) < 2 || (v[0] != 1 && v[0] != 2) {
+		return nil, corrupt(bucketDevices, key, "value of %d bytes is not a version 1 or 2 device", len(v))
 	}
 	d := &Device{}
 	copy(d.ID[:], key)
-	copy(d.PublicKey[:], v[1:33])
-	d.FirstSeen = int64(binary.BigEndian.Uint64(v[33:]))
-	d.ForkEvidence = binary.BigEndian.Uint32(v[41:])
-	d.CertEpoch = binary.BigEndian.Uint32(v[45:])
-	copy(d.CertMakerKey[:], v[49:81])
-	n := int(binary.BigEndian.Uint16(v[81:]))
+	t, rest := proof.KeyEd25519, v[1:]
+	if v[0] == 2 {
+		t, rest = proof.KeyType(v[1]), v[2:]
+	}
+	if t.Size() == 0 || len(rest) < t.Size()+deviceFixed-1-proof.PublicKeySize {
+		return nil, corrupt(bucketDevices, key, "value of %d bytes does not hold a version %d device with key type %d", len(v), v[0], t)
+	}
+	pub, err := proof.NewPublicKey(t, rest[:t.Size()])
+	if err != nil {
+		return nil, corrupt(bucketDevices, key, "public key: %v", err)
+	}
+	d.PublicKey, rest = pub, rest[t.Size():]
+	d.FirstSeen = int64(binary.BigEndian.Uint64(rest))
+	d.ForkEvidence = binary.BigEndian.Uint32(rest[8:])
+	d.CertEpoch = binary.BigEndian.Uint32(rest[12:])
+	var mk [proof.PublicKeySize]byte
+	copy(mk[:], rest[16:48])
+	if mk != ([proof.PublicKeySize]byte{}) {
+		d.CertMakerKey = proof.Ed25519Key(mk)
+	}
+	n := int(binary.BigEndian.Uint16(rest[48:]))
+	rest = rest[50:]
+	if len(rest) < n {
+		return nil, corrupt(bucketDevices, key, "certificate length %d, %d bytes follow", n, len(rest))
+	}
+	cert, rest := rest[:n], rest[n:]
+	if v[0] == 2 {
+		if len(rest) < 2 || len(rest) != 2+int(binary.BigEndian.Uint16(rest)) {
+			return nil, corrupt(bucketDevices, key, "attestation verdict framing: %d bytes", len(rest))
+		}
+		if js := rest[2:]; len(js) > 0 {
+			d.Attestation = &Attestation{}
+			dec := json.NewDecoder(bytes.NewReader(js))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(d.Attestation); err != nil || dec.More() {
+				return nil, corrupt(bucketDevices, key, "attestation verdict: %v", err)
+			}
+			if again, _ := json.Marshal(d.Attestation); !bytes.Equal(again, js) {
+				return nil, corrupt(bucketDevices, key, "attestation verdict is not in its canonical form")
+			}
+		}
+		rest = nil
+		if t == proof.KeyEd25519 && d.Attestation == nil {
+			return nil, corrupt(bucketDevices, key, "version 2 value of an Ed25519 device without attestation")
+		}
+	}
 	switch {
 	case d.PublicKey.DeviceID() != d.ID:
 		return nil, corrupt(bucketDevices, key, "public key %s does not hash to the device_id", d.PublicKey)
-	case len(v) != deviceFixed+n:
-		return nil, corrupt(bucketDevices, key, "certificate length %d, %d bytes follow", n, len(v)-deviceFixed)
+	case len(rest) != 0:
+		return nil, corrupt(bucketDevices, key, "certificate length %d, %d bytes follow", n, n+len(rest))
 	case d.FirstSeen < 0:
 		return nil, corrupt(bucketDevices, key, "first_seen %d", d.FirstSeen)
 	case d.ForkEvidence > MaxForkEvidence:
 		return nil, corrupt(bucketDevices, key, "%d fork evidence records, at most %d", d.ForkEvidence, MaxForkEvidence)
 	}
 	if n == 0 {
-		if d.CertEpoch != 0 || d.CertMakerKey != (proof.PublicKey{}) {
+		if d.CertEpoch != 0 || !d.CertMakerKey.IsZero() {
 			return nil, corrupt(bucketDevices, key, "certificate epoch or maker key without a certificate")
 		}
 		return d, nil
 	}
-	d.Cert = bytes.Clone(v[deviceFixed:])
+	d.Cert = bytes.Clone(cert)
 	c, err := proof.ParseCertificate(d.Cert)
 	switch {
 	case err != nil:

@@ -84,6 +84,22 @@ type Device struct {
 	Cert         []byte
 	CertMakerKey proof.PublicKey // the maker key Cert verified against
 	CertEpoch    uint32          // the epoch whose genesis carried Cert
+	// Attestation is the verdict on the key's attestation chain, made once when the
+	// first genesis carrying a chain was received; nil if none has been.
+	Attestation *Attestation
+}
+
+// Attestation is the collector's verdict on a device key's hardware attestation
+// (docs/attestation.md), as stored.
+type Attestation struct {
+	Accepted      bool     `json:"accepted"`
+	Reason        string   `json:"reason,omitempty"` // why it was refused
+	Detail        string   `json:"detail,omitempty"`
+	SecurityLevel string   `json:"security_level,omitempty"`
+	OSPatchLevel  int      `json:"os_patch_level,omitempty"`
+	VerifiedAt    int64    `json:"verified_at"`       // unix seconds: the "as of" time of the verdict
+	Epoch         uint32   `json:"epoch"`             // whose genesis carried the chain
+	Serials       []string `json:"serials,omitempty"` // of the chain's certificates, for the status list
 }
 
 // Forked reports whether the device key is known to have signed two histories.
