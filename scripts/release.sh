@@ -22,9 +22,13 @@ build() {
   for target in linux/arm:amosd,amos-collector linux/arm64:amosd,amos-collector linux/amd64:amos-collector; do
     os=${target%%/*}; arch=${target#*/}; cmds=${arch#*:}; arch=${arch%%:*}
     mkdir -p "$dest/$os-$arch"
-    (cd "$src" && CGO_ENABLED=0 GOOS=$os GOARCH=$arch GOARM=7 go build -trimpath -buildvcs=false \
-      -tags nethttpomithttp2 -ldflags "-s -w -buildid= -X main.version=$version -X main.commit=$commit -X main.built=$built" \
-      -o "$dest/$os-$arch/" $(printf './cmd/%s ' ${cmds//,/ }))
+    for cmd in ${cmds//,/ }; do
+      # amosd, the handset binary, without inlining (the size budget; see the Makefile)
+      gcflags=(); [[ $cmd == amosd ]] && gcflags=(-gcflags=all=-l)
+      (cd "$src" && CGO_ENABLED=0 GOOS=$os GOARCH=$arch GOARM=7 go build -trimpath -buildvcs=false "${gcflags[@]}" \
+        -tags nethttpomithttp2 -ldflags "-s -w -buildid= -X main.version=$version -X main.commit=$commit -X main.built=$built" \
+        -o "$dest/$os-$arch/" "./cmd/$cmd")
+    done
   done
 }
 

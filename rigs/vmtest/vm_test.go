@@ -187,7 +187,7 @@ func size(path string) string {
 // buildFor compiles a main package for the handset, as `make cross` does.
 func buildFor(t *testing.T, ctx context.Context, goarch, goarm, pkg, out string) {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags", "nethttpomithttp2", "-ldflags", "-s -w -X main.version=vm-test", "-o", out, pkg)
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags", "nethttpomithttp2", "-gcflags=all=-l", "-ldflags", "-s -w -X main.version=vm-test", "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch, "GOARM="+goarm)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s for %s: %v\n%s", pkg, goarch, err, b)
