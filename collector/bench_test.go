@@ -36,7 +36,7 @@ func benchFleet(b *testing.B) [][][]byte {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			d := newDevice(b, fmt.Sprintf("bench %d", i), func(k *proof.KeySigner) *proof.Certificate {
+			d := newDevice(b, fmt.Sprintf("bench %d", i), func(k proof.Signer) *proof.Certificate {
 				return m.certify(b, k, fmt.Sprintf("bench %d", i), issued)
 			})
 			recs := make([][]byte, 0, benchRecords)

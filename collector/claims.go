@@ -35,7 +35,12 @@ func MonthOf(d proof.Date) Month { return claim.MonthOf(d) }
 
 // params returns the rules the collector's claims are computed with.
 func (c *Collector) params() claim.Params {
-	return claim.Params{Makers: c.makers, Active: c.elig.Active, MinActiveDays: c.elig.MinActiveDays, Signals: c.signals, Schedule: c.schedule}
+	p := claim.Params{Makers: c.makers, Active: c.elig.Active, MinActiveDays: c.elig.MinActiveDays, Signals: c.signals, Schedule: c.schedule}
+	if a := c.attestor; a != nil {
+		p.AttestationRequired = func(id string) bool { return a.Mode(id) == AttestationRequired }
+		p.Revoked = a.Revoked
+	}
+	return p
 }
 
 // Claims returns every registered maker's claim for month m, with every device's
@@ -56,6 +61,17 @@ func (c *Collector) Claims(m Month) (*Claims, error) {
 	})
 	if err != nil || out != nil {
 		return out, wrapClaims(m, err)
+	}
+	if c.closeBlocked(now) {
+		// Not closed while the revocations it would be decided with may be out of date
+		// (docs/attestation.md, the stale rule): provisional, and it says why.
+		p, err := c.provisional(m, now)
+		if err != nil {
+			return nil, err
+		}
+		held := *p
+		held.StatusListStale = true
+		return &held, nil
 	}
 	err = c.ledger.Update(func(tx ledger.Tx) error {
 		if stored, err := storedClaim(tx, m); err != nil || stored != nil {
@@ -87,6 +103,29 @@ func (c *Collector) Claims(m Month) (*Claims, error) {
 	return out, wrapClaims(m, err)
 }
 
+// revoked says why the current status list revokes d's attestation chain, "" if not.
+func (c *Collector) revoked(d *ledger.Device) string {
+	if c.attestor == nil || d.Attestation == nil {
+		return ""
+	}
+	why, _ := c.attestor.Revoked(d.Attestation.Serials)
+	return why
+}
+
+// closeBlocked reports whether months must stay open: a maker requires attestation and
+// the status list is stale.
+func (c *Collector) closeBlocked(now time.Time) bool {
+	if c.attestor == nil || !c.attestor.StatusStale(now) {
+		return false
+	}
+	for id := range c.makers {
+		if c.attestor.Mode(id) == AttestationRequired {
+			return true
+		}
+	}
+	return false
+}
+
 func wrapClaims(m Month, err error) error {
 	if err != nil {
 		return fmt.Errorf("collector: claims for %s: %w", m, err)
@@ -111,11 +150,14 @@ func storedClaim(tx ledger.Tx, m Month) (*Claims, error) {
 // provisional computes an open month's claim, reusing the last one computed while
 // nothing was written to the ledger since.
 func (c *Collector) provisional(m Month, now time.Time) (*Claims, error) {
-	gen := c.generation.Load()
+	gen, status := c.generation.Load(), uint64(0)
+	if c.attestor != nil {
+		status = c.attestor.StatusVersion()
+	}
 	c.cacheMu.Lock()
 	hit, ok := c.cache[m]
 	c.cacheMu.Unlock()
-	if ok && hit.gen == gen {
+	if ok && hit.gen == gen && hit.status == status {
 		return hit.claim, nil
 	}
 	var out *Claims
@@ -131,15 +173,16 @@ func (c *Collector) provisional(m Month, now time.Time) (*Claims, error) {
 	if len(c.cache) >= 4 {
 		clear(c.cache)
 	}
-	c.cache[m] = cachedClaim{gen: gen, claim: out}
+	c.cache[m] = cachedClaim{gen: gen, status: status, claim: out}
 	c.cacheMu.Unlock()
 	return out, nil
 }
 
-// cachedClaim is a provisional claim and the ledger generation it was computed at.
+// cachedClaim is a provisional claim, and the ledger generation and status list
+// version it was computed at.
 type cachedClaim struct {
-	gen   uint64
-	claim *Claims
+	gen, status uint64
+	claim       *Claims
 }
 
 // DeviceReport is what GET /v1/devices/{id} shows of a device.
@@ -159,8 +202,11 @@ type DeviceReport struct {
 	// Attestation is the verdict on the key's attestation chain (docs/attestation.md);
 	// absent when no genesis of the device carried one.
 	Attestation *ledger.Attestation `json:"attestation,omitempty"`
-	Epochs      []EpochReport       `json:"epochs"`
-	Months      []MonthReport       `json:"months"`
+	// AttestationRevoked says why the current status list revokes a certificate of
+	// that chain; absent when it does not.
+	AttestationRevoked string        `json:"attestation_revoked,omitempty"`
+	Epochs             []EpochReport `json:"epochs"`
+	Months             []MonthReport `json:"months"`
 }
 
 // EpochReport is one epoch's chain head and counters.
@@ -197,7 +243,7 @@ func (c *Collector) Device(id proof.DeviceID) (*DeviceReport, error) {
 			return err
 		}
 		r = &DeviceReport{DeviceID: d.ID.String(), PublicKey: d.PublicKey.String(), KeyType: d.PublicKey.Type().String(),
-			Attestation: d.Attestation, FirstSeen: d.FirstSeen,
+			Attestation: d.Attestation, AttestationRevoked: c.revoked(d), FirstSeen: d.FirstSeen,
 			Forked: d.Forked(), ForkEvidence: d.ForkEvidence, Epochs: []EpochReport{}, Months: []MonthReport{}}
 		cert, err := d.Certificate()
 		if err != nil {

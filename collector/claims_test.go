@@ -45,9 +45,9 @@ func TestFleetClaims(t *testing.T) {
 		// add scripts a device with a certificate by m (nil: none) for serial, and
 		// uploads its genesis and one record per date, a week per batch.
 		add := func(label string, m *maker, serialLabel string, issued time.Time, dates []proof.Date, secs uint32, unlocks uint16) *fleetDevice {
-			var cert func(*proof.KeySigner) *proof.Certificate
+			var cert func(proof.Signer) *proof.Certificate
 			if m != nil {
-				cert = func(k *proof.KeySigner) *proof.Certificate { return m.certify(t, k, serialLabel, issued) }
+				cert = func(k proof.Signer) *proof.Certificate { return m.certify(t, k, serialLabel, issued) }
 			}
 			f := &fleetDevice{label: label, dev: newDevice(t, "fleet "+label, cert)}
 			recs := [][]byte{f.dev.genesis()}
@@ -78,7 +78,7 @@ func TestFleetClaims(t *testing.T) {
 		std("K15", &konka, octDays(23, 31))
 		{
 			// K16: 12 dates, two below 120 s; 120 s and 1 unlock exactly counts: 10 active, paid.
-			f := &fleetDevice{label: "K16", dev: newDevice(t, "fleet K16", func(k *proof.KeySigner) *proof.Certificate { return konka.certify(t, k, "K16", aug) })}
+			f := &fleetDevice{label: "K16", dev: newDevice(t, "fleet K16", func(k proof.Signer) *proof.Certificate { return konka.certify(t, k, "K16", aug) })}
 			recs := [][]byte{f.dev.genesis()}
 			for i, d := range octDays(1, 12) {
 				switch i {
@@ -95,7 +95,7 @@ func TestFleetClaims(t *testing.T) {
 		}
 		{
 			// K17: 12 dates, three below threshold (no unlock, 119 s, 50 s): 9 active.
-			f := &fleetDevice{label: "K17", dev: newDevice(t, "fleet K17", func(k *proof.KeySigner) *proof.Certificate { return konka.certify(t, k, "K17", aug) })}
+			f := &fleetDevice{label: "K17", dev: newDevice(t, "fleet K17", func(k proof.Signer) *proof.Certificate { return konka.certify(t, k, "K17", aug) })}
 			recs := [][]byte{f.dev.genesis()}
 			for i, d := range octDays(1, 12) {
 				switch i {
@@ -115,7 +115,7 @@ func TestFleetClaims(t *testing.T) {
 		{
 			// K18: 20 active days, then a clone of its key shows up: forked, not paid.
 			f := std("K18", &konka, octDays(1, 20))
-			clone := newDevice(t, "fleet K18", func(k *proof.KeySigner) *proof.Certificate { return konka.certify(t, k, "K18", aug) })
+			clone := newDevice(t, "fleet K18", func(k proof.Signer) *proof.Certificate { return konka.certify(t, k, "K18", aug) })
 			clone.flags = proof.FlagTallyLost
 			f.batches = append(f.batches, [][]byte{clone.genesis()})
 			f.want = make([][]string, len(f.batches))
@@ -162,7 +162,7 @@ func TestFleetClaims(t *testing.T) {
 		{
 			// K24: 10 active days all minted before the clock was confirmed: flags do
 			// not disqualify, paid.
-			f := &fleetDevice{label: "K24", dev: newDevice(t, "fleet K24", func(k *proof.KeySigner) *proof.Certificate { return konka.certify(t, k, "K24", aug) })}
+			f := &fleetDevice{label: "K24", dev: newDevice(t, "fleet K24", func(k proof.Signer) *proof.Certificate { return konka.certify(t, k, "K24", aug) })}
 			f.dev.flags = proof.FlagClockUnconfirmed | proof.FlagClockJumped
 			recs := [][]byte{f.dev.genesis()}
 			for _, d := range octDays(11, 20) {
@@ -185,7 +185,7 @@ func TestFleetClaims(t *testing.T) {
 		{
 			f := std("T10", &ghost, octDays(1, 25)) // unknown maker: not paid
 			f.want = [][]string{append([]string{"rejected unknown_maker"}, repeat("accepted", 7)...)}
-			g := &fleetDevice{label: "T11", dev: newDevice(t, "fleet T11", func(k *proof.KeySigner) *proof.Certificate {
+			g := &fleetDevice{label: "T11", dev: newDevice(t, "fleet T11", func(k proof.Signer) *proof.Certificate {
 				c := tcl.certify(t, k, "T11", aug)
 				c.Sign(konka.key) // tcl's name, konka's signature
 				return c
@@ -203,7 +203,7 @@ func TestFleetClaims(t *testing.T) {
 		add("T13", &tcl, "t-reenrol", at(2026, time.October, 7, 0), octDays(8, 19), 600, 2)
 		{
 			// T14: 10 active days uploaded with a gap that a later batch fills: paid.
-			f := &fleetDevice{label: "T14", dev: newDevice(t, "fleet T14", func(k *proof.KeySigner) *proof.Certificate { return tcl.certify(t, k, "T14", aug) })}
+			f := &fleetDevice{label: "T14", dev: newDevice(t, "fleet T14", func(k proof.Signer) *proof.Certificate { return tcl.certify(t, k, "T14", aug) })}
 			recs := [][]byte{f.dev.genesis()}
 			for _, d := range octDays(1, 10) {
 				recs = append(recs, f.dev.active(d))

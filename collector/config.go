@@ -24,18 +24,20 @@ const ConfigEnv = "AMOS_COLLECTOR_CONFIG"
 
 // Config is the collector's configuration file (docs/operations.md).
 type Config struct {
-	Listen            string        `json:"listen"`
-	TLSCert           string        `json:"tls_cert"`
-	TLSKey            string        `json:"tls_key"`
-	AllowInsecureHTTP bool          `json:"allow_insecure_http"`
-	DataDir           string        `json:"data_dir"`
-	Makers            []MakerConfig `json:"makers"`
-	PayerTokenSHA256  string        `json:"payer_token_sha256"`
-	Eligibility       Eligibility   `json:"eligibility"`
-	Claims            ClaimsConfig  `json:"claims"`
-	Limits            Limits        `json:"limits"`
+	Listen            string            `json:"listen"`
+	TLSCert           string            `json:"tls_cert"`
+	TLSKey            string            `json:"tls_key"`
+	AllowInsecureHTTP bool              `json:"allow_insecure_http"`
+	DataDir           string            `json:"data_dir"`
+	Makers            []MakerConfig     `json:"makers"`
+	PayerTokenSHA256  string            `json:"payer_token_sha256"`
+	Eligibility       Eligibility       `json:"eligibility"`
+	Claims            ClaimsConfig      `json:"claims"`
+	Limits            Limits            `json:"limits"`
+	Attestation       AttestationConfig `json:"attestation"`
 
-	registry Registry
+	registry    Registry
+	attestation map[string]MakerAttestation
 }
 
 // MakerConfig is one entry of the makers registry.
@@ -43,6 +45,13 @@ type MakerConfig struct {
 	ID          string `json:"id"`
 	PublicKey   string `json:"public_key"`   // Ed25519, 64 hex digits
 	TokenSHA256 string `json:"token_sha256"` // SHA-256 of its bearer token, 64 hex digits
+	// Attestation is "required", "preferred" or "off" (the default), with the approved
+	// boot keys, the minimum OS patch level and the serial tags' HMAC key
+	// (docs/attestation.md).
+	Attestation     string   `json:"attestation"`
+	BootKeys        []string `json:"boot_keys"`
+	MinOSPatchLevel int      `json:"min_os_patch_level"`
+	SerialTagKey    string   `json:"serial_tag_key"`
 }
 
 // Eligibility holds the thresholds of docs/operations.md.
@@ -126,6 +135,7 @@ func DefaultConfig() Config {
 		Eligibility: DefaultEligibility(),
 		Claims:      ClaimsConfig{CloseAfterDays: 10, UTCOffsetMinutes: 480},
 		Limits:      DefaultLimits(),
+		Attestation: DefaultAttestationConfig(),
 	}
 }
 
@@ -224,6 +234,7 @@ func (c *Config) validate() *ConfigError {
 		return bad("data_dir", "%q is not an absolute path", c.DataDir)
 	}
 	c.registry = Registry{}
+	c.attestation = map[string]MakerAttestation{}
 	tokens := map[[32]byte]string{}
 	for i, m := range c.Makers {
 		key := fmt.Sprintf("makers[%d]", i)
@@ -246,6 +257,11 @@ func (c *Config) validate() *ConfigError {
 		}
 		tokens[tok] = key
 		c.registry[m.ID] = proof.Ed25519Key(pub)
+		att, cerr := m.validateAttestation(key)
+		if cerr != nil {
+			return cerr
+		}
+		c.attestation[m.ID] = att
 	}
 	if c.PayerTokenSHA256 != "" {
 		tok, err := parseHex32(c.PayerTokenSHA256)
@@ -271,5 +287,13 @@ func (c *Config) validate() *ConfigError {
 	case l.DeviceBatchesPerMinute < 1 || l.DeviceBatchesPerMinute > 100000:
 		return bad("limits.device_batches_per_minute", "%d, want 1..100000", l.DeviceBatchesPerMinute)
 	}
-	return nil
+	return c.Attestation.validate()
+}
+
+// MakerAttestation returns a maker's attestation policy; mode off for an unknown maker.
+func (c *Config) MakerAttestation(id string) MakerAttestation {
+	if p, ok := c.attestation[id]; ok {
+		return p
+	}
+	return MakerAttestation{Mode: AttestationOff}
 }

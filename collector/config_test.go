@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const (
@@ -98,6 +99,16 @@ func TestConfigErrors(t *testing.T) {
 		{"days", `{"allow_insecure_http": true, "eligibility": {"min_active_days": 0}}`, "eligibility.min_active_days", "1..31", 0},
 		{"inflight", `{"allow_insecure_http": true, "limits": {"max_inflight_batches": 0}}`, "limits.max_inflight_batches", "1..100000", 0},
 		{"rate", `{"allow_insecure_http": true, "limits": {"device_batches_per_minute": -3}}`, "limits.device_batches_per_minute", "1..100000", 0},
+		{"attestation mode", `{"allow_insecure_http": true, "makers": [` + attMaker(`"attestation": "always"`) + `]}`, "makers[0].attestation", "want required, preferred or off", 0},
+		{"boot key not hex", `{"allow_insecure_http": true, "makers": [` + attMaker(`"attestation": "required", "boot_keys": ["`+hexA+`", "zz"]`) + `]}`, "makers[0].boot_keys[1]", "16 to 64 bytes of hex", 0},
+		{"boot key short", `{"allow_insecure_http": true, "makers": [` + attMaker(`"boot_keys": ["00ff"]`) + `]}`, "makers[0].boot_keys[0]", "16 to 64 bytes", 0},
+		{"patch level month 13", `{"allow_insecure_http": true, "makers": [` + attMaker(`"min_os_patch_level": 202613`) + `]}`, "makers[0].min_os_patch_level", "202613 is not YYYYMM", 0},
+		{"patch level a date", `{"allow_insecure_http": true, "makers": [` + attMaker(`"min_os_patch_level": 20260105`) + `]}`, "makers[0].min_os_patch_level", "not YYYYMM", 0},
+		{"serial tag key", `{"allow_insecure_http": true, "makers": [` + attMaker(`"serial_tag_key": "abc"`) + `]}`, "makers[0].serial_tag_key", "16 to 64 bytes", 0},
+		{"relative root", `{"allow_insecure_http": true, "attestation": {"roots": ["roots.pem"]}}`, "attestation.roots[0]", "not an absolute path", 0},
+		{"status list http", `{"allow_insecure_http": true, "attestation": {"status_list": "http://example.com/status"}}`, "attestation.status_list", "https:// URL", 0},
+		{"status refresh", `{"allow_insecure_http": true, "attestation": {"status_refresh_minutes": 0}}`, "attestation.status_refresh_minutes", "1..1440", 0},
+		{"status max age", `{"allow_insecure_http": true, "attestation": {"status_max_age_hours": 721}}`, "attestation.status_max_age_hours", "1..720", 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,6 +125,52 @@ func TestConfigErrors(t *testing.T) {
 				t.Errorf("message %q does not name the file", err)
 			}
 		})
+	}
+}
+
+// attMaker is a valid maker entry with more keys.
+func attMaker(more string) string {
+	return `{"id": "a", "public_key": "` + hexA + `", "token_sha256": "` + hexB + `", ` + more + `}`
+}
+
+// TestAttestationConfig: a maker's policy and the trust set as the configuration gives
+// them; an absent maker is off; a roots file that is not PEM is named in the error.
+func TestAttestationConfig(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.pem")
+	if err := os.WriteFile(bad, []byte("not a certificate"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	js := `{"allow_insecure_http": true, "makers": [` + attMaker(`"attestation": "required", "boot_keys": ["`+hexA+`"], "min_os_patch_level": 202601, "serial_tag_key": "`+hexC+`"`) + `],
+	  "attestation": {"google_roots": false, "status_list": "https://android.googleapis.com/attestation/status"}}`
+	c, err := ParseConfig("c.json", []byte(js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.MakerAttestation("a")
+	if p.Mode != AttestationRequired || len(p.BootKeys) != 1 || p.MinPatchLevel != 202601 || len(p.SerialTagKey) != 32 {
+		t.Errorf("maker a: %+v", p)
+	}
+	if p := c.MakerAttestation("nobody"); p.Mode != AttestationOff {
+		t.Errorf("unknown maker: %+v", p)
+	}
+	policy, src, err := c.NewAttestation(time.Now, nil)
+	if err != nil || policy == nil || src == nil || src.Location() != "https://android.googleapis.com/attestation/status" {
+		t.Fatalf("NewAttestation: %v %v %v", policy, src, err)
+	}
+	if policy.Mode("a") != AttestationRequired || policy.Mode("b") != AttestationOff {
+		t.Errorf("modes %s %s", policy.Mode("a"), policy.Mode("b"))
+	}
+	d := DefaultConfig()
+	if !d.Attestation.GoogleRoots || d.Attestation.StatusMaxAgeHours != 48 || d.Attestation.StatusRefreshMinutes != 60 {
+		t.Errorf("defaults %+v", d.Attestation)
+	}
+	c, err = ParseConfig("c.json", []byte(`{"allow_insecure_http": true, "attestation": {"roots": ["`+bad+`"]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.NewAttestation(time.Now, nil); err == nil || !strings.Contains(err.Error(), "attestation.roots[0]") || !strings.Contains(err.Error(), bad) {
+		t.Errorf("bad roots file: %v", err)
 	}
 }
 

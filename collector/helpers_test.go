@@ -53,7 +53,7 @@ type maker struct {
 func newMaker(t testing.TB, id string) maker { return maker{id, signer(t, "maker "+id)} }
 
 // certify signs a certificate of dev for serial tag label, issued at issued.
-func (m maker) certify(t testing.TB, dev *proof.KeySigner, serialLabel string, issued time.Time) *proof.Certificate {
+func (m maker) certify(t testing.TB, dev proof.Signer, serialLabel string, issued time.Time) *proof.Certificate {
 	t.Helper()
 	c := &proof.Certificate{DevicePublicKey: dev.PublicKey(), SerialTag: serial(serialLabel), MakerID: m.id,
 		Model: "Amos T1", IssuedAt: issued.Unix()}
@@ -74,8 +74,9 @@ func registry(ms ...maker) Registry {
 // device mints the records of one simulated handset.
 type device struct {
 	t      testing.TB
-	key    *proof.KeySigner
+	key    proof.Signer
 	cert   *proof.Certificate
+	chain  [][]byte // the attestation chain its geneses carry
 	epoch  uint32
 	seq    uint64
 	prev   proof.Hash
@@ -83,7 +84,7 @@ type device struct {
 	flags  proof.Flags
 }
 
-func newDevice(t testing.TB, label string, cert func(*proof.KeySigner) *proof.Certificate) *device {
+func newDevice(t testing.TB, label string, cert func(proof.Signer) *proof.Certificate) *device {
 	d := &device{t: t, key: signer(t, "device "+label), offset: cst}
 	if cert != nil {
 		d.cert = cert(d.key)
@@ -98,7 +99,7 @@ func (d *device) genesis() []byte {
 	d.t.Helper()
 	d.epoch++
 	r := &proof.Record{Flags: d.flags, DeviceID: d.id(), Epoch: d.epoch, Seq: 1, MintedAt: 1790000000, UptimeMS: 1000,
-		Body: &proof.Genesis{PublicKey: d.key.PublicKey(), Cert: d.cert, Reason: proof.ReasonFirstStart}}
+		Body: &proof.Genesis{PublicKey: d.key.PublicKey(), Cert: d.cert, Attestation: d.chain, Reason: proof.ReasonFirstStart}}
 	if d.epoch > 1 {
 		r.Body.(*proof.Genesis).Reason = proof.ReasonStoreRecreated
 	}

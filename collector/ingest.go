@@ -37,6 +37,10 @@ type Options struct {
 	// Signals are the fleet anomaly thresholds; the zero value means
 	// signals.DefaultThresholds.
 	Signals signals.Thresholds
+	// Attestation verifies the attestation chains of geneses and says which makers
+	// must be attested to be paid (docs/attestation.md); nil: chains are stored,
+	// never verified, and no maker requires them.
+	Attestation Attestor
 }
 
 // Collector verifies records into a ledger.Ledger and computes claims from it. Its
@@ -49,6 +53,7 @@ type Collector struct {
 	workers   int
 	schedule  claim.Schedule
 	signals   signals.Thresholds
+	attestor  Attestor
 	committer committer
 
 	// generation counts the ledger's committed writes: a provisional claim computed
@@ -82,7 +87,7 @@ func New(l ledger.Ledger, o Options) (*Collector, error) {
 		o.Signals = signals.DefaultThresholds()
 	}
 	c := &Collector{ledger: l, makers: o.Makers, elig: o.Eligibility, now: o.Now, workers: o.Workers,
-		schedule: o.Schedule, signals: o.Signals, cache: map[Month]cachedClaim{}}
+		schedule: o.Schedule, signals: o.Signals, attestor: o.Attestation, cache: map[Month]cachedClaim{}}
 	c.committer.cond = sync.NewCond(&c.committer.mu)
 	return c, nil
 }
@@ -114,7 +119,10 @@ func (c *Collector) Ingest(records [][]byte) (*Receipt, error) {
 
 	// 1. Decode every record; a genesis carries its key, so verify it and its
 	// certificate right away.
-	c.parallel(len(ps), func(i int) { ps[i].decode(records[i], c.makers) })
+	c.parallel(len(ps), func(i int) {
+		ps[i].decode(records[i], c.makers)
+		ps[i].attest(c.attestor, now)
+	})
 
 	// 2. The keys of the other records: from a genesis of the batch, else the ledger.
 	keys := map[proof.DeviceID]proof.PublicKey{}
@@ -303,6 +311,18 @@ type prepared struct {
 	cert     certState
 	certErr  error
 	makerKey proof.PublicKey
+
+	attestation *ledger.Attestation // the verdict on the genesis's chain; nil if not verified
+}
+
+// attest verifies the attestation chain of a genesis whose certificate verified, as of
+// now: the moment the collector received it (docs/attestation.md).
+func (p *prepared) attest(a Attestor, now time.Time) {
+	if a == nil || p.genesis == nil || len(p.genesis.Attestation) == 0 || p.cert != certOK {
+		return
+	}
+	p.attestation = a.Verify(p.genesis, now)
+	p.attestation.Epoch = p.epoch
 }
 
 func (p *prepared) decode(raw []byte, makers Registry) {
@@ -475,6 +495,16 @@ func (a *applier) applyGenesis(p *prepared, res Result) (Result, error) {
 		}
 		dev.Cert, dev.CertMakerKey, dev.CertEpoch = cert, p.makerKey, p.epoch
 		a.dirtyDevices[p.id] = true
+	}
+	if v == ledger.VerdictAccepted && p.attestation != nil && dev.Attestation == nil && dev.Cert != nil {
+		// The first verdict on the key's chain stays: a chain is verified once, as of
+		// the moment it first arrived, and only with the certificate credited to the
+		// device, whose maker_id and serial_tag its challenge must bind
+		// (docs/attestation.md).
+		if cert, err := p.genesis.Cert.MarshalBinary(); err == nil && bytes.Equal(cert, dev.Cert) {
+			dev.Attestation = p.attestation
+			a.dirtyDevices[p.id] = true
+		}
 	}
 	if err := a.tx.PutRecord(p.id, p.epoch, 1, &ledger.Record{Verdict: v, Bytes: p.raw}); err != nil {
 		return res, err

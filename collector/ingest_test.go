@@ -204,8 +204,8 @@ func TestGenesisCertificates(t *testing.T) {
 	c := newCollector(t, ledger.NewMem(), clock, registry(konka, tcl))
 
 	plain := newDevice(t, "plain", nil)
-	unknown := newDevice(t, "unknown", func(k *proof.KeySigner) *proof.Certificate { return ghost.certify(t, k, "u", issued) })
-	forged := newDevice(t, "forged", func(k *proof.KeySigner) *proof.Certificate {
+	unknown := newDevice(t, "unknown", func(k proof.Signer) *proof.Certificate { return ghost.certify(t, k, "u", issued) })
+	forged := newDevice(t, "forged", func(k proof.Signer) *proof.Certificate {
 		c := konka.certify(t, k, "f", issued)
 		c.Sign(tcl.key) // konka's name, tcl's signature
 		return c
@@ -224,7 +224,7 @@ func TestGenesisCertificates(t *testing.T) {
 
 	// A key first certified by konka cannot be re-attributed to tcl or another serial
 	// in a later epoch; the same attribution re-issued is fine; no certificate is fine.
-	dev := newDevice(t, "dev", func(k *proof.KeySigner) *proof.Certificate { return konka.certify(t, k, "dev", issued) })
+	dev := newDevice(t, "dev", func(k proof.Signer) *proof.Certificate { return konka.certify(t, k, "dev", issued) })
 	checkVerdicts(t, ingest(t, c, dev.genesis(), dev.active(oct(1))), "accepted", "accepted")
 	dev.cert = tcl.certify(t, dev.key, "dev", issued)
 	checkVerdicts(t, ingest(t, c, dev.genesis(), dev.active(oct(2))), "rejected bad_cert", "accepted")
@@ -270,8 +270,8 @@ func TestSameKeyTwoDevices(t *testing.T) {
 		m := newMaker(t, "konka")
 		c := newCollector(t, open(), &fixedClock{at(2026, time.November, 5, 12)}, registry(m))
 		issued := at(2026, time.September, 1, 0)
-		a := newDevice(t, "clone", func(k *proof.KeySigner) *proof.Certificate { return m.certify(t, k, "clone", issued) })
-		b := newDevice(t, "clone", func(k *proof.KeySigner) *proof.Certificate { return m.certify(t, k, "clone", issued) })
+		a := newDevice(t, "clone", func(k proof.Signer) *proof.Certificate { return m.certify(t, k, "clone", issued) })
+		b := newDevice(t, "clone", func(k proof.Signer) *proof.Certificate { return m.certify(t, k, "clone", issued) })
 		b.flags = proof.FlagClockUnconfirmed // so that b's bytes differ from a's
 		checkVerdicts(t, ingest(t, c, a.genesis(), a.active(oct(1)), a.active(oct(2))), "accepted", "accepted", "accepted")
 		checkVerdicts(t, ingest(t, c, b.genesis(), b.active(oct(1))), "rejected chain_fork", "rejected chain_fork")

@@ -34,7 +34,7 @@ func TestMintPlausibility(t *testing.T) {
 			Body: &proof.ActivityDay{Date: date, UTCOffsetMinutes: cst, InteractiveSeconds: 600, Unlocks: 3, ScreenOns: 4, ActiveHours: proof.AllHours}}
 		return d.sign(r)
 	}
-	d := newDevice(t, "plausible", func(k *proof.KeySigner) *proof.Certificate {
+	d := newDevice(t, "plausible", func(k proof.Signer) *proof.Certificate {
 		return konka.certify(t, k, "p", at(2026, time.September, 1, 0))
 	})
 	end := func(day int) int64 { return oct(day).Next().Start(cst).Unix() }
@@ -62,10 +62,10 @@ func TestMintPlausibility(t *testing.T) {
 
 	// A certificate issued in the future is bad_cert and credits nothing; so does a
 	// genesis minted in the future.
-	future := newDevice(t, "future cert", func(k *proof.KeySigner) *proof.Certificate { return konka.certify(t, k, "f", now.Add(2*time.Hour)) })
-	soon := newDevice(t, "soon cert", func(k *proof.KeySigner) *proof.Certificate { return konka.certify(t, k, "s", now.Add(time.Hour)) })
+	future := newDevice(t, "future cert", func(k proof.Signer) *proof.Certificate { return konka.certify(t, k, "f", now.Add(2*time.Hour)) })
+	soon := newDevice(t, "soon cert", func(k proof.Signer) *proof.Certificate { return konka.certify(t, k, "s", now.Add(time.Hour)) })
 	checkVerdicts(t, ingest(t, c, future.genesis(), soon.genesis()), "rejected bad_cert", "accepted")
-	late := newDevice(t, "late genesis", func(k *proof.KeySigner) *proof.Certificate { return konka.certify(t, k, "l", now) })
+	late := newDevice(t, "late genesis", func(k proof.Signer) *proof.Certificate { return konka.certify(t, k, "l", now) })
 	r := &proof.Record{DeviceID: late.id(), Epoch: 1, Seq: 1, MintedAt: now.Add(48 * time.Hour).Unix(), UptimeMS: 1,
 		Body: &proof.Genesis{PublicKey: late.key.PublicKey(), Cert: late.cert, Reason: proof.ReasonFirstStart}}
 	late.epoch = 1
@@ -85,8 +85,8 @@ func TestSalesRegistry(t *testing.T) {
 	c := newCollector(t, ledger.NewMem(), clock, registry(konka, tcl))
 	feb, _ := ParseMonth("2027-02") // 28 days
 	issued := at(2027, time.January, 2, 0)
-	cert := func(m maker, s string, when time.Time) func(*proof.KeySigner) *proof.Certificate {
-		return func(k *proof.KeySigner) *proof.Certificate { return m.certify(t, k, s, when) }
+	cert := func(m maker, s string, when time.Time) func(proof.Signer) *proof.Certificate {
+		return func(k proof.Signer) *proof.Certificate { return m.certify(t, k, s, when) }
 	}
 	sold := newDevice(t, "sold", cert(konka, "sold", issued))
 	phantom := newDevice(t, "phantom", cert(konka, "made-up", issued))
@@ -177,8 +177,8 @@ func TestClosedMonths(t *testing.T) {
 			clock := &fixedClock{tc.closes.Add(-time.Second)}
 			c := newCollector(t, ledger.NewMem(), clock, registry(konka))
 			issued := time.Date(m.Year, m.Month-2, 1, 0, 0, 0, 0, time.UTC)
-			a := newDevice(t, "a", func(k *proof.KeySigner) *proof.Certificate { return konka.certify(t, k, "a", issued) })
-			b := newDevice(t, "b", func(k *proof.KeySigner) *proof.Certificate { return konka.certify(t, k, "b", issued) })
+			a := newDevice(t, "a", func(k proof.Signer) *proof.Certificate { return konka.certify(t, k, "a", issued) })
+			b := newDevice(t, "b", func(k proof.Signer) *proof.Certificate { return konka.certify(t, k, "b", issued) })
 			registerSales(t, c, "konka", "a", "b")
 			last := m.Last().Day()
 			ingest(t, c, monthRecords(a, m, 1, last, 600, 2)...)
@@ -227,7 +227,7 @@ func TestHeldDevices(t *testing.T) {
 	var farm []*device
 	for i := range 4 {
 		label := fmt.Sprint("farm ", i)
-		d := newDevice(t, label, func(k *proof.KeySigner) *proof.Certificate { return farmco.certify(t, k, label, issued) })
+		d := newDevice(t, label, func(k proof.Signer) *proof.Certificate { return farmco.certify(t, k, label, issued) })
 		recs := [][]byte{d.genesis()}
 		for day := 1; day <= 31; day++ {
 			r := &proof.Record{DeviceID: d.id(), Epoch: 1, Seq: d.seq + 1, PrevHash: d.prev, MintedAt: proof.NewDate(2026, time.December, day).Next().Start(cst).Unix() + int64(i),
@@ -238,7 +238,7 @@ func TestHeldDevices(t *testing.T) {
 		registerSales(t, c, "farmco", label)
 		farm = append(farm, d)
 	}
-	honest := newDevice(t, "honest", func(k *proof.KeySigner) *proof.Certificate { return konka.certify(t, k, "honest", issued) })
+	honest := newDevice(t, "honest", func(k proof.Signer) *proof.Certificate { return konka.certify(t, k, "honest", issued) })
 	ingest(t, c, monthRecords(honest, dec, 1, 31, 700, 3)...)
 	registerSales(t, c, "konka", "honest")
 

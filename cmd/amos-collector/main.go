@@ -58,6 +58,7 @@ func commands() []command {
 		{"held", "release|deny --month YYYY-MM --device DEVICE_ID --by NAME --why TEXT", "the payer's decision on a held device, stored with who, when and why (before the month closes)", runHeld},
 		{"held", "decisions --month YYYY-MM", "the month's decisions on held devices: the audit trail", runHeld},
 		{"verify", "FILE", "each record's verdict on a batch file, offline", runVerify},
+		{"attestation", "verify --chain FILE.pem [--at RFC3339] [--challenge TEXT | --challenge-hex HEX] [--status-list FILE] [--roots FILE.pem] [--boot-key HEX]... [--min-patch YYYYMM] [--key HEX]", "an Android Key Attestation chain's verdict as JSON (docs/attestation.md): exit 0 accepted, 1 refused; --roots replaces the shipped Google roots; without --boot-key the boot key is reported, not checked", runAttestation},
 		{"version", "", "version, commit and architecture", runVersion},
 	}
 }

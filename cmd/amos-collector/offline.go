@@ -57,7 +57,18 @@ func offlineCollector(env *cliEnv, a ledgerAccess) (*collector.Collector, *ledge
 	if code != exitOK {
 		return nil, nil, code
 	}
-	c, err := collector.New(l, withClock(cfg.Options(), env.now))
+	opts, status, code := attestationOptions(env, cfg, nil)
+	if code != exitOK {
+		l.Close()
+		return nil, nil, code
+	}
+	if status != nil {
+		// Loaded once: claims computed here use the revocations of this moment.
+		if err := status.Refresh(env.ctx); err != nil {
+			fmt.Fprintf(env.stderr, "amos-collector: %s: attestation status list: %v\n", a.cmd, err)
+		}
+	}
+	c, err := collector.New(l, opts)
 	if err != nil {
 		l.Close()
 		return nil, nil, failed(env.stderr, "%s: %v", a.cmd, err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"amos.example/amosd/collector"
+	"amos.example/amosd/collector/attest"
 	"amos.example/amosd/collector/httpapi"
 	"amos.example/amosd/collector/ledger"
 )
@@ -39,11 +40,24 @@ func runServe(env *cliEnv, args []string) int {
 		return failed(env.stderr, "%v", err)
 	}
 	defer l.Close()
-	c, err := collector.New(l, withClock(cfg.Options(), env.now))
+	logger := log.New(env.stderr, "", log.LstdFlags)
+	opts, status, code := attestationOptions(env, cfg, logger.Printf)
+	if code != exitOK {
+		return code
+	}
+	c, err := collector.New(l, opts)
 	if err != nil {
 		return failed(env.stderr, "%v", err)
 	}
-	logger := log.New(env.stderr, "", log.LstdFlags)
+	if status != nil {
+		// Loaded now, then every status_refresh_minutes until the server stops.
+		statusCtx, stopStatus := context.WithCancel(env.ctx)
+		done := status.Start(statusCtx)
+		defer func() {
+			stopStatus()
+			<-done
+		}()
+	}
 	// Each month closes at its moment even if nobody asks for its claim: the due months
 	// now, then every minute until the server stops (before the ledger is closed).
 	closeMonths := func() {
@@ -62,9 +76,9 @@ func runServe(env *cliEnv, args []string) int {
 		stopClosing()
 		<-closing
 	}()
-	opts := httpapi.FromConfig(cfg, c, logger.Printf)
-	opts.Now = env.now
-	h, err := httpapi.New(opts)
+	hopts := httpapi.FromConfig(cfg, c, logger.Printf)
+	hopts.Now, hopts.Status = env.now, status
+	h, err := httpapi.New(hopts)
 	if err != nil {
 		return failed(env.stderr, "%v", err)
 	}
@@ -95,6 +109,19 @@ func closeDueLoop(ctx context.Context, every time.Duration, closeMonths func()) 
 			closeMonths()
 		}
 	}
+}
+
+// attestationOptions returns the collector options of cfg with its clock and its
+// attestation policy, and the status list source (not started; nil if none).
+func attestationOptions(env *cliEnv, cfg *collector.Config, logf func(string, ...any)) (collector.Options, *attest.Source, int) {
+	o := withClock(cfg.Options(), env.now)
+	policy, status, err := cfg.NewAttestation(env.now, logf)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "amos-collector: config %s: %v\n", env.config, err)
+		return o, nil, exitUsage
+	}
+	o.Attestation = policy
+	return o, status, exitOK
 }
 
 // withClock sets the collector's clock.

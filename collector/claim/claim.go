@@ -41,6 +41,12 @@ const (
 	ReasonDenied         = "denied"           // refused by a payer's decision
 	ReasonNotRegistered  = "serial_tag_not_registered"
 	ReasonReleased       = "released" // paid by a payer's decision despite its signals
+	// Refused where its maker requires attestation (docs/attestation.md): no genesis of
+	// the key carried a chain; the chain was refused (the second reason says why); a
+	// certificate of the chain is on the status list now.
+	ReasonNotAttested        = "not_attested"
+	ReasonAttestationRefused = "attestation_refused"
+	ReasonAttestationRevoked = "attestation_revoked"
 )
 
 // Status of a claim.
@@ -62,6 +68,7 @@ type Row struct {
 	Refused         int                    `json:"refused"`
 	Late            int                    `json:"late"`
 	Unregistered    int                    `json:"unregistered"`
+	Attested        int                    `json:"attested"` // the maker's device keys of the month whose attestation holds
 	HeldReasons     map[string]int         `json:"held_reasons"`
 	RefusedReasons  map[string]int         `json:"refused_reasons"`
 	Distribution    *signals.MakerDistance `json:"distribution,omitempty"`
@@ -85,17 +92,23 @@ type Device struct {
 	Reasons    []string          `json:"reasons,omitempty"`
 	Findings   []signals.Finding `json:"findings,omitempty"`
 	Decision   *Decision         `json:"decision,omitempty"`
+	// Attestation is "attested", "not_attested", "refused: REASON" or "revoked: WHY"
+	// (docs/attestation.md).
+	Attestation string `json:"attestation,omitempty"`
 }
 
 // Claim is the claim of every registered maker for one month.
 type Claim struct {
-	Month      string   `json:"month"`
-	Status     string   `json:"status"` // provisional or closed
-	ClosesAt   int64    `json:"closes_at"`
-	ClosedAt   int64    `json:"closed_at,omitempty"`
-	ComputedAt int64    `json:"computed_at"`
-	Rows       []Row    `json:"rows"`
-	Devices    []Device `json:"devices,omitempty"` // every device key with an accepted day in the month, by maker_id then device_id
+	Month      string `json:"month"`
+	Status     string `json:"status"` // provisional or closed
+	ClosesAt   int64  `json:"closes_at"`
+	ClosedAt   int64  `json:"closed_at,omitempty"`
+	ComputedAt int64  `json:"computed_at"`
+	// StatusListStale says the month's moment has passed but it is not closed: a maker
+	// requires attestation and the status list is stale (docs/attestation.md).
+	StatusListStale bool     `json:"status_list_stale,omitempty"`
+	Rows            []Row    `json:"rows"`
+	Devices         []Device `json:"devices,omitempty"` // every device key with an accepted day in the month, by maker_id then device_id
 }
 
 // Params are the rules a claim is computed with.
@@ -105,6 +118,30 @@ type Params struct {
 	MinActiveDays int
 	Signals       signals.Thresholds
 	Schedule      Schedule
+	// AttestationRequired says whether a maker's devices must be attested to be paid;
+	// nil: none must.
+	AttestationRequired func(makerID string) bool
+	// Revoked says whether the current status list revokes or suspends a certificate
+	// of those serials, and why; nil: no list.
+	Revoked func(serials []string) (string, bool)
+}
+
+// attestation returns a device's attestation as of the claim: "" when attested, else
+// the refusal reasons; and the text of Device.Attestation.
+func (p *Params) attestation(d *ledger.Device) ([]string, string) {
+	a := d.Attestation
+	switch {
+	case a == nil:
+		return []string{ReasonNotAttested}, ReasonNotAttested
+	case !a.Accepted:
+		return []string{ReasonAttestationRefused, a.Reason}, "refused: " + a.Reason
+	}
+	if p.Revoked != nil {
+		if why, bad := p.Revoked(a.Serials); bad {
+			return []string{ReasonAttestationRevoked, why}, "revoked: " + why
+		}
+	}
+	return nil, "attested"
 }
 
 // Compute computes the claim of month m as of now, from tx. Sales registered after
@@ -173,6 +210,11 @@ func Compute(tx ledger.Tx, m Month, p Params, now time.Time) (*Claim, error) {
 			continue
 		}
 		o.MakerID, o.SerialTag = e.cert.MakerID, hex.EncodeToString(e.cert.SerialTag[:])
+		unattested, attText := p.attestation(e.dev)
+		if e.dev.Attestation != nil || (p.AttestationRequired != nil && p.AttestationRequired(e.cert.MakerID)) {
+			o.Attestation = attText
+		}
+		required := p.AttestationRequired != nil && p.AttestationRequired(e.cert.MakerID)
 		o.Findings = report.Devices[e.dev.ID]
 		if d := decisions[e.dev.ID]; d != nil {
 			o.Decision = &Decision{Decision: "deny", At: d.At, By: d.By, Why: d.Why}
@@ -196,6 +238,8 @@ func Compute(tx ledger.Tx, m Month, p Params, now time.Time) (*Claim, error) {
 			set(Ineligible, ReasonTooFewDays)
 		case !ok || key != e.dev.CertMakerKey:
 			set(Refused, ReasonMakerKey)
+		case required && unattested != nil:
+			set(Refused, unattested...)
 		case sale == nil:
 			set(Unregistered, ReasonNotRegistered)
 		case sale.SoldAt > last:
@@ -242,6 +286,9 @@ func Compute(tx ledger.Tx, m Month, p Params, now time.Time) (*Claim, error) {
 		r := rows[e.out.MakerID]
 		if r == nil {
 			continue
+		}
+		if e.out.Attestation == "attested" {
+			r.Attested++
 		}
 		switch e.out.Outcome {
 		case Paid:

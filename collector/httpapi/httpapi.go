@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"amos.example/amosd/collector"
+	"amos.example/amosd/collector/attest"
 	"amos.example/amosd/collector/ledger"
 	"amos.example/amosd/proof"
 )
@@ -61,9 +62,13 @@ type Options struct {
 	Now func() time.Time
 	// Logf receives one line per server-side failure; nil for none.
 	Logf func(format string, args ...any)
+	// Status is the attestation status list source whose age GET /metrics exports;
+	// nil for none.
+	Status *attest.Source
 }
 
 // FromConfig returns the Options of a validated configuration.
+// The caller sets Status.
 func FromConfig(cfg *collector.Config, c *collector.Collector, logf func(string, ...any)) Options {
 	o := Options{Collector: c, MakerTokens: cfg.TokenHashes(), MaxInflight: cfg.Limits.MaxInflightBatches,
 		DeviceBatchesPerMinute: cfg.Limits.DeviceBatchesPerMinute, Logf: logf}
@@ -82,6 +87,8 @@ type Handler struct {
 	rate   *rateLimiter
 	logf   func(string, ...any)
 	mux    *http.ServeMux
+	status *attest.Source
+	now    func() time.Time
 }
 
 type makerToken struct {
@@ -106,7 +113,8 @@ func New(o Options) (*Handler, error) {
 		o.Logf = func(string, ...any) {}
 	}
 	h := &Handler{c: o.Collector, payer: o.PayerToken, sem: make(chan struct{}, o.MaxInflight),
-		rate: newRateLimiter(o.DeviceBatchesPerMinute, o.Now), logf: o.Logf, mux: http.NewServeMux()}
+		rate: newRateLimiter(o.DeviceBatchesPerMinute, o.Now), logf: o.Logf, mux: http.NewServeMux(),
+		status: o.Status, now: o.Now}
 	for id, hash := range o.MakerTokens {
 		h.makers = append(h.makers, makerToken{id, hash})
 	}
@@ -119,7 +127,30 @@ func New(o Options) (*Handler, error) {
 	h.mux.HandleFunc("POST /v1/held/{id}", h.decide)
 	h.mux.HandleFunc("GET /v1/decisions", h.decisions)
 	h.mux.HandleFunc("GET /healthz", h.healthz)
+	h.mux.HandleFunc("GET /metrics", h.metrics)
 	return h, nil
+}
+
+// metrics answers the Prometheus text format: the attestation status list's age in
+// seconds (−1 before the first load, absent without a list) and whether it is stale.
+func (h *Handler) metrics(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	if h.status == nil {
+		return
+	}
+	now := h.now()
+	age, stale := h.status.Age(now), 0
+	if h.status.Stale(now) {
+		stale = 1
+	}
+	secs := -1.0
+	if age != attest.NeverLoaded {
+		secs = age.Seconds()
+	}
+	fmt.Fprintf(w, "# HELP amos_attestation_status_age_seconds Seconds since the attestation status list was last loaded (-1: never).\n"+
+		"# TYPE amos_attestation_status_age_seconds gauge\namos_attestation_status_age_seconds %g\n"+
+		"# HELP amos_attestation_status_stale 1 when the status list is older than attestation.status_max_age_hours.\n"+
+		"# TYPE amos_attestation_status_stale gauge\namos_attestation_status_stale %d\n", secs, stale)
 }
 
 // ServeHTTP implements http.Handler.

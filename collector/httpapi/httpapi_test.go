@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"amos.example/amosd/collector"
+	"amos.example/amosd/collector/attest"
 	"amos.example/amosd/collector/collectortest"
 	"amos.example/amosd/collector/ledger"
 	"amos.example/amosd/proof"
@@ -424,7 +426,7 @@ func TestClaimsAndDevicesAccess(t *testing.T) {
 		{"no token", "/v1/claims?month=2026-10", "", 401, `"error"`},
 		{"wrong token", "/v1/claims?month=2026-10", "guess", 401, `"error"`},
 		{"konka", "/v1/claims?month=2026-10", "konka-secret", 200, `"status":"provisional","closes_at":1794326400,"computed_at":1793851200,"rows":[{"maker_id":"konka","eligible_devices":1,"amount_cny":1,"paid":1,"held":0,`},
-		{"konka only", "/v1/claims?month=2026-10", "konka-secret", 200, `"unregistered":0,"held_reasons":{},"refused_reasons":{},"distribution":{"maker_id":"konka","devices":1,"active_days_distance":0,"unlocks_distance":1,"threshold":0.25,"flagged":false}}]}`},
+		{"konka only", "/v1/claims?month=2026-10", "konka-secret", 200, `"unregistered":0,"attested":0,"held_reasons":{},"refused_reasons":{},"distribution":{"maker_id":"konka","devices":1,"active_days_distance":0,"unlocks_distance":1,"threshold":0.25,"flagged":false}}]}`},
 		{"tcl", "/v1/claims?month=2026-10", "tcl-secret", 200, `"rows":[{"maker_id":"tcl","eligible_devices":1,"amount_cny":1,`},
 		{"payer", "/v1/claims?month=2026-10", "payer-secret", 200, `"flagged":false}},{"maker_id":"tcl","eligible_devices":1`},
 		{"payer csv", "/v1/claims?month=2026-10&format=csv", "payer-secret", 200, "maker_id,eligible_devices,amount_cny,paid,held,refused,late,unregistered,status,closed_at\nkonka,1,1,1,0,0,0,0,provisional,\ntcl,1,1,1,0,0,0,0,provisional,\n"},
@@ -584,4 +586,49 @@ func FuzzAuthorization(f *testing.F) {
 			t.Fatalf("Authorization %q: status %d, want %d", auth, w.Code, want)
 		}
 	})
+}
+
+// TestMetrics: GET /metrics exports the attestation status list's age and staleness:
+// −1 before the first load, the age after it, stale once older than its MaxAge; and
+// nothing without a list.
+func TestMetrics(t *testing.T) {
+	plain := newRig(t, nil, nil, nil)
+	if status, _, body := plain.get("/metrics", ""); status != 200 || len(body) != 0 {
+		t.Errorf("without a list: %d %q", status, body)
+	}
+	file := filepath.Join(t.TempDir(), "status.json")
+	if err := os.WriteFile(file, []byte(`{"entries":{}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var src *attest.Source
+	r := newRig(t, nil, nil, func(o *Options) {
+		var err error
+		src, err = attest.NewSource(file, attest.SourceOptions{Now: o.Now, MaxAge: 48 * time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Status = src
+	})
+	for _, step := range []struct {
+		load    bool
+		advance time.Duration
+		want    []string
+	}{
+		{false, 0, []string{"amos_attestation_status_age_seconds -1\n", "amos_attestation_status_stale 1\n"}},
+		{true, 90 * time.Minute, []string{"amos_attestation_status_age_seconds 5400\n", "amos_attestation_status_stale 0\n"}},
+		{false, 47 * time.Hour, []string{"amos_attestation_status_age_seconds 174600\n", "amos_attestation_status_stale 1\n"}},
+	} {
+		if step.load {
+			if err := src.Refresh(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.clock.add(step.advance)
+		status, h, body := r.get("/metrics", "")
+		for _, w := range step.want {
+			if status != 200 || !strings.Contains(string(body), w) || !strings.HasPrefix(h.Get("Content-Type"), "text/plain; version=0.0.4") {
+				t.Errorf("after %v: %d %q, want %q", step.advance, status, body, w)
+			}
+		}
+	}
 }
