@@ -100,3 +100,29 @@ func BenchmarkDecodeBatch256(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSignActivityP256 is the device's cost of a P-256 record with the file
+// backend (ECDSA over SHA-256, low s).
+func BenchmarkSignActivityP256(b *testing.B) {
+	f := newFixture(b)
+	r := f.dayRecord(0, HashRecord(f.p256Genesis))
+	r.DeviceID = f.p256.PublicKey().DeviceID()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.Sign(f.p256); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerifyActivityP256 is the collector's cost of a P-256 record's signature.
+func BenchmarkVerifyActivityP256(b *testing.B) {
+	f := newFixture(b)
+	pub := f.p256.PublicKey()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := VerifyEncoded(f.p256Days[0], pub); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
