@@ -129,7 +129,7 @@ func New(o Options) (*Agent, error) {
 	} else {
 		a.debug = detectDebuggable()
 	}
-	id, err := identity.Load(o.Config.KeyDir)
+	id, err := identity.Open(context.Background(), identity.OptionsFor(o.Config))
 	if err != nil {
 		return nil, err
 	}
@@ -701,7 +701,7 @@ func (a *Agent) ensureGenesis() bool {
 		return true
 	}
 	now := a.clock.Boottime()
-	rec := a.newRecord(now, 0, &proof.Genesis{PublicKey: a.id.PublicKey, Cert: a.id.Cert, Reason: a.genesisReason})
+	rec := a.newRecord(now, 0, &proof.Genesis{PublicKey: a.id.PublicKey, Cert: a.id.Cert, Reason: a.genesisReason, Attestation: a.id.Chain})
 	rec.Seq = 1
 	t := a.storedTally(now)
 	if err := a.mint(rec, t); err != nil {

@@ -19,6 +19,7 @@ import (
 type Config struct {
 	DataDir           string     `json:"data_dir"`
 	KeyDir            string     `json:"key_dir"`
+	Key               KeyConfig  `json:"key"`
 	ServerURL         string     `json:"server_url"`
 	CAFile            string     `json:"ca_file"`
 	AllowInsecureHTTP bool       `json:"allow_insecure_http"`
@@ -48,6 +49,35 @@ type SyncConfig struct {
 	// moment within it, not at once: every phone of a zone mints at the same
 	// midnight, and the collector must not see them all in the same minute.
 	Spread Duration `json:"spread"`
+}
+
+// Key backends and types of the "key" object (docs/config.md).
+const (
+	KeyBackendFile     = "file"     // a software key in key_dir
+	KeyBackendKeystore = "keystore" // the platform's hardware keystore, com.amos.Keystore1
+	KeyTypeEd25519     = "ed25519"
+	KeyTypeP256        = "p256"
+	DefaultKeyAlias    = "amosd-device"
+)
+
+// KeyConfig is the "key" object of the configuration: where the device key lives.
+type KeyConfig struct {
+	// Backend is KeyBackendFile or KeyBackendKeystore.
+	Backend string `json:"backend"`
+	// Type is KeyTypeEd25519 or KeyTypeP256, the type of a file key; a keystore key is
+	// always P-256, whatever Type says (see EffectiveType).
+	Type string `json:"type"`
+	// Alias names the key in the keystore.
+	Alias string `json:"alias"`
+}
+
+// EffectiveType is the key's type: P-256 for the keystore backend, Type for the file
+// backend.
+func (k KeyConfig) EffectiveType() string {
+	if k.Backend == KeyBackendKeystore {
+		return KeyTypeP256
+	}
+	return k.Type
 }
 
 // Duration is a time.Duration written as a Go duration string ("30s", "6h").
@@ -88,6 +118,7 @@ func Default() Config {
 	return Config{
 		DataDir:          "/data/amos",
 		KeyDir:           "/persist/amos",
+		Key:              KeyConfig{Backend: KeyBackendFile, Type: KeyTypeEd25519, Alias: DefaultKeyAlias},
 		Bus:              "system",
 		Sources:          []string{SourceAmosPower, SourceLogind, SourceEvdev},
 		EvdevGlob:        "/dev/input/event*",
@@ -144,6 +175,9 @@ func (c *Config) validate() *Error {
 		if !filepath.IsAbs(p.val) {
 			return bad(p.key, "%q is not an absolute path", p.val)
 		}
+	}
+	if err := c.Key.validate(bad); err != nil {
+		return err
 	}
 	if c.ServerURL == "" {
 		return bad("server_url", "missing: the collector's URL, such as \"https://records.amos.example\"")
@@ -219,6 +253,36 @@ func (c *Config) validate() *Error {
 		return bad("log", "%q, want \"auto\", \"stderr\" or \"logd\"", c.Log)
 	}
 	return nil
+}
+
+// validate checks the "key" object.
+func (k KeyConfig) validate(bad func(key, format string, args ...any) *Error) *Error {
+	switch {
+	case k.Backend != KeyBackendFile && k.Backend != KeyBackendKeystore:
+		return bad("key.backend", "%q, want %q or %q", k.Backend, KeyBackendFile, KeyBackendKeystore)
+	case k.Type != KeyTypeEd25519 && k.Type != KeyTypeP256:
+		return bad("key.type", "%q, want %q or %q", k.Type, KeyTypeEd25519, KeyTypeP256)
+	case !validAlias(k.Alias):
+		return bad("key.alias", "%q, want 1 to 64 of [A-Za-z0-9._-], not starting with '.'", k.Alias)
+	}
+	return nil
+}
+
+// validAlias reports whether alias is a keystore alias: 1 to 64 of [A-Za-z0-9._-], not
+// starting with '.'. It is keystore.ValidAlias, which config cannot import (keystore
+// dials through sources, which imports config); agent/keystore's tests check that both
+// agree.
+func validAlias(alias string) bool {
+	if len(alias) < 1 || len(alias) > 64 || alias[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(alias); i++ {
+		c := alias[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // HasSource reports whether the configuration enables source name.

@@ -75,6 +75,13 @@ func TestParseConfigErrors(t *testing.T) {
 		{"store too small", `{"server_url": "https://x", "ca_file": "/ca", "max_store_bytes": 1000}`, "max_store_bytes", "65536", 0},
 		{"bad dns server", `{"server_url": "https://x", "ca_file": "/ca", "dns_servers": ["dns.google"]}`, "dns_servers", "not an IP", 0},
 		{"bad log", `{"server_url": "https://x", "ca_file": "/ca", "log": "syslog"}`, "log", `"syslog"`, 0},
+		{"key not an object", `{"server_url": "https://x", "ca_file": "/ca", "key": "file"}`, "key", "want agent.KeyConfig, got JSON string", 1},
+		{"unknown key in key", `{"server_url": "https://x", "ca_file": "/ca", "key": {"path": "/k"}}`, "path", "unknown key", 1},
+		{"key backend", `{"server_url": "https://x", "ca_file": "/ca", "key": {"backend": "tee"}}`, "key.backend", `"tee", want "file" or "keystore"`, 0},
+		{"key type", `{"server_url": "https://x", "ca_file": "/ca", "key": {"type": "rsa"}}`, "key.type", `"rsa", want "ed25519" or "p256"`, 0},
+		{"empty key type", `{"server_url": "https://x", "ca_file": "/ca", "key": {"backend": "keystore", "type": ""}}`, "key.type", `"", want "ed25519" or "p256"`, 0},
+		{"key alias", `{"server_url": "https://x", "ca_file": "/ca", "key": {"backend": "keystore", "alias": "../device"}}`, "key.alias", `"../device"`, 0},
+		{"empty key alias", `{"server_url": "https://x", "ca_file": "/ca", "key": {"alias": ""}}`, "key.alias", `""`, 0},
 		{"bad glob", `{"server_url": "https://x", "ca_file": "/ca", "evdev_glob": "/dev/input/[event*"}`, "evdev_glob", "syntax error", 0},
 	}
 	for _, tc := range tests {
@@ -93,6 +100,37 @@ func TestParseConfigErrors(t *testing.T) {
 			}
 			t.Log(msg)
 		})
+	}
+}
+
+// TestKeyConfig: the "key" object's defaults and the type each backend takes.
+func TestKeyConfig(t *testing.T) {
+	for _, tc := range []struct {
+		key                 string // the "key" object, "" for none
+		backend, typ, alias string
+	}{
+		{"", "file", "ed25519", "amosd-device"},
+		{`{}`, "file", "ed25519", "amosd-device"},
+		{`null`, "file", "ed25519", "amosd-device"},
+		{`{"type": "p256"}`, "file", "p256", "amosd-device"},
+		{`{"backend": "file", "type": "ed25519"}`, "file", "ed25519", "amosd-device"},
+		{`{"backend": "keystore"}`, "keystore", "p256", "amosd-device"},
+		{`{"backend": "keystore", "type": "p256", "alias": "amos.key_2"}`, "keystore", "p256", "amos.key_2"},
+		{`{"backend": "keystore", "type": "ed25519"}`, "keystore", "p256", "amosd-device"}, // type is the file key's
+		{`{"backend": "keystore", "type": null, "alias": null}`, "keystore", "p256", "amosd-device"},
+	} {
+		js := `{"server_url": "https://x", "ca_file": "/ca"`
+		if tc.key != "" {
+			js += `, "key": ` + tc.key
+		}
+		c, err := Parse("amosd.json", []byte(js+"}"))
+		if err != nil {
+			t.Errorf("%s: %v", tc.key, err)
+			continue
+		}
+		if c.Key.Backend != tc.backend || c.Key.EffectiveType() != tc.typ || c.Key.Alias != tc.alias {
+			t.Errorf("%s: %+v (type %s), want %s %s %s", tc.key, c.Key, c.Key.EffectiveType(), tc.backend, tc.typ, tc.alias)
+		}
 	}
 }
 
@@ -121,6 +159,7 @@ func FuzzParseConfig(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte(`{"server_url": "https://x", "ca_file": "/ca", "sync": {"timeout": "1s"}}`))
+	f.Add([]byte(`{"server_url": "https://x", "ca_file": "/ca", "key": {"backend": "keystore", "alias": "k"}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := Parse("fuzz.json", b)
 		if err != nil {

@@ -59,6 +59,13 @@ func configFields(c *Config) []configField {
 	return []configField{
 		{"data_dir", stringField(&c.DataDir)},
 		{"key_dir", stringField(&c.KeyDir)},
+		{"key", func(d *configDecoder, v *jsonlite.Value, path string) error {
+			return d.object(v, path, "agent.KeyConfig", []configField{
+				{"backend", stringField(&c.Key.Backend)},
+				{"type", stringField(&c.Key.Type)},
+				{"alias", stringField(&c.Key.Alias)},
+			})
+		}},
 		{"server_url", stringField(&c.ServerURL)},
 		{"ca_file", stringField(&c.CAFile)},
 		{"allow_insecure_http", boolField(&c.AllowInsecureHTTP)},

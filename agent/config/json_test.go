@@ -29,7 +29,7 @@ func FuzzConfigMatchesEncodingJSON(f *testing.F) {
 	for _, s := range []string{
 		`{"sync": {"timeout": null}}`, `{"sources": null, "trusted_uids": [1, null]}`, `{"sync": null}`, `null`, `[]`,
 		`{"SERVER_URL": "x"}`, `{"sync": {"timeout": "1s"}, "sync": {"max_backoff": "2h"}}`, `{"utc_offset_minutes": -0}`,
-		`{"max_store_bytes": 1e6}`, `{"trusted_uids": [4294967296]}`, `{} {}`, `{"log": "\ud800"}`,
+		`{"max_store_bytes": 1e6}`, `{"key": {"backend": "keystore", "type": "p256"}}`, `{"key": null}`, `{"key": {"Alias": "x"}}`, `{"trusted_uids": [4294967296]}`, `{} {}`, `{"log": "\ud800"}`,
 	} {
 		f.Add([]byte(s))
 	}

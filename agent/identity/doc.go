@@ -1,3 +1,5 @@
-// Package identity is the device's key_dir: the Ed25519 key (generated at the first
-// start or by the factory), the maker certificate, and the epoch file (docs/files.md).
+// Package identity is the device's key and key_dir: the device key (a file key,
+// Ed25519 or P-256, generated at the first start, or a key of the platform's hardware
+// keystore with its attestation chain), the maker certificate, and the epoch file
+// (docs/files.md).
 package identity

@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -11,18 +12,37 @@ import (
 	"strconv"
 	"strings"
 
+	"amos.example/amosd/agent/config"
+	"amos.example/amosd/agent/keystore"
 	"amos.example/amosd/proof"
 )
 
-// Files in key_dir (docs/protocol.md).
+// Files in key_dir (docs/protocol.md, docs/files.md).
 const (
-	KeyFile   = "device.key"
-	CertFile  = "device.cert"
-	EpochFile = "epoch"
+	// KeyFile is the file backend's Ed25519 key: the raw 32-byte seed.
+	KeyFile = "device.key"
+	// KeyFileP256 is the file backend's P-256 key: the raw 32-byte private scalar.
+	KeyFileP256 = "device-p256.key"
+	CertFile    = "device.cert"
+	EpochFile   = "epoch"
 	// ConsentFile keeps the owner's last consent decision beside the key, so that it
 	// survives the loss of the store (docs/eligibility.md, consent).
 	ConsentFile = "consent"
 )
+
+// Key backends (docs/config.md, key.backend).
+const (
+	BackendFile     = config.KeyBackendFile
+	BackendKeystore = config.KeyBackendKeystore
+)
+
+// KeyFileOf returns the name of the file backend's key file for a key of type t.
+func KeyFileOf(t proof.KeyType) string {
+	if t == proof.KeyP256 {
+		return KeyFileP256
+	}
+	return KeyFile
+}
 
 // ErrIdentity is wrapped by errors about the key files that an operator must fix; the
 // command line exits 2 on them.
@@ -34,11 +54,17 @@ var ErrEpochDamaged = fmt.Errorf("%w: damaged epoch file", ErrIdentity)
 
 // Identity is the device's key and maker certificate.
 type Identity struct {
-	KeyDir    string
+	KeyDir string
+	// Backend is where the key lives: BackendFile or BackendKeystore.
+	Backend   string
 	Signer    proof.Signer
 	PublicKey proof.PublicKey
 	DeviceID  proof.DeviceID
-	// Generated says the key was created by this load: the device's first start.
+	// Chain is the key's attestation chain (DER, leaf first) when the keystore has one;
+	// the genesis carries it. Nil for a file key.
+	Chain [][]byte
+	// Generated says the key was created by this load: the device's first start, or
+	// the factory's amosd identity.
 	Generated bool
 	// Cert is the maker certificate when present and naming this key; nil otherwise.
 	Cert *proof.Certificate
@@ -48,44 +74,68 @@ type Identity struct {
 	Warnings []string
 }
 
-// Load reads the device key from keyDir, generating it on first start, and
-// the maker certificate if there is one. A key file that group or others can read, or
-// that is not a 32-byte seed, is refused with an error wrapping ErrIdentity.
+// Options say where the device key is (docs/config.md, key).
+type Options struct {
+	KeyDir string
+	// Backend is BackendFile ("" too) or BackendKeystore.
+	Backend string
+	// Type is the file backend's key type: proof.KeyEd25519 (0 too) or proof.KeyP256.
+	Type proof.KeyType
+	// Keystore says where com.amos.Keystore1 is (keystore backend).
+	Keystore keystore.Options
+	// Alias names the key in the keystore (keystore backend).
+	Alias string
+	// Challenge, for the keystore backend: when the keystore has no key under Alias, one
+	// is generated, attested with this challenge (the factory's amosd identity). Nil: a
+	// missing key is an identity error (the daemon never makes a keystore key).
+	Challenge []byte
+}
+
+// OptionsFor returns the options of cfg's key: its backend, type and alias, and the
+// bus of the keystore.
+func OptionsFor(cfg *config.Config) Options {
+	o := Options{KeyDir: cfg.KeyDir, Backend: cfg.Key.Backend, Keystore: keystore.Options{Bus: cfg.Bus}, Alias: cfg.Key.Alias}
+	if cfg.Key.EffectiveType() == config.KeyTypeP256 {
+		o.Type = proof.KeyP256
+	}
+	return o
+}
+
+// Load reads the device's Ed25519 key file from keyDir, generating it on first start,
+// and the maker certificate if there is one: Open with the default file backend.
 func Load(keyDir string) (*Identity, error) {
-	id := &Identity{KeyDir: keyDir}
+	return Open(context.Background(), Options{KeyDir: keyDir})
+}
+
+// Open reads the device key from its backend and the maker certificate of key_dir if
+// there is one. The file backend generates its key on first start; a key file that
+// group or others can read, or of the wrong size, is refused with an error wrapping
+// ErrIdentity, and so is a key file of the other type, or any key file with the
+// keystore backend: a handset never silently becomes another device. The keystore
+// backend reads its key from com.amos.Keystore1 (errors wrap keystore's: ErrUnavailable
+// when it cannot be reached) and generates it only when o.Challenge is set.
+func Open(ctx context.Context, o Options) (*Identity, error) {
+	id := &Identity{KeyDir: o.KeyDir, Backend: BackendFile}
+	if o.Backend == BackendKeystore {
+		id.Backend = BackendKeystore
+	}
+	keyDir := o.KeyDir
 	if err := os.MkdirAll(keyDir, 0o700); err != nil {
 		return nil, fmt.Errorf("key_dir %s: %w", keyDir, err)
 	}
 	if fi, err := os.Stat(keyDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		id.Warnings = append(id.Warnings, fmt.Sprintf("key_dir %s: mode %04o, want 0700 (chmod 700 %s)", keyDir, fi.Mode().Perm(), keyDir))
 	}
-	path := filepath.Join(keyDir, KeyFile)
-	certPath := filepath.Join(keyDir, CertFile)
-	seed, err := ReadKey(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		if _, cerr := os.Lstat(certPath); cerr == nil {
-			// Never mint under a new key while a certificate for the old one is there:
-			// the old key's device would silently become another, uncertified one.
-			return nil, fmt.Errorf("%s: %w: missing, but %s is present: the key it certifies is lost; %s",
-				path, ErrIdentity, certPath, reprovision(keyDir))
-		}
-		seed = make([]byte, proof.SeedSize)
-		if _, err := rand.Read(seed); err != nil {
-			return nil, fmt.Errorf("generate device key: %w", err)
-		}
-		if err := writeFileDurably(path, seed, 0o600); err != nil {
-			return nil, fmt.Errorf("write device key: %w", err)
-		}
-		id.Generated = true
-	} else if err != nil {
+	var err error
+	if id.Backend == BackendKeystore {
+		err = id.openKeystore(ctx, o)
+	} else {
+		err = id.openFile(o)
+	}
+	if err != nil {
 		return nil, err
 	}
-	signer, err := proof.NewKeySigner(seed)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %v", path, ErrIdentity, err)
-	}
-	id.Signer, id.PublicKey, id.DeviceID = signer, signer.PublicKey(), signer.PublicKey().DeviceID()
-
+	certPath := filepath.Join(keyDir, CertFile)
 	switch b, err := os.ReadFile(certPath); {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -104,8 +154,114 @@ func Load(keyDir string) (*Identity, error) {
 	return id, nil
 }
 
-// ReadKey reads a key file after checking that only its owner can read it.
-func ReadKey(path string) ([]byte, error) {
+// openFile reads (or on first start generates) the file backend's key.
+func (id *Identity) openFile(o Options) error {
+	t := o.Type
+	if t == 0 {
+		t = proof.KeyEd25519
+	}
+	otherType := proof.KeyP256
+	if t == proof.KeyP256 {
+		otherType = proof.KeyEd25519
+	}
+	path := filepath.Join(o.KeyDir, KeyFileOf(t))
+	if other := filepath.Join(o.KeyDir, KeyFileOf(otherType)); exists(other) {
+		return fmt.Errorf("%s: %w: key.type is %s but key_dir holds the %s key %s: a new key type would make this handset another device; set key.type to %q, or provision the handset again (remove %s and %s, keep epoch; certify the new key)",
+			path, ErrIdentity, t, otherType, other, otherType.String(), other, filepath.Join(o.KeyDir, CertFile))
+	}
+	certPath := filepath.Join(o.KeyDir, CertFile)
+	secret, err := readKey(path, t)
+	if errors.Is(err, fs.ErrNotExist) {
+		if exists(certPath) {
+			// Never mint under a new key while a certificate for the old one is there:
+			// the old key's device would silently become another, uncertified one.
+			return fmt.Errorf("%s: %w: missing, but %s is present: the key it certifies is lost; %s",
+				path, ErrIdentity, certPath, reprovision(o.KeyDir, KeyFileOf(t)))
+		}
+		if t == proof.KeyP256 {
+			secret, err = proof.GenerateP256()
+		} else {
+			secret = make([]byte, proof.SeedSize)
+			_, err = rand.Read(secret)
+		}
+		if err != nil {
+			return fmt.Errorf("generate device key: %w", err)
+		}
+		if err := writeFileDurably(path, secret, 0o600); err != nil {
+			return fmt.Errorf("write device key: %w", err)
+		}
+		id.Generated = true
+	} else if err != nil {
+		return err
+	}
+	var signer proof.Signer
+	if t == proof.KeyP256 {
+		signer, err = proof.NewP256Signer(secret)
+	} else {
+		signer, err = proof.NewKeySigner(secret)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w: %v", path, ErrIdentity, err)
+	}
+	id.Signer, id.PublicKey, id.DeviceID = signer, signer.PublicKey(), signer.PublicKey().DeviceID()
+	return nil
+}
+
+// openKeystore reads the key from com.amos.Keystore1, or generates it for the factory.
+func (id *Identity) openKeystore(ctx context.Context, o Options) error {
+	for _, t := range []proof.KeyType{proof.KeyEd25519, proof.KeyP256} {
+		if p := filepath.Join(o.KeyDir, KeyFileOf(t)); exists(p) {
+			return fmt.Errorf("%s: %w: key.backend is keystore but key_dir holds the file key %s: the keystore's key would make this handset another device; set key.backend to \"file\", or provision the handset again (remove %s and %s, keep epoch; amosd identity --maker-id ID --serial-tag HEX; certify the new key)",
+				o.KeyDir, ErrIdentity, p, p, filepath.Join(o.KeyDir, CertFile))
+		}
+	}
+	c, err := keystore.Dial(ctx, o.Keystore)
+	if err != nil {
+		return fmt.Errorf("key.backend keystore: %w (start the platform's keystore service, which owns %s)", err, keystore.Name)
+	}
+	defer c.Close()
+	s, err := keystore.NewSigner(ctx, c, o.Alias)
+	if errors.Is(err, keystore.ErrNoKey) {
+		certPath := filepath.Join(o.KeyDir, CertFile)
+		switch {
+		case o.Challenge == nil:
+			return fmt.Errorf("keystore key %q: %w: %w: the factory makes it: amosd identity --maker-id ID --serial-tag HEX, then certifies its public_key (amos-collector maker certify)",
+				o.Alias, ErrIdentity, err)
+		case exists(certPath):
+			return fmt.Errorf("keystore key %q: %w: missing, but %s is present: the key it certifies is lost; remove %s (keep epoch), then amosd identity --maker-id ID --serial-tag HEX and certify the new key",
+				o.Alias, ErrIdentity, certPath, certPath)
+		}
+		if _, err := c.GenerateAttestedKey(ctx, o.Alias, o.Challenge); err != nil {
+			return fmt.Errorf("keystore: generate key %q: %w", o.Alias, err)
+		}
+		id.Generated = true
+		s, err = keystore.NewSigner(ctx, c, o.Alias)
+	}
+	switch {
+	case errors.Is(err, keystore.ErrAccessDenied):
+		return fmt.Errorf("keystore key %q: %w: %w (let amosd's uid %d use %s: the keystore's allowed uids and the bus policy)", o.Alias, ErrIdentity, err, os.Getuid(), keystore.Name)
+	case err != nil:
+		return fmt.Errorf("keystore key %q: %w", o.Alias, err)
+	}
+	id.Signer, id.PublicKey, id.DeviceID, id.Chain = s, s.PublicKey(), s.PublicKey().DeviceID(), s.Chain()
+	return nil
+}
+
+// exists reports whether path names a file (of any kind).
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// ReadKey reads an Ed25519 key file (a raw 32-byte seed) after checking that only
+// its owner can read it.
+func ReadKey(path string) ([]byte, error) { return readKey(path, proof.KeyEd25519) }
+
+// ReadKeyOf reads a key file of type t: a raw 32-byte Ed25519 seed or P-256 scalar,
+// after checking that only its owner can read it.
+func ReadKeyOf(path string, t proof.KeyType) ([]byte, error) { return readKey(path, t) }
+
+func readKey(path string, t proof.KeyType) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -124,21 +280,25 @@ func ReadKey(path string) ([]byte, error) {
 	case fi.Mode().Perm()&0o077 != 0:
 		return nil, fmt.Errorf("%s: %w: mode %04o lets others read the device key, want 0600 (chmod 600 %s)", path, ErrIdentity, fi.Mode().Perm(), path)
 	}
-	b, err := io.ReadAll(io.LimitReader(f, proof.SeedSize+1))
+	size, what := proof.SeedSize, "Ed25519 seed"
+	if t == proof.KeyP256 {
+		size, what = proof.P256ScalarSize, "P-256 private scalar"
+	}
+	b, err := io.ReadAll(io.LimitReader(f, int64(size)+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", path, ErrIdentity, err)
 	}
-	if len(b) != proof.SeedSize {
-		return nil, fmt.Errorf("%s: %w: %d bytes, want a raw %d-byte Ed25519 seed; the key is lost; %s",
-			path, ErrIdentity, fi.Size(), proof.SeedSize, reprovision(filepath.Dir(path)))
+	if len(b) != size {
+		return nil, fmt.Errorf("%s: %w: %d bytes, want a raw %d-byte %s; the key is lost; %s",
+			path, ErrIdentity, fi.Size(), size, what, reprovision(filepath.Dir(path), filepath.Base(path)))
 	}
 	return b, nil
 }
 
 // reprovision says what the factory must do for a handset whose device key is lost.
-func reprovision(keyDir string) string {
+func reprovision(keyDir, keyFile string) string {
 	return fmt.Sprintf("the factory must provision this handset again: remove %s and %s (keep epoch), let amosd make a new key, certify it (amosd identity --json; amos-collector maker certify) and write the certificate",
-		filepath.Join(keyDir, KeyFile), filepath.Join(keyDir, CertFile))
+		filepath.Join(keyDir, keyFile), filepath.Join(keyDir, CertFile))
 }
 
 // ReadEpoch reads key_dir/epoch: the epoch as decimal ASCII. ok is false if the file

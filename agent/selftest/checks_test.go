@@ -2,6 +2,7 @@ package selftest
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"os"
@@ -147,7 +148,7 @@ func TestEpochCheck(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			checks := checkKey(&config.Config{KeyDir: dir})
+			checks := checkKey(context.Background(), &config.Config{KeyDir: dir})
 			var epoch []Check
 			for _, c := range checks {
 				if c.Name == "epoch" {

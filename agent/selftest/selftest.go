@@ -19,6 +19,7 @@ import (
 	"amos.example/amosd/agent/config"
 	"amos.example/amosd/agent/dbusapi"
 	"amos.example/amosd/agent/identity"
+	"amos.example/amosd/agent/keystore"
 	"amos.example/amosd/internal/resolve"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/sources"
@@ -39,7 +40,8 @@ type Check struct {
 }
 
 // Run checks what an OEM engineer needs to know on a handset (docs/dbus-api.md): the
-// configuration, the key, the store, the bus and the daemon, the sources, the name of the
+// configuration, the key in its backend (a file, or the keystore and the key's
+// attestation chain), the store, the bus and the daemon, the sources, the name of the
 // server (with the resolver the daemon uses: dnsproxyd, dns_servers or the system's), the
 // server (a TLS handshake with the pinned CA) and the clock. It changes nothing.
 func Run(ctx context.Context, cfgPath string, now time.Time) []Check {
@@ -53,7 +55,7 @@ func Run(ctx context.Context, cfgPath string, now time.Time) []Check {
 		return out
 	}
 	add("config", true, cfgPath, "")
-	out = append(out, checkKey(cfg)...)
+	out = append(out, checkKey(ctx, cfg)...)
 	out = append(out, checkStore(cfg))
 	daemon := checkDaemon(ctx, cfg)
 	out = append(out, daemon...)
@@ -74,13 +76,18 @@ func Run(ctx context.Context, cfgPath string, now time.Time) []Check {
 	return out
 }
 
-func checkKey(cfg *config.Config) []Check {
+// checkKey checks the device key in its backend (key.backend, key.type), whether the
+// key has an attestation chain, the maker certificate and the epoch file.
+func checkKey(ctx context.Context, cfg *config.Config) []Check {
 	var out []Check
 	dir := cfg.KeyDir
+	keystoreBackend := cfg.Key.Backend == config.KeyBackendKeystore
 	fi, err := os.Stat(dir)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist) && !keystoreBackend:
 		return []Check{{Name: "key", OK: true, Detail: "key_dir " + dir + " does not exist yet: amosd creates it and the device key at first start"}}
+	case errors.Is(err, fs.ErrNotExist):
+		out = append(out, Check{Name: "key_dir", OK: true, Detail: "key_dir " + dir + " does not exist yet: amosd creates it at first start"})
 	case err != nil:
 		return []Check{{Name: "key", Detail: err.Error(), Fix: "make key_dir " + dir + " readable by amosd"}}
 	case fi.Mode().Perm()&0o077 != 0:
@@ -88,18 +95,17 @@ func checkKey(cfg *config.Config) []Check {
 	default:
 		out = append(out, Check{Name: "key_dir", OK: true, Detail: dir + " mode 0700"})
 	}
-	keyPath := filepath.Join(dir, identity.KeyFile)
-	seed, err := identity.ReadKey(keyPath)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		out = append(out, Check{Name: "key", OK: true, Detail: keyPath + " not generated yet: amosd generates it at first start"})
-		return out
-	case err != nil:
-		out = append(out, Check{Name: "key", Detail: err.Error(), Fix: "chmod 600 " + keyPath + ", or provision a raw 32-byte Ed25519 seed"})
+	var checks []Check
+	var pub proof.PublicKey
+	if keystoreBackend {
+		checks, pub = checkKeystoreKey(ctx, cfg)
+	} else {
+		checks, pub = checkFileKey(cfg)
+	}
+	out = append(out, checks...)
+	if pub.IsZero() {
 		return out
 	}
-	signer, _ := proof.NewKeySigner(seed)
-	out = append(out, Check{Name: "key", OK: true, Detail: "device_id " + signer.PublicKey().DeviceID().String()})
 	certPath := filepath.Join(dir, identity.CertFile)
 	b, err := os.ReadFile(certPath)
 	switch {
@@ -115,8 +121,8 @@ func checkKey(cfg *config.Config) []Check {
 	switch {
 	case err != nil:
 		out = append(out, Check{Name: "certificate", Detail: certPath + ": " + err.Error(), Fix: "write a valid certificate to " + certPath})
-	case c.DevicePublicKey != signer.PublicKey():
-		out = append(out, Check{Name: "certificate", Detail: fmt.Sprintf("%s certifies key %s, not this device's key %s", certPath, c.DevicePublicKey, signer.PublicKey()),
+	case c.DevicePublicKey != pub:
+		out = append(out, Check{Name: "certificate", Detail: fmt.Sprintf("%s certifies key %s, not this device's key %s", certPath, c.DevicePublicKey, pub),
 			Fix: "certify this device's public key (amosd identity) and replace " + certPath})
 	default:
 		out = append(out, Check{Name: "certificate", OK: true, Detail: fmt.Sprintf("maker %s, model %q, issued %s", c.MakerID, c.Model, time.Unix(c.IssuedAt, 0).UTC().Format("2006-01-02"))})
@@ -125,6 +131,101 @@ func checkKey(cfg *config.Config) []Check {
 		out = append(out, c)
 	}
 	return out
+}
+
+// checkFileKey checks the file backend's key; pub is zero when there is no usable key.
+func checkFileKey(cfg *config.Config) (out []Check, pub proof.PublicKey) {
+	t := proof.KeyEd25519
+	if cfg.Key.EffectiveType() == config.KeyTypeP256 {
+		t = proof.KeyP256
+	}
+	keyPath := filepath.Join(cfg.KeyDir, identity.KeyFileOf(t))
+	for _, other := range []proof.KeyType{proof.KeyEd25519, proof.KeyP256} {
+		if p := filepath.Join(cfg.KeyDir, identity.KeyFileOf(other)); other != t && exists(p) {
+			return []Check{{Name: "key", Detail: fmt.Sprintf("key.type is %s but key_dir holds the %s key %s: amosd refuses to start (it would be another device)", t, other, p),
+				Fix: fmt.Sprintf("set key.type to %q, or provision the handset again", other.String())}}, pub
+		}
+	}
+	secret, err := identity.ReadKeyOf(keyPath, t)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return []Check{{Name: "key", OK: true, Detail: fmt.Sprintf("%s not generated yet: amosd generates it at first start (key.backend file, %s key)", keyPath, t)},
+			noChain()}, pub
+	case err != nil:
+		return []Check{{Name: "key", Detail: err.Error(), Fix: fmt.Sprintf("chmod 600 %s, or provision a raw 32-byte %s key", keyPath, t)}}, pub
+	}
+	var signer proof.Signer
+	if t == proof.KeyP256 {
+		signer, err = proof.NewP256Signer(secret)
+	} else {
+		signer, err = proof.NewKeySigner(secret)
+	}
+	if err != nil {
+		return []Check{{Name: "key", Detail: keyPath + ": " + err.Error(), Fix: "provision the handset again (the key is lost)"}}, pub
+	}
+	pub = signer.PublicKey()
+	return []Check{{Name: "key", OK: true, Detail: fmt.Sprintf("device_id %s (key.backend file, %s key %s)", pub.DeviceID(), t, keyPath)}, noChain()}, pub
+}
+
+// noChain is the attestation check of a file key.
+func noChain() Check {
+	return Check{Name: "attestation", OK: true, Detail: "none: a file key has no attestation chain (a collector that requires attestation does not pay this device; key.backend keystore has one)"}
+}
+
+// checkKeystoreKey checks the keystore backend: com.amos.Keystore1 answers, what it is,
+// the key under key.alias and its attestation chain; pub is zero when there is no key.
+func checkKeystoreKey(ctx context.Context, cfg *config.Config) (out []Check, pub proof.PublicKey) {
+	for _, t := range []proof.KeyType{proof.KeyEd25519, proof.KeyP256} {
+		if p := filepath.Join(cfg.KeyDir, identity.KeyFileOf(t)); exists(p) {
+			out = append(out, Check{Name: "key", Detail: "key.backend is keystore but key_dir holds the file key " + p + ": amosd refuses to start (it would be another device)",
+				Fix: "set key.backend to \"file\", or provision the handset again (remove " + p + " and its certificate; amosd identity --maker-id ID --serial-tag HEX)"})
+			return out, pub
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	o := keystore.Options{Bus: cfg.Bus, Timeout: 5 * time.Second}
+	unreachable := "start the platform's keystore service, which owns " + keystore.Name + " on bus " + cfg.Bus + " (for development: amos-keystored), and let amosd call it (the bus policy)"
+	c, err := keystore.Dial(context.Background(), o)
+	if err != nil {
+		return append(out, Check{Name: "keystore", Detail: err.Error(), Fix: unreachable}), pub
+	}
+	defer c.Close()
+	info, err := c.Info(ctx)
+	switch {
+	case errors.Is(err, keystore.ErrAccessDenied):
+		return append(out, Check{Name: "keystore", Detail: err.Error(), Fix: fmt.Sprintf("let amosd's uid (%d) use the keystore: the keystore's allowed uids and its bus policy", os.Getuid())}), pub
+	case err != nil:
+		return append(out, Check{Name: "keystore", Detail: err.Error(), Fix: unreachable}), pub
+	case info.SecurityLevel == "software":
+		out = append(out, Check{Name: "keystore", OK: true, Warn: true, Detail: fmt.Sprintf("%s, security level %s", info.Implementation, info.SecurityLevel),
+			Fix: "a software keystore is for development only: a handset needs the OS vendor's " + keystore.Name + " on its TEE or StrongBox"})
+	default:
+		out = append(out, Check{Name: "keystore", OK: true, Detail: fmt.Sprintf("%s, security level %s", info.Implementation, info.SecurityLevel)})
+	}
+	k, err := c.GetKey(ctx, cfg.Key.Alias)
+	switch {
+	case errors.Is(err, keystore.ErrNoKey):
+		return append(out, Check{Name: "key", Detail: fmt.Sprintf("the keystore has no key %q: amosd does not start without it", cfg.Key.Alias),
+			Fix: "at the factory: amosd identity --maker-id ID --serial-tag HEX (generates the attested key), then certify its public_key (amos-collector maker certify)"}), pub
+	case err != nil:
+		return append(out, Check{Name: "key", Detail: err.Error(), Fix: "check the keystore service (its log)"}), pub
+	}
+	pub = k.PublicKey
+	out = append(out, Check{Name: "key", OK: true, Detail: fmt.Sprintf("device_id %s (key.backend keystore, %s key %q)", pub.DeviceID(), pub.Type(), cfg.Key.Alias)})
+	if len(k.Chain) == 0 {
+		out = append(out, Check{Name: "attestation", OK: true, Warn: true, Detail: "the keystore gives no attestation chain for this key: a collector that requires attestation does not pay this device",
+			Fix: "a keystore on the TEE or StrongBox attests its keys (KeyMint); ask the OS vendor"})
+	} else {
+		out = append(out, Check{Name: "attestation", OK: true, Detail: fmt.Sprintf("a chain of %d certificates (leaf first) attests this key; the genesis carries it", len(k.Chain))})
+	}
+	return out, pub
+}
+
+// exists reports whether path names a file.
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }
 
 // checkEpoch reads key_dir/epoch; ok is false when there is nothing to say (the file

@@ -2,14 +2,19 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"time"
 
+	"amos.example/amosd/agent/config"
 	"amos.example/amosd/agent/dbusapi"
 	"amos.example/amosd/agent/identity"
+	"amos.example/amosd/agent/keystore"
 	"amos.example/amosd/agent/selftest"
 	"amos.example/amosd/internal/inspect"
 	"amos.example/amosd/internal/jsonlite"
@@ -252,14 +257,36 @@ func runSelftest(env *cliEnv, args []string) int {
 
 func runIdentity(env *cliEnv, args []string) int {
 	var asJSON bool
-	if _, code := parseFlags(env, "identity", args, 0, func(fs *flagSet) { fs.BoolVar(&asJSON, "json") }); code != exitOK {
+	var makerID, serialTag, chainFile string
+	if _, code := parseFlags(env, "identity", args, 0, func(fs *flagSet) {
+		fs.BoolVar(&asJSON, "json")
+		fs.StringVar(&makerID, "maker-id")
+		fs.StringVar(&serialTag, "serial-tag")
+		fs.StringVar(&chainFile, "chain")
+	}); code != exitOK {
 		return code
 	}
 	cfg, code := loadConfig(env)
 	if cfg == nil {
 		return code
 	}
-	id, err := identity.Load(cfg.KeyDir)
+	o := identity.OptionsFor(cfg)
+	if makerID != "" || serialTag != "" {
+		if cfg.Key.Backend != config.KeyBackendKeystore {
+			return usageError(env.stderr, "identity: --maker-id and --serial-tag make an attested keystore key, but key.backend is %q", cfg.Key.Backend)
+		}
+		if !proof.ValidMakerID(makerID) {
+			return usageError(env.stderr, "identity: --maker-id %q: want the maker_id of the certificate, [a-z0-9-]{1,32}", makerID)
+		}
+		var tag [32]byte
+		if n, err := hex.Decode(tag[:], []byte(serialTag)); err != nil || n != len(tag) || len(serialTag) != 2*len(tag) {
+			return usageError(env.stderr, "identity: --serial-tag %q: want the serial tag of the certificate, 64 hex digits", serialTag)
+		}
+		o.Challenge = proof.AttestationChallenge(makerID, tag)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), keystore.DefaultGenerateTimeout+keystore.DefaultTimeout)
+	defer cancel()
+	id, err := identity.Open(ctx, o)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "amosd: %v\n", err)
 		if errors.Is(err, identity.ErrIdentity) {
@@ -267,7 +294,11 @@ func runIdentity(env *cliEnv, args []string) int {
 		}
 		return exitFailed
 	}
-	out := map[string]any{"device_id": id.DeviceID.String(), "public_key": id.PublicKey.String(), "generated": id.Generated}
+	out := map[string]any{"device_id": id.DeviceID.String(), "public_key": id.PublicKey.String(), "generated": id.Generated,
+		"key_type": id.PublicKey.Type().String(), "backend": id.Backend, "chain_length": len(id.Chain)}
+	if id.Backend == identity.BackendKeystore {
+		out["key_alias"] = cfg.Key.Alias
+	}
 	cert := "absent"
 	switch {
 	case id.Cert != nil:
@@ -280,6 +311,20 @@ func runIdentity(env *cliEnv, args []string) int {
 		out["certificate_problem"] = id.CertProblem
 	}
 	out["certificate"] = cert
+	if chainFile != "" {
+		var b []byte
+		for _, der := range id.Chain {
+			b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+		}
+		if len(b) == 0 {
+			fmt.Fprintf(env.stderr, "amosd: identity: --chain %s: this key has no attestation chain (backend %s)\n", chainFile, id.Backend)
+			return exitFailed
+		}
+		if err := os.WriteFile(chainFile, b, 0o644); err != nil {
+			fmt.Fprintf(env.stderr, "amosd: identity: %v\n", err)
+			return exitFailed
+		}
+	}
 	if asJSON {
 		return writeJSON(env, out)
 	}

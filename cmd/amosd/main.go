@@ -72,8 +72,13 @@ func commands() []command {
 		{name: "consent", args: "on|off", summary: "grant or revoke the owner's consent", run: runConsent},
 		{name: "selftest", args: "[--json]", summary: "check config, key, store, bus, DNS, server and clock; exit 1 if any fails", run: runSelftest,
 			help: "  --json  {\"checks\": [{\"check\", \"ok\", \"detail\", \"fix\"}, ...], \"ok\": BOOL}"},
-		{name: "identity", args: "[--json]", summary: "device_id, public key and certificate state, for the factory", run: runIdentity,
-			help: "  --json  one JSON object\n\nLike the daemon, it creates key_dir and the device key if there are none."},
+		{name: "identity", args: "[--json] [--maker-id ID --serial-tag HEX] [--chain FILE]", summary: "device_id, public key, key backend and certificate state, for the factory", run: runIdentity,
+			help: "  --json              one JSON object\n" +
+				"  --maker-id ID       with --serial-tag, key.backend keystore: generate the attested key if the\n" +
+				"  --serial-tag HEX    keystore has none, its challenge bound to the maker and the serial tag\n" +
+				"  --chain FILE        write the key's attestation chain to FILE as PEM, leaf first\n\n" +
+				"Like the daemon, the file backend creates key_dir and the device key if there are none.\n" +
+				"The keystore backend creates a key only with --maker-id and --serial-tag."},
 		{name: "inspect", args: "--data DIR [--json|--raw]", summary: "offline dump of a store no daemon holds", run: runInspect,
 			help: "  --data DIR  the store's directory (required)\n  --json      one JSON object\n  --raw       the queued records as a wire batch\n\nIt does not read the configuration, and never writes."},
 		{name: "version", summary: "version, commit and architecture", run: runVersion},

@@ -43,15 +43,17 @@ func goList(t *testing.T, args ...string) []string {
 
 func rel(pkg string) string { return strings.TrimPrefix(strings.TrimPrefix(pkg, module), "/") }
 
-// TestBinariesLinkOnlyTheirSide: the handset binary links nothing of the collector,
-// the collector nothing of the device (agent, store, transport), and neither a tool
-// or a rig.
+// TestBinariesLinkOnlyTheirSide: the handset binary links nothing of the collector nor
+// the development keystore, the collector nothing of the device (agent, store,
+// transport), and neither a tool or a rig.
 func TestBinariesLinkOnlyTheirSide(t *testing.T) {
 	for _, tc := range []struct {
 		bin    string
 		banned []string
 	}{
-		{"cmd/amosd", []string{"collector", "tools", "rigs"}},
+		// amosd reaches a keystore over D-Bus (agent/keystore); the development one and
+		// its attestation authority are never in the handset binary.
+		{"cmd/amosd", []string{"collector", "tools", "rigs", "internal/devattest", "internal/devkeystore", "internal/keydesc", "cmd/amos-keystored"}},
 		{"cmd/amos-collector", []string{"agent", "store", "transport", "tools", "rigs"}},
 	} {
 		for _, dep := range goList(t, "-deps", "-tags", "nethttpomithttp2", "./"+tc.bin) {
