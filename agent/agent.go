@@ -143,6 +143,7 @@ func New(o Options) (*Agent, error) {
 	if id.Generated {
 		a.logf("identity: generated a device key, device_id %s", id.DeviceID)
 	}
+	a.logf("identity: device_id %s, %s key in %s, attestation chain of %d certificates", id.DeviceID, id.PublicKey.Type(), id.Backend, len(id.Chain))
 	st, err := store.Open(store.Options{Dir: o.Config.DataDir, MaxBytes: o.Config.MaxStoreBytes, Logf: a.logf})
 	if err != nil {
 		return nil, err
