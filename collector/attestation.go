@@ -148,12 +148,24 @@ func (a *AttestationPolicy) Mode(makerID string) AttestationMode {
 	return AttestationOff
 }
 
-// Verify implements Attestor: the chain as of at, against the genesis key, the challenge
-// that binds it to the certificate's maker_id and serial_tag, and the maker's policy.
+// AttestationLookback bounds how long before a chain's arrival its validity may be
+// checked: the factory generates the key, certifies it and keeps the chain; the handset
+// may be sold and upload its genesis months later, when the short-lived provisioning
+// intermediates of its chain have expired (docs/attestation.md section 3).
+const AttestationLookback = 400 * 24 * time.Hour
+
+// Verify implements Attestor: the chain as of the maker certificate's issued_at when
+// that is at most AttestationLookback before at (the chain's arrival), else as of at;
+// against the genesis key, the challenge that binds it to the certificate's maker_id
+// and serial_tag, and the maker's policy.
 func (a *AttestationPolicy) Verify(g *proof.Genesis, at time.Time) *ledger.Attestation {
 	p := a.makers[g.Cert.MakerID]
+	asOf := at
+	if issued := time.Unix(g.Cert.IssuedAt, 0); !issued.After(at) && at.Sub(issued) <= AttestationLookback {
+		asOf = issued
+	}
 	pol := attest.Policy{
-		At:            at,
+		At:            asOf,
 		Roots:         a.roots,
 		Challenge:     proof.AttestationChallenge(g.Cert.MakerID, g.Cert.SerialTag),
 		ExpectedKey:   g.PublicKey.Bytes(),
@@ -167,7 +179,7 @@ func (a *AttestationPolicy) Verify(g *proof.Genesis, at time.Time) *ledger.Attes
 	// revocation is frozen into the stored verdict.
 	r := attest.Verify(g.Attestation, pol)
 	return &ledger.Attestation{Accepted: r.Accepted, Reason: r.Reason, Detail: r.Detail, SecurityLevel: r.SecurityLevel,
-		OSPatchLevel: r.OSPatchLevel, VerifiedAt: at.Unix(), Serials: r.ChainSerials}
+		OSPatchLevel: r.OSPatchLevel, VerifiedAt: asOf.Unix(), Serials: r.ChainSerials}
 }
 
 // Revoked implements Attestor with the source's current list.

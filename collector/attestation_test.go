@@ -183,7 +183,7 @@ func TestAttestationRequired(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if a := rep.Attestation; rep.KeyType != "p256" || a == nil || !a.Accepted || a.SecurityLevel != "StrongBox" || a.VerifiedAt != s.clock.t.Unix() || len(a.Serials) != 3 || a.Epoch != 1 {
+		if a := rep.Attestation; rep.KeyType != "p256" || a == nil || !a.Accepted || a.SecurityLevel != "StrongBox" || a.VerifiedAt != at(2026, time.September, 1, 0).Unix() || len(a.Serials) != 3 || a.Epoch != 1 {
 			t.Errorf("device report: key %s, attestation %+v", rep.KeyType, rep.Attestation)
 		}
 
@@ -293,6 +293,58 @@ func TestStaleStatusListKeepsMonthsOpen(t *testing.T) {
 			}
 			if cl.Status != "closed" || cl.StatusListStale || cl.ClosedAt != at(2026, time.November, 11, 0).Unix() || cl.Rows[0].Paid != 1 {
 				t.Errorf("fresh list: %+v", cl)
+			}
+		})
+	}
+}
+
+// TestAttestationAsOfTheFactory: a chain is checked as of its certificate's issued_at
+// (the factory) when that is at most 400 days before it arrives, so that a handset sold
+// months after its short-lived provisioning intermediate expired is attested; a chain
+// whose intermediate was not valid at the factory is refused, and so is an expired one
+// whose certificate claims a moment more than 400 days back (checked as of arrival).
+func TestAttestationAsOfTheFactory(t *testing.T) {
+	s := newAttestScene(t)
+	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+	inter := func(from, to time.Time) *devattest.Intermediate {
+		i, err := s.auth.NewIntermediate(nil, from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return i
+	}
+	june := inter(day(2026, time.May, 20), day(2026, time.June, 20))
+	for _, tc := range []struct {
+		name   string
+		issued time.Time
+		inter  *devattest.Intermediate
+		want   string
+	}{
+		{"sold five months after the factory", day(2026, time.June, 1), june, "accepted"},
+		{"certified after the intermediate expired", day(2026, time.July, 1), june, "expired"},
+		{"certified before the intermediate began", day(2026, time.May, 1), june, "not_yet_valid"},
+		{"a certificate backdated beyond 400 days", day(2025, time.June, 1), inter(day(2025, time.May, 20), day(2025, time.June, 20)), "expired"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &device{t: t, key: p256Signer(t, tc.name), offset: cst}
+			d.cert = s.konka.certify(t, d.key, tc.name, tc.issued)
+			d.chain = s.honest(devattest.Options{Intermediate: tc.inter})(d)
+			c := s.collector(ledger.NewMem(), AttestationRequired, nil)
+			checkVerdicts(t, ingest(t, c, d.genesis()), "accepted")
+			rep, err := c.Device(d.id())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := "accepted"
+			if !rep.Attestation.Accepted {
+				got = rep.Attestation.Reason
+			}
+			wantAt := tc.issued
+			if s.clock.t.Sub(tc.issued) > AttestationLookback {
+				wantAt = s.clock.t
+			}
+			if got != tc.want || rep.Attestation.VerifiedAt != wantAt.Unix() {
+				t.Errorf("verdict %s as of %d; want %s as of %d (%+v)", got, rep.Attestation.VerifiedAt, tc.want, wantAt.Unix(), rep.Attestation)
 			}
 		})
 	}

@@ -315,8 +315,8 @@ type prepared struct {
 	attestation *ledger.Attestation // the verdict on the genesis's chain; nil if not verified
 }
 
-// attest verifies the attestation chain of a genesis whose certificate verified, as of
-// now: the moment the collector received it (docs/attestation.md).
+// attest verifies the attestation chain of a genesis whose certificate verified; now is
+// the moment the collector received it (docs/attestation.md section 3).
 func (p *prepared) attest(a Attestor, now time.Time) {
 	if a == nil || p.genesis == nil || len(p.genesis.Attestation) == 0 || p.cert != certOK {
 		return
@@ -497,8 +497,8 @@ func (a *applier) applyGenesis(p *prepared, res Result) (Result, error) {
 		a.dirtyDevices[p.id] = true
 	}
 	if v == ledger.VerdictAccepted && p.attestation != nil && dev.Attestation == nil && dev.Cert != nil {
-		// The first verdict on the key's chain stays: a chain is verified once, as of
-		// the moment it first arrived, and only with the certificate credited to the
+		// The first verdict on the key's chain stays: a chain is verified once, when it
+		// first arrives, and only with the certificate credited to the
 		// device, whose maker_id and serial_tag its challenge must bind
 		// (docs/attestation.md).
 		if cert, err := p.genesis.Cert.MarshalBinary(); err == nil && bytes.Equal(cert, dev.Cert) {

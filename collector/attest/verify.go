@@ -62,7 +62,8 @@ const originGenerated = 0
 // Policy says what Verify requires. Zero values mean "not checked", except where said.
 type Policy struct {
 	// At is the time the certificates' validity is checked at: the collector passes the
-	// moment it first received the genesis carrying the chain. Required.
+	// factory's moment (the maker certificate's issued_at, at most 400 days before the
+	// chain arrived) or the arrival (docs/attestation.md section 3). Required.
 	At time.Time
 	// Roots are the trusted root keys; nil: GoogleRoots().
 	Roots *Roots
