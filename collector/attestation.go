@@ -73,7 +73,7 @@ func (a AttestationConfig) validate() *ConfigError {
 		}
 	}
 	switch {
-	case a.StatusList != "" && !filepath.IsAbs(a.StatusList) && !hasHTTPSScheme(a.StatusList):
+	case a.StatusList != "" && !filepath.IsAbs(a.StatusList) && !strings.HasPrefix(a.StatusList, "https://"):
 		return bad("status_list", "%q is neither an absolute path nor an https:// URL", a.StatusList)
 	case a.StatusRefreshMinutes < 1 || a.StatusRefreshMinutes > 1440:
 		return bad("status_refresh_minutes", "%d, want 1..1440", a.StatusRefreshMinutes)
@@ -82,8 +82,6 @@ func (a AttestationConfig) validate() *ConfigError {
 	}
 	return nil
 }
-
-func hasHTTPSScheme(s string) bool { return len(s) > 8 && s[:8] == "https://" }
 
 // MakerAttestation is a maker's attestation policy, from its entry of the makers list.
 type MakerAttestation struct {
@@ -99,28 +97,24 @@ func (m *MakerConfig) validateAttestation(key string) (MakerAttestation, *Config
 		return MakerAttestation{}, &ConfigError{Key: key + "." + sub, Problem: fmt.Sprintf(format, args...), Kind: ErrConfig}
 	}
 	p := MakerAttestation{Mode: AttestationMode(m.Attestation), MinPatchLevel: m.MinOSPatchLevel}
-	switch p.Mode {
-	case "":
+	if p.Mode == "" {
 		p.Mode = AttestationOff
-	case AttestationOff, AttestationPreferred, AttestationRequired:
-	default:
+	} else if p.Mode != AttestationOff && p.Mode != AttestationPreferred && p.Mode != AttestationRequired {
 		return bad("attestation", "%q, want required, preferred or off", m.Attestation)
 	}
 	for i, h := range m.BootKeys {
-		b, err := hex.DecodeString(h)
-		if err != nil || len(b) < 16 || len(b) > 64 {
+		if b, err := hex.DecodeString(h); err == nil && len(b) >= 16 && len(b) <= 64 {
+			p.BootKeys = append(p.BootKeys, b)
+		} else {
 			return bad(fmt.Sprintf("boot_keys[%d]", i), "%q is not 16 to 64 bytes of hex", h)
 		}
-		p.BootKeys = append(p.BootKeys, b)
 	}
 	if y, mo := m.MinOSPatchLevel/100, m.MinOSPatchLevel%100; m.MinOSPatchLevel != 0 && (y < 2000 || y > 2999 || mo < 1 || mo > 12) {
 		return bad("min_os_patch_level", "%d is not YYYYMM", m.MinOSPatchLevel)
 	}
-	if m.SerialTagKey != "" {
-		b, err := hex.DecodeString(m.SerialTagKey)
-		if err != nil || len(b) < 16 || len(b) > 64 {
-			return bad("serial_tag_key", "not 16 to 64 bytes of hex")
-		}
+	if b, err := hex.DecodeString(m.SerialTagKey); m.SerialTagKey != "" && (err != nil || len(b) < 16 || len(b) > 64) {
+		return bad("serial_tag_key", "not 16 to 64 bytes of hex")
+	} else if m.SerialTagKey != "" {
 		p.SerialTagKey = b
 	}
 	return p, nil
