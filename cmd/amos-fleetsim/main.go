@@ -10,12 +10,15 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"amos.example/amosd/agent/config"
 	"amos.example/amosd/collector"
+	"amos.example/amosd/internal/devattest"
+	"amos.example/amosd/internal/devkeystore"
 	"amos.example/amosd/tools/fleetsim"
 	"amos.example/amosd/tools/fleetsim/attack"
 	"amos.example/amosd/tools/outagesim"
@@ -40,7 +43,9 @@ scenarios:
            from the future, impossible minted_at, a month uploaded after it closed)
            beside honest phones: what the claim makes of each kind (a confusion table)
   phantom  a maker certifies thousands of keys with made-up (and stolen) serial tags and
-           months drawn like honest phones', beside an honest fleet: a confusion table
+           months drawn like honest phones', beside an honest fleet: a confusion table;
+           --attestation required adds hardware-attested honest keys and phantom keys
+           on the maker's own registered serial tags that only attestation can refuse
 
 'amos-fleetsim SCENARIO -h' lists the scenario's flags.
 `
@@ -66,9 +71,32 @@ func (s *serverFlags) register(fs *flag.FlagSet, makers string) {
 	fs.StringVar(&s.dir, "dir", "", "where the ledger, PKI and device stores go (default: a temporary directory, removed)")
 }
 
-func (s *serverFlags) open(seed uint64, dir string, start time.Time, now func() time.Time, logf func(string, ...any)) (*fleetsim.Server, error) {
+// open opens the collector; att is an in-process one's attestation policy (nil: none).
+func (s *serverFlags) open(seed uint64, dir string, start time.Time, now func() time.Time, att collector.Attestor, logf func(string, ...any)) (*fleetsim.Server, error) {
 	return fleetsim.OpenServer(fleetsim.ServerConfig{URL: s.url, CAFile: s.ca, PayerToken: s.payer, MakerKeys: s.makerKeys,
-		Makers: strings.Split(s.makers, ","), Seed: seed, Dir: dir, Start: start, Now: now, Logf: logf})
+		Makers: strings.Split(s.makers, ","), Seed: seed, Dir: dir, Start: start, Attestation: att, Now: now, Logf: logf})
+}
+
+// openAuthority returns the development attestation authority of the phantom
+// scenario, and the in-process collector's policy that trusts it (nil for an external
+// collector, whose configuration must): the one saved in dir (amos-keystored's
+// --authority), created there if absent. An external collector cannot trust an
+// authority just created: that is an error saying what to configure.
+func (s *serverFlags) openAuthority(dir string, mode collector.AttestationMode, logf func(string, ...any)) (*devattest.Authority, collector.Attestor, error) {
+	a, created, err := devkeystore.LoadAuthority(dir, "amos-fleetsim")
+	switch {
+	case err != nil:
+		return nil, nil, fmt.Errorf("the development attestation authority: %w", err)
+	case created && s.url != "":
+		return nil, nil, fmt.Errorf("created a development attestation authority in %s: name %s in the collector's attestation.roots, set its makers' attestation to %q, restart it and run again",
+			dir, filepath.Join(dir, devattest.RootFile), mode)
+	}
+	logf("amos-fleetsim: the honest keys are attested by the development root %q (verifiedBootKey %x)", a.Name(), devattest.BootKey(a.Name()))
+	if s.url != "" {
+		return a, nil, nil
+	}
+	policy, err := attack.AttestationPolicy(a, mode, strings.Split(s.makers, ","))
+	return a, policy, err
 }
 
 // run is main without os.Exit: now is the clock that the default month (the previous
@@ -117,7 +145,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 			return 1
 		}
 		defer cleanup()
-		srv, err := sf.open(*seed, dir, m.First().Start(480).Add(-48*time.Hour), now, logf)
+		srv, err := sf.open(*seed, dir, m.First().Start(480).Add(-48*time.Hour), now, nil, logf)
 		if err != nil {
 			fmt.Fprintf(stderr, "amos-fleetsim: %v\n", err)
 			return 1
@@ -167,7 +195,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 			return 1
 		}
 		defer cleanup()
-		srv, err := sf.open(*seed, dir, m.First().Start(480).Add(-48*time.Hour), now, logf)
+		srv, err := sf.open(*seed, dir, m.First().Start(480).Add(-48*time.Hour), now, nil, logf)
 		if err != nil {
 			fmt.Fprintf(stderr, "amos-fleetsim: %v\n", err)
 			return 1
@@ -186,11 +214,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 		fs.Float64Var(&cfg.StolenShare, "stolen-share", 0.10, "share of the phantoms certified with serial tags of the honest makers' sold handsets (0: none)")
 		fs.IntVar(&cfg.Honest, "honest", 1000, "sold handsets of the other makers")
 		fs.IntVar(&cfg.Workers, "workers", 32, "devices working at once")
+		mode := fs.String("attestation", "off", "every maker's attestation mode: required, preferred or off (off: no chains, the scenario as before attestation)")
+		authDir := fs.String("attestation-authority", "", "with --attestation: the directory of the development attestation authority that attests the honest keys (as amos-keystored --authority; created if absent; required with --collector) (default: DIR/attestation of --dir)")
+		fs.IntVar(&cfg.Dormant, "dormant", 300, "with --attestation: the phantom maker's handsets registered as sold that never report, for whose serial tags it certifies unattested, own-root and replayed-chain keys")
 		if fs.Parse(args[1:]) != nil {
 			return 2
 		}
-		if cfg.Phantoms <= 0 || cfg.Honest <= 0 || cfg.StolenShare < 0 || cfg.StolenShare > 1 {
-			fmt.Fprintf(stderr, "amos-fleetsim: --phantoms and --honest must be positive, --stolen-share 0..1\n")
+		if cfg.Phantoms <= 0 || cfg.Honest <= 0 || cfg.StolenShare < 0 || cfg.StolenShare > 1 || cfg.Dormant <= 0 {
+			fmt.Fprintf(stderr, "amos-fleetsim: --phantoms, --honest and --dormant must be positive, --stolen-share 0..1\n")
+			return 2
+		}
+		switch cfg.Attestation = collector.AttestationMode(*mode); cfg.Attestation {
+		case collector.AttestationRequired, collector.AttestationPreferred, collector.AttestationOff:
+		default:
+			fmt.Fprintf(stderr, "amos-fleetsim: --attestation %q: want required, preferred or off\n", *mode)
+			return 2
+		}
+		switch attesting := attack.Attesting(cfg.Attestation); {
+		case *authDir != "" && !attesting:
+			fmt.Fprintf(stderr, "amos-fleetsim: --attestation-authority needs --attestation required or preferred\n")
+			return 2
+		case *authDir == "" && attesting && sf.url != "":
+			fmt.Fprintf(stderr, "amos-fleetsim: with --collector, --attestation needs --attestation-authority DIR: the authority whose root.pem the collector's attestation.roots names\n")
 			return 2
 		}
 		if cfg.StolenShare == 0 {
@@ -210,7 +255,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 			return 1
 		}
 		defer cleanup()
-		srv, err := sf.open(*seed, dir, m.First().Start(480).Add(-48*time.Hour), now, logf)
+		var policy collector.Attestor
+		if attack.Attesting(cfg.Attestation) {
+			if *authDir == "" {
+				*authDir = filepath.Join(dir, "attestation")
+			}
+			if cfg.Authority, policy, err = sf.openAuthority(*authDir, cfg.Attestation, logf); err != nil {
+				fmt.Fprintf(stderr, "amos-fleetsim: %v\n", err)
+				return 1
+			}
+		}
+		srv, err := sf.open(*seed, dir, m.First().Start(480).Add(-48*time.Hour), now, policy, logf)
 		if err != nil {
 			fmt.Fprintf(stderr, "amos-fleetsim: %v\n", err)
 			return 1

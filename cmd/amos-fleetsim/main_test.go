@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +20,9 @@ func TestRunOutageAndUsage(t *testing.T) {
 		t.Fatalf("report:\n%s", out.String())
 	}
 	for _, args := range [][]string{{}, {"nope"}, {"outage", "-mode", "sideways"}, {"month", "-month", "2026-13"},
-		{"phantom", "-stolen-share", "2"}, {"phantom", "-month", "2026-1"}, {"farm", "-late", "x"}} {
+		{"phantom", "-stolen-share", "2"}, {"phantom", "-month", "2026-1"}, {"farm", "-late", "x"},
+		{"phantom", "-attestation", "always"}, {"phantom", "-attestation-authority", "/tmp/x"}, {"phantom", "-attestation", "required", "-dormant", "0"},
+		{"phantom", "-attestation", "required", "-collector", "https://127.0.0.1:1", "-ca", "ca.pem", "-payer-token", "p", "-maker", "phantomco=k"}} {
 		out.Reset()
 		errs.Reset()
 		if code := run(context.Background(), args, &out, &errs, time.Now); code != 2 {
@@ -62,6 +66,49 @@ func TestRunPhantomInProcess(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("no %q in the report:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestRunPhantomAttestationRequired: with every maker's attestation required, the
+// phantom scenario's honest keys are attested by the development authority it makes
+// in --dir (root.pem for an external collector), the phantom maker's keys on its own
+// registered serial tags are refused by attestation, and nothing of it is paid.
+func TestRunPhantomAttestationRequired(t *testing.T) {
+	if len(testenv.Emulator()) > 0 {
+		t.Skip("a host tool: its TLS fleet is not worth emulating (make test-arm)")
+	}
+	dir := t.TempDir()
+	var out, errs strings.Builder
+	code := run(context.Background(), []string{"phantom", "-month", "2026-12", "-phantoms", "20", "-honest", "20", "-dormant", "12",
+		"-attestation", "required", "-dir", dir}, &out, &errs, time.Now)
+	if code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, errs.String(), out.String())
+	}
+	for _, want := range []string{"attestation required for every maker", "4 phantom-unattested (no chain), 4 phantom-own-root", "refused: untrusted_root",
+		"refused: key_mismatch", "0 phantoms paid (0 paid)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("no %q in the report:\n%s", want, out.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "attestation", "root.pem")); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestRunPhantomAttestationExternalNewAuthority: an external collector cannot trust
+// an authority the run would create: the run creates it and stops, naming the root
+// file the collector's configuration must name.
+func TestRunPhantomAttestationExternalNewAuthority(t *testing.T) {
+	auth := filepath.Join(t.TempDir(), "authority")
+	var out, errs strings.Builder
+	code := run(context.Background(), []string{"phantom", "-month", "2026-12", "-attestation", "required", "-attestation-authority", auth,
+		"-collector", "https://127.0.0.1:1", "-ca", "ca.pem", "-payer-token", "p", "-maker", "phantomco=k"}, &out, &errs, time.Now)
+	want := "name " + filepath.Join(auth, "root.pem") + " in the collector's attestation.roots"
+	if code != 1 || !strings.Contains(errs.String(), want) {
+		t.Fatalf("exit %d, %q; want 1 and %q", code, errs.String(), want)
+	}
+	if _, err := os.Stat(filepath.Join(auth, "root.pem")); err != nil {
+		t.Error(err)
 	}
 }
 

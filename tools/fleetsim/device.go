@@ -20,8 +20,9 @@ import (
 // (upload.Engine).
 type Device struct {
 	Index  int
-	Key    *proof.KeySigner
+	Key    proof.Signer       // Ed25519 or P-256
 	Cert   *proof.Certificate // nil: an unattributed handset
+	Chain  [][]byte           // the key's attestation chain (DER, leaf first) its genesis carries; nil: none
 	Offset int                // utc_offset_minutes of the reporting zone
 
 	epoch  uint32
@@ -39,6 +40,19 @@ func DeviceKey(seed uint64, index int) (*proof.KeySigner, error) {
 	return proof.NewKeySigner(s[:])
 }
 
+// DeviceP256Key derives the ECDSA P-256 key of device index for a seed (a key
+// distinct from DeviceKey's).
+func DeviceP256Key(seed uint64, index int) (*proof.P256Signer, error) {
+	s := sha256.Sum256(fmt.Appendf(nil, "fleetsim p256 device %d %d", seed, index))
+	for {
+		k, err := proof.NewP256Signer(s[:])
+		if !errors.Is(err, proof.ErrRange) {
+			return k, err
+		}
+		s = sha256.Sum256(s[:]) // a scalar not below the group order (p < 2^-32)
+	}
+}
+
 // SerialTag derives a factory serial_tag (docs/protocol.md recommends an HMAC of the IMEI).
 func SerialTag(seed uint64, label string) [32]byte {
 	return sha256.Sum256(fmt.Appendf(nil, "fleetsim serial %d %s", seed, label))
@@ -54,7 +68,7 @@ func Certify(m Maker, key proof.PublicKey, serial [32]byte, model string, issued
 }
 
 // NewDevice returns a handset with an in-memory queue, not connected yet.
-func NewDevice(index int, key *proof.KeySigner, cert *proof.Certificate, offset int) *Device {
+func NewDevice(index int, key proof.Signer, cert *proof.Certificate, offset int) *Device {
 	d := &Device{Index: index, Key: key, Cert: cert, Offset: offset, q: &memQueue{}}
 	id := key.PublicKey().DeviceID()
 	copy(d.bootID[:], id[16:])
@@ -102,7 +116,7 @@ func (d *Device) Close() error {
 func (d *Device) Queued() int { return d.q.len() }
 
 // Genesis starts the next epoch with a genesis minted at at (reason 1 for the first
-// epoch, 2 afterwards) carrying the device's certificate.
+// epoch, 2 afterwards) carrying the device's certificate and attestation chain.
 func (d *Device) Genesis(at time.Time) ([]byte, error) {
 	d.epoch++
 	reason := proof.ReasonFirstStart
@@ -111,7 +125,7 @@ func (d *Device) Genesis(at time.Time) ([]byte, error) {
 	}
 	d.seq, d.prev = 0, proof.Hash{}
 	return d.mint(&proof.Record{MintedAt: at.Unix(), UptimeMS: 20_000,
-		Body: &proof.Genesis{PublicKey: d.Key.PublicKey(), Cert: d.Cert, Reason: reason}})
+		Body: &proof.Genesis{PublicKey: d.Key.PublicKey(), Cert: d.Cert, Attestation: d.Chain, Reason: reason}})
 }
 
 // Day mints the activity record of a.Date at at (normally just after its local

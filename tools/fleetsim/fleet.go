@@ -15,11 +15,14 @@ import (
 )
 
 // FleetSpec is one handset of a fleet scenario (month, phantom): the maker that
-// certifies its key, its serial tag, and its month.
+// certifies its key, its serial tag, and its month; optionally its key and the
+// attestation chain its genesis carries.
 type FleetSpec struct {
 	Maker  string
 	Serial [32]byte
-	Plan   Plan // its dates are the month's (Plan.In)
+	Plan   Plan         // its dates are the month's (Plan.In)
+	Key    proof.Signer // nil: DeviceKey(Fleet.KeySeed, index)
+	Chain  [][]byte     // nil: no attestation
 }
 
 // Fleet plays a month of handsets with plans: keys, maker certificates issued a week
@@ -32,7 +35,7 @@ type Fleet struct {
 	Month   collector.Month
 	Offset  int // utc_offset_minutes of the fleet
 	Workers int
-	KeySeed uint64 // device i's key is DeviceKey(KeySeed, i)
+	KeySeed uint64 // device i's key is DeviceKey(KeySeed, i) unless its spec has one
 	Stores  int    // the first Stores devices keep a real amosd store under Dir
 	Dir     string
 	Logf    func(string, ...any)
@@ -86,9 +89,13 @@ func (f *Fleet) Start(ctx context.Context) error {
 	at := f.GenesisAt()
 	f.SetClock(at)
 	err := f.each(ctx, func(i int) error {
-		key, err := DeviceKey(f.KeySeed, i)
-		if err != nil {
-			return err
+		key := f.Specs[i].Key
+		if key == nil {
+			k, err := DeviceKey(f.KeySeed, i)
+			if err != nil {
+				return err
+			}
+			key = k
 		}
 		m, ok := f.Server.Maker(f.Specs[i].Maker)
 		if !ok {
@@ -99,6 +106,7 @@ func (f *Fleet) Start(ctx context.Context) error {
 			return err
 		}
 		d := NewDevice(i, key, cert, f.Offset)
+		d.Chain = f.Specs[i].Chain
 		f.Devices[i] = d
 		if i < f.Stores {
 			if err := d.UseStore(filepath.Join(f.Dir, fmt.Sprintf("store-%05d", i))); err != nil {

@@ -110,8 +110,9 @@ type Server struct {
 }
 
 // StartServer starts an in-process collector over TLS in dir (ledger/, pki/) with the
-// makers registered, docs/dbus-api.md's default eligibility and limits, on clock.
-func StartServer(dir string, makers []Maker, clock *Clock, logf func(string, ...any)) (*Server, error) {
+// makers registered, docs/dbus-api.md's default eligibility and limits, on clock; att
+// verifies attestation chains and gives the makers' modes (nil: none, every maker off).
+func StartServer(dir string, makers []Maker, clock *Clock, att collector.Attestor, logf func(string, ...any)) (*Server, error) {
 	pki, err := NewPKI(filepath.Join(dir, "pki"), 30*24*time.Hour)
 	if err != nil {
 		return nil, err
@@ -126,7 +127,7 @@ func StartServer(dir string, makers []Maker, clock *Clock, logf func(string, ...
 		reg[m.ID] = m.Key.PublicKey()
 		tokens[m.ID] = sha256.Sum256([]byte(m.Token))
 	}
-	c, err := collector.New(l, collector.Options{Makers: reg, Now: clock.Now})
+	c, err := collector.New(l, collector.Options{Makers: reg, Now: clock.Now, Attestation: att})
 	if err != nil {
 		l.Close()
 		return nil, err

@@ -23,6 +23,8 @@ type ServerConfig struct {
 	Seed   uint64
 	Dir    string
 	Start  time.Time // the in-process collector's simulated clock starts here
+	// Attestation is the in-process collector's attestation policy (nil: none).
+	Attestation collector.Attestor
 	// Now is the external collector's clock (time.Now when nil).
 	Now  func() time.Time
 	Logf func(string, ...any)
@@ -39,7 +41,7 @@ func OpenServer(c ServerConfig) (*Server, error) {
 			}
 			makers = append(makers, m)
 		}
-		return StartServer(c.Dir, makers, NewClock(c.Start), c.Logf)
+		return StartServer(c.Dir, makers, NewClock(c.Start), c.Attestation, c.Logf)
 	}
 	if c.CAFile == "" || c.PayerToken == "" || len(c.MakerKeys) == 0 {
 		return nil, fmt.Errorf("fleetsim: an external collector needs --ca, --payer-token and --maker ID=KEYFILE[:TOKEN]")

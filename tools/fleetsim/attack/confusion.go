@@ -22,6 +22,13 @@ type ConfusionRow struct {
 	NotListed int
 	Late      int            // records the devices sent after the month closed (refused late)
 	Reasons   map[string]int // "OUTCOME REASON" -> devices (held devices count each signal)
+	// Attestation counts the devices by the claim's attestation verdict ("attested",
+	// "not_attested", "refused: REASON", "revoked: WHY"), where it gives one.
+	Attestation map[string]int
+}
+
+func newRow(kind string) *ConfusionRow {
+	return &ConfusionRow{Kind: kind, Outcomes: map[claim.Outcome]int{}, Reasons: map[string]int{}, Attestation: map[string]int{}}
 }
 
 // Paid is the number of the kind's devices paid.
@@ -44,13 +51,13 @@ func confusion(kinds []string, members []member, devs []claim.Device) []*Confusi
 	rows := map[string]*ConfusionRow{}
 	var out []*ConfusionRow
 	for _, k := range kinds {
-		rows[k] = &ConfusionRow{Kind: k, Outcomes: map[claim.Outcome]int{}, Reasons: map[string]int{}}
+		rows[k] = newRow(k)
 		out = append(out, rows[k])
 	}
 	for _, m := range members {
 		r := rows[m.kind]
 		if r == nil {
-			r = &ConfusionRow{Kind: m.kind, Outcomes: map[claim.Outcome]int{}, Reasons: map[string]int{}}
+			r = newRow(m.kind)
 			rows[m.kind] = r
 			out = append(out, r)
 		}
@@ -65,6 +72,9 @@ func confusion(kinds []string, members []member, devs []claim.Device) []*Confusi
 		for _, why := range d.Reasons {
 			r.Reasons[string(d.Outcome)+" "+why]++
 		}
+		if d.Attestation != "" {
+			r.Attestation[d.Attestation]++
+		}
 	}
 	return out
 }
@@ -76,9 +86,13 @@ func colWidth(o claim.Outcome) int { return max(len(o), 5) }
 
 // PrintConfusion writes the confusion table: a row per true kind, a column per
 // outcome, the devices the claim does not list, the late records; then each kind's
-// reasons.
+// reasons, and its attestation verdicts where the claim gives any.
 func PrintConfusion(w io.Writer, rows []*ConfusionRow) {
-	fmt.Fprintf(w, "  %-18s %7s", "true kind", "devices")
+	kw := 18
+	for _, r := range rows {
+		kw = max(kw, len(r.Kind))
+	}
+	fmt.Fprintf(w, "  %-*s %7s", kw, "true kind", "devices")
 	for _, o := range confusionOutcomes {
 		fmt.Fprintf(w, " %*s", colWidth(o), o)
 	}
@@ -89,7 +103,7 @@ func PrintConfusion(w io.Writer, rows []*ConfusionRow) {
 		if r.Devices == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "  %-18s %7d", r.Kind, r.Devices)
+		fmt.Fprintf(w, "  %-*s %7d", kw, r.Kind, r.Devices)
 		for _, o := range confusionOutcomes {
 			fmt.Fprintf(w, " %*d", colWidth(o), r.Outcomes[o])
 			total.Outcomes[o] += r.Outcomes[o]
@@ -99,20 +113,30 @@ func PrintConfusion(w io.Writer, rows []*ConfusionRow) {
 		total.NotListed += r.NotListed
 		total.Late += r.Late
 	}
-	fmt.Fprintf(w, "  %-18s %7d", "total", total.Devices)
+	fmt.Fprintf(w, "  %-*s %7d", kw, "total", total.Devices)
 	for _, o := range confusionOutcomes {
 		fmt.Fprintf(w, " %*d", colWidth(o), total.Outcomes[o])
 	}
 	fmt.Fprintf(w, " %10d %12d\n", total.NotListed, total.Late)
 	fmt.Fprintln(w, "  reasons (devices; a held device counts once per signal):")
+	printCounts(w, kw, rows, func(r *ConfusionRow) map[string]int { return r.Reasons })
+	if slices.ContainsFunc(rows, func(r *ConfusionRow) bool { return len(r.Attestation) > 0 }) {
+		fmt.Fprintln(w, "  attestation (devices by the claim's verdict on their key):")
+		printCounts(w, kw, rows, func(r *ConfusionRow) map[string]int { return r.Attestation })
+	}
+}
+
+// printCounts writes a line of "KEY N, …" per row that has counts.
+func printCounts(w io.Writer, kw int, rows []*ConfusionRow, counts func(*ConfusionRow) map[string]int) {
 	for _, r := range rows {
-		if len(r.Reasons) == 0 {
+		c := counts(r)
+		if len(c) == 0 {
 			continue
 		}
 		var parts []string
-		for _, k := range slices.Sorted(maps.Keys(r.Reasons)) {
-			parts = append(parts, fmt.Sprintf("%s %d", k, r.Reasons[k]))
+		for _, k := range slices.Sorted(maps.Keys(c)) {
+			parts = append(parts, fmt.Sprintf("%s %d", k, c[k]))
 		}
-		fmt.Fprintf(w, "    %-18s %s\n", r.Kind, strings.Join(parts, ", "))
+		fmt.Fprintf(w, "    %-*s %s\n", kw, r.Kind, strings.Join(parts, ", "))
 	}
 }

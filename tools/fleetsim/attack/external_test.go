@@ -12,12 +12,13 @@ import (
 )
 
 // externalServer starts an in-process collector whose clock runs on its own (a minute
-// every 20 ms, from at), and returns it described as an external one: the scenarios
-// cannot move its clock, as with a running amos-collector.
-func externalServer(t *testing.T, at time.Time, ids ...string) *fleetsim.Server {
+// every 20 ms, from at), with an attestation policy (nil: none), and returns it
+// described as an external one: the scenarios cannot move its clock, as with a
+// running amos-collector.
+func externalServer(t *testing.T, at time.Time, att collector.Attestor, ids ...string) *fleetsim.Server {
 	t.Helper()
 	clock := fleetsim.NewClock(at)
-	in := startServer(t, clock, ids...)
+	in := startAttestedServer(t, clock, att, ids...)
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -50,7 +51,7 @@ func TestScenariosAgainstAnExternalCollector(t *testing.T) {
 	month := collector.Month{Year: 2026, Month: time.December}
 	now := time.Date(2027, time.January, 3, 9, 0, 0, 0, time.FixedZone("", 8*3600))
 	t.Run("phantom", func(t *testing.T) {
-		srv := externalServer(t, now, "konka", "tcl", "phantomco")
+		srv := externalServer(t, now, nil, "konka", "tcl", "phantomco")
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		var out strings.Builder
@@ -63,8 +64,33 @@ func TestScenariosAgainstAnExternalCollector(t *testing.T) {
 			t.Errorf("phantoms: %+v %+v", res.Row(PhantomFabricated), res.Row(PhantomStolen))
 		}
 	})
+	t.Run("phantom-attestation-required", func(t *testing.T) {
+		// The external collector trusts the authority's root (its attestation.roots)
+		// and requires attestation of every maker.
+		auth := testAuthority(t)
+		policy, err := AttestationPolicy(auth, collector.AttestationRequired, []string{"konka", "tcl", "phantomco"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := externalServer(t, now, policy, "konka", "tcl", "phantomco")
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		var out strings.Builder
+		res, err := RunPhantom(ctx, PhantomConfig{Month: month, Seed: 4, Phantoms: 20, Honest: 30, Dormant: 30,
+			Attestation: collector.AttestationRequired, Authority: auth, Server: srv, Out: &out, Logf: t.Logf})
+		t.Logf("\n%s", out.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkAttested(t, res)
+		for _, k := range dormantKinds {
+			if r := res.Row(k); r.Outcomes[claim.Refused] != res.ActiveEnough[k] || r.Outcomes[claim.Refused] == 0 {
+				t.Errorf("%s: %v", k, r.Outcomes)
+			}
+		}
+	})
 	t.Run("farm", func(t *testing.T) {
-		srv := externalServer(t, now, "konka", "tcl", "farmco")
+		srv := externalServer(t, now, nil, "konka", "tcl", "farmco")
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		var out strings.Builder

@@ -536,7 +536,7 @@ func (r *FarmResult) Row(k FarmKind) *ConfusionRow {
 			return row
 		}
 	}
-	return &ConfusionRow{Kind: k.String(), Outcomes: map[claim.Outcome]int{}, Reasons: map[string]int{}}
+	return newRow(k.String())
 }
 
 // Print writes the confusion table, one device's view of each kind, the claims, and

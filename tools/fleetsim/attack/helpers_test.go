@@ -12,6 +12,13 @@ import (
 // startServer starts an in-process collector with makers for a test.
 func startServer(t *testing.T, clock *fleetsim.Clock, ids ...string) *fleetsim.Server {
 	t.Helper()
+	return startAttestedServer(t, clock, nil, ids...)
+}
+
+// startAttestedServer starts an in-process collector with makers and an attestation
+// policy (nil: none) for a test.
+func startAttestedServer(t *testing.T, clock *fleetsim.Clock, att collector.Attestor, ids ...string) *fleetsim.Server {
+	t.Helper()
 	if len(testenv.Emulator()) > 0 {
 		t.Skip("a host tool: its TLS fleet is not worth emulating (make test-arm)")
 	}
@@ -23,7 +30,7 @@ func startServer(t *testing.T, clock *fleetsim.Clock, ids ...string) *fleetsim.S
 		}
 		makers = append(makers, m)
 	}
-	srv, err := fleetsim.StartServer(t.TempDir(), makers, clock, t.Logf)
+	srv, err := fleetsim.StartServer(t.TempDir(), makers, clock, att, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
