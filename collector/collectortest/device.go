@@ -34,8 +34,9 @@ func Certify(t testing.TB, maker *proof.KeySigner, makerID string, dev proof.Pub
 // Device mints the records of a simulated handset: a genesis per epoch, then one
 // activity record per date, each chained to the one before.
 type Device struct {
-	Key   *proof.KeySigner
+	Key   proof.Signer       // Ed25519 (NewDevice) or P-256 (NewP256Device)
 	Cert  *proof.Certificate // carried by the next genesis; nil for none
+	Chain [][]byte           // the attestation chain the next genesis carries; nil for none
 	Epoch uint32
 	Seq   uint64
 	Prev  proof.Hash
@@ -45,6 +46,17 @@ type Device struct {
 // NewDevice returns a handset with the deterministic key of label.
 func NewDevice(t testing.TB, label string) *Device {
 	return &Device{Key: Key(t, "device "+label), t: t}
+}
+
+// NewP256Device returns a handset with the deterministic P-256 key of label.
+func NewP256Device(t testing.TB, label string) *Device {
+	t.Helper()
+	s := sha256.Sum256([]byte("amos-collector collectortest p256 device " + label))
+	k, err := proof.NewP256Signer(s[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Device{Key: k, t: t}
 }
 
 // ID returns the device_id.
@@ -59,7 +71,7 @@ func (d *Device) Genesis() []byte {
 		reason = proof.ReasonStoreRecreated
 	}
 	return d.sign(&proof.Record{DeviceID: d.ID(), Epoch: d.Epoch, Seq: 1, MintedAt: 1790000000, UptimeMS: 1000,
-		Body: &proof.Genesis{PublicKey: d.Key.PublicKey(), Cert: d.Cert, Reason: reason}})
+		Body: &proof.Genesis{PublicKey: d.Key.PublicKey(), Cert: d.Cert, Attestation: d.Chain, Reason: reason}})
 }
 
 // Day mints the activity record of date at UTC+08:00 with the given counters.
