@@ -20,26 +20,36 @@ type FullDay struct {
 	SavedAt       time.Time  // when the tally was saved
 	BootID        [16]byte   // the boot that saved it (another boot's: restored all the same)
 	UptimeMS      uint64     // CLOCK_BOOTTIME of that save
+	// Signer signs the records: a keystore key (agent/keystore's Signer, the key.backend
+	// keystore of the VM's amosd). Nil: the file key FullDaySeed, written to keyDir.
+	Signer proof.Signer
+	// Chain is the attestation chain of Signer's key, which the genesis carries.
+	Chain [][]byte
 }
 
 // FullDaySeed is the device key's seed in the state FullDay.Write makes.
 var FullDaySeed = sha256.Sum256([]byte("amosd budget bench device"))
 
-// Write puts the state into keyDir (the device key FullDaySeed, epoch 1) and dataDir
-// (amosd's store): consent granted, a genesis and 999 activity days queued, the last of
-// them the day before Today, and Today's tally of a full day of use.
+// Write puts the state into keyDir (epoch 1, and the device key FullDaySeed unless
+// Signer is given) and dataDir (amosd's store): consent granted, a genesis (carrying
+// Chain) and 999 activity days queued, the last of them the day before Today, and
+// Today's tally of a full day of use.
 func (f FullDay) Write(dataDir, keyDir string) error {
 	if err := os.MkdirAll(keyDir, 0o700); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(keyDir, "device.key"), FullDaySeed[:], 0o600); err != nil {
-		return err
+	signer := f.Signer
+	if signer == nil {
+		if err := os.WriteFile(filepath.Join(keyDir, "device.key"), FullDaySeed[:], 0o600); err != nil {
+			return err
+		}
+		k, err := proof.NewKeySigner(FullDaySeed[:])
+		if err != nil {
+			return err
+		}
+		signer = k
 	}
 	if err := os.WriteFile(filepath.Join(keyDir, "epoch"), []byte("1\n"), 0o600); err != nil {
-		return err
-	}
-	signer, err := proof.NewKeySigner(FullDaySeed[:])
-	if err != nil {
 		return err
 	}
 	s, err := store.Open(store.Options{Dir: dataDir})
@@ -54,7 +64,7 @@ func (f FullDay) Write(dataDir, keyDir string) error {
 	const days = 999
 	date := proof.DateOf(f.Today.Start(f.OffsetMinutes).AddDate(0, 0, -days), f.OffsetMinutes)
 	g := &proof.Record{DeviceID: id, Epoch: 1, Seq: 1, MintedAt: date.Start(f.OffsetMinutes).Unix() - 3600,
-		Body: &proof.Genesis{PublicKey: signer.PublicKey(), Reason: proof.ReasonFirstStart}}
+		Body: &proof.Genesis{PublicKey: signer.PublicKey(), Attestation: f.Chain, Reason: proof.ReasonFirstStart}}
 	rec, err := g.Sign(signer)
 	if err != nil {
 		return err

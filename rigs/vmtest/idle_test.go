@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"amos.example/amosd/agent/keystore"
 	"amos.example/amosd/internal/benchline"
 	"amos.example/amosd/proof"
 )
@@ -54,10 +55,13 @@ func idleBudgets(t *testing.T, ctx context.Context, arch Arch, im *image) {
 	d := time.Now().In(zone).AddDate(0, 0, 1)
 	noon := time.Date(d.Year(), d.Month(), d.Day(), 12, 0, 0, 0, zone)
 	day := FullDay{Today: proof.DateOf(noon, offsetMinutes), OffsetMinutes: offsetMinutes, SavedAt: noon.Add(-time.Minute), UptimeMS: 3_600_000}
-	disk := buildDisk(t, ctx, t.TempDir(), noon, func(stage string) error {
+	// The 1,000 records and their genesis (with the key's chain) are signed in the
+	// factory's keystore, by the key the handset's amosd signs with.
+	disk := buildDisk(t, ctx, t.TempDir(), noon, func(stage string, key *keystore.Signer) error {
+		day.Signer, day.Chain = key, key.Chain()
 		return day.Write(filepath.Join(stage, "amos"), filepath.Join(stage, "persist"))
 	})
-	b := boot(t, ctx, arch, im.kernel, im.initramfs, disk, "idle", filepath.Join(im.logs, "idle.log"), "-icount", "shift=0,sleep=off")
+	b := boot(t, ctx, arch, im.kernel, im.initramfs, disk.Path, "idle", filepath.Join(im.logs, "idle.log"), "-icount", "shift=0,sleep=off")
 	b.waitLine(t, "VMTEST IDLE ", 15*time.Minute)
 	b.waitExit(t, 2*time.Minute)
 	var fig idleFigures
@@ -94,7 +98,7 @@ func idleBudgets(t *testing.T, ctx context.Context, arch Arch, im *image) {
 		Arch: arch.Name, Kernel: fig.Kernel + " " + fig.Machine, GeneratedAt: time.Now().UTC().Format(time.RFC3339),
 		Command: fmt.Sprintf("make vm-test (rigs/vmtest TestPowerCuts/%s/idle: %s %s, -icount shift=0,sleep=off)", arch.Name, arch.QEMU, strings.Join(arch.Machine, " ")),
 		Commit:  gitDescribe(t),
-		State: fmt.Sprintf("amosd run with a full day of tally (%s, 6 h) and %v records queued, its upload answered 503 Retry-After: 86400 (%d request(s)); power manager on the bus, a keyboard plugged in, no input; %v",
+		State: fmt.Sprintf("amosd run with a full day of tally (%s, 6 h) and %v records queued, its upload answered 503 Retry-After: 86400 (%d request(s)); power manager on the bus, a keyboard plugged in, no input; key.backend keystore (amos-keystored, the development keystore, on the bus); %v",
 			day.Today, fig.Status["queued"], fig.Refused, fig.Status["sources"]),
 		WindowSeconds: fig.WindowSeconds, Episodes: fig.Episodes, EpisodeGapMS: fig.EpisodeGapMS, SwitchIns: fig.SwitchIns,
 		ThreadsWoken: fig.ThreadsWoken, ContextSwitches: fig.ContextSwitches, EpisodeAtMS: fig.EpisodeAt,

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -19,8 +18,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"amos.example/amosd/collector/collectortest"
 )
 
 // TestPowerCuts is `make vm-test`: for each handset architecture it builds the firmware
@@ -29,8 +26,12 @@ import (
 //   - cuts: boots it under full-system QEMU on an ext4 virtio disk, cuts the power
 //     (SIGKILL of QEMU) at random moments while the owner uses the phone and amosd
 //     tallies, mints and uploads, boots again on the same disk, and at the end checks
-//     that the store opens cleanly, the chain is unbroken, and the collector holds every
-//     record the device minted exactly once;
+//     that the store opens cleanly, the chain is unbroken, the collector holds every
+//     record the device minted exactly once, and the device is attested: amosd signs
+//     with key.backend keystore, in amos-keystored (the DEVELOPMENT reference keystore:
+//     software keys), whose key the factory (buildDisk) generated with `amosd
+//     identity`, and the collector, which requires attestation for konka and trusts
+//     only the development authority's root, accepted the chain its genesis carried;
 //   - idle: boots it on a disk holding a full day of tally and 1,000 queued records and
 //     measures amosd's memory and wake-ups in an idle hour (idle_test.go): README.md's
 //     idle budgets as the phone sees them.
@@ -79,7 +80,8 @@ func repoRoot(t *testing.T) string {
 
 func powerCuts(t *testing.T, ctx context.Context, arch Arch, im *image, cuts int, rng *mrand.Rand) {
 	kernel, img, logs := im.kernel, im.initramfs, im.logs
-	disk := buildDisk(t, ctx, t.TempDir(), time.Now(), nil)
+	dk := buildDisk(t, ctx, t.TempDir(), time.Now(), nil)
+	disk := dk.Path
 
 	minted := map[string]int{} // "epoch/seq" → how many boots announced it
 	phases := map[string]int{}
@@ -128,6 +130,7 @@ func powerCuts(t *testing.T, ctx context.Context, arch Arch, im *image, cuts int
 	}
 	res := b.result(t)
 	verify(t, res, minted)
+	verifyAttested(t, res, dk)
 	var sum time.Duration
 	for _, d := range toRunning {
 		sum += d
@@ -144,6 +147,14 @@ func powerCuts(t *testing.T, ctx context.Context, arch Arch, im *image, cuts int
 	t.Logf("FIGURES %s: %d power cuts (%s), %d boots, records minted %d (epoch %d head seq %d), collector head seq %d, reported days %d, queue %d, dead-letter %d, power-on to running %.1f s average, %s in all",
 		arch.Name, cuts, strings.Join(ph, ", "), cuts+1, res.Inspect.Head.Seq, res.Inspect.Head.Epoch, res.Inspect.Head.Seq,
 		res.collectorHead(), res.reportedDays(), len(res.Inspect.Queue), len(res.Inspect.Dead), avg.Seconds(), time.Since(start).Round(time.Second))
+	if a := res.Device.Attestation; a != nil {
+		claim := "none (no accepted day)"
+		if c := res.claimOf(dk.DeviceID); c.DeviceID != "" {
+			claim = fmt.Sprintf("%s %s, outcome %s %v, attestation %q", res.Claim.Month, res.Claim.Status, c.Outcome, c.Reasons, c.Attestation)
+		}
+		t.Logf("FIGURES %s attestation: key.backend %s (amos-keystored, DEVELOPMENT keystore), %s key, chain of %d; the collector's verdict: accepted %v, %s, OS patch level %d, %d chain serials; the claim: %s",
+			arch.Name, res.Identity.Backend, res.Device.KeyType, res.Identity.ChainLength, a.Accepted, a.SecurityLevel, a.OSPatchLevel, len(a.Serials), claim)
+	}
 }
 
 // image is a built firmware image.
@@ -194,13 +205,17 @@ func buildFor(t *testing.T, ctx context.Context, goarch, goarm, pkg, out string)
 	}
 }
 
-// buildImage writes the initramfs: our init, amosd, the collector, dbus-daemon with its
-// libraries, busybox, the kernel modules, and the configuration.
+// buildImage writes the initramfs: our init, amosd, amos-keystored (the development
+// keystore), the collector, dbus-daemon with its libraries, busybox, the kernel
+// modules, and the configuration. The bus is a system bus with the test policy of
+// testdata/dbus/system-like.conf (everything runs as root) and, in its system.d, the
+// keystore's policy that linux-build ships for development images,
+// com.amos.Keystore1.conf: root owns com.amos.Keystore1 and may call it.
 func buildImage(t *testing.T, ctx context.Context, arch Arch, root, work string) string {
 	t.Helper()
 	bins := filepath.Join(work, "bin-"+arch.Name)
 	os.MkdirAll(bins, 0o755)
-	for _, p := range []string{"cmd/amosd", "cmd/amos-collector", "rigs/vmtest/guest"} {
+	for _, p := range []string{"cmd/amosd", "cmd/amos-keystored", "cmd/amos-collector", "rigs/vmtest/guest"} {
 		buildFor(t, ctx, arch.GOARCH, arch.GOARM, "amos.example/amosd/"+p, filepath.Join(bins, filepath.Base(p)))
 	}
 	mods, err := ModuleOrder(root, Modules())
@@ -216,19 +231,22 @@ func buildImage(t *testing.T, ctx context.Context, arch Arch, root, work string)
 		t.Fatal(err)
 	}
 	busConf = []byte(strings.Replace(string(busConf), "<listen>unix:tmpdir=/tmp</listen>", "<listen>unix:path=/run/dbus/system_bus_socket</listen>", 1))
+	busConf = []byte(strings.Replace(string(busConf), "</busconfig>", "  <includedir>"+systemD+"</includedir>\n</busconfig>", 1))
 	amosdConf, _ := json.MarshalIndent(map[string]any{
 		"data_dir": "/data/amos", "key_dir": "/data/persist", "server_url": "https://127.0.0.1:8443",
 		"ca_file": "/data/collector/ca.pem", "bus": "unix:path=/run/dbus/system_bus_socket",
 		"sources": []string{"amos-power", "evdev"}, "evdev_glob": "/dev/input/event*",
 		"utc_offset_minutes": offsetMinutes, "consent_default": true, "log": "stderr",
+		// The device key is in the keystore (amos-keystored here), made at the factory.
+		"key": map[string]any{"backend": "keystore"},
 		// spread 0: the day goes right after midnight, where the cuts wait for it.
 		"sync": map[string]any{"initial_backoff": "2s", "max_backoff": "20s", "batch_records": 256, "timeout": "30s", "spread": "0s"},
 	}, "", "  ")
 	machineID := make([]byte, 16)
 	rand.Read(machineID)
 
-	files := append(append([]string{"/init", "/bin/busybox", "/usr/bin/amosd", "/usr/bin/amos-collector", "/usr/bin/dbus-daemon",
-		"/etc/passwd", "/etc/group", "/etc/machine-id", "/etc/vm/modules", "/etc/vm/bus.conf", "/etc/vm/amosd.json"}, mods...), libs...)
+	files := append(append([]string{"/init", "/bin/busybox", "/usr/bin/amosd", "/usr/bin/amos-keystored", "/usr/bin/amos-collector", "/usr/bin/dbus-daemon",
+		"/etc/passwd", "/etc/group", "/etc/machine-id", "/etc/vm/modules", "/etc/vm/bus.conf", "/etc/vm/amosd.json", keystorePolicy}, mods...), libs...)
 	out := filepath.Join(work, "initramfs-"+arch.Name+".cpio")
 	f, err := os.Create(out)
 	if err != nil {
@@ -240,6 +258,8 @@ func buildImage(t *testing.T, ctx context.Context, arch Arch, root, work string)
 	}
 	a.Copy("/init", filepath.Join(bins, "guest"))
 	a.Copy("/usr/bin/amosd", filepath.Join(bins, "amosd"))
+	a.Copy("/usr/bin/amos-keystored", filepath.Join(bins, "amos-keystored"))
+	a.Copy(keystorePolicy, filepath.Join(repoRoot(t), "linux-build", filepath.Base(keystorePolicy)))
 	a.Copy("/usr/bin/amos-collector", filepath.Join(bins, "amos-collector"))
 	a.Copy("/bin/busybox", filepath.Join(root, "bin", "busybox"))
 	a.Symlink("/bin/sh", "busybox")
@@ -265,73 +285,12 @@ func buildImage(t *testing.T, ctx context.Context, arch Arch, root, work string)
 // offsetMinutes is the reporting zone of the image's amosd.json.
 const offsetMinutes = 480
 
-// buildDisk makes the data disk as the factory leaves it: the device key and its maker
-// certificate (made with the real tools: `amosd identity`, `amos-collector maker
-// certify`), the collector's configuration and TLS files, the clock's start. fill, if
-// not nil, writes into the disk's tree first (stage/amos is amosd's data_dir,
-// stage/persist its key_dir).
-func buildDisk(t *testing.T, ctx context.Context, work string, clock time.Time, fill func(stage string) error) string {
-	t.Helper()
-	host := filepath.Join(work, "host")
-	os.MkdirAll(host, 0o755)
-	for _, p := range []string{"cmd/amosd", "cmd/amos-collector"} {
-		buildFor(t, ctx, runtime.GOARCH, "", "amos.example/amosd/"+p, filepath.Join(host, filepath.Base(p)))
-	}
-	run := func(bin string, args ...string) string {
-		out, err := exec.CommandContext(ctx, filepath.Join(host, bin), args...).Output()
-		if err != nil {
-			t.Fatalf("%s %s: %v", bin, strings.Join(args, " "), err)
-		}
-		return string(out)
-	}
-	stage := filepath.Join(work, "disk")
-	for _, d := range []string{"collector/ledger", "persist", "amos", "vm"} {
-		os.MkdirAll(filepath.Join(stage, d), 0o700)
-	}
-	if fill != nil {
-		if err := fill(stage); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pki := collectortest.NewValid(t, 3*365*24*time.Hour)
-	for _, c := range []struct{ src, dst string }{{pki.CAFile, "ca.pem"}, {pki.CertFile, "server.pem"}, {pki.KeyFile, "server.key"}} {
-		b, _ := os.ReadFile(c.src)
-		os.WriteFile(filepath.Join(stage, "collector", c.dst), b, 0o600)
-	}
-	run("amos-collector", "maker", "keygen", "--out", filepath.Join(work, "konka"))
-	makerPub, _ := os.ReadFile(filepath.Join(work, "konka.pub"))
-	token := "konka-vm-token"
-	sum := sha256.Sum256([]byte(token))
-	os.WriteFile(filepath.Join(stage, "collector", "token"), []byte(token+"\n"), 0o600)
-	colConf, _ := json.MarshalIndent(map[string]any{
-		"listen": "127.0.0.1:8443", "tls_cert": "/data/collector/server.pem", "tls_key": "/data/collector/server.key",
-		"data_dir":           "/data/collector/ledger",
-		"makers":             []map[string]string{{"id": "konka", "public_key": strings.TrimSpace(string(makerPub)), "token_sha256": hex.EncodeToString(sum[:])}},
-		"payer_token_sha256": hex.EncodeToString(make([]byte, 32)),
-		"limits":             map[string]int{"max_inflight_batches": 64, "device_batches_per_minute": 100000},
-	}, "", "  ")
-	os.WriteFile(filepath.Join(stage, "collector", "collector.json"), colConf, 0o600)
-	hostConf := filepath.Join(work, "factory.json")
-	b, _ := json.Marshal(map[string]any{"data_dir": filepath.Join(work, "unused"), "key_dir": filepath.Join(stage, "persist"),
-		"server_url": "https://127.0.0.1:8443", "ca_file": pki.CAFile})
-	os.WriteFile(hostConf, b, 0o644)
-	var ident struct {
-		PublicKey string `json:"public_key"`
-	}
-	if err := json.Unmarshal([]byte(run("amosd", "--config", hostConf, "identity", "--json")), &ident); err != nil {
-		t.Fatal(err)
-	}
-	serial := sha256.Sum256([]byte("IMEI 860000000000777"))
-	run("amos-collector", "maker", "certify", "--key", filepath.Join(work, "konka.key"), "--maker-id", "konka",
-		"--model", "Amos VM", "--serial-tag", hex.EncodeToString(serial[:]), "--device-pub", ident.PublicKey,
-		"--out", filepath.Join(stage, "persist", "device.cert"))
-	os.WriteFile(filepath.Join(stage, "vm", "clock"), []byte(strconv.FormatInt(clock.Unix(), 10)+"\n"), 0o644)
-	disk := filepath.Join(work, "disk.img")
-	if out, err := exec.CommandContext(ctx, "mke2fs", "-q", "-F", "-t", "ext4", "-d", stage, disk, "64M").CombinedOutput(); err != nil {
-		t.Fatalf("mke2fs: %v\n%s", err, out)
-	}
-	return disk
-}
+// systemD is the image's directory of bus policy files, as Debian's; keystorePolicy
+// the keystore's there.
+const (
+	systemD        = "/usr/share/dbus-1/system.d"
+	keystorePolicy = systemD + "/com.amos.Keystore1.conf"
+)
 
 // vm is one boot of the image.
 type vm struct {
@@ -494,17 +453,77 @@ type result struct {
 		Recovery json.RawMessage   `json:"last_recovery"`
 	} `json:"inspect"`
 	Device struct {
-		Attributed bool   `json:"attributed"`
-		MakerID    string `json:"maker_id"`
-		Epochs     []struct {
-			Epoch   uint32 `json:"epoch"`
-			HeadSeq uint64 `json:"head_seq"`
+		DeviceID    string `json:"device_id"`
+		PublicKey   string `json:"public_key"`
+		KeyType     string `json:"key_type"`
+		Attributed  bool   `json:"attributed"`
+		MakerID     string `json:"maker_id"`
+		Attestation *struct {
+			Accepted      bool     `json:"accepted"`
+			Reason        string   `json:"reason"`
+			Detail        string   `json:"detail"`
+			SecurityLevel string   `json:"security_level"`
+			OSPatchLevel  int      `json:"os_patch_level"`
+			Epoch         uint32   `json:"epoch"`
+			Serials       []string `json:"serials"`
+		} `json:"attestation"`
+		AttestationRevoked string `json:"attestation_revoked"`
+		Epochs             []struct {
+			Epoch    uint32 `json:"epoch"`
+			HeadSeq  uint64 `json:"head_seq"`
+			LastDate string `json:"last_date"`
 		} `json:"epochs"`
 		Months []struct {
 			Month        string `json:"month"`
 			ReportedDays int    `json:"reported_days"`
 		} `json:"months"`
 	} `json:"device"`
+	// Claim is the collector's claim of the month of the device's last accepted date, as
+	// its maker sees it (GET /v1/claims/devices).
+	Claim struct {
+		Month   string        `json:"month"`
+		Status  string        `json:"status"`
+		Devices []claimDevice `json:"devices"`
+	} `json:"claim"`
+	// Identity is `amosd identity --json` in the guest, against its keystore.
+	Identity struct {
+		DeviceID    string `json:"device_id"`
+		PublicKey   string `json:"public_key"`
+		KeyType     string `json:"key_type"`
+		Backend     string `json:"backend"`
+		ChainLength int    `json:"chain_length"`
+		Generated   bool   `json:"generated"`
+		Certificate string `json:"certificate"`
+		MakerID     string `json:"maker_id"`
+	} `json:"identity"`
+	// Selftest is `amosd selftest --json` in the guest while amosd ran.
+	Selftest struct {
+		Checks []struct {
+			Check  string `json:"check"`
+			OK     bool   `json:"ok"`
+			Warn   bool   `json:"warn"`
+			Detail string `json:"detail"`
+		} `json:"checks"`
+	} `json:"selftest"`
+}
+
+// claimDevice is one device of a month's claim.
+type claimDevice struct {
+	DeviceID    string   `json:"device_id"`
+	MakerID     string   `json:"maker_id"`
+	Outcome     string   `json:"outcome"`
+	Reasons     []string `json:"reasons"`
+	Attestation string   `json:"attestation"`
+}
+
+// claimOf returns the claim's row of a device (zero if it has none).
+func (r *result) claimOf(id string) claimDevice {
+	for _, d := range r.Claim.Devices {
+		if d.DeviceID == id {
+			return d
+		}
+	}
+	return claimDevice{}
 }
 
 func (v *vm) result(t *testing.T) *result {
@@ -577,5 +596,53 @@ func verify(t *testing.T, r *result, minted map[string]int) {
 	}
 	if len(minted) == 0 {
 		t.Error("no record was minted during the run")
+	}
+}
+
+// verifyAttested checks that the handset ran attested: its amosd signs with the
+// factory's keystore key (key.backend keystore, P-256, a chain of 3 from the
+// development authority), the collector verified the chain its genesis carried
+// (accepted, TrustedEnvironment, epoch 1) and the month's claim counts it attested; and
+// that amosd's selftest says the keystore is a development one.
+func verifyAttested(t *testing.T, r *result, dk *disk) {
+	t.Helper()
+	id := r.Identity
+	if id.Backend != "keystore" || id.KeyType != "p256" || id.ChainLength != 3 || id.Generated || id.DeviceID != dk.DeviceID ||
+		id.PublicKey != dk.PublicKey || id.Certificate != "valid" || id.MakerID != vmMaker {
+		t.Errorf("amosd identity in the guest: %+v; want the factory's keystore key %s (device %s) with a chain of 3 and a valid certificate", id, dk.PublicKey, dk.DeviceID)
+	}
+	dev := r.Device
+	if dev.DeviceID != dk.DeviceID || dev.PublicKey != dk.PublicKey || dev.KeyType != "p256" {
+		t.Errorf("the collector's device %s key %s (%s), want %s key %s (p256)", dev.DeviceID, dev.PublicKey, dev.KeyType, dk.DeviceID, dk.PublicKey)
+	}
+	switch a := dev.Attestation; {
+	case a == nil:
+		t.Error("the collector holds no attestation verdict for the device: its genesis carried no chain")
+	case !a.Accepted:
+		t.Errorf("the collector refused the device's attestation: %s (%s)", a.Reason, a.Detail)
+	case a.SecurityLevel != dk.SecurityLevel || a.SecurityLevel != "TrustedEnvironment" || a.Epoch != 1 || len(a.Serials) != 3:
+		t.Errorf("attestation verdict %+v, want TrustedEnvironment (as at the factory: %s) from epoch 1's genesis, 3 serials", *a, dk.SecurityLevel)
+	}
+	if dev.AttestationRevoked != "" {
+		t.Errorf("attestation revoked: %s", dev.AttestationRevoked)
+	}
+	// A claim lists the devices with an accepted day in its month: the run's days (a
+	// run narrowed to a few cuts may have none, only the genesis).
+	if c := r.claimOf(dk.DeviceID); r.reportedDays() > 0 && (c.Attestation != "attested" || c.MakerID != vmMaker) {
+		t.Errorf("the claim of %s (%s) shows the device as %+v, want attested for %s", r.Claim.Month, r.Claim.Status, c, vmMaker)
+	}
+	checks := map[string]bool{}
+	for _, c := range r.Selftest.Checks {
+		switch c.Check {
+		case "keystore":
+			checks[c.Check] = c.OK && c.Warn && strings.Contains(c.Detail, "DEVELOPMENT")
+		case "key", "attestation", "certificate":
+			checks[c.Check] = c.OK && !c.Warn
+		}
+	}
+	for _, c := range []string{"keystore", "key", "attestation", "certificate"} {
+		if !checks[c] {
+			t.Errorf("amosd selftest in the guest: check %q is not as expected (keystore: a warning naming the DEVELOPMENT keystore; the others ok): %+v", c, r.Selftest.Checks)
+		}
 	}
 }

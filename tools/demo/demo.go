@@ -22,6 +22,8 @@ import (
 
 	"amos.example/amosd/collector"
 	"amos.example/amosd/collector/sales"
+	"amos.example/amosd/internal/devattest"
+	"amos.example/amosd/internal/devkeystore"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/tools/fleetsim"
 )
@@ -31,8 +33,9 @@ type Options struct {
 	Repo    string // the repository: testdata/dbus/system-like.conf, ./cmd/...
 	Out     string // everything goes here (out/demo), wiped first
 	Devices int    // simulated devices (1,000)
-	// Amosd and Collector are built binaries; empty builds both into Out/bin.
-	Amosd, Collector string
+	// Amosd, Collector and Keystored (amos-keystored) are built binaries; each one
+	// empty is built into Out/bin.
+	Amosd, Collector, Keystored string
 	// Quick skips the wait for the real midnight: the real amosd uploads only its
 	// genesis (tests).
 	Quick bool
@@ -56,11 +59,19 @@ type Result struct {
 	Elapsed    time.Duration
 }
 
+// makers are the fleet's; realMaker makes the real amosd's handset, and is the one
+// maker whose devices must be attested (its attestation "required"): the fleet's
+// simulated phones carry no chain.
 var makers = []string{"konka", "tcl", "zte"}
+
+const realMaker = "hisense"
 
 // realSerial is the serial tag of the real amosd's handset (an HMAC of the IMEI on a
 // real one).
 var realSerial = sha256.Sum256([]byte("IMEI 860000000000042"))
+
+// keyAlias is the real amosd's key in the keystore (key.alias, the default).
+const keyAlias = "amosd-device"
 
 // closeAfterDays is when the demo's collector closes a month, in days after its end:
 // the month before today is still open on any day of this one.
@@ -73,6 +84,7 @@ type demo struct {
 	logs     string
 	bus      *proc
 	col      *proc
+	ks       *proc // amos-keystored
 	amosd    *proc
 	pm       *dbus.Conn
 	sockDir  string
@@ -85,7 +97,13 @@ type demo struct {
 	env      []string      // added to every child's environment
 	amosdCfg string
 	colCfg   string
-	bin      struct{ amosd, collector string }
+	bin      struct{ amosd, collector, keystored string }
+	// auth is the development attestation authority of the demo's keystore; bootKey its
+	// default verifiedBootKey, the one realMaker's builds are approved with.
+	auth    *devattest.Authority
+	authDir string
+	bootKey string
+	factory string // what the factory step did, for the report
 }
 
 // Run runs the demo; it stops every process it started before it returns.
@@ -136,7 +154,8 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	}
 	res = &Result{}
 
-	// 1. The binaries, the development CA, the makers (amos-collector maker keygen).
+	// 1. The binaries, the development CA, the development attestation authority of
+	// the keystore, the makers (amos-collector maker keygen).
 	if err := d.build(ctx, say); err != nil {
 		return nil, err
 	}
@@ -145,9 +164,16 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		return nil, err
 	}
 	d.caFile = pki.CAFile
-	var makerCfg []map[string]string
+	// amos-keystored's own authority code (it loads this directory at start): a root
+	// that only this demo's collector trusts, never a production one.
+	d.authDir = filepath.Join(out, "keystore", "authority")
+	if d.auth, _, err = devkeystore.LoadAuthority(d.authDir, "Amos demo development keystore"); err != nil {
+		return nil, err
+	}
+	d.bootKey = hex.EncodeToString(devattest.BootKey(d.auth.Name()))
+	var makerCfg []map[string]any
 	var simMakers []string
-	for _, m := range makers {
+	for _, m := range append(append([]string{}, makers...), realMaker) {
 		prefix := filepath.Join(out, "makers", m)
 		if _, err := d.run(ctx, d.bin.collector, "maker", "keygen", "--out", prefix); err != nil {
 			return nil, err
@@ -160,14 +186,22 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		if err := os.WriteFile(prefix+".token", []byte(d.tokens[m]+"\n"), 0o600); err != nil {
 			return nil, err
 		}
-		makerCfg = append(makerCfg, map[string]string{"id": m, "public_key": strings.TrimSpace(string(pub)), "token_sha256": fleetsim.TokenHash(d.tokens[m])})
-		simMakers = append(simMakers, m+"="+prefix+".key:"+d.tokens[m])
+		cfg := map[string]any{"id": m, "public_key": strings.TrimSpace(string(pub)), "token_sha256": fleetsim.TokenHash(d.tokens[m])}
+		if m == realMaker {
+			// Its handsets are paid only with a chain the payer's roots accept, from a
+			// locked handset that booted a build it approved.
+			cfg["attestation"], cfg["boot_keys"] = "required", []string{d.bootKey}
+		} else {
+			simMakers = append(simMakers, m+"="+prefix+".key:"+d.tokens[m])
+		}
+		makerCfg = append(makerCfg, cfg)
 	}
 	d.payer = randomHex()
 	if err := os.WriteFile(filepath.Join(out, "payer.token"), []byte(d.payer+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	say("built amosd and amos-collector, made a development CA and %d makers (amos-collector maker keygen)", len(makers))
+	say("built amosd, amos-keystored and amos-collector, made a development CA, a DEVELOPMENT attestation authority (%s: no payer may trust it in production) and %d makers (amos-collector maker keygen)",
+		rel(d.authDir), len(makers)+1)
 
 	// 2. The collector, over TLS.
 	port, err := freePort()
@@ -183,6 +217,8 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		// The fleet plays the month before today in minutes: it must still be open (by
 		// default a month closes 10 days after its end, and its records are late after).
 		"claims": map[string]any{"close_after_days": closeAfterDays, "utc_offset_minutes": 480},
+		// Google's roots (the default) and the demo keystore's development root.
+		"attestation": map[string]any{"roots": []string{filepath.Join(d.authDir, devattest.RootFile)}},
 	}); err != nil {
 		return nil, err
 	}
@@ -203,14 +239,14 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		return nil, err
 	}
 	defer srv.Close()
-	// The payer's sales registry: the real amosd's handset is sold by konka (the fleet
-	// registers its own handsets before it uploads).
-	sold, err := srv.RegisterSales([]sales.Sale{{SerialTag: realSerial, MakerID: "konka",
+	// The payer's sales registry: the real amosd's handset is sold by realMaker (the
+	// fleet registers its own handsets before it uploads).
+	sold, err := srv.RegisterSales([]sales.Sale{{SerialTag: realSerial, MakerID: realMaker,
 		SoldAt: proof.DateOf(d.now().AddDate(0, 0, -1), 480), Channel: "taobao"}})
 	if err != nil {
 		return nil, err
 	}
-	say("the payer registered the real amosd's handset as sold by konka (POST /v1/registry: %d added)", sold.Added)
+	say("the payer registered the real amosd's handset as sold by %s (POST /v1/registry: %d added)", realMaker, sold.Added)
 	month := fleetsim.PreviousMonth(d.now())
 	var fleetOut bytes.Buffer
 	fleetLog, err := os.Create(filepath.Join(d.logs, "fleetsim.log"))
@@ -231,11 +267,16 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	}()
 	say("fleet simulator: %d phones, month %s, running (real signing, stores, transport over TLS)", o.Devices, month)
 
-	// 4. The bus, the platform's power manager (this program, owning
+	// 4. The bus, the platform's keystore (amos-keystored, the DEVELOPMENT reference
+	// implementation of com.amos.Keystore1), its power manager (this program, owning
 	// com.amos.PowerManager) and the real amosd.
 	if err := d.startBus(ctx); err != nil {
 		return nil, err
 	}
+	if err := d.startKeystore(ctx); err != nil {
+		return nil, err
+	}
+	say("amos-keystored serves com.amos.Keystore1: the DEVELOPMENT keystore (software keys, development root; NOT FOR PRODUCTION: a handset needs its vendor's, on the TEE)")
 	if err := d.becomePowerManager(); err != nil {
 		return nil, err
 	}
@@ -247,7 +288,8 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	if err := d.startAmosd(ctx, offset, res); err != nil {
 		return nil, err
 	}
-	say("amosd runs (device %s..., maker konka, zone UTC%+d:%02d); its genesis is accepted", res.DeviceID[:12], offset/60, abs(offset%60))
+	say("the factory: %s; %s certified it (amos-collector maker certify)", d.factory, realMaker)
+	say("amosd runs (device %s..., maker %s, key.backend keystore, zone UTC%+d:%02d); its genesis, with the key's chain, is accepted", res.DeviceID[:12], realMaker, offset/60, abs(offset%60))
 
 	// 5. The owner uses the phone: real D-Bus signals from the owner of com.amos.PowerManager.
 	if !o.Quick {
@@ -289,13 +331,14 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	fmt.Fprintln(o.Stdout)
 	fmt.Fprint(o.Stdout, fleetOut.String())
 	id, _ := proof.ParseHash(res.DeviceID)
-	view, _, err := srv.Device(id, d.tokens["konka"])
+	view, _, err := srv.Device(id, d.tokens[realMaker])
 	if err != nil {
 		return res, err
 	}
 	res.Device = view
 	devMonth := collector.MonthOf(day)
-	fmt.Fprintf(o.Stdout, "\nthe real amosd (device %s, maker %s):\n", res.DeviceID, view.MakerID)
+	fmt.Fprintf(o.Stdout, "\nthe real amosd (device %s, maker %s, %s key in amos-keystored):\n", res.DeviceID, view.MakerID, view.KeyType)
+	fmt.Fprintf(o.Stdout, "  %s\n", verdictLine(view))
 	for _, e := range view.Epochs {
 		fmt.Fprintf(o.Stdout, "  epoch %d: head seq %d, last date %s, %d days accepted\n", e.Epoch, e.HeadSeq, orDash(e.LastDate), e.Accepted)
 	}
@@ -307,9 +350,17 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		if c, err := srv.Claims(devMonth, d.payer); err == nil {
 			fmt.Fprintln(o.Stdout)
 			fleetsim.PrintClaims(o.Stdout, c, nil)
+			for _, row := range c.Rows {
+				if row.MakerID == realMaker {
+					fmt.Fprintf(o.Stdout, "  %s: %d attested device(s) in %s (attestation required: an unattested one is refused not_attested)\n", realMaker, row.Attested, devMonth)
+				}
+			}
 		}
 	}
 	fmt.Fprintf(o.Stdout, "\n$ amosd status   (the real daemon, over D-Bus)\n%s", indent(status, "  "))
+	if a := view.Attestation; a == nil || !a.Accepted || view.AttestationRevoked != "" {
+		return res, fmt.Errorf("the real device is not attested: %s", verdictLine(view))
+	}
 	res.Elapsed = time.Since(began)
 	guide := d.guide(month, res.DeviceID)
 	os.WriteFile(filepath.Join(out, "GUIDE.txt"), []byte(guide), 0o644)
@@ -321,27 +372,37 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	return res, nil
 }
 
-// build compiles amosd and amos-collector as the Makefile does, unless given.
+// build compiles amosd, amos-collector and amos-keystored as the Makefile does, those
+// not given.
 func (d *demo) build(ctx context.Context, say func(string, ...any)) error {
-	if d.o.Amosd != "" && d.o.Collector != "" {
-		d.bin.amosd, d.bin.collector = d.o.Amosd, d.o.Collector
+	d.bin.amosd, d.bin.collector, d.bin.keystored = d.o.Amosd, d.o.Collector, d.o.Keystored
+	bin := filepath.Join(d.out, "bin")
+	var pkgs []string
+	for _, b := range []struct {
+		path *string
+		pkg  string
+	}{{&d.bin.amosd, "./cmd/amosd"}, {&d.bin.collector, "./cmd/amos-collector"}, {&d.bin.keystored, "./cmd/amos-keystored"}} {
+		if *b.path == "" {
+			pkgs = append(pkgs, b.pkg)
+			*b.path = filepath.Join(bin, filepath.Base(b.pkg))
+		}
+	}
+	if len(pkgs) == 0 {
 		return nil
 	}
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		gobin = "/usr/local/go/bin/go"
 	}
-	bin := filepath.Join(d.out, "bin")
 	// amosfakeclock: the collector's clock can be shifted to Options.Today (the variable
 	// is set only then); amosd is built as for a handset.
-	cmd := exec.CommandContext(ctx, gobin, "build", "-trimpath", "-tags", "nethttpomithttp2,amosfakeclock", "-ldflags", "-X main.version=demo",
-		"-o", bin+"/", "./cmd/amosd", "./cmd/amos-collector")
+	cmd := exec.CommandContext(ctx, gobin, append([]string{"build", "-trimpath", "-tags", "nethttpomithttp2,amosfakeclock", "-ldflags", "-X main.version=demo",
+		"-o", bin + "/"}, pkgs...)...)
 	cmd.Dir = d.o.Repo
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, b)
 	}
-	d.bin.amosd, d.bin.collector = filepath.Join(bin, "amosd"), filepath.Join(bin, "amos-collector")
 	return nil
 }
 
@@ -395,8 +456,23 @@ func (d *demo) startBus(ctx context.Context) error {
 	return nil
 }
 
-// startAmosd writes amosd's configuration, has the maker certify its key (the factory
-// step), starts it and waits until its genesis is accepted.
+// startKeystore starts amos-keystored on the demo's bus with its keys under
+// out/keystore/state and the demo's development authority, and waits until it owns
+// com.amos.Keystore1. It serves its own uid (and root): the demo's amosd runs as the
+// demo's user.
+func (d *demo) startKeystore(ctx context.Context) error {
+	var err error
+	if d.ks, err = start("amos-keystored", filepath.Join(d.logs, "amos-keystored.log"), nil, d.bin.keystored, "--bus", d.busAddr,
+		"--state", filepath.Join(d.out, "keystore", "state"), "--authority", d.authDir); err != nil {
+		return err
+	}
+	return d.ks.waitFor(ctx, "serving com.amos.Keystore1", 1, 30*time.Second)
+}
+
+// startAmosd writes amosd's configuration (key.backend keystore), makes its key as the
+// factory does (amosd identity generates it in the keystore, attested for the maker
+// and serial tag; the collector's rules check its chain; the maker certifies it),
+// starts it and waits until its genesis is accepted.
 func (d *demo) startAmosd(ctx context.Context, offset int, res *Result) error {
 	dir := filepath.Join(d.out, "amosd")
 	d.amosdCfg = filepath.Join(d.out, "amosd.json")
@@ -410,23 +486,48 @@ func (d *demo) startAmosd(ctx context.Context, offset int, res *Result) error {
 		"utc_offset_minutes": offset, "trusted_uids": trusted,
 		// The demo's one phone uploads its day at once, not within sync.spread.
 		"sync": map[string]any{"spread": "0s"},
+		// The key is in the platform's keystore (amos-keystored here), not a file.
+		"key": map[string]any{"backend": "keystore", "alias": keyAlias},
 	}); err != nil {
 		return err
 	}
-	out, err := d.run(ctx, d.bin.amosd, "--config", d.amosdCfg, "identity", "--json")
+	tag := hex.EncodeToString(realSerial[:])
+	chain := filepath.Join(dir, "chain.pem")
+	out, err := d.run(ctx, d.bin.amosd, "--config", d.amosdCfg, "identity", "--json", "--maker-id", realMaker, "--serial-tag", tag, "--chain", chain)
 	if err != nil {
 		return err
 	}
 	var ident struct {
-		DeviceID  string `json:"device_id"`
-		PublicKey string `json:"public_key"`
+		DeviceID    string `json:"device_id"`
+		PublicKey   string `json:"public_key"`
+		Backend     string `json:"backend"`
+		ChainLength int    `json:"chain_length"`
 	}
 	if err := json.Unmarshal([]byte(out), &ident); err != nil {
 		return fmt.Errorf("amosd identity --json: %v: %s", err, out)
 	}
+	if ident.Backend != "keystore" || ident.ChainLength == 0 {
+		return fmt.Errorf("amosd identity made no attested keystore key: %s", out)
+	}
 	res.DeviceID = ident.DeviceID
-	if _, err := d.run(ctx, d.bin.collector, "maker", "certify", "--key", filepath.Join(d.out, "makers", "konka.key"),
-		"--maker-id", "konka", "--model", "Amos T1", "--serial-tag", hex.EncodeToString(realSerial[:]),
+	// The factory checks the chain with the collector's own rules before it certifies.
+	out, err = d.run(ctx, d.bin.collector, "attestation", "verify", "--chain", chain, "--at", d.now().UTC().Format(time.RFC3339),
+		"--challenge-hex", hex.EncodeToString(proof.AttestationChallenge(realMaker, realSerial)),
+		"--roots", filepath.Join(d.authDir, devattest.RootFile), "--boot-key", d.bootKey, "--key", ident.PublicKey)
+	if err != nil {
+		return err
+	}
+	var verdict struct {
+		SecurityLevel string `json:"security_level"`
+	}
+	// The verdict's JSON, after what a fake-clock collector says of its clock on stderr.
+	if i := strings.Index(out, "{"); i < 0 || json.NewDecoder(strings.NewReader(out[i:])).Decode(&verdict) != nil {
+		return fmt.Errorf("amos-collector attestation verify printed no verdict: %s", out)
+	}
+	d.factory = fmt.Sprintf("amosd identity --maker-id %s made a P-256 key in amos-keystored with a chain of %d (amos-collector attestation verify: accepted, %s)",
+		realMaker, ident.ChainLength, verdict.SecurityLevel)
+	if _, err := d.run(ctx, d.bin.collector, "maker", "certify", "--key", filepath.Join(d.out, "makers", realMaker+".key"),
+		"--maker-id", realMaker, "--model", "Amos T1", "--serial-tag", tag,
 		"--device-pub", ident.PublicKey, "--out", filepath.Join(dir, "persist", "device.cert")); err != nil {
 		return err
 	}
@@ -495,6 +596,9 @@ func (d *demo) cleanup() error {
 	if err := d.amosd.stop(10 * time.Second); err != nil {
 		errs = append(errs, fmt.Errorf("amosd: %w", err))
 	}
+	if err := d.ks.stop(10 * time.Second); err != nil {
+		errs = append(errs, fmt.Errorf("amos-keystored: %w", err))
+	}
 	if err := d.col.stop(40 * time.Second); err != nil {
 		errs = append(errs, fmt.Errorf("amos-collector: %w", err))
 	}
@@ -515,23 +619,44 @@ func (d *demo) guide(month collector.Month, deviceID string) string {
 		clock = strings.Join(d.env, " ") + " "
 	}
 	p("what to look at (under %s):", rel(d.out))
-	p("  logs/amosd.log, logs/collector.log, logs/fleetsim.log, logs/dbus.log   the logs")
+	p("  logs/amosd.log, logs/amos-keystored.log, logs/collector.log, logs/fleetsim.log, logs/dbus.log   the logs")
 	p("  collector/collector.db    the collector's ledger (bbolt); fleet.txt the fleet's report; GUIDE.txt this")
-	p("  amosd/data/amosd.db, amosd/persist/   the real device's store, key and maker certificate")
+	p("  amosd/data/amosd.db, amosd/persist/   the real device's store, maker certificate, epoch and consent")
+	p("  keystore/state/, keystore/authority/   amos-keystored's keys (SOFTWARE: the DEVELOPMENT keystore, never a")
+	p("                            handset's) and its development attestation root; amosd/chain.pem the key's chain")
 	p("  pki/ca.pem, makers/*.key|.pub|.token, payer.token   the development CA, makers, tokens")
 	p("commands (offline, now that the demo stopped everything):")
 	p("  %s%s/amos-collector --config %s claims --month %s", clock, bin, rel(d.colCfg), month)
 	p("  %s/amosd --config %s inspect --data %s", bin, rel(d.amosdCfg), rel(filepath.Join(d.out, "amosd", "data")))
+	p("  %s/amos-collector attestation verify --chain %s --roots %s --boot-key %s",
+		bin, rel(filepath.Join(d.out, "amosd", "chain.pem")), rel(filepath.Join(d.authDir, devattest.RootFile)), d.bootKey)
 	p("while it runs (go run ./tools/demo --keep; or start the collector again:")
 	p("  %s%s/amos-collector --config %s serve &):", clock, bin, rel(d.colCfg))
 	p("  %s/amosd --config %s status       (needs --keep: the daemon and its bus)", bin, rel(d.amosdCfg))
+	p("  %s/amosd --config %s selftest     (the keystore: a warning, it is a development one)", bin, rel(d.amosdCfg))
 	p("  curl --cacert %s -H \"Authorization: Bearer $(cat %s)\" %s/v1/devices/%s",
-		rel(d.caFile), rel(filepath.Join(d.out, "makers", "konka.token")), d.url, deviceID)
+		rel(d.caFile), rel(filepath.Join(d.out, "makers", realMaker+".token")), d.url, deviceID)
 	p("  curl --cacert %s -H \"Authorization: Bearer $(cat %s)\" '%s/v1/claims?month=%s&format=csv'",
 		rel(d.caFile), rel(filepath.Join(d.out, "payer.token")), d.url, month)
 	p("  curl --cacert %s -H \"Authorization: Bearer $(cat %s)\" '%s/v1/claims/devices?month=%s&outcome=held'",
 		rel(d.caFile), rel(filepath.Join(d.out, "payer.token")), d.url, month)
 	return b.String()
+}
+
+// verdictLine says what the collector's /v1/devices/{id} shows of a device's
+// attestation.
+func verdictLine(v *collector.DeviceReport) string {
+	a := v.Attestation
+	switch {
+	case a == nil:
+		return "attestation: none (no genesis with a chain reached the collector)"
+	case !a.Accepted:
+		return fmt.Sprintf("attestation: REFUSED, %s (%s)", a.Reason, a.Detail)
+	case v.AttestationRevoked != "":
+		return "attestation: accepted, then REVOKED by the status list: " + v.AttestationRevoked
+	}
+	return fmt.Sprintf("attestation: accepted, %s, OS patch level %d, chain of %d verified at %s (GET /v1/devices/{id}; its maker requires it; the root is the demo's DEVELOPMENT authority)",
+		a.SecurityLevel, a.OSPatchLevel, len(a.Serials), time.Unix(a.VerifiedAt, 0).UTC().Format(time.RFC3339))
 }
 
 // now is the demo's clock: the machine's, shifted to Options.Today.

@@ -16,9 +16,11 @@ import (
 // TestDemoQuick runs the demo with 50 phones and without the wait for the real
 // midnight, with "today" pinned (Options.Today; the collector's clock shifted to it) to
 // the end of a leap February, the first of a month after a 28-day February, and both
-// sides of a new year: the real amosd, fed by D-Bus signals, uploads its genesis; the
-// fleet's month (the one before today, 29, 28, 30 and 31 days) and its claims match
-// exactly (Run fails otherwise); every process is stopped at the end.
+// sides of a new year: the real amosd, its key in the real amos-keystored (made there
+// by amosd identity at the factory), fed by D-Bus signals, uploads its genesis, whose
+// chain the collector accepts for a maker that requires attestation; the fleet's month
+// (the one before today, 29, 28, 30 and 31 days) and its claims match exactly (Run
+// fails otherwise); every process is stopped at the end.
 func TestDemoQuick(t *testing.T) {
 	if _, err := exec.LookPath("dbus-daemon"); err != nil {
 		t.Skip("dbus-daemon is not installed (make tools)")
@@ -28,6 +30,7 @@ func TestDemoQuick(t *testing.T) {
 	}
 	amosd := testenv.Build(t, "amos.example/amosd/cmd/amosd", "-X main.version=demo")
 	col := testenv.BuildTagged(t, "amos.example/amosd/cmd/amos-collector", "amosfakeclock", "-X main.version=demo")
+	keystored := testenv.Build(t, "amos.example/amosd/cmd/amos-keystored")
 	for i, pd := range testenv.PinnedDays(t) {
 		today := pd.Today.Format(time.DateOnly)
 		quick := i > 0 // the first asks for the midnight wait, which a shifted date skips
@@ -36,7 +39,7 @@ func TestDemoQuick(t *testing.T) {
 			var report strings.Builder
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			res, err := Run(ctx, Options{Repo: "../..", Out: out, Devices: 50, Amosd: amosd, Collector: col, Quick: quick, Today: pd.Today, Stdout: &report})
+			res, err := Run(ctx, Options{Repo: "../..", Out: out, Devices: 50, Amosd: amosd, Collector: col, Keystored: keystored, Quick: quick, Today: pd.Today, Stdout: &report})
 			t.Logf("\n%s", report.String())
 			if err != nil {
 				t.Fatal(err)
@@ -47,10 +50,17 @@ func TestDemoQuick(t *testing.T) {
 			if res.Fleet == nil || res.Fleet.Month.String() != pd.Previous || res.Fleet.Check() != nil || res.Fleet.Stats.Acked != res.Fleet.Minted {
 				t.Fatalf("fleet (want month %s): %+v", pd.Previous, res.Fleet)
 			}
-			if v := res.Device; v == nil || !v.Attributed || v.MakerID != "konka" || len(v.Epochs) != 1 || v.Epochs[0].HeadSeq != 1 {
+			if v := res.Device; v == nil || !v.Attributed || v.MakerID != realMaker || len(v.Epochs) != 1 || v.Epochs[0].HeadSeq != 1 || v.KeyType != "p256" {
 				t.Fatalf("the real device's view: %+v", res.Device)
 			}
-			for _, f := range []string{"GUIDE.txt", "fleet.txt", "logs/amosd.log", "logs/collector.log", "collector/collector.db", "amosd/data/amosd.db"} {
+			if a := res.Device.Attestation; a == nil || !a.Accepted || a.SecurityLevel != "TrustedEnvironment" || a.Epoch != 1 || len(a.Serials) != 3 {
+				t.Fatalf("the real device's attestation verdict: %+v", a)
+			}
+			if !strings.Contains(report.String(), "attestation: accepted, TrustedEnvironment") {
+				t.Errorf("the report does not show the device's attestation verdict")
+			}
+			for _, f := range []string{"GUIDE.txt", "fleet.txt", "logs/amosd.log", "logs/amos-keystored.log", "logs/collector.log", "collector/collector.db",
+				"amosd/data/amosd.db", "amosd/chain.pem", "keystore/authority/root.pem"} {
 				if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 					t.Errorf("%s: %v", f, err)
 				}
@@ -61,6 +71,15 @@ func TestDemoQuick(t *testing.T) {
 			}
 			if !strings.Contains(report.String(), "last_sync_result:          ok") {
 				t.Errorf("amosd status is missing from the report")
+			}
+			if ks, _ := os.ReadFile(filepath.Join(out, "logs", "amos-keystored.log")); !strings.Contains(string(ks), "NOT FOR PRODUCTION") {
+				t.Errorf("amos-keystored did not say it is a development keystore:\n%s", ks)
+			}
+			// The key never was a file.
+			for _, f := range []string{"device.key", "device-p256.key"} {
+				if _, err := os.Stat(filepath.Join(out, "amosd", "persist", f)); err == nil {
+					t.Errorf("amosd/persist/%s exists: the key is the keystore's", f)
+				}
 			}
 			if c, err := net.DialTimeout("tcp", strings.TrimPrefix(res.URL, "https://"), time.Second); err == nil {
 				c.Close()

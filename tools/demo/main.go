@@ -1,8 +1,11 @@
 // Command demo is `make demo`: a private D-Bus, the real amos-collector over TLS with a
-// development CA and makers made by `amos-collector maker keygen`, one real amosd fed by
-// real D-Bus signals that mints a day at a near local midnight, and the fleet simulator
-// for a month of 1,000 phones; then the claims, and a guide. Everything goes under
-// out/demo, and every process it started is stopped when it ends.
+// development CA and makers made by `amos-collector maker keygen`, amos-keystored (the
+// DEVELOPMENT reference keystore: software keys, a development attestation root, never
+// on a handset), one real amosd whose key the factory step makes in that keystore,
+// fed by real D-Bus signals, that mints a day at a near local midnight, and the fleet
+// simulator for a month of 1,000 phones; then the claims, the real device's
+// attestation verdict, and a guide. Everything goes under out/demo, and every process
+// it started is stopped when it ends.
 package main
 
 import (

@@ -1,10 +1,17 @@
 // Command guest is /init of the firmware image that vm-test boots under QEMU: it brings
 // up the handset's services, plays the owner, and reports the state after power cuts.
 //
+// The handset's device key lives in its keystore (amosd's key.backend keystore): here
+// amos-keystored, the DEVELOPMENT reference implementation of com.amos.Keystore1
+// (software keys, a development attestation root; never on a real handset), which
+// init starts on the system bus before amosd, with its keys and authority on the data
+// disk where the factory (the host) left them.
+//
 // Modes (kernel command line amos.mode=): "run" uses the phone until the host cuts the
 // power; "check" lets amosd drain its queue, stops it, and prints one line
-// "VMTEST RESULT {json}" with amosd's status, the offline inspection of its store and
-// the collector's view of the device; "idle" leaves the phone idle for an hour and prints
+// "VMTEST RESULT {json}" with amosd's status, selftest and identity, the offline
+// inspection of its store, and the collector's view of the device (its attestation
+// verdict) and of the month's claim; "idle" leaves the phone idle for an hour and prints
 // "VMTEST IDLE {json}" with amosd's memory and wake-ups (idle.go). Every other line for
 // the host starts with "vm: ".
 package main
@@ -47,7 +54,14 @@ const (
 	collectorCA   = "/data/collector/ca.pem"
 	collectorTok  = "/data/collector/token"
 	collectorURL  = "https://127.0.0.1:8443"
-	offsetMinutes = 480 // amosd.json's utc_offset_minutes
+	keystored     = "/usr/bin/amos-keystored"
+	keystoreState = "/data/keystore"           // the keys, one directory per uid
+	keystoreAuth  = "/data/keystore-authority" // the development attestation authority
+	offsetMinutes = 480                        // amosd.json's utc_offset_minutes
+	// bootLead is how long before a local midnight a boot sets the clock: what the
+	// services (bus, keystore, collector, amosd) take to start under QEMU's emulation,
+	// about 5 s on armv7, with room to spare; the owner uses the phone for the rest.
+	bootLead = 12 * time.Second
 )
 
 func main() {
@@ -83,6 +97,8 @@ type guest struct {
 	refused atomic.Int64
 	// kbd: the keyboard plugged in while the phone lies idle (amos.mode=idle).
 	kbd *keyboard
+	// midnight: the local midnight this boot's owner uses the phone across (amos.mode=run).
+	midnight time.Time
 }
 
 func (g *guest) say(format string, args ...any) {
@@ -157,15 +173,16 @@ func (g *guest) boot() error {
 		start = now
 	}
 	if g.mode == "run" {
-		// The phone was off until a few seconds before a midnight (reporting zone):
-		// its owner uses it once more that day, then amosd closes the day.
+		// The phone was off until bootLead before a midnight (reporting zone): the
+		// services start, its owner uses it once more that day, then amosd closes the
+		// day.
 		zone := time.FixedZone("amos", offsetMinutes*60)
 		l := start.In(zone)
-		use := time.Date(l.Year(), l.Month(), l.Day(), 23, 59, 55, 0, zone)
-		if !use.After(start) {
-			use = use.AddDate(0, 0, 1)
+		g.midnight = time.Date(l.Year(), l.Month(), l.Day()+1, 0, 0, 0, 0, zone)
+		if !g.midnight.Add(-bootLead).After(start) {
+			g.midnight = g.midnight.AddDate(0, 0, 1)
 		}
-		start = use
+		start = g.midnight.Add(-bootLead)
 	}
 	if err := setClock(start); err != nil {
 		return err
@@ -247,11 +264,17 @@ func setClock(t time.Time) error {
 	return nil
 }
 
-// services starts dbus-daemon, the collector and amosd, and waits until each is ready.
+// services starts dbus-daemon, the keystore, the collector and amosd, and waits until
+// each is ready.
 func (g *guest) services() error {
 	os.MkdirAll("/run/dbus", 0o755)
 	bus := exec.Command("/usr/bin/dbus-daemon", "--nofork", "--print-address=1", "--config-file="+busConfig)
 	if _, err := g.startReady(bus, "dbus-daemon", "unix:", nil); err != nil {
+		return err
+	}
+	// The platform's keystore, before amosd: amosd reads its key there at start.
+	ks := exec.Command(keystored, "--bus", busAddress, "--state", keystoreState, "--authority", keystoreAuth)
+	if _, err := g.startReady(ks, "", "", func(line string) bool { return strings.Contains(line, "serving com.amos.Keystore1") }); err != nil {
 		return err
 	}
 	if g.mode == "idle" {
@@ -419,7 +442,13 @@ func (g *guest) use() error {
 	}
 	zone := time.FixedZone("amos", offsetMinutes*60)
 	now := time.Now().In(zone)
-	midnight := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, zone)
+	midnight := g.midnight
+	if left := time.Until(midnight); left < time.Second {
+		// The owner would use the phone after the midnight the boot aimed at, and the
+		// next one is a day away: say so now rather than wait for the power cut.
+		return fmt.Errorf("the services were ready only %v before the midnight the boot aimed at (%v after the clock was set): over bootLead %v",
+			left.Round(time.Millisecond), (bootLead - left).Round(time.Millisecond), bootLead)
+	}
 	g.say("running")
 	g.say("phase tally day=%s", now.Format("2006-01-02"))
 	if err := emit("ScreenChanged", true); err != nil {
@@ -598,6 +627,13 @@ func (g *guest) check() error {
 		st[k] = v.Value()
 	}
 	result["status"] = st
+	// The handset's own view of its key (the keystore) while amosd runs. It fails (exit
+	// 1) for the sources that check mode leaves absent: the JSON says what it checked.
+	self, err := amosdJSON("selftest", "--json")
+	if err != nil {
+		return err
+	}
+	result["selftest"] = self
 	// Stop amosd as init would, then read its store offline.
 	amosd := g.procs[len(g.procs)-1]
 	amosd.Process.Signal(syscall.SIGTERM)
@@ -610,11 +646,31 @@ func (g *guest) check() error {
 		return fmt.Errorf("amosd inspect: %w", err)
 	}
 	result["inspect"] = json.RawMessage(out)
-	dev, err := collectorDevice(fmt.Sprint(st["device_id"]))
+	ident, err := amosdJSON("identity", "--json")
+	if err != nil {
+		return err
+	}
+	result["identity"] = ident
+	id := fmt.Sprint(st["device_id"])
+	dev, err := collectorGet("/v1/devices/" + id)
 	if err != nil {
 		return err
 	}
 	result["device"] = json.RawMessage(dev)
+	// The claim of the month of the device's last accepted date: its attestation.
+	var view struct {
+		Epochs []struct {
+			LastDate string `json:"last_date"`
+		} `json:"epochs"`
+	}
+	json.Unmarshal(dev, &view)
+	if len(view.Epochs) > 0 && len(view.Epochs[0].LastDate) >= 7 {
+		claim, err := collectorGet("/v1/claims/devices?month=" + view.Epochs[0].LastDate[:7])
+		if err != nil {
+			return err
+		}
+		result["claim"] = json.RawMessage(claim)
+	}
 	b, _ := json.Marshal(result)
 	if err := writeSync(resultFile, string(b)+"\n"); err != nil {
 		return err
@@ -623,8 +679,23 @@ func (g *guest) check() error {
 	return nil
 }
 
-// collectorDevice asks the collector, as the maker, for its view of the device.
-func collectorDevice(id string) ([]byte, error) {
+// amosdJSON runs an amosd command that prints JSON and returns what it printed; exit
+// 1 (a failed check of selftest) is not an error when the output is JSON.
+func amosdJSON(args ...string) (json.RawMessage, error) {
+	out, err := exec.Command("/usr/bin/amosd", append([]string{"--config", amosdConfig}, args...)...).Output()
+	var ee *exec.ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1 && json.Valid(out)) {
+		return nil, fmt.Errorf("amosd %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	if !json.Valid(out) {
+		return nil, fmt.Errorf("amosd %s printed no JSON: %s", strings.Join(args, " "), out)
+	}
+	return out, nil
+}
+
+// collectorGet asks the collector, as the maker, for path: its view of the device, or
+// of the month's claim.
+func collectorGet(path string) ([]byte, error) {
 	ca, err := os.ReadFile(collectorCA)
 	if err != nil {
 		return nil, err
@@ -638,16 +709,16 @@ func collectorDevice(id string) ([]byte, error) {
 	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", collectorURL+"/v1/devices/"+id, nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", collectorURL+path, nil)
 	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("collector device view: %w", err)
+		return nil, fmt.Errorf("collector GET %s: %w", path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil || resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("collector device view: %s %s (%v)", resp.Status, b, err)
+		return nil, fmt.Errorf("collector GET %s: %s %s (%v)", path, resp.Status, b, err)
 	}
 	return b, nil
 }
