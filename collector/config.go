@@ -107,10 +107,14 @@ func (c *Config) Options() Options {
 type Limits struct {
 	MaxInflightBatches     int `json:"max_inflight_batches"`
 	DeviceBatchesPerMinute int `json:"device_batches_per_minute"`
+	MaxConnections         int `json:"max_connections"`
 }
 
-// DefaultLimits returns docs/operations.md's defaults: 64 batches in flight, 30 a minute per device.
-func DefaultLimits() Limits { return Limits{MaxInflightBatches: 64, DeviceBatchesPerMinute: 30} }
+// DefaultLimits returns docs/operations.md's defaults: 64 batches in flight, 30 a minute
+// per device, 4,096 connections.
+func DefaultLimits() Limits {
+	return Limits{MaxInflightBatches: 64, DeviceBatchesPerMinute: 30, MaxConnections: 4096}
+}
 
 // Registry maps maker_id to the maker's registered Ed25519 key.
 type Registry map[string]proof.PublicKey
@@ -286,6 +290,8 @@ func (c *Config) validate() *ConfigError {
 		return bad("limits.max_inflight_batches", "%d, want 1..100000", l.MaxInflightBatches)
 	case l.DeviceBatchesPerMinute < 1 || l.DeviceBatchesPerMinute > 100000:
 		return bad("limits.device_batches_per_minute", "%d, want 1..100000", l.DeviceBatchesPerMinute)
+	case l.MaxConnections < 16 || l.MaxConnections > 1000000:
+		return bad("limits.max_connections", "%d, want 16..1000000", l.MaxConnections)
 	}
 	return c.Attestation.validate()
 }

@@ -99,6 +99,7 @@ func TestConfigErrors(t *testing.T) {
 		{"days", `{"allow_insecure_http": true, "eligibility": {"min_active_days": 0}}`, "eligibility.min_active_days", "1..31", 0},
 		{"inflight", `{"allow_insecure_http": true, "limits": {"max_inflight_batches": 0}}`, "limits.max_inflight_batches", "1..100000", 0},
 		{"rate", `{"allow_insecure_http": true, "limits": {"device_batches_per_minute": -3}}`, "limits.device_batches_per_minute", "1..100000", 0},
+		{"connections", `{"allow_insecure_http": true, "limits": {"max_connections": 15}}`, "limits.max_connections", "16..1000000", 0},
 		{"attestation mode", `{"allow_insecure_http": true, "makers": [` + attMaker(`"attestation": "always"`) + `]}`, "makers[0].attestation", "want required, preferred or off", 0},
 		{"boot key not hex", `{"allow_insecure_http": true, "makers": [` + attMaker(`"attestation": "required", "boot_keys": ["`+hexA+`", "zz"]`) + `]}`, "makers[0].boot_keys[1]", "16 to 64 bytes of hex", 0},
 		{"boot key short", `{"allow_insecure_http": true, "makers": [` + attMaker(`"boot_keys": ["00ff"]`) + `]}`, "makers[0].boot_keys[0]", "16 to 64 bytes", 0},

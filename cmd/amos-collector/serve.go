@@ -86,6 +86,7 @@ func runServe(env *cliEnv, args []string) int {
 	if err != nil {
 		return failed(env.stderr, "listen on %s (config %s, key listen): %v", cfg.Listen, env.config, err)
 	}
+	ln = httpapi.LimitListener(ln, cfg.Limits.MaxConnections)
 	logger.Printf("amos-collector %s: serving %s on %s (ledger %s, %d makers)", version, scheme, ln.Addr(), l.Path(), len(cfg.Makers))
 	if err := httpapi.Serve(env.ctx, httpapi.NewServer(h, tlsConfig, logger), ln); err != nil {
 		return failed(env.stderr, "serve: %v", err)

@@ -177,14 +177,8 @@ func retryAfter(d time.Duration) string {
 }
 
 func (h *Handler) records(w http.ResponseWriter, r *http.Request) {
-	select {
-	case h.sem <- struct{}{}:
-		defer func() { <-h.sem }()
-	default:
-		w.Header().Set("Retry-After", retryAfter(RetryAfterBusy))
-		writeError(w, http.StatusServiceUnavailable, "too many batches in flight")
-		return
-	}
+	// The in-flight slot is taken only once the whole body has been read (below): a
+	// client that sends its body slowly holds a connection, never an upload slot.
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != proof.BatchContentType {
 		writeError(w, http.StatusUnsupportedMediaType, "Content-Type %q, want %s", r.Header.Get("Content-Type"), proof.BatchContentType)
 		return
@@ -221,6 +215,17 @@ func (h *Handler) records(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusTooManyRequests, "device %s: more than %d batches a minute", dev, h.rate.burst)
 			return
 		}
+	}
+	select {
+	case h.sem <- struct{}{}:
+		defer func() { <-h.sem }()
+	default:
+		if attributed {
+			h.rate.refund(dev)
+		}
+		w.Header().Set("Retry-After", retryAfter(RetryAfterBusy))
+		writeError(w, http.StatusServiceUnavailable, "too many batches in flight")
+		return
 	}
 	rc, err := h.c.Ingest(records)
 	if err != nil {

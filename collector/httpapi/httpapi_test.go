@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -630,5 +632,73 @@ func TestMetrics(t *testing.T) {
 				t.Errorf("after %v: %d %q, want %q", step.advance, status, body, w)
 			}
 		}
+	}
+}
+
+// TestSlowBodiesHoldNoSlot: clients that send a POST /v1/records header and then drip
+// (here: stall) the body hold connections, never the in-flight slots; a real upload
+// made meanwhile is answered 200 and accepted (before, every slot was taken before the
+// body was read and real uploads got 503).
+func TestSlowBodiesHoldNoSlot(t *testing.T) {
+	r := newRig(t, nil, nil, func(o *Options) { o.MaxInflight = 2 })
+	cfg := r.client.Transport.(*http.Transport).TLSClientConfig
+	for i := range 8 {
+		c, err := tls.Dial("tcp", r.srv.Listener.Addr().String(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "POST /v1/records HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: 1000\r\n\r\n%c", proof.BatchContentType, byte(i))
+	}
+	d := newDevice(t, "patient", nil, "")
+	if got := r.receipt(d.Genesis()); len(got) != 1 || got[0] != "accepted" {
+		t.Errorf("an upload beside 8 stalled bodies: %v", got)
+	}
+}
+
+// TestLimitListener: at most max connections are accepted at once; the next is
+// accepted once one closes; Close ends a waiting Accept.
+func TestLimitListener(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := LimitListener(inner, 2)
+	accepted := make(chan net.Conn, 4)
+	acceptErr := make(chan error, 1)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				acceptErr <- err
+				return
+			}
+			accepted <- c
+		}
+	}()
+	for range 3 {
+		c, err := net.Dial("tcp", inner.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	first, second := <-accepted, <-accepted
+	select {
+	case <-accepted:
+		t.Fatal("a third connection was accepted while two are open")
+	case <-time.After(200 * time.Millisecond): // nothing to await: showing an Accept that does not return
+	}
+	first.Close()
+	select {
+	case third := <-accepted:
+		third.Close()
+	case <-time.After(10 * time.Second):
+		t.Fatal("the third connection was not accepted after one closed")
+	}
+	second.Close()
+	ln.Close()
+	if err := <-acceptErr; !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept after Close: %v", err)
 	}
 }
