@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"cmp"
 	"encoding/hex"
 	"fmt"
 	"math/big"
@@ -136,10 +137,7 @@ func NewAttestationPolicy(roots *attest.Roots, makers map[string]MakerAttestatio
 
 // Mode implements Attestor.
 func (a *AttestationPolicy) Mode(makerID string) AttestationMode {
-	if p, ok := a.makers[makerID]; ok && p.Mode != "" {
-		return p.Mode
-	}
-	return AttestationOff
+	return cmp.Or(a.makers[makerID].Mode, AttestationOff)
 }
 
 // AttestationLookback bounds how long before a chain's arrival its validity may be

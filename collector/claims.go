@@ -104,22 +104,18 @@ func (c *Collector) Claims(m Month) (*Claims, error) {
 }
 
 // revoked says why the current status list revokes d's attestation chain, "" if not.
-func (c *Collector) revoked(d *ledger.Device) string {
-	if c.attestor == nil || d.Attestation == nil {
-		return ""
+func (c *Collector) revoked(d *ledger.Device) (why string) {
+	if c.attestor != nil && d.Attestation != nil {
+		why, _ = c.attestor.Revoked(d.Attestation.Serials)
 	}
-	why, _ := c.attestor.Revoked(d.Attestation.Serials)
 	return why
 }
 
 // closeBlocked reports whether months must stay open: a maker requires attestation and
 // the status list is stale.
 func (c *Collector) closeBlocked(now time.Time) bool {
-	if c.attestor == nil || !c.attestor.StatusStale(now) {
-		return false
-	}
 	for id := range c.makers {
-		if c.attestor.Mode(id) == AttestationRequired {
+		if c.attestor != nil && c.attestor.Mode(id) == AttestationRequired && c.attestor.StatusStale(now) {
 			return true
 		}
 	}
