@@ -131,18 +131,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 		if fs.Parse(args[1:]) != nil {
 			return 2
 		}
-		m := fleetsim.PreviousMonth(now())
-		if *month != "" {
-			var err error
-			if m, err = collector.ParseMonth(*month); err != nil {
-				fmt.Fprintf(stderr, "amos-fleetsim: --month: %v\n", err)
-				return 2
-			}
-		}
-		dir, cleanup, err := fleetsim.TempDir(sf.dir, "fleetsim-month-")
-		if err != nil {
-			fmt.Fprintf(stderr, "amos-fleetsim: %v\n", err)
-			return 1
+		m, dir, cleanup, rc := monthAndDir(*month, sf.dir, "fleetsim-month-", now, stderr)
+		if rc != 0 {
+			return rc
 		}
 		defer cleanup()
 		srv, err := sf.open(*seed, dir, m.First().Start(480).Add(-48*time.Hour), now, nil, logf)
@@ -181,18 +172,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 				*n = -1 // none (FarmConfig takes 0 for its default)
 			}
 		}
-		m := fleetsim.PreviousMonth(now())
-		if *month != "" {
-			var err error
-			if m, err = collector.ParseMonth(*month); err != nil {
-				fmt.Fprintf(stderr, "amos-fleetsim: --month: %v\n", err)
-				return 2
-			}
-		}
-		dir, cleanup, err := fleetsim.TempDir(sf.dir, "fleetsim-farm-")
-		if err != nil {
-			fmt.Fprintf(stderr, "amos-fleetsim: %v\n", err)
-			return 1
+		m, dir, cleanup, rc := monthAndDir(*month, sf.dir, "fleetsim-farm-", now, stderr)
+		if rc != 0 {
+			return rc
 		}
 		defer cleanup()
 		srv, err := sf.open(*seed, dir, m.First().Start(480).Add(-48*time.Hour), now, nil, logf)
@@ -241,18 +223,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 		if cfg.StolenShare == 0 {
 			cfg.StolenShare = -1 // none (PhantomConfig takes 0 for its default)
 		}
-		m := fleetsim.PreviousMonth(now())
-		if *month != "" {
-			var err error
-			if m, err = collector.ParseMonth(*month); err != nil {
-				fmt.Fprintf(stderr, "amos-fleetsim: --month: %v\n", err)
-				return 2
-			}
-		}
-		dir, cleanup, err := fleetsim.TempDir(sf.dir, "fleetsim-phantom-")
-		if err != nil {
-			fmt.Fprintf(stderr, "amos-fleetsim: %v\n", err)
-			return 1
+		m, dir, cleanup, rc := monthAndDir(*month, sf.dir, "fleetsim-phantom-", now, stderr)
+		if rc != 0 {
+			return rc
 		}
 		defer cleanup()
 		var policy collector.Attestor
@@ -260,6 +233,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 			if *authDir == "" {
 				*authDir = filepath.Join(dir, "attestation")
 			}
+			var err error
 			if cfg.Authority, policy, err = sf.openAuthority(*authDir, cfg.Attestation, logf); err != nil {
 				fmt.Fprintf(stderr, "amos-fleetsim: %v\n", err)
 				return 1
@@ -322,4 +296,23 @@ func report(stderr io.Writer, err error) int {
 		return 1
 	}
 	return 0
+}
+
+// monthAndDir is the step every scenario starts with: the month of --month (default: the
+// previous month of now) and its working directory; a non-zero code to exit with on error.
+func monthAndDir(month, parent, prefix string, now func() time.Time, stderr io.Writer) (collector.Month, string, func(), int) {
+	m := fleetsim.PreviousMonth(now())
+	if month != "" {
+		var err error
+		if m, err = collector.ParseMonth(month); err != nil {
+			fmt.Fprintf(stderr, "amos-fleetsim: --month: %v\n", err)
+			return m, "", nil, 2
+		}
+	}
+	dir, cleanup, err := fleetsim.TempDir(parent, prefix)
+	if err != nil {
+		fmt.Fprintf(stderr, "amos-fleetsim: %v\n", err)
+		return m, "", nil, 1
+	}
+	return m, dir, cleanup, 0
 }
