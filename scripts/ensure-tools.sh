@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the Makefile's targets need when it is missing: QEMU user-mode emulators
 # for armv7 and arm64 tests, dbus-daemon for the D-Bus tests, checkpolicy and m4 for the
-# SELinux policy test, qemu-system-arm and e2fsprogs for vm-test. Debian packages only.
+# SELinux policy test, qemu-system-arm and e2fsprogs for vm-test, postgresql for the
+# collector's PostgreSQL ledger. Debian packages only.
 set -euo pipefail
 
 need=()
@@ -19,6 +20,8 @@ command -v mke2fs >/dev/null || need+=(e2fsprogs)
 command -v dpkg-deb >/dev/null || need+=(dpkg)
 command -v systemd-analyze >/dev/null && command -v systemd-sysusers >/dev/null || need+=(systemd)
 command -v strace >/dev/null || need+=(strace)
+# The collector's PostgreSQL ledger: rigs/pgtest runs initdb and postgres from it.
+command -v initdb >/dev/null || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 
 if ((${#need[@]})); then
   if [[ $(id -u) -ne 0 ]]; then

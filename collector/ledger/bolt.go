@@ -155,7 +155,7 @@ func (l *Bolt) Path() string { return l.path }
 
 // View implements Ledger.
 func (l *Bolt) View(fn func(Tx) error) error {
-	return l.db.View(func(tx *bolt.Tx) error { return fn(ledgerTx{boltKV{tx}}) })
+	return l.db.View(func(tx *bolt.Tx) error { return fn(NewTx(boltKV{tx})) })
 }
 
 // Update implements Ledger: one bbolt read-write transaction, fsync'd at commit.
@@ -163,7 +163,7 @@ func (l *Bolt) Update(fn func(Tx) error) error {
 	if l.db.IsReadOnly() {
 		return fmt.Errorf("collector: ledger %s: %w", l.path, ErrReadOnly)
 	}
-	return l.db.Update(func(tx *bolt.Tx) error { return fn(ledgerTx{boltKV{tx}}) })
+	return l.db.Update(func(tx *bolt.Tx) error { return fn(NewTx(boltKV{tx})) })
 }
 
 // Close implements Ledger.
@@ -171,25 +171,25 @@ func (l *Bolt) Close() error { return l.db.Close() }
 
 type boltKV struct{ tx *bolt.Tx }
 
-func (k boltKV) bucket(b bucket) *bolt.Bucket { return k.tx.Bucket([]byte(b.String())) }
+func (k boltKV) bucket(b Bucket) *bolt.Bucket { return k.tx.Bucket([]byte(b.String())) }
 
 // A bucket is nil only in a schema 1 ledger opened read-only: it reads as empty.
 
-func (k boltKV) get(b bucket, key []byte) []byte {
+func (k boltKV) Get(b Bucket, key []byte) ([]byte, error) {
 	if bk := k.bucket(b); bk != nil {
-		return bk.Get(key)
+		return bk.Get(key), nil
 	}
-	return nil
+	return nil, nil
 }
 
-func (k boltKV) put(b bucket, key, value []byte) error {
+func (k boltKV) Put(b Bucket, key, value []byte) error {
 	if !k.tx.Writable() {
 		return fmt.Errorf("collector: put %s: %w", b, ErrReadOnly)
 	}
 	return k.bucket(b).Put(key, value)
 }
 
-func (k boltKV) scan(b bucket, from, to []byte, fn func(k, v []byte) error) error {
+func (k boltKV) Scan(b Bucket, from, to []byte, fn func(k, v []byte) error) error {
 	bk := k.bucket(b)
 	if bk == nil {
 		return nil
@@ -209,14 +209,14 @@ func (k boltKV) scan(b bucket, from, to []byte, fn func(k, v []byte) error) erro
 	return nil
 }
 
-func (k boltKV) first(b bucket, from, to []byte) []byte {
+func (k boltKV) First(b Bucket, from, to []byte) ([]byte, error) {
 	bk := k.bucket(b)
 	if bk == nil {
-		return nil
+		return nil, nil
 	}
 	key, _ := bk.Cursor().Seek(from)
 	if key == nil || (to != nil && bytes.Compare(key, to) >= 0) {
-		return nil
+		return nil, nil
 	}
-	return key
+	return key, nil
 }

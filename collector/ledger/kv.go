@@ -13,7 +13,7 @@ import (
 
 // --- keys and values -------------------------------------------------------------
 
-// bucket names one keyspace of the ledger. Bolt and Mem keep the same keys and the
+// Bucket names one keyspace of the ledger. Every backend keeps the same keys and the
 // same versioned binary values:
 //
 //   - "devices": device_id → public key, first seen, fork evidence count, the
@@ -27,11 +27,11 @@ import (
 //   - "decisions": YYYYMM|device_id|n → the payer's n-th decision on a held device;
 //   - "late": YYYYMM|device_id → how many records of the month arrived after it closed;
 //   - "meta": the schema version.
-type bucket int
+type Bucket int
 
 // The buckets.
 const (
-	bucketMeta bucket = iota
+	bucketMeta Bucket = iota
 	bucketDevices
 	bucketChains
 	bucketForks
@@ -48,7 +48,16 @@ var bucketNames = [numBuckets]string{"meta", "devices", "chains", "forks", "sale
 // schema 2 (the payer's registry, closed months, decisions, late records).
 const schema1Buckets = bucketSales
 
-func (b bucket) String() string { return bucketNames[b] }
+func (b Bucket) String() string { return bucketNames[b] }
+
+// Buckets returns every bucket, in a fixed order.
+func Buckets() []Bucket {
+	out := make([]Bucket, numBuckets)
+	for i := range out {
+		out[i] = Bucket(i)
+	}
+	return out
+}
 
 // schemaVersion is stored under meta/schema. A schema 1 ledger is upgraded when it is
 // opened for writing (its missing buckets are created) and read as if they were empty
@@ -84,7 +93,7 @@ func prefixEnd(p []byte) []byte {
 	return nil // p is all 0xff: no end
 }
 
-func corrupt(b bucket, key []byte, format string, args ...any) error {
+func corrupt(b Bucket, key []byte, format string, args ...any) error {
 	return fmt.Errorf("%s key %x: %s: %w", b, key, fmt.Sprintf(format, args...), ErrCorrupt)
 }
 
@@ -283,25 +292,31 @@ func decodeRecord(key, v []byte) (*Record, error) {
 
 // --- the typed transaction over a key-value transaction -------------------------
 
-// kvTx is the byte-level transaction that both backends provide.
-type kvTx interface {
-	// get returns the value, valid until the transaction ends; nil if absent.
-	get(b bucket, key []byte) []byte
-	// put stores a value; key and value must not be modified afterwards.
-	put(b bucket, key, value []byte) error
-	// scan calls fn for every key in [from, to) in order; to nil means no bound.
-	scan(b bucket, from, to []byte, fn func(k, v []byte) error) error
-	// first returns the first key in [from, to), nil if there is none.
-	first(b bucket, from, to []byte) []byte
+// KV is the byte-level transaction a backend provides; NewTx builds the typed Tx on
+// it, so that every backend stores the same keys and values. A KV of a read-only
+// transaction fails Put with ErrReadOnly.
+type KV interface {
+	// Get returns the value, valid until the transaction ends; nil if absent.
+	Get(b Bucket, key []byte) ([]byte, error)
+	// Put stores a value; key and value must not be modified afterwards.
+	Put(b Bucket, key, value []byte) error
+	// Scan calls fn for every key in [from, to) in order; to nil means no bound. fn
+	// may read the transaction (Get, First, another Scan) while the scan goes on.
+	Scan(b Bucket, from, to []byte, fn func(k, v []byte) error) error
+	// First returns the first key in [from, to), nil if there is none.
+	First(b Bucket, from, to []byte) ([]byte, error)
 }
 
-// ledgerTx implements Tx on a kvTx.
-type ledgerTx struct{ kv kvTx }
+// NewTx returns the Tx on a backend's KV.
+func NewTx(kv KV) Tx { return ledgerTx{kv} }
+
+// ledgerTx implements Tx on a KV.
+type ledgerTx struct{ kv KV }
 
 func (t ledgerTx) Device(id proof.DeviceID) (*Device, error) {
-	v := t.kv.get(bucketDevices, id[:])
-	if v == nil {
-		return nil, nil
+	v, err := t.kv.Get(bucketDevices, id[:])
+	if err != nil || v == nil {
+		return nil, err
 	}
 	return decodeDevice(id[:], v)
 }
@@ -310,11 +325,11 @@ func (t ledgerTx) PutDevice(d *Device) error {
 	if d.PublicKey.DeviceID() != d.ID {
 		return fmt.Errorf("collector: device %s: the public key does not hash to it", d.ID)
 	}
-	return t.kv.put(bucketDevices, bytes.Clone(d.ID[:]), encodeDevice(d))
+	return t.kv.Put(bucketDevices, bytes.Clone(d.ID[:]), encodeDevice(d))
 }
 
 func (t ledgerTx) Devices(fn func(*Device) error) error {
-	return t.kv.scan(bucketDevices, nil, nil, func(k, v []byte) error {
+	return t.kv.Scan(bucketDevices, nil, nil, func(k, v []byte) error {
 		d, err := decodeDevice(k, v)
 		if err != nil {
 			return err
@@ -325,9 +340,9 @@ func (t ledgerTx) Devices(fn func(*Device) error) error {
 
 func (t ledgerTx) Head(id proof.DeviceID, epoch uint32) (*Head, error) {
 	k := headKey(id, epoch)
-	v := t.kv.get(bucketChains, k)
-	if v == nil {
-		return nil, nil
+	v, err := t.kv.Get(bucketChains, k)
+	if err != nil || v == nil {
+		return nil, err
 	}
 	return decodeHead(k, v)
 }
@@ -336,15 +351,15 @@ func (t ledgerTx) PutHead(h *Head) error {
 	if h.Epoch == 0 || h.Seq == 0 || h.Seq == headSeq {
 		return fmt.Errorf("collector: head of device %s: epoch %d seq %d", h.DeviceID, h.Epoch, h.Seq)
 	}
-	return t.kv.put(bucketChains, headKey(h.DeviceID, h.Epoch), encodeHead(h))
+	return t.kv.Put(bucketChains, headKey(h.DeviceID, h.Epoch), encodeHead(h))
 }
 
 func (t ledgerTx) Heads(id proof.DeviceID, fn func(*Head) error) error {
 	end := prefixEnd(id[:])
 	for from := recordKey(id, 0, 0); ; {
-		k := t.kv.first(bucketChains, from, end)
-		if k == nil {
-			return nil
+		k, err := t.kv.First(bucketChains, from, end)
+		if err != nil || k == nil {
+			return err
 		}
 		if len(k) != chainKeySize {
 			return corrupt(bucketChains, k, "key is %d bytes", len(k))
@@ -372,9 +387,9 @@ func (t ledgerTx) Record(id proof.DeviceID, epoch uint32, seq uint64) (*Record, 
 		return nil, nil
 	}
 	k := recordKey(id, epoch, seq)
-	v := t.kv.get(bucketChains, k)
-	if v == nil {
-		return nil, nil
+	v, err := t.kv.Get(bucketChains, k)
+	if err != nil || v == nil {
+		return nil, err
 	}
 	return decodeRecord(k, v)
 }
@@ -386,7 +401,7 @@ func (t ledgerTx) PutRecord(id proof.DeviceID, epoch uint32, seq uint64, r *Reco
 	if seq == 0 || seq == headSeq {
 		return fmt.Errorf("collector: record of device %s epoch %d: seq %d", id, epoch, seq)
 	}
-	return t.kv.put(bucketChains, recordKey(id, epoch, seq), encodeRecord(r))
+	return t.kv.Put(bucketChains, recordKey(id, epoch, seq), encodeRecord(r))
 }
 
 func (t ledgerTx) Records(id proof.DeviceID, epoch uint32, first, last uint64, fn func(uint64, *Record) error) error {
@@ -394,7 +409,7 @@ func (t ledgerTx) Records(id proof.DeviceID, epoch uint32, first, last uint64, f
 	if last < first {
 		return nil
 	}
-	return t.kv.scan(bucketChains, recordKey(id, epoch, first), recordKey(id, epoch, last+1), func(k, v []byte) error {
+	return t.kv.Scan(bucketChains, recordKey(id, epoch, first), recordKey(id, epoch, last+1), func(k, v []byte) error {
 		r, err := decodeRecord(k, v)
 		if err != nil {
 			return err
@@ -406,14 +421,14 @@ func (t ledgerTx) Records(id proof.DeviceID, epoch uint32, first, last uint64, f
 func (t ledgerTx) AddForkEvidence(id proof.DeviceID, record []byte) (bool, error) {
 	h := sha256.Sum256(record)
 	k := append(bytes.Clone(id[:]), h[:]...)
-	if t.kv.get(bucketForks, k) != nil {
-		return false, nil
+	if v, err := t.kv.Get(bucketForks, k); err != nil || v != nil {
+		return false, err
 	}
-	return true, t.kv.put(bucketForks, k, bytes.Clone(record))
+	return true, t.kv.Put(bucketForks, k, bytes.Clone(record))
 }
 
 func (t ledgerTx) ForkEvidence(id proof.DeviceID, fn func([]byte) error) error {
-	return t.kv.scan(bucketForks, id[:], prefixEnd(id[:]), func(k, v []byte) error {
+	return t.kv.Scan(bucketForks, id[:], prefixEnd(id[:]), func(k, v []byte) error {
 		return fn(bytes.Clone(v))
 	})
 }

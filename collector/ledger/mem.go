@@ -33,7 +33,7 @@ func (m *Mem) View(fn func(Tx) error) error {
 	if m.closed {
 		return ErrClosed
 	}
-	return fn(ledgerTx{&memKV{m: m}})
+	return fn(NewTx(&memKV{m: m}))
 }
 
 // Update implements Ledger: on an error or a panic of fn every write is undone.
@@ -50,7 +50,7 @@ func (m *Mem) Update(fn func(Tx) error) (err error) {
 			kv.rollback()
 		}
 	}()
-	err = fn(ledgerTx{kv})
+	err = fn(NewTx(kv))
 	done = true
 	return err
 }
@@ -64,7 +64,7 @@ func (m *Mem) Close() error {
 }
 
 type undo struct {
-	b       bucket
+	b       Bucket
 	key     string
 	old     []byte
 	existed bool
@@ -76,9 +76,9 @@ type memKV struct {
 	undo     []undo
 }
 
-func (k *memKV) get(b bucket, key []byte) []byte { return k.m.buckets[b][string(key)] }
+func (k *memKV) Get(b Bucket, key []byte) ([]byte, error) { return k.m.buckets[b][string(key)], nil }
 
-func (k *memKV) put(b bucket, key, value []byte) error {
+func (k *memKV) Put(b Bucket, key, value []byte) error {
 	if !k.writable {
 		return fmt.Errorf("collector: put %s: %w", b, ErrReadOnly)
 	}
@@ -101,7 +101,7 @@ func (k *memKV) rollback() {
 	k.undo = nil
 }
 
-func (k *memKV) scan(b bucket, from, to []byte, fn func(k, v []byte) error) error {
+func (k *memKV) Scan(b Bucket, from, to []byte, fn func(k, v []byte) error) error {
 	var keys []string
 	for key := range k.m.buckets[b] {
 		if (from == nil || key >= string(from)) && (to == nil || key < string(to)) {
@@ -121,7 +121,7 @@ func (k *memKV) scan(b bucket, from, to []byte, fn func(k, v []byte) error) erro
 	return nil
 }
 
-func (k *memKV) first(b bucket, from, to []byte) []byte {
+func (k *memKV) First(b Bucket, from, to []byte) ([]byte, error) {
 	var best string
 	found := false
 	for key := range k.m.buckets[b] {
@@ -130,7 +130,7 @@ func (k *memKV) first(b bucket, from, to []byte) []byte {
 		}
 	}
 	if !found {
-		return nil
+		return nil, nil
 	}
-	return []byte(best)
+	return []byte(best), nil
 }

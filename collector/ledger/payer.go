@@ -162,9 +162,9 @@ func decodeDecision(key, v []byte) (*Decision, error) {
 }
 
 func (t ledgerTx) Sale(serial [32]byte) (*Sale, error) {
-	v := t.kv.get(bucketSales, serial[:])
-	if v == nil {
-		return nil, nil
+	v, err := t.kv.Get(bucketSales, serial[:])
+	if err != nil || v == nil {
+		return nil, err
 	}
 	return decodeSale(serial[:], v)
 }
@@ -173,11 +173,11 @@ func (t ledgerTx) PutSale(s *Sale) error {
 	if !proof.ValidMakerID(s.MakerID) || !s.SoldAt.Valid() || len(s.Channel) == 0 || len(s.Channel) > 255 {
 		return fmt.Errorf("collector: sale %x: maker_id %q, sold_at %d, channel %q", s.SerialTag, s.MakerID, uint32(s.SoldAt), s.Channel)
 	}
-	return t.kv.put(bucketSales, bytes.Clone(s.SerialTag[:]), encodeSale(s))
+	return t.kv.Put(bucketSales, bytes.Clone(s.SerialTag[:]), encodeSale(s))
 }
 
 func (t ledgerTx) Sales(fn func(*Sale) error) error {
-	return t.kv.scan(bucketSales, nil, nil, func(k, v []byte) error {
+	return t.kv.Scan(bucketSales, nil, nil, func(k, v []byte) error {
 		s, err := decodeSale(k, v)
 		if err != nil {
 			return err
@@ -188,9 +188,9 @@ func (t ledgerTx) Sales(fn func(*Sale) error) error {
 
 func (t ledgerTx) ClosedMonth(m MonthKey) (*ClosedMonth, error) {
 	k := monthKey(m)
-	v := t.kv.get(bucketMonths, k)
-	if v == nil {
-		return nil, nil
+	v, err := t.kv.Get(bucketMonths, k)
+	if err != nil || v == nil {
+		return nil, err
 	}
 	return decodeClosedMonth(k, v)
 }
@@ -200,10 +200,12 @@ func (t ledgerTx) PutClosedMonth(c *ClosedMonth) error {
 		return fmt.Errorf("collector: closed month %d is not YYYYMM", c.Month)
 	}
 	k := monthKey(c.Month)
-	if t.kv.get(bucketMonths, k) != nil {
+	if v, err := t.kv.Get(bucketMonths, k); err != nil {
+		return err
+	} else if v != nil {
 		return fmt.Errorf("collector: month %d is already closed: %w", c.Month, ErrExists)
 	}
-	return t.kv.put(bucketMonths, k, encodeClosedMonth(c))
+	return t.kv.Put(bucketMonths, k, encodeClosedMonth(c))
 }
 
 func (t ledgerTx) AddDecision(d *Decision) error {
@@ -217,7 +219,7 @@ func (t ledgerTx) AddDecision(d *Decision) error {
 	}
 	prefix := append(monthKey(d.Month), d.DeviceID[:]...)
 	n := 0
-	err := t.kv.scan(bucketDecisions, prefix, prefixEnd(prefix), func(k, v []byte) error { n++; return nil })
+	err := t.kv.Scan(bucketDecisions, prefix, prefixEnd(prefix), func(k, v []byte) error { n++; return nil })
 	if err != nil {
 		return err
 	}
@@ -225,12 +227,12 @@ func (t ledgerTx) AddDecision(d *Decision) error {
 		return fmt.Errorf("collector: decision: %d decisions on device %s already: %w", n, d.DeviceID, ErrExists)
 	}
 	d.N = uint16(n)
-	return t.kv.put(bucketDecisions, decisionKey(d.Month, d.DeviceID, d.N), encodeDecision(d))
+	return t.kv.Put(bucketDecisions, decisionKey(d.Month, d.DeviceID, d.N), encodeDecision(d))
 }
 
 func (t ledgerTx) Decisions(m MonthKey, fn func(*Decision) error) error {
 	p := monthKey(m)
-	return t.kv.scan(bucketDecisions, p, prefixEnd(p), func(k, v []byte) error {
+	return t.kv.Scan(bucketDecisions, p, prefixEnd(p), func(k, v []byte) error {
 		d, err := decodeDecision(k, v)
 		if err != nil {
 			return err
@@ -242,15 +244,17 @@ func (t ledgerTx) Decisions(m MonthKey, fn func(*Decision) error) error {
 func (t ledgerTx) AddLate(m MonthKey, id proof.DeviceID) error {
 	k := append(monthKey(m), id[:]...)
 	var n uint32
-	if v := t.kv.get(bucketLate, k); len(v) == 4 {
+	if v, err := t.kv.Get(bucketLate, k); err != nil {
+		return err
+	} else if len(v) == 4 {
 		n = binary.BigEndian.Uint32(v)
 	}
-	return t.kv.put(bucketLate, k, binary.BigEndian.AppendUint32(nil, n+1))
+	return t.kv.Put(bucketLate, k, binary.BigEndian.AppendUint32(nil, n+1))
 }
 
 func (t ledgerTx) Late(m MonthKey, fn func(id proof.DeviceID, records uint32) error) error {
 	p := monthKey(m)
-	return t.kv.scan(bucketLate, p, prefixEnd(p), func(k, v []byte) error {
+	return t.kv.Scan(bucketLate, p, prefixEnd(p), func(k, v []byte) error {
 		if len(k) != 4+proof.HashSize || len(v) != 4 {
 			return corrupt(bucketLate, k, "value of %d bytes", len(v))
 		}

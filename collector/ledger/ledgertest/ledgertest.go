@@ -1,0 +1,364 @@
+// Package ledgertest is the conformance suite every ledger backend passes: the same
+// transactions give the same answers on bbolt, in memory and on PostgreSQL.
+package ledgertest
+
+import (
+	"crypto/ed25519"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"amos.example/amosd/collector/ledger"
+	"amos.example/amosd/proof"
+)
+
+// Open returns a new, empty ledger for one subtest; the suite closes it.
+type Open func(t *testing.T) ledger.Ledger
+
+// Run runs every conformance test on ledgers from open.
+func Run(t *testing.T, open Open) {
+	for _, tc := range []struct {
+		name string
+		fn   func(*testing.T, ledger.Ledger)
+	}{
+		{"empty", testEmpty},
+		{"devices", testDevices},
+		{"chains", testChains},
+		{"nested reads", testNestedReads},
+		{"rollback", testRollback},
+		{"read your writes", testReadYourWrites},
+		{"read-only view", testReadOnlyView},
+		{"payer state", testPayerState},
+		{"fork evidence", testForks},
+		{"concurrent updates", testConcurrent},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := open(t)
+			defer l.Close()
+			tc.fn(t, l)
+		})
+	}
+}
+
+// device returns a device with a fresh Ed25519 key (n seeds it).
+func device(n int) *ledger.Device {
+	seed := make([]byte, ed25519.SeedSize)
+	binary.BigEndian.PutUint64(seed, uint64(n)+1)
+	pub := ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)
+	k := proof.Ed25519Key([32]byte(pub))
+	return &ledger.Device{ID: k.DeviceID(), PublicKey: k, FirstSeen: 1_800_000_000 + int64(n)}
+}
+
+// record returns stored record bytes that name (id, epoch, seq): the ledger keeps them
+// as given, so they need only the size of a record.
+func record(id proof.DeviceID, epoch uint32, seq uint64) []byte {
+	b := make([]byte, proof.HeaderSize+proof.SignatureSize+8)
+	copy(b, id[:])
+	binary.BigEndian.PutUint32(b[32:], epoch)
+	binary.BigEndian.PutUint64(b[36:], seq)
+	return b
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testEmpty(t *testing.T, l ledger.Ledger) {
+	must(t, l.View(func(tx ledger.Tx) error {
+		id := device(0).ID
+		if d, err := tx.Device(id); d != nil || err != nil {
+			t.Errorf("Device: %v, %v", d, err)
+		}
+		if h, err := tx.Head(id, 1); h != nil || err != nil {
+			t.Errorf("Head: %v, %v", h, err)
+		}
+		if r, err := tx.Record(id, 1, 2); r != nil || err != nil {
+			t.Errorf("Record: %v, %v", r, err)
+		}
+		n := 0
+		count := func(...any) error { n++; return nil }
+		must(t, tx.Devices(func(*ledger.Device) error { return count() }))
+		must(t, tx.Heads(id, func(*ledger.Head) error { return count() }))
+		must(t, tx.Sales(func(*ledger.Sale) error { return count() }))
+		must(t, tx.Late(202602, func(proof.DeviceID, uint32) error { return count() }))
+		if n != 0 {
+			t.Errorf("an empty ledger listed %d things", n)
+		}
+		return nil
+	}))
+}
+
+func testDevices(t *testing.T, l ledger.Ledger) {
+	var want []*ledger.Device
+	for i := range 600 { // more than one page of a paged scan
+		d := device(i)
+		if i%3 == 0 {
+			d.Attestation = &ledger.Attestation{Accepted: true, SecurityLevel: "StrongBox", VerifiedAt: 1_800_000_000, Epoch: 1, Serials: []string{"1f"}}
+		}
+		want = append(want, d)
+	}
+	must(t, l.Update(func(tx ledger.Tx) error {
+		for _, d := range want {
+			if err := tx.PutDevice(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	slices.SortFunc(want, func(a, b *ledger.Device) int { return slices.Compare(a.ID[:], b.ID[:]) })
+	must(t, l.View(func(tx ledger.Tx) error {
+		var got []*ledger.Device
+		must(t, tx.Devices(func(d *ledger.Device) error { got = append(got, d); return nil }))
+		if len(got) != len(want) {
+			t.Fatalf("Devices listed %d, want %d", len(got), len(want))
+		}
+		for i := range got {
+			if got[i].ID != want[i].ID || got[i].PublicKey != want[i].PublicKey || got[i].FirstSeen != want[i].FirstSeen || (got[i].Attestation == nil) != (want[i].Attestation == nil) {
+				t.Fatalf("device %d: got %+v, want %+v", i, got[i], want[i])
+			}
+		}
+		d, err := tx.Device(want[7].ID)
+		if err != nil || d == nil || d.FirstSeen != want[7].FirstSeen {
+			t.Errorf("Device: %+v, %v", d, err)
+		}
+		return nil
+	}))
+}
+
+func testChains(t *testing.T, l ledger.Ledger) {
+	id := device(1).ID
+	epochs := []uint32{1, 2, 7}
+	const n = 700
+	must(t, l.Update(func(tx ledger.Tx) error {
+		for _, e := range epochs {
+			for seq := uint64(1); seq <= n; seq++ {
+				if err := tx.PutRecord(id, e, seq, &ledger.Record{Verdict: ledger.Verdict(seq % 4), Bytes: record(id, e, seq)}); err != nil {
+					return err
+				}
+			}
+			h := &ledger.Head{DeviceID: id, Epoch: e, Seq: n, Hash: proof.Hash{byte(e)}, LastDate: proof.NewDate(2028, time.February, 29), Counts: ledger.Counts{Accepted: 30}, Updated: 1_800_000_000}
+			if err := tx.PutHead(h); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	must(t, l.View(func(tx ledger.Tx) error {
+		var got []uint32
+		must(t, tx.Heads(id, func(h *ledger.Head) error {
+			got = append(got, h.Epoch)
+			if h.Seq != n || h.Hash != (proof.Hash{byte(h.Epoch)}) || h.Counts.Accepted != 30 {
+				t.Errorf("head %+v", h)
+			}
+			return nil
+		}))
+		if !slices.Equal(got, epochs) {
+			t.Errorf("Heads listed epochs %v, want %v", got, epochs)
+		}
+		var seqs []uint64
+		must(t, tx.Records(id, 2, 5, 600, func(seq uint64, r *ledger.Record) error {
+			if r.Verdict != ledger.Verdict(seq%4) || binary.BigEndian.Uint64(r.Bytes[36:]) != seq {
+				t.Errorf("record %d: %+v", seq, r)
+			}
+			seqs = append(seqs, seq)
+			return nil
+		}))
+		if len(seqs) != 596 || seqs[0] != 5 || seqs[595] != 600 {
+			t.Errorf("Records(5..600) gave %d records", len(seqs))
+		}
+		if r, err := tx.Record(id, 7, n+1); r != nil || err != nil {
+			t.Errorf("Record above the head: %v, %v", r, err)
+		}
+		return nil
+	}))
+}
+
+// testNestedReads: a scan's callback reads the transaction (the collector's claims do).
+func testNestedReads(t *testing.T, l ledger.Ledger) {
+	must(t, l.Update(func(tx ledger.Tx) error {
+		for i := range 300 {
+			d := device(i)
+			must(t, tx.PutDevice(d))
+			must(t, tx.PutRecord(d.ID, 1, 1, &ledger.Record{Bytes: record(d.ID, 1, 1)}))
+			must(t, tx.PutHead(&ledger.Head{DeviceID: d.ID, Epoch: 1, Seq: 1, Counts: ledger.Counts{}}))
+		}
+		return nil
+	}))
+	must(t, l.View(func(tx ledger.Tx) error {
+		n := 0
+		return tx.Devices(func(d *ledger.Device) error {
+			return tx.Heads(d.ID, func(h *ledger.Head) error {
+				return tx.Records(d.ID, h.Epoch, 1, h.Seq, func(uint64, *ledger.Record) error {
+					if again, err := tx.Device(d.ID); err != nil || again == nil {
+						return fmt.Errorf("device %s inside its own scan: %v", d.ID, err)
+					}
+					n++
+					return nil
+				})
+			})
+		})
+	}))
+}
+
+var errAbort = errors.New("abort")
+
+func testRollback(t *testing.T, l ledger.Ledger) {
+	d := device(3)
+	err := l.Update(func(tx ledger.Tx) error {
+		must(t, tx.PutDevice(d))
+		must(t, tx.PutSale(&ledger.Sale{SerialTag: [32]byte{1}, MakerID: "konka", SoldAt: proof.NewDate(2027, time.January, 1), Channel: "jd", RegisteredAt: 1_800_000_000}))
+		return errAbort
+	})
+	if !errors.Is(err, errAbort) {
+		t.Fatalf("Update returned %v, want fn's error", err)
+	}
+	must(t, l.View(func(tx ledger.Tx) error {
+		if got, err := tx.Device(d.ID); got != nil || err != nil {
+			t.Errorf("a device written by a failed Update is there: %v, %v", got, err)
+		}
+		if s, err := tx.Sale([32]byte{1}); s != nil || err != nil {
+			t.Errorf("a sale written by a failed Update is there: %v, %v", s, err)
+		}
+		return nil
+	}))
+}
+
+func testReadYourWrites(t *testing.T, l ledger.Ledger) {
+	must(t, l.Update(func(tx ledger.Tx) error {
+		d := device(4)
+		must(t, tx.PutDevice(d))
+		if got, err := tx.Device(d.ID); err != nil || got == nil || got.FirstSeen != d.FirstSeen {
+			t.Errorf("Device after PutDevice: %v, %v", got, err)
+		}
+		d.FirstSeen++
+		must(t, tx.PutDevice(d))
+		n := 0
+		must(t, tx.Devices(func(got *ledger.Device) error {
+			if got.FirstSeen != d.FirstSeen {
+				t.Errorf("scan sees first_seen %d, want the last write %d", got.FirstSeen, d.FirstSeen)
+			}
+			n++
+			return nil
+		}))
+		if n != 1 {
+			t.Errorf("scan listed %d devices, want 1", n)
+		}
+		return nil
+	}))
+}
+
+func testReadOnlyView(t *testing.T, l ledger.Ledger) {
+	err := l.View(func(tx ledger.Tx) error { return tx.PutDevice(device(5)) })
+	if !errors.Is(err, ledger.ErrReadOnly) {
+		t.Errorf("PutDevice in a View: %v, want ErrReadOnly", err)
+	}
+}
+
+func testPayerState(t *testing.T, l ledger.Ledger) {
+	id := device(6).ID
+	sale := &ledger.Sale{SerialTag: [32]byte{31: 1}, MakerID: "konka", SoldAt: proof.NewDate(2028, time.February, 29), Channel: "taobao", RegisteredAt: 1_800_000_000}
+	must(t, l.Update(func(tx ledger.Tx) error {
+		must(t, tx.PutSale(sale))
+		must(t, tx.PutClosedMonth(&ledger.ClosedMonth{Month: 202802, ClosedAt: 1_805_000_000, Claim: []byte("{}")}))
+		for i, rel := range []bool{true, false} {
+			d := &ledger.Decision{Month: 202802, DeviceID: id, Release: rel, At: int64(1_804_000_000 + i), By: "wang", Why: "receipt checked"}
+			must(t, tx.AddDecision(d))
+			if d.N != uint16(i) {
+				t.Errorf("decision %d got N %d", i, d.N)
+			}
+		}
+		must(t, tx.AddLate(202802, id))
+		return tx.AddLate(202802, id)
+	}))
+	err := l.Update(func(tx ledger.Tx) error {
+		return tx.PutClosedMonth(&ledger.ClosedMonth{Month: 202802, ClosedAt: 1, Claim: []byte("{}")})
+	})
+	if !errors.Is(err, ledger.ErrExists) {
+		t.Errorf("closing a closed month again: %v, want ErrExists", err)
+	}
+	must(t, l.View(func(tx ledger.Tx) error {
+		s, err := tx.Sale(sale.SerialTag)
+		if err != nil || s == nil || *s != *sale {
+			t.Errorf("Sale: %+v, %v", s, err)
+		}
+		c, err := tx.ClosedMonth(202802)
+		if err != nil || c == nil || c.ClosedAt != 1_805_000_000 {
+			t.Errorf("ClosedMonth: %+v, %v", c, err)
+		}
+		if c, err := tx.ClosedMonth(202803); c != nil || err != nil {
+			t.Errorf("ClosedMonth of an open month: %+v, %v", c, err)
+		}
+		var ds []bool
+		must(t, tx.Decisions(202802, func(d *ledger.Decision) error { ds = append(ds, d.Release); return nil }))
+		if !slices.Equal(ds, []bool{true, false}) {
+			t.Errorf("Decisions: %v", ds)
+		}
+		late := map[proof.DeviceID]uint32{}
+		must(t, tx.Late(202802, func(id proof.DeviceID, n uint32) error { late[id] = n; return nil }))
+		if len(late) != 1 || late[id] != 2 {
+			t.Errorf("Late: %v", late)
+		}
+		return nil
+	}))
+}
+
+func testForks(t *testing.T, l ledger.Ledger) {
+	id := device(7).ID
+	must(t, l.Update(func(tx ledger.Tx) error {
+		for i, want := range []bool{true, true, false} {
+			rec := record(id, 1, uint64(min(i, 1)+2))
+			added, err := tx.AddForkEvidence(id, rec)
+			if err != nil || added != want {
+				t.Errorf("AddForkEvidence %d: %v, %v; want %v", i, added, err, want)
+			}
+		}
+		return nil
+	}))
+	must(t, l.View(func(tx ledger.Tx) error {
+		n := 0
+		must(t, tx.ForkEvidence(id, func([]byte) error { n++; return nil }))
+		if n != 2 {
+			t.Errorf("ForkEvidence listed %d, want 2", n)
+		}
+		return nil
+	}))
+}
+
+// testConcurrent: concurrent read-modify-write transactions on one key lose no update:
+// the ledger serializes them, or aborts and runs them again.
+func testConcurrent(t *testing.T, l ledger.Ledger) {
+	const workers, each = 4, 25
+	id := device(8).ID
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				if err := l.Update(func(tx ledger.Tx) error { return tx.AddLate(202612, id) }); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	must(t, l.View(func(tx ledger.Tx) error {
+		return tx.Late(202612, func(_ proof.DeviceID, n uint32) error {
+			if n != workers*each {
+				t.Errorf("%d concurrent increments left %d", workers*each, n)
+			}
+			return nil
+		})
+	}))
+}
