@@ -1,253 +1,56 @@
 package collector
 
 import (
-	"cmp"
-	"encoding/hex"
-	"fmt"
-	"math/big"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"amos.example/amosd/collector/attest"
-	"amos.example/amosd/collector/ledger"
-	"amos.example/amosd/proof"
+	"amos.example/amosd/collector/attestpolicy"
 )
 
-// AttestationMode says what a maker's devices' attestation means for its claim
-// (docs/attestation.md).
-type AttestationMode string
+// The attestation policy lives in package collector/attestpolicy; these names are
+// kept for the collector's callers.
+type (
+	// Attestor is attestpolicy.Attestor: what Options.Attestation verifies chains with.
+	Attestor = attestpolicy.Attestor
+	// AttestationMode is attestpolicy.Mode.
+	AttestationMode = attestpolicy.Mode
+	// AttestationConfig is attestpolicy.Config, the "attestation" object.
+	AttestationConfig = attestpolicy.Config
+	// MakerAttestation is attestpolicy.Maker, a maker's policy.
+	MakerAttestation = attestpolicy.Maker
+	// AttestationPolicy is attestpolicy.Policy.
+	AttestationPolicy = attestpolicy.Policy
+)
 
-// The modes of a maker's attestation.
+// The modes of a maker's attestation (attestpolicy.Off, Preferred, Required).
 const (
-	// AttestationOff: chains are verified and shown; a device is paid without one.
-	AttestationOff AttestationMode = "off"
-	// AttestationPreferred: the same as off for payment; the claim counts attested devices.
-	AttestationPreferred AttestationMode = "preferred"
-	// AttestationRequired: only a device whose attestation holds is paid.
-	AttestationRequired AttestationMode = "required"
+	AttestationOff       = attestpolicy.Off
+	AttestationPreferred = attestpolicy.Preferred
+	AttestationRequired  = attestpolicy.Required
 )
 
-// Attestor verifies the attestation chains of geneses and says which makers require
-// attestation. The collector calls Verify once per chain, when the first genesis of a
-// key carrying one arrives; Revoked at every claim computed before the month closes.
-type Attestor interface {
-	// Verify returns the verdict on g's chain as of at; g's certificate verified
-	// against its maker's key.
-	Verify(g *proof.Genesis, at time.Time) *ledger.Attestation
-	// Mode returns the mode of a maker.
-	Mode(makerID string) AttestationMode
-	// Revoked reports whether the current status list revokes or suspends one of the
-	// serials, and why.
-	Revoked(serials []string) (string, bool)
-	// StatusVersion changes whenever the status list does, so that a provisional
-	// claim computed with an older list is not reused.
-	StatusVersion() uint64
-	// StatusStale reports whether a status list is configured and stale at now: months
-	// do not close then (docs/attestation.md).
-	StatusStale(now time.Time) bool
-}
+// AttestationLookback is attestpolicy.Lookback.
+const AttestationLookback = attestpolicy.Lookback
 
-// AttestationConfig is the "attestation" object of the configuration: the trust set and
-// the status list (docs/config.md).
-type AttestationConfig struct {
-	GoogleRoots          bool     `json:"google_roots"`           // trust the Google roots shipped in collector/attest
-	Roots                []string `json:"roots"`                  // PEM files of more roots the payer trusts
-	StatusList           string   `json:"status_list"`            // a file or an https URL; "" none
-	StatusRefreshMinutes int      `json:"status_refresh_minutes"` // how often the list is read again
-	StatusMaxAgeHours    int      `json:"status_max_age_hours"`   // older than this, the list is stale
-}
-
-// DefaultAttestationConfig returns docs/config.md's defaults.
-func DefaultAttestationConfig() AttestationConfig {
-	return AttestationConfig{GoogleRoots: true, Roots: []string{}, StatusRefreshMinutes: 60, StatusMaxAgeHours: 48}
-}
-
-func (a AttestationConfig) validate() *ConfigError {
-	bad := func(key, format string, args ...any) *ConfigError {
-		return &ConfigError{Key: "attestation." + key, Problem: fmt.Sprintf(format, args...), Kind: ErrConfig}
-	}
-	for i, r := range a.Roots {
-		if !filepath.IsAbs(r) {
-			return bad(fmt.Sprintf("roots[%d]", i), "%q is not an absolute path", r)
-		}
-	}
-	switch {
-	case a.StatusList != "" && !filepath.IsAbs(a.StatusList) && !strings.HasPrefix(a.StatusList, "https://"):
-		return bad("status_list", "%q is neither an absolute path nor an https:// URL", a.StatusList)
-	case a.StatusRefreshMinutes < 1 || a.StatusRefreshMinutes > 1440:
-		return bad("status_refresh_minutes", "%d, want 1..1440", a.StatusRefreshMinutes)
-	case a.StatusMaxAgeHours < 1 || a.StatusMaxAgeHours > 720:
-		return bad("status_max_age_hours", "%d, want 1..720", a.StatusMaxAgeHours)
-	}
-	return nil
-}
-
-// MakerAttestation is a maker's attestation policy, from its entry of the makers list.
-type MakerAttestation struct {
-	Mode          AttestationMode
-	BootKeys      [][]byte // approved verifiedBootKey values; none: reported, not checked
-	MinPatchLevel int      // YYYYMM; 0: none
-	SerialTagKey  []byte   // the HMAC key of its serial tags, for ID attestation; nil: not checked
-}
-
-// validateAttestation checks a maker's attestation keys and returns its policy.
-func (m *MakerConfig) validateAttestation(key string) (MakerAttestation, *ConfigError) {
-	bad := func(sub, format string, args ...any) (MakerAttestation, *ConfigError) {
-		return MakerAttestation{}, &ConfigError{Key: key + "." + sub, Problem: fmt.Sprintf(format, args...), Kind: ErrConfig}
-	}
-	p := MakerAttestation{Mode: AttestationMode(m.Attestation), MinPatchLevel: m.MinOSPatchLevel}
-	if p.Mode == "" {
-		p.Mode = AttestationOff
-	} else if p.Mode != AttestationOff && p.Mode != AttestationPreferred && p.Mode != AttestationRequired {
-		return bad("attestation", "%q, want required, preferred or off", m.Attestation)
-	}
-	for i, h := range m.BootKeys {
-		if b, err := hex.DecodeString(h); err == nil && len(b) >= 16 && len(b) <= 64 {
-			p.BootKeys = append(p.BootKeys, b)
-		} else {
-			return bad(fmt.Sprintf("boot_keys[%d]", i), "%q is not 16 to 64 bytes of hex", h)
-		}
-	}
-	if y, mo := m.MinOSPatchLevel/100, m.MinOSPatchLevel%100; m.MinOSPatchLevel != 0 && (y < 2000 || y > 2999 || mo < 1 || mo > 12) {
-		return bad("min_os_patch_level", "%d is not YYYYMM", m.MinOSPatchLevel)
-	}
-	if b, err := hex.DecodeString(m.SerialTagKey); m.SerialTagKey != "" && (err != nil || len(b) < 16 || len(b) > 64) {
-		return bad("serial_tag_key", "not 16 to 64 bytes of hex")
-	} else if m.SerialTagKey != "" {
-		p.SerialTagKey = b
-	}
-	return p, nil
-}
-
-// AttestationPolicy is the collector's Attestor over collector/attest: the roots the
-// payer trusts, each maker's policy, and the status list source.
-type AttestationPolicy struct {
-	roots  *attest.Roots
-	makers map[string]MakerAttestation
-	status *attest.Source // nil: no status list
-}
-
-// NewAttestationPolicy returns the Attestor of a trust set, the makers' policies (an
-// absent maker is off) and a status list source (nil: none).
+// NewAttestationPolicy is attestpolicy.New.
 func NewAttestationPolicy(roots *attest.Roots, makers map[string]MakerAttestation, status *attest.Source) *AttestationPolicy {
-	return &AttestationPolicy{roots: roots, makers: makers, status: status}
+	return attestpolicy.New(roots, makers, status)
 }
 
-// Mode implements Attestor.
-func (a *AttestationPolicy) Mode(makerID string) AttestationMode {
-	return cmp.Or(a.makers[makerID].Mode, AttestationOff)
-}
+// DefaultAttestationConfig returns docs/config.md's defaults (attestpolicy.DefaultConfig).
+func DefaultAttestationConfig() AttestationConfig { return attestpolicy.DefaultConfig() }
 
-// AttestationLookback bounds how long before a chain's arrival its validity may be
-// checked: the factory generates the key, certifies it and keeps the chain; the handset
-// may be sold and upload its genesis months later, when the short-lived provisioning
-// intermediates of its chain have expired (docs/attestation.md section 3).
-const AttestationLookback = 400 * 24 * time.Hour
-
-// Verify implements Attestor: the chain as of the maker certificate's issued_at when
-// that is at most AttestationLookback before at (the chain's arrival), else as of at;
-// against the genesis key, the challenge that binds it to the certificate's maker_id
-// and serial_tag, and the maker's policy.
-func (a *AttestationPolicy) Verify(g *proof.Genesis, at time.Time) *ledger.Attestation {
-	p := a.makers[g.Cert.MakerID]
-	asOf := at
-	if issued := time.Unix(g.Cert.IssuedAt, 0); !issued.After(at) && at.Sub(issued) <= AttestationLookback {
-		asOf = issued
-	}
-	pol := attest.Policy{
-		At:            asOf,
-		Roots:         a.roots,
-		Challenge:     proof.AttestationChallenge(g.Cert.MakerID, g.Cert.SerialTag),
-		ExpectedKey:   g.PublicKey.Bytes(),
-		BootKeys:      p.BootKeys,
-		MinPatchLevel: p.MinPatchLevel,
-		SerialTag:     g.Cert.SerialTag[:],
-		SerialTagKey:  p.SerialTagKey,
-	}
-	// No status list here: revocation is decided when claims are computed (Revoked),
-	// with the list of that moment, so that neither a stale list nor a later
-	// revocation is frozen into the stored verdict.
-	r := attest.Verify(g.Attestation, pol)
-	return &ledger.Attestation{Accepted: r.Accepted, Reason: r.Reason, Detail: r.Detail, SecurityLevel: r.SecurityLevel,
-		OSPatchLevel: r.OSPatchLevel, VerifiedAt: asOf.Unix(), Serials: r.ChainSerials}
-}
-
-// Revoked implements Attestor with the source's current list.
-func (a *AttestationPolicy) Revoked(serials []string) (string, bool) {
-	if a.status == nil {
-		return "", false
-	}
-	list, _ := a.status.Current()
-	for _, s := range serials {
-		n, ok := new(big.Int).SetString(s, 16)
-		if !ok {
-			continue
-		}
-		if e, listed := list.Lookup(n); listed {
-			why := strings.ToLower(e.Status)
-			if e.Reason != "" {
-				why += " " + strings.ToLower(e.Reason)
-			}
-			return fmt.Sprintf("%s (certificate serial %s)", why, s), true
-		}
-	}
-	return "", false
-}
-
-// StatusStale implements Attestor with the source's stale rule; false without a list.
-func (a *AttestationPolicy) StatusStale(now time.Time) bool {
-	return a.status != nil && a.status.Stale(now)
-}
-
-// StatusVersion implements Attestor: the moment of the last successful load.
-func (a *AttestationPolicy) StatusVersion() uint64 {
-	if a.status == nil {
-		return 0
-	}
-	_, at := a.status.Current()
-	return uint64(at.UnixNano())
-}
-
-// NewAttestation builds the Attestor the configuration asks for: the trust set (the
-// shipped Google roots when google_roots, and every root of the roots files) and the
-// status list source, not loaded yet (nil without status_list; the caller refreshes it
-// once, then starts it). With no root at all every chain is refused, and a maker whose
-// attestation is required is paid for nothing.
-// logf, if not nil, gets a line for each failed load of the list.
+// NewAttestation builds the Attestor the configuration asks for (attestpolicy.Build)
+// and the status list source, not loaded yet (nil without status_list). logf, if not
+// nil, gets a line for each failed load of the list.
 func (c *Config) NewAttestation(now func() time.Time, logf func(string, ...any)) (*AttestationPolicy, *attest.Source, error) {
-	roots := &attest.Roots{}
-	if c.Attestation.GoogleRoots {
-		roots = attest.GoogleRoots()
+	return attestpolicy.Build(c.Attestation, c.attestation, now, logf)
+}
+
+// MakerAttestation returns a maker's attestation policy; mode off for an unknown maker.
+func (c *Config) MakerAttestation(id string) MakerAttestation {
+	if p, ok := c.attestation[id]; ok {
+		return p
 	}
-	for i, path := range c.Attestation.Roots {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, nil, fmt.Errorf("key attestation.roots[%d]: %w", i, err)
-		}
-		more, err := attest.LoadRoots(b)
-		if err != nil {
-			return nil, nil, fmt.Errorf("key attestation.roots[%d]: %s: %w", i, path, err)
-		}
-		roots = roots.Union(more)
-	}
-	var src *attest.Source
-	if c.Attestation.StatusList != "" {
-		var err error
-		src, err = attest.NewSource(c.Attestation.StatusList, attest.SourceOptions{
-			Interval: time.Duration(c.Attestation.StatusRefreshMinutes) * time.Minute,
-			MaxAge:   time.Duration(c.Attestation.StatusMaxAgeHours) * time.Hour,
-			Now:      now,
-			OnLoad: func(err error) {
-				if err != nil && logf != nil {
-					logf("amos-collector: attestation status list: %v (the last good list stays in use)", err)
-				}
-			},
-		})
-		if err != nil {
-			return nil, nil, fmt.Errorf("key attestation.status_list: %w", err)
-		}
-	}
-	return NewAttestationPolicy(roots, c.attestation, src), src, nil
+	return MakerAttestation{Mode: AttestationOff}
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"amos.example/amosd/collector/attestpolicy"
 	"amos.example/amosd/collector/claim"
 	"amos.example/amosd/internal/jsonconfig"
 	"amos.example/amosd/internal/jsonconfig/jsondecode"
@@ -29,6 +30,7 @@ type Config struct {
 	TLSKey            string            `json:"tls_key"`
 	AllowInsecureHTTP bool              `json:"allow_insecure_http"`
 	DataDir           string            `json:"data_dir"`
+	Ledger            string            `json:"ledger"` // "": bbolt in data_dir; else a PostgreSQL URL
 	Makers            []MakerConfig     `json:"makers"`
 	PayerTokenSHA256  string            `json:"payer_token_sha256"`
 	Eligibility       Eligibility       `json:"eligibility"`
@@ -45,13 +47,9 @@ type MakerConfig struct {
 	ID          string `json:"id"`
 	PublicKey   string `json:"public_key"`   // Ed25519, 64 hex digits
 	TokenSHA256 string `json:"token_sha256"` // SHA-256 of its bearer token, 64 hex digits
-	// Attestation is "required", "preferred" or "off" (the default), with the approved
-	// boot keys, the minimum OS patch level and the serial tags' HMAC key
-	// (docs/attestation.md).
-	Attestation     string   `json:"attestation"`
-	BootKeys        []string `json:"boot_keys"`
-	MinOSPatchLevel int      `json:"min_os_patch_level"`
-	SerialTagKey    string   `json:"serial_tag_key"`
+	// The maker's attestation policy: attestation, boot_keys, min_os_patch_level,
+	// serial_tag_key (docs/attestation.md).
+	attestpolicy.MakerConfig
 }
 
 // Eligibility holds the thresholds of docs/operations.md.
@@ -100,7 +98,12 @@ func (c ClaimsConfig) Schedule() claim.Schedule {
 // Options returns the collector options the configuration sets; the caller adds the
 // clock and the workers.
 func (c *Config) Options() Options {
-	return Options{Makers: c.Registry(), Eligibility: c.Eligibility, Schedule: c.Claims.Schedule()}
+	o := Options{Makers: c.Registry(), Eligibility: c.Eligibility, Schedule: c.Claims.Schedule(),
+		UncertifiedDevicesPerHour: c.Limits.UncertifiedDevicesPerHour}
+	if o.UncertifiedDevicesPerHour == 0 {
+		o.UncertifiedDevicesPerHour = -1 // the file's 0 admits none; the Options' 0 is the default
+	}
+	return o
 }
 
 // Limits bound the load the server takes (docs/operations.md).
@@ -108,12 +111,22 @@ type Limits struct {
 	MaxInflightBatches     int `json:"max_inflight_batches"`
 	DeviceBatchesPerMinute int `json:"device_batches_per_minute"`
 	MaxConnections         int `json:"max_connections"`
+	// Per remote address (IPv4, or IPv6 /64) on POST /v1/records: requests a second
+	// (0: off), the bucket's size, and how many addresses are tracked at most.
+	AddressRequestsPerSecond int `json:"address_requests_per_second"`
+	AddressBurst             int `json:"address_burst"`
+	MaxAddresses             int `json:"max_addresses"`
+	// New devices whose genesis no registered maker certified, admitted an hour (a
+	// token bucket on the collector's clock, per process); 0: none.
+	UncertifiedDevicesPerHour int `json:"uncertified_devices_per_hour"`
 }
 
 // DefaultLimits returns docs/operations.md's defaults: 64 batches in flight, 30 a minute
-// per device, 4,096 connections.
+// per device, 4,096 connections, 10 requests a second per address (burst 40, 65,536
+// addresses tracked).
 func DefaultLimits() Limits {
-	return Limits{MaxInflightBatches: 64, DeviceBatchesPerMinute: 30, MaxConnections: 4096}
+	return Limits{MaxInflightBatches: 64, DeviceBatchesPerMinute: 30, MaxConnections: 4096,
+		AddressRequestsPerSecond: 10, AddressBurst: 40, MaxAddresses: 65536, UncertifiedDevicesPerHour: DefaultUncertifiedDevicesPerHour}
 }
 
 // Registry maps maker_id to the maker's registered Ed25519 key.
@@ -237,6 +250,9 @@ func (c *Config) validate() *ConfigError {
 	if !filepath.IsAbs(c.DataDir) {
 		return bad("data_dir", "%q is not an absolute path", c.DataDir)
 	}
+	if err := validateLedger(c.Ledger); err != nil {
+		return err
+	}
 	c.registry = Registry{}
 	c.attestation = map[string]MakerAttestation{}
 	tokens := map[[32]byte]string{}
@@ -261,7 +277,7 @@ func (c *Config) validate() *ConfigError {
 		}
 		tokens[tok] = key
 		c.registry[m.ID] = proof.Ed25519Key(pub)
-		att, cerr := m.validateAttestation(key)
+		att, cerr := m.MakerConfig.Parse(key, ErrConfig)
 		if cerr != nil {
 			return cerr
 		}
@@ -292,14 +308,14 @@ func (c *Config) validate() *ConfigError {
 		return bad("limits.device_batches_per_minute", "%d, want 1..100000", l.DeviceBatchesPerMinute)
 	case l.MaxConnections < 16 || l.MaxConnections > 1000000:
 		return bad("limits.max_connections", "%d, want 16..1000000", l.MaxConnections)
+	case l.AddressRequestsPerSecond < 0 || l.AddressRequestsPerSecond > 100000:
+		return bad("limits.address_requests_per_second", "%d, want 0 (off)..100000", l.AddressRequestsPerSecond)
+	case l.AddressBurst < 1 || l.AddressBurst > 100000:
+		return bad("limits.address_burst", "%d, want 1..100000", l.AddressBurst)
+	case l.MaxAddresses < 16 || l.MaxAddresses > 1000000:
+		return bad("limits.max_addresses", "%d, want 16..1000000", l.MaxAddresses)
+	case l.UncertifiedDevicesPerHour < 0 || l.UncertifiedDevicesPerHour > MaxUncertifiedDevicesPerHour:
+		return bad("limits.uncertified_devices_per_hour", "%d, want 0 (none)..%d", l.UncertifiedDevicesPerHour, MaxUncertifiedDevicesPerHour)
 	}
-	return c.Attestation.validate()
-}
-
-// MakerAttestation returns a maker's attestation policy; mode off for an unknown maker.
-func (c *Config) MakerAttestation(id string) MakerAttestation {
-	if p, ok := c.attestation[id]; ok {
-		return p
-	}
-	return MakerAttestation{Mode: AttestationOff}
+	return c.Attestation.Validate(ErrConfig)
 }

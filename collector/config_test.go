@@ -3,6 +3,7 @@ package collector
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -100,6 +101,10 @@ func TestConfigErrors(t *testing.T) {
 		{"inflight", `{"allow_insecure_http": true, "limits": {"max_inflight_batches": 0}}`, "limits.max_inflight_batches", "1..100000", 0},
 		{"rate", `{"allow_insecure_http": true, "limits": {"device_batches_per_minute": -3}}`, "limits.device_batches_per_minute", "1..100000", 0},
 		{"connections", `{"allow_insecure_http": true, "limits": {"max_connections": 15}}`, "limits.max_connections", "16..1000000", 0},
+		{"uncertified budget", `{"allow_insecure_http": true, "limits": {"uncertified_devices_per_hour": -1}}`, "limits.uncertified_devices_per_hour", "-1, want 0 (none)..1000000", 0},
+		{"uncertified budget high", `{"allow_insecure_http": true, "limits": {"uncertified_devices_per_hour": 1000001}}`, "limits.uncertified_devices_per_hour", "want 0 (none)..1000000", 0},
+		{"ledger not a url", `{"allow_insecure_http": true, "ledger": "/var/lib/amos.db"}`, "ledger", `want "" (the bbolt ledger in data_dir) or a postgres:// or postgresql:// URL`, 0},
+		{"ledger no host", `{"allow_insecure_http": true, "ledger": "postgres:///amos"}`, "ledger", "names no host", 0},
 		{"attestation mode", `{"allow_insecure_http": true, "makers": [` + attMaker(`"attestation": "always"`) + `]}`, "makers[0].attestation", "want required, preferred or off", 0},
 		{"boot key not hex", `{"allow_insecure_http": true, "makers": [` + attMaker(`"attestation": "required", "boot_keys": ["`+hexA+`", "zz"]`) + `]}`, "makers[0].boot_keys[1]", "16 to 64 bytes of hex", 0},
 		{"boot key short", `{"allow_insecure_http": true, "makers": [` + attMaker(`"boot_keys": ["00ff"]`) + `]}`, "makers[0].boot_keys[0]", "16 to 64 bytes", 0},
@@ -194,5 +199,70 @@ func TestLoadConfigMissing(t *testing.T) {
 	}
 	if c.TokenHashes()["m"] != tok {
 		t.Error("token hash")
+	}
+}
+
+// TestLedgerKey: the ledger key is empty (bbolt in data_dir) or a postgres:// or
+// postgresql:// URL with a host or a host= parameter; no message about it shows the
+// password, the user info or a password parameter.
+func TestLedgerKey(t *testing.T) {
+	parse := func(ledger string) (*Config, error) {
+		b, err := json.Marshal(map[string]any{"allow_insecure_http": true, "ledger": ledger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ParseConfig("c.json", b)
+	}
+	for _, ok := range []string{
+		"",
+		"postgres://amos:s3cret@db.example:5432/amos?sslmode=verify-full",
+		"postgresql://db.example/amos",
+		"POSTGRES://db.example/amos",
+		"postgres://db1.example:5432,db2.example:5432/amos?target_session_attrs=read-write",
+		"postgres:///amos?host=/var/run/postgresql",
+		"postgres://[::1]:5432/amos",
+	} {
+		c, err := parse(ok)
+		if err != nil {
+			t.Errorf("%q: %v", ok, err)
+			continue
+		}
+		if c.LedgerURL() != ok {
+			t.Errorf("LedgerURL() %q, want %q", c.LedgerURL(), ok)
+		}
+	}
+	const secret = "s3cret"
+	for _, tc := range []struct{ ledger, problem string }{
+		{"mysql://amos:" + secret + "@db/amos", "postgres:// or postgresql:// URL"},
+		{"host=db user=amos password=" + secret, "postgres:// or postgresql:// URL"},
+		{"postgres:amos:" + secret + "@db", "postgres:// or postgresql:// URL"},
+		{"postgres://amos:" + secret + "%zz@db/amos", "not a URL"},
+		{"postgres://amos:" + secret + "@db:port/amos", "not a URL"},
+		{"postgres://amos:12#" + secret + "@db/amos", "fragment"},
+		{"postgres://amos:12/" + secret + "@db/amos", "an @ after the host"},
+		{"postgres://amos:12?" + secret + "@db/amos", "an @ after the host"},
+		{"postgres://amos:" + secret + "@/amos?password=" + secret + "&sslpassword=" + secret, "names no host"},
+		{"postgresql://", "names no host"},
+	} {
+		_, err := parse(tc.ledger)
+		var ce *ConfigError
+		if !errors.As(err, &ce) || !errors.Is(err, ErrConfig) || ce.Key != "ledger" || !strings.Contains(ce.Problem, tc.problem) {
+			t.Errorf("%q: %v, want key ledger: …%s…", tc.ledger, err, tc.problem)
+			continue
+		}
+		if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "amos:") {
+			t.Errorf("%q: the message shows the user info or password: %v", tc.ledger, err)
+		}
+	}
+	for in, want := range map[string]string{
+		"postgres://amos:" + secret + "@db:5432/amos?sslmode=require&password=" + secret: "postgres://xxxxx@db:5432/amos?password=xxxxx&sslmode=require",
+		"postgresql://db/amos":                 "postgresql://db/amos",
+		"mysql://amos:" + secret + "@db/amos":  "(not shown)",
+		"postgres://amos:1#" + secret + "@db/": "(not shown)",
+		"postgres://amos:" + secret + "%zz@db": "(not shown)",
+	} {
+		if got := redactLedgerURL(in); got != want {
+			t.Errorf("redactLedgerURL(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

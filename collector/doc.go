@@ -28,6 +28,12 @@
 //     is flagged, the evidence kept, and it is never eligible again.
 //   - chain_gap (retry): the device is known but this epoch's genesis is not (it may
 //     still be in the device's queue), or seq is beyond head+1.
+//   - uncertified_limit (retry): a genesis of a new device that no registered maker
+//     certified (no certificate, an unknown maker, a certificate its maker did not
+//     sign) while the budget of such devices (Options.UncertifiedDevicesPerHour, a
+//     token bucket on the collector's clock) is spent; and that device's later records
+//     in the batch (instead of unknown_device). Nothing of them is stored; the device
+//     sends them again later.
 //   - unknown_maker (rejected): a genesis whose certificate names a maker_id that the
 //     registry does not have.
 //   - bad_cert (rejected): a genesis whose certificate is not signed by its maker's

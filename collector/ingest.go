@@ -41,6 +41,11 @@ type Options struct {
 	// must be attested to be paid (docs/attestation.md); nil: chains are stored,
 	// never verified, and no maker requires them.
 	Attestation Attestor
+	// UncertifiedDevicesPerHour is the budget of new devices whose genesis no
+	// registered maker certified (docs/protocol.md 10.7): a token bucket of this many,
+	// refilled at this many an hour on Now. 0 means DefaultUncertifiedDevicesPerHour;
+	// a negative value admits none.
+	UncertifiedDevicesPerHour int
 }
 
 // Collector verifies records into a ledger.Ledger and computes claims from it. Its
@@ -55,6 +60,7 @@ type Collector struct {
 	signals   signals.Thresholds
 	attestor  Attestor
 	committer committer
+	admission admission
 
 	// generation counts the ledger's committed writes: a provisional claim computed
 	// at one generation is reused until the next.
@@ -86,8 +92,17 @@ func New(l ledger.Ledger, o Options) (*Collector, error) {
 	if o.Signals == (signals.Thresholds{}) {
 		o.Signals = signals.DefaultThresholds()
 	}
+	switch n := o.UncertifiedDevicesPerHour; {
+	case n == 0:
+		o.UncertifiedDevicesPerHour = DefaultUncertifiedDevicesPerHour
+	case n < 0:
+		o.UncertifiedDevicesPerHour = 0
+	case n > MaxUncertifiedDevicesPerHour:
+		return nil, fmt.Errorf("collector: limits.uncertified_devices_per_hour: %d, want 0..%d: %w", n, MaxUncertifiedDevicesPerHour, ErrConfig)
+	}
 	c := &Collector{ledger: l, makers: o.Makers, elig: o.Eligibility, now: o.Now, workers: o.Workers,
 		schedule: o.Schedule, signals: o.Signals, attestor: o.Attestation, cache: map[Month]cachedClaim{}}
+	c.admission.perHour = int64(o.UncertifiedDevicesPerHour)
 	c.committer.cond = sync.NewCond(&c.committer.mu)
 	return c, nil
 }
@@ -242,14 +257,18 @@ func (c *Collector) commit(req *commitReq) error {
 	return req.err
 }
 
-// apply decides the records of the batches in order in one ledger transaction.
+// apply decides the records of the batches in order in one ledger transaction. The
+// new-device budget is spent only for the devices a committed transaction admitted.
 func (c *Collector) apply(group []*commitReq) error {
 	defer c.generation.Add(1)
-	return c.ledger.Update(func(tx ledger.Tx) error {
+	var admitted int64
+	err := c.ledger.Update(func(tx ledger.Tx) error {
 		a := &applier{tx: tx, schedule: c.schedule, devices: map[proof.DeviceID]*ledger.Device{},
-			heads: map[headID]*ledger.Head{}, dirtyDevices: map[proof.DeviceID]bool{}, dirtyHeads: map[headID]bool{}}
+			heads: map[headID]*ledger.Head{}, dirtyDevices: map[proof.DeviceID]bool{}, dirtyHeads: map[headID]bool{},
+			budget: &c.admission, deferred: map[proof.DeviceID]bool{}}
 		for _, req := range group {
 			a.now = req.now
+			clear(a.deferred) // a batch's verdicts do not depend on the batches it shares a transaction with
 			for i := range req.ps {
 				r, err := a.apply(&req.ps[i])
 				if err != nil {
@@ -258,8 +277,13 @@ func (c *Collector) apply(group []*commitReq) error {
 				req.results[i] = r
 			}
 		}
+		admitted = a.admitted
 		return a.flush()
 	})
+	if err == nil {
+		c.admission.spend(admitted)
+	}
+	return err
 }
 
 // parallel runs fn(0..n-1) on the collector's workers.
@@ -381,6 +405,9 @@ type applier struct {
 	heads        map[headID]*ledger.Head
 	dirtyDevices map[proof.DeviceID]bool
 	dirtyHeads   map[headID]bool
+	budget       *admission              // of new uncertified devices
+	admitted     int64                   // the new uncertified devices this transaction linked
+	deferred     map[proof.DeviceID]bool // new devices whose genesis the budget deferred, in the batch
 }
 
 func (a *applier) device(id proof.DeviceID) (*ledger.Device, error) {
@@ -461,6 +488,25 @@ func retry(r Result, detail string) Result {
 	return r
 }
 
+// admit reports whether the budget admits one more new device whose genesis no
+// registered maker certified; if not, the device's records wait (retry).
+func (a *applier) admit(id proof.DeviceID) bool {
+	if a.deferred[id] || a.budget.left(a.now) <= a.admitted {
+		a.deferred[id] = true
+		return false
+	}
+	a.admitted++
+	return true
+}
+
+// overBudget is the result of a record of a new device the budget has not admitted.
+func (a *applier) overBudget(r Result) Result {
+	r.Status, r.Reason = StatusRetry, ReasonUncertifiedLimit
+	r.Detail = fmt.Sprintf("the collector admits %d new devices an hour whose genesis no registered maker certified, and that budget is spent: keep the records and send them again later",
+		a.budget.perHour)
+	return r
+}
+
 func (a *applier) applyGenesis(p *prepared, res Result) (Result, error) {
 	if p.sigErr != nil {
 		return rejected(res, ReasonBadSignature, p.sigErr.Error()), nil
@@ -475,6 +521,9 @@ func (a *applier) applyGenesis(p *prepared, res Result) (Result, error) {
 	dev, err := a.device(p.id)
 	if err != nil {
 		return res, err
+	}
+	if dev == nil && p.cert != certOK && p.cert != certUnchecked && !a.admit(p.id) {
+		return a.overBudget(res), nil
 	}
 	v, detail, err := a.certVerdict(p, dev)
 	if err != nil {
@@ -553,6 +602,9 @@ func (a *applier) applyActivity(p *prepared, res Result) (Result, error) {
 	dev, err := a.device(p.id)
 	if err != nil {
 		return res, err
+	}
+	if dev == nil && a.deferred[p.id] { // its genesis, earlier in the batch, waits for the budget
+		return a.overBudget(res), nil
 	}
 	if dev == nil {
 		return rejected(res, ReasonUnknownDevice, "no genesis of this device_id has been received"), nil

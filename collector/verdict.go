@@ -36,6 +36,9 @@ const (
 	ReasonChainGap      Reason = "chain_gap"
 	ReasonLate          Reason = "late"
 	ReasonImplausible   Reason = "implausible_mint"
+	// ReasonUncertifiedLimit (retry): a new device whose genesis no registered maker
+	// certified, beyond the budget of limits.uncertified_devices_per_hour.
+	ReasonUncertifiedLimit Reason = "uncertified_limit"
 )
 
 // Result is the verdict on one record, in the JSON form of docs/protocol.md.

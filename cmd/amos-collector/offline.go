@@ -13,6 +13,7 @@ import (
 	"amos.example/amosd/collector"
 	"amos.example/amosd/collector/claim"
 	"amos.example/amosd/collector/ledger"
+	"amos.example/amosd/collector/ledger/pgledger"
 	"amos.example/amosd/proof"
 )
 
@@ -24,18 +25,18 @@ type ledgerAccess struct {
 	readOnly bool   // open it read-only (a shared lock): nothing is stored
 }
 
-// openLedger opens the ledger of data_dir with a lock timeout of 200 ms: read-write
-// unless a.readOnly, since computing a month past its close stores it. The ledger file
-// must exist unless a.create. A running server holds the ledger: the message then names
-// a.hint. On failure it prints the error and returns exit 1.
-func openLedger(env *cliEnv, cfg *collector.Config, a ledgerAccess) (*ledger.Bolt, int) {
-	if !a.create && !a.readOnly {
+// openLedger opens the configured ledger (openConfigured): read-write unless
+// a.readOnly, since computing a month past its close stores it. A bbolt file must exist
+// unless a.create, and is waited for 200 ms; a running server holds it: the message
+// then names a.hint. On failure it prints the error and returns exit 1.
+func openLedger(env *cliEnv, cfg *collector.Config, a ledgerAccess) (ledger.Ledger, int) {
+	if cfg.Ledger == "" && !a.create && !a.readOnly {
 		// The same message as a read-only open: an offline command never makes a ledger.
 		if _, err := os.Stat(filepath.Join(cfg.DataDir, ledger.BoltFileName)); err != nil {
 			return nil, failed(env.stderr, "%s: collector: ledger: %v", a.cmd, err)
 		}
 	}
-	l, err := ledger.OpenBolt(cfg.DataDir, ledger.BoltOptions{ReadOnly: a.readOnly, LockTimeout: 200 * time.Millisecond})
+	l, _, err := openConfigured(cfg, a.readOnly, 200*time.Millisecond)
 	if err != nil {
 		if errors.Is(err, ledger.ErrInUse) {
 			return nil, failed(env.stderr, "%s: %v; a running amos-collector holds it: %s", a.cmd, err, a.hint)
@@ -45,10 +46,28 @@ func openLedger(env *cliEnv, cfg *collector.Config, a ledgerAccess) (*ledger.Bol
 	return l, exitOK
 }
 
+// openConfigured opens the ledger the configuration names: PostgreSQL when `ledger` is
+// a URL, else the bbolt file in data_dir. It returns the ledger and how to name it in
+// messages (never with a password).
+func openConfigured(cfg *collector.Config, readOnly bool, lockTimeout time.Duration) (ledger.Ledger, string, error) {
+	if cfg.Ledger != "" {
+		l, err := pgledger.Open(cfg.Ledger, pgledger.Options{ReadOnly: readOnly})
+		if err != nil {
+			return nil, "", err
+		}
+		return l, pgledger.Redact(cfg.Ledger), nil
+	}
+	l, err := ledger.OpenBolt(cfg.DataDir, ledger.BoltOptions{ReadOnly: readOnly, LockTimeout: lockTimeout})
+	if err != nil {
+		return nil, "", err
+	}
+	return l, l.Path(), nil
+}
+
 // offlineCollector loads the configuration, opens the ledger (openLedger) and returns a
 // collector on it with the configuration's options and the command's clock. The caller
 // closes the ledger.
-func offlineCollector(env *cliEnv, a ledgerAccess) (*collector.Collector, *ledger.Bolt, int) {
+func offlineCollector(env *cliEnv, a ledgerAccess) (*collector.Collector, ledger.Ledger, int) {
 	cfg, code := env.loadConfig()
 	if code != exitOK {
 		return nil, nil, code

@@ -12,7 +12,6 @@ import (
 	"amos.example/amosd/collector"
 	"amos.example/amosd/collector/attest"
 	"amos.example/amosd/collector/httpapi"
-	"amos.example/amosd/collector/ledger"
 )
 
 // runServe serves until SIGTERM or SIGINT, then lets the batches in flight commit and
@@ -35,7 +34,7 @@ func runServe(env *cliEnv, args []string) int {
 		}
 		scheme = "https"
 	}
-	l, err := ledger.OpenBolt(cfg.DataDir, ledger.BoltOptions{})
+	l, ledgerName, err := openConfigured(cfg, false, 0)
 	if err != nil {
 		return failed(env.stderr, "%v", err)
 	}
@@ -87,7 +86,7 @@ func runServe(env *cliEnv, args []string) int {
 		return failed(env.stderr, "listen on %s (config %s, key listen): %v", cfg.Listen, env.config, err)
 	}
 	ln = httpapi.LimitListener(ln, cfg.Limits.MaxConnections)
-	logger.Printf("amos-collector %s: serving %s on %s (ledger %s, %d makers)", version, scheme, ln.Addr(), l.Path(), len(cfg.Makers))
+	logger.Printf("amos-collector %s: serving %s on %s (ledger %s, %d makers)", version, scheme, ln.Addr(), ledgerName, len(cfg.Makers))
 	if err := httpapi.Serve(env.ctx, httpapi.NewServer(h, tlsConfig, logger), ln); err != nil {
 		return failed(env.stderr, "serve: %v", err)
 	}

@@ -1,11 +1,16 @@
 // Package httpapi serves a collector.Collector over HTTPS: the records endpoint of
-// docs/protocol.md and the claims, devices and health endpoints of docs/operations.md, with load shedding, a
-// per-device rate limit and bearer tokens.
+// docs/protocol.md and the claims, devices, health and metrics endpoints of
+// docs/operations.md, with load shedding, per-address and per-device rate limits and
+// bearer tokens.
 //
-// POST /v1/records holds one of max_inflight_batches slots while it reads, verifies and
-// stores a batch; with every slot taken it answers 503 at once, Retry-After: 5. The
-// body is limited to 64 KiB before it is read (413 beyond, or on more than 256
-// records; 400 on bad framing; 415 without Content-Type application/vnd.amos.records).
+// POST /v1/records is first charged to the connection's remote address (an IPv4
+// address, or an IPv6 /64): a token bucket of address_burst refilled at
+// address_requests_per_second, in a table of at most max_addresses (429 with
+// Retry-After when empty). It then holds one of max_inflight_batches slots while it
+// verifies and stores a batch (taken once the body is read); with every slot taken it
+// answers 503 at once, Retry-After: 5. The body is limited to 64 KiB before it is read
+// (413 beyond, or on more than 256 records; 400 on bad framing; 415 without
+// Content-Type application/vnd.amos.records).
 // A batch is attributed to the device_id of its first record for the rate limit of
 // device_batches_per_minute (a token bucket of that size, refilled over a minute; 429
 // with Retry-After when empty); the token is given back when that first record turns
@@ -16,6 +21,11 @@
 // token's SHA-256 is compared, in constant time, with every maker's and the payer's.
 // A maker sees its own claim row and its own devices (another maker's device is 404),
 // the payer sees everything; no or an unknown token is 401.
+//
+// GET /metrics serves the Handler's own Prometheus registry (never the global one):
+// records by verdict and reason, uploads by outcome, batch latency, in-flight batches,
+// ledger errors, claims latency, the attestation status list's age, Go and process
+// metrics.
 package httpapi
 
 import (
@@ -58,7 +68,18 @@ type Options struct {
 	MaxInflight int
 	// DeviceBatchesPerMinute bounds each device's batches (device_batches_per_minute).
 	DeviceBatchesPerMinute int
-	// Now is the clock of the rate limit; time.Now if nil.
+	// AddressRequestsPerSecond refills each remote address's bucket of POST
+	// /v1/records requests (address_requests_per_second); 0 turns the per-address
+	// limit off.
+	AddressRequestsPerSecond int
+	// AddressBurst is the size of that bucket (address_burst); at least 1 with the
+	// limit on.
+	AddressBurst int
+	// MaxAddresses bounds the addresses the limit tracks at once (max_addresses); at
+	// least 1 with the limit on.
+	MaxAddresses int
+	// Now is the clock of the rate limits and of the status list's age; time.Now if
+	// nil.
 	Now func() time.Time
 	// Logf receives one line per server-side failure; nil for none.
 	Logf func(format string, args ...any)
@@ -71,7 +92,8 @@ type Options struct {
 // The caller sets Status.
 func FromConfig(cfg *collector.Config, c *collector.Collector, logf func(string, ...any)) Options {
 	o := Options{Collector: c, MakerTokens: cfg.TokenHashes(), MaxInflight: cfg.Limits.MaxInflightBatches,
-		DeviceBatchesPerMinute: cfg.Limits.DeviceBatchesPerMinute, Logf: logf}
+		DeviceBatchesPerMinute: cfg.Limits.DeviceBatchesPerMinute, AddressRequestsPerSecond: cfg.Limits.AddressRequestsPerSecond,
+		AddressBurst: cfg.Limits.AddressBurst, MaxAddresses: cfg.Limits.MaxAddresses, Logf: logf}
 	if h, ok := cfg.PayerTokenHash(); ok {
 		o.PayerToken = &h
 	}
@@ -85,10 +107,10 @@ type Handler struct {
 	payer  *[32]byte
 	sem    chan struct{}
 	rate   *rateLimiter
+	addrs  *addrLimiter // nil: no per-address limit
 	logf   func(string, ...any)
 	mux    *http.ServeMux
-	status *attest.Source
-	now    func() time.Time
+	m      *metrics
 }
 
 type makerToken struct {
@@ -105,6 +127,12 @@ func New(o Options) (*Handler, error) {
 		return nil, fmt.Errorf("httpapi: max in-flight batches %d, want at least 1", o.MaxInflight)
 	case o.DeviceBatchesPerMinute < 1:
 		return nil, fmt.Errorf("httpapi: device batches per minute %d, want at least 1", o.DeviceBatchesPerMinute)
+	case o.AddressRequestsPerSecond < 0:
+		return nil, fmt.Errorf("httpapi: address requests per second %d, want 0 (off) or more", o.AddressRequestsPerSecond)
+	case o.AddressRequestsPerSecond > 0 && o.AddressBurst < 1:
+		return nil, fmt.Errorf("httpapi: address burst %d, want at least 1", o.AddressBurst)
+	case o.AddressRequestsPerSecond > 0 && o.MaxAddresses < 1:
+		return nil, fmt.Errorf("httpapi: max addresses %d, want at least 1", o.MaxAddresses)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -113,8 +141,14 @@ func New(o Options) (*Handler, error) {
 		o.Logf = func(string, ...any) {}
 	}
 	h := &Handler{c: o.Collector, payer: o.PayerToken, sem: make(chan struct{}, o.MaxInflight),
-		rate: newRateLimiter(o.DeviceBatchesPerMinute, o.Now), logf: o.Logf, mux: http.NewServeMux(),
-		status: o.Status, now: o.Now}
+		rate: newRateLimiter(o.DeviceBatchesPerMinute, o.Now), logf: o.Logf, mux: http.NewServeMux()}
+	if o.AddressRequestsPerSecond > 0 {
+		h.addrs = newAddrLimiter(o.AddressRequestsPerSecond, o.AddressBurst, o.MaxAddresses, o.Now)
+	}
+	var err error
+	if h.m, err = newMetrics(o.Status, o.Now, h.addrs); err != nil {
+		return nil, err
+	}
 	for id, hash := range o.MakerTokens {
 		h.makers = append(h.makers, makerToken{id, hash})
 	}
@@ -127,30 +161,8 @@ func New(o Options) (*Handler, error) {
 	h.mux.HandleFunc("POST /v1/held/{id}", h.decide)
 	h.mux.HandleFunc("GET /v1/decisions", h.decisions)
 	h.mux.HandleFunc("GET /healthz", h.healthz)
-	h.mux.HandleFunc("GET /metrics", h.metrics)
+	h.mux.Handle("GET /metrics", h.m.handler(o.Logf))
 	return h, nil
-}
-
-// metrics answers the Prometheus text format: the attestation status list's age in
-// seconds (−1 before the first load, absent without a list) and whether it is stale.
-func (h *Handler) metrics(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	if h.status == nil {
-		return
-	}
-	now := h.now()
-	age, stale := h.status.Age(now), 0
-	if h.status.Stale(now) {
-		stale = 1
-	}
-	secs := -1.0
-	if age != attest.NeverLoaded {
-		secs = age.Seconds()
-	}
-	fmt.Fprintf(w, "# HELP amos_attestation_status_age_seconds Seconds since the attestation status list was last loaded (-1: never).\n"+
-		"# TYPE amos_attestation_status_age_seconds gauge\namos_attestation_status_age_seconds %g\n"+
-		"# HELP amos_attestation_status_stale 1 when the status list is older than attestation.status_max_age_hours.\n"+
-		"# TYPE amos_attestation_status_stale gauge\namos_attestation_status_stale %d\n", secs, stale)
 }
 
 // ServeHTTP implements http.Handler.
@@ -177,34 +189,47 @@ func retryAfter(d time.Duration) string {
 }
 
 func (h *Handler) records(w http.ResponseWriter, r *http.Request) {
+	h.m.upload(h.upload(w, r))
+}
+
+// upload answers POST /v1/records and returns the outcome it answered.
+func (h *Handler) upload(w http.ResponseWriter, r *http.Request) string {
+	if h.addrs != nil {
+		key := addrKey(r.RemoteAddr)
+		if ok, wait := h.addrs.take(key); !ok {
+			w.Header().Set("Retry-After", retryAfter(wait))
+			writeError(w, http.StatusTooManyRequests, "address %s: more than %g requests a second (burst %g)", addrString(key), h.addrs.rate, h.addrs.burst)
+			return outcomeAddressLimited
+		}
+	}
 	// The in-flight slot is taken only once the whole body has been read (below): a
 	// client that sends its body slowly holds a connection, never an upload slot.
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != proof.BatchContentType {
 		writeError(w, http.StatusUnsupportedMediaType, "Content-Type %q, want %s", r.Header.Get("Content-Type"), proof.BatchContentType)
-		return
+		return outcomeUnsupportedType
 	}
 	if r.ContentLength > proof.MaxBatchBytes {
 		writeError(w, http.StatusRequestEntityTooLarge, "%d bytes, a batch is at most %d", r.ContentLength, proof.MaxBatchBytes)
-		return
+		return outcomeTooLarge
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, proof.MaxBatchBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeError(w, http.StatusRequestEntityTooLarge, "a batch is at most %d bytes", proof.MaxBatchBytes)
-			return
+			return outcomeTooLarge
 		}
 		writeError(w, http.StatusBadRequest, "reading the batch: %v", err)
-		return
+		return outcomeBadBatch
 	}
 	records, err := proof.DecodeBatch(body)
 	if err != nil {
-		status := http.StatusBadRequest
 		if errors.Is(err, proof.ErrBatchTooMany) || errors.Is(err, proof.ErrBatchTooLarge) {
-			status = http.StatusRequestEntityTooLarge
+			writeError(w, http.StatusRequestEntityTooLarge, "%v", err)
+			return outcomeTooLarge
 		}
-		writeError(w, status, "%v", err)
-		return
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return outcomeBadBatch
 	}
 	var dev proof.DeviceID
 	attributed := len(records[0]) >= 7+proof.HashSize
@@ -213,33 +238,47 @@ func (h *Handler) records(w http.ResponseWriter, r *http.Request) {
 		if ok, wait := h.rate.take(dev); !ok {
 			w.Header().Set("Retry-After", retryAfter(wait))
 			writeError(w, http.StatusTooManyRequests, "device %s: more than %d batches a minute", dev, h.rate.burst)
-			return
+			return outcomeDeviceLimited
 		}
 	}
 	select {
 	case h.sem <- struct{}{}:
-		defer func() { <-h.sem }()
 	default:
 		if attributed {
 			h.rate.refund(dev)
 		}
 		w.Header().Set("Retry-After", retryAfter(RetryAfterBusy))
 		writeError(w, http.StatusServiceUnavailable, "too many batches in flight")
-		return
+		return outcomeBusy
 	}
-	rc, err := h.c.Ingest(records)
+	rc, err := h.ingest(records)
 	if err != nil {
 		if attributed {
 			h.rate.refund(dev)
 		}
+		h.m.ledgerError(opIngest)
 		h.logf("amos-collector: POST /v1/records: %v", err)
 		writeError(w, http.StatusInternalServerError, "the batch could not be stored; retry later")
-		return
+		return outcomeLedgerError
 	}
 	if attributed && !authentic(rc.Results[0]) {
 		h.rate.refund(dev)
 	}
+	h.m.receipt(rc)
 	writeJSON(w, http.StatusOK, rc)
+	return outcomeStored
+}
+
+// ingest stores a batch with the in-flight slot the caller took, and gives it back.
+func (h *Handler) ingest(records [][]byte) (*collector.Receipt, error) {
+	h.m.inflight.Inc()
+	start := time.Now()
+	defer func() {
+		h.m.batch.Observe(time.Since(start).Seconds())
+		h.m.inflight.Dec()
+		<-h.sem
+	}()
+	return h.c.Ingest(records)
 }
 
 // viewClaim is the shared first step of the claim endpoints: it authenticates, parses
@@ -261,8 +300,11 @@ func (h *Handler) viewClaim(w http.ResponseWriter, r *http.Request) (c *collecto
 		writeError(w, http.StatusBadRequest, "format %q, want json or csv", format)
 		return nil, "", false
 	}
+	start := time.Now()
 	c, err = h.c.Claims(m)
+	h.m.claims.Observe(time.Since(start).Seconds())
 	if err != nil {
+		h.m.ledgerError(opClaims)
 		h.logf("amos-collector: %s %s: %v", r.Method, r.URL.Path, err)
 		writeError(w, http.StatusInternalServerError, "claims for %s could not be computed", m)
 		return nil, "", false
@@ -344,6 +386,7 @@ func (h *Handler) device(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no device %s", id)
 		return
 	case err != nil:
+		h.m.ledgerError(opDevice)
 		h.logf("amos-collector: GET /v1/devices/%s: %v", id, err)
 		writeError(w, http.StatusInternalServerError, "device %s could not be read", id)
 		return
@@ -356,6 +399,7 @@ func (h *Handler) device(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
 	if err := h.c.Ledger().View(func(ledger.Tx) error { return nil }); err != nil {
+		h.m.ledgerError(opHealth)
 		writeError(w, http.StatusServiceUnavailable, "ledger: %v", err)
 		return
 	}

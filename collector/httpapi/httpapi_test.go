@@ -506,7 +506,10 @@ func TestLoadTLS(t *testing.T) {
 
 func TestNewRefusesBadOptions(t *testing.T) {
 	c, _ := collector.New(ledger.NewMem(), collector.Options{})
-	for _, o := range []Options{{}, {Collector: c, DeviceBatchesPerMinute: 1}, {Collector: c, MaxInflight: 1}} {
+	for _, o := range []Options{{}, {Collector: c, DeviceBatchesPerMinute: 1}, {Collector: c, MaxInflight: 1},
+		{Collector: c, MaxInflight: 1, DeviceBatchesPerMinute: 1, AddressRequestsPerSecond: -1},
+		{Collector: c, MaxInflight: 1, DeviceBatchesPerMinute: 1, AddressRequestsPerSecond: 1, MaxAddresses: 1},
+		{Collector: c, MaxInflight: 1, DeviceBatchesPerMinute: 1, AddressRequestsPerSecond: 1, AddressBurst: 1}} {
 		if _, err := New(o); err == nil {
 			t.Errorf("New(%+v) succeeded", o)
 		}
@@ -592,11 +595,13 @@ func FuzzAuthorization(f *testing.F) {
 
 // TestMetrics: GET /metrics exports the attestation status list's age and staleness:
 // −1 before the first load, the age after it, stale once older than its MaxAge; and
-// nothing without a list.
+// neither without a list.
 func TestMetrics(t *testing.T) {
 	plain := newRig(t, nil, nil, nil)
-	if status, _, body := plain.get("/metrics", ""); status != 200 || len(body) != 0 {
-		t.Errorf("without a list: %d %q", status, body)
+	for name := range plain.scrape() {
+		if strings.HasPrefix(name, "amos_attestation_") {
+			t.Errorf("without a list: %s", name)
+		}
 	}
 	file := filepath.Join(t.TempDir(), "status.json")
 	if err := os.WriteFile(file, []byte(`{"entries":{}}`), 0o644); err != nil {
@@ -612,13 +617,13 @@ func TestMetrics(t *testing.T) {
 		o.Status = src
 	})
 	for _, step := range []struct {
-		load    bool
-		advance time.Duration
-		want    []string
+		load       bool
+		advance    time.Duration
+		age, stale float64
 	}{
-		{false, 0, []string{"amos_attestation_status_age_seconds -1\n", "amos_attestation_status_stale 1\n"}},
-		{true, 90 * time.Minute, []string{"amos_attestation_status_age_seconds 5400\n", "amos_attestation_status_stale 0\n"}},
-		{false, 47 * time.Hour, []string{"amos_attestation_status_age_seconds 174600\n", "amos_attestation_status_stale 1\n"}},
+		{false, 0, -1, 1},
+		{true, 90 * time.Minute, 5400, 0},
+		{false, 47 * time.Hour, 174600, 1},
 	} {
 		if step.load {
 			if err := src.Refresh(context.Background()); err != nil {
@@ -626,12 +631,10 @@ func TestMetrics(t *testing.T) {
 			}
 		}
 		r.clock.add(step.advance)
-		status, h, body := r.get("/metrics", "")
-		for _, w := range step.want {
-			if status != 200 || !strings.Contains(string(body), w) || !strings.HasPrefix(h.Get("Content-Type"), "text/plain; version=0.0.4") {
-				t.Errorf("after %v: %d %q, want %q", step.advance, status, body, w)
-			}
-		}
+		checkMetrics(t, r.scrape(), []metricWant{
+			{"amos_attestation_status_age_seconds", nil, step.age},
+			{"amos_attestation_status_stale", nil, step.stale},
+		})
 	}
 }
 

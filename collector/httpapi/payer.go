@@ -96,6 +96,7 @@ func (h *Handler) registry(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "%v (nothing of the import was applied)", err)
 		return
 	}
+	h.m.ledgerError(opRegistry)
 	h.logf("amos-collector: POST /v1/registry: %v", err)
 	writeError(w, http.StatusInternalServerError, "the import could not be stored; nothing of it was applied")
 }
@@ -141,6 +142,7 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request) {
 	case err != nil && strings.Contains(err.Error(), "required"):
 		writeError(w, http.StatusBadRequest, "%v", err)
 	case err != nil:
+		h.m.ledgerError(opDecide)
 		h.logf("amos-collector: POST /v1/held/%s: %v", id, err)
 		writeError(w, http.StatusInternalServerError, "the decision could not be stored")
 	default:
@@ -160,6 +162,7 @@ func (h *Handler) decisions(w http.ResponseWriter, r *http.Request) {
 	}
 	ds, err := h.c.Decisions(m)
 	if err != nil {
+		h.m.ledgerError(opDecisions)
 		h.logf("amos-collector: GET /v1/decisions: %v", err)
 		writeError(w, http.StatusInternalServerError, "decisions of %s could not be read", m)
 		return
