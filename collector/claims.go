@@ -250,6 +250,7 @@ func (c *Collector) Device(id proof.DeviceID) (*DeviceReport, error) {
 			r.MakerID, r.Model, r.SerialTag = cert.MakerID, cert.Model, hex.EncodeToString(cert.SerialTag[:])
 			r.CertIssuedAt, r.CertEpoch = cert.IssuedAt, d.CertEpoch
 		}
+		var lastDate proof.Date
 		err = tx.Heads(id, func(h *ledger.Head) error {
 			e := EpochReport{Epoch: h.Epoch, HeadSeq: h.Seq, HeadHash: h.Hash.String(), Genesis: string(StatusAccepted),
 				Accepted: h.Counts.Accepted, FutureDate: h.Counts.FutureDate, Stale: h.Counts.Stale,
@@ -260,6 +261,7 @@ func (c *Collector) Device(id proof.DeviceID) (*DeviceReport, error) {
 			}
 			if h.LastDate != 0 {
 				e.LastDate = h.LastDate.String()
+				lastDate = max(lastDate, h.LastDate)
 			}
 			r.Epochs = append(r.Epochs, e)
 			return nil
@@ -267,15 +269,24 @@ func (c *Collector) Device(id proof.DeviceID) (*DeviceReport, error) {
 		if err != nil {
 			return err
 		}
+		// Its accepted days, from the month aggregates: an accepted date is at most
+		// StaleMonths before the server's date when it arrived, so none is before the
+		// month StaleMonths+1 before the device was first seen.
 		reported, active := map[proof.Date]bool{}, map[proof.Date]bool{}
-		err = claim.AcceptedDays(tx, id, proof.NewDate(1970, 1, 1), proof.NewDate(9999, 12, 31), func(_ *proof.Record, a *proof.ActivityDay) {
-			reported[a.Date] = true
-			if c.elig.Active(a) {
-				active[a.Date] = true
+		from := MonthOf(proof.DateOf(time.Unix(d.FirstSeen, 0).AddDate(0, -StaleMonths-1, 0), 0))
+		for m := from; lastDate != 0 && m.Key() <= MonthOf(lastDate).Key(); m = MonthOf(m.Last().Next()) {
+			err := tx.DeviceMonthDays(m.Key(), id, func(_ uint32, days []ledger.Day) error {
+				for i := range days {
+					reported[days[i].Activity.Date] = true
+					if c.elig.Active(&days[i].Activity) {
+						active[days[i].Activity.Date] = true
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
 			}
-		})
-		if err != nil {
-			return err
 		}
 		dates := slices.Sorted(maps.Keys(reported))
 		for _, date := range dates {

@@ -644,6 +644,11 @@ func (a *applier) applyActivity(p *prepared, res Result) (Result, error) {
 	if err := a.tx.PutRecord(p.id, p.epoch, p.seq, &ledger.Record{Verdict: v, Bytes: p.raw}); err != nil {
 		return res, err
 	}
+	if v == ledger.VerdictAccepted { // the month aggregate claims read
+		if err := a.tx.AddDay(p.id, p.epoch, &ledger.Day{MintedAt: p.rec.MintedAt, Activity: *p.activity}); err != nil {
+			return res, err
+		}
+	}
 	head.Seq, head.Hash, head.LastDate, head.Updated = p.seq, proof.HashRecord(p.raw), p.activity.Date, a.now.Unix()
 	countFlags(&head.Counts, p.rec.Flags)
 	switch v {

@@ -148,7 +148,7 @@ func (p *Params) attestation(d *ledger.Device) ([]string, string) {
 // the month closed are not looked at, so that a claim computed late is the one the
 // close would have computed.
 func Compute(tx ledger.Tx, m Month, p Params, now time.Time) (*Claim, error) {
-	first, last := m.First(), m.Last()
+	last := m.Last()
 	closesAt := p.Schedule.ClosesAt(m)
 	decisions := map[proof.DeviceID]*ledger.Decision{}
 	err := tx.Decisions(m.Key(), func(d *ledger.Decision) error {
@@ -166,32 +166,61 @@ func Compute(tx ledger.Tx, m Month, p Params, now time.Time) (*Claim, error) {
 		out    Device
 		issued int64
 	}
+	// The month's accepted days, from its aggregates; then the devices they belong to
+	// and the sales of their serial tags, each read in one pass.
 	var entries []*entry
-	err = tx.Devices(func(d *ledger.Device) error {
-		e := &entry{dev: d, sig: signals.Device{ID: d.ID}}
-		dates := map[proof.Date]bool{}
-		err := AcceptedDays(tx, d.ID, first, last, func(r *proof.Record, a *proof.ActivityDay) {
-			act := p.Active(a)
-			if act {
-				dates[a.Date] = true
-			}
-			e.sig.Days = append(e.sig.Days, signals.Day{Epoch: r.Epoch, MintedAt: r.MintedAt, Activity: *a, Active: act})
-		})
-		if err != nil || len(e.sig.Days) == 0 {
-			return err
+	byID := map[proof.DeviceID]*entry{}
+	err = tx.MonthDays(m.Key(), func(id proof.DeviceID, epoch uint32, days []ledger.Day) error {
+		e := byID[id]
+		if e == nil {
+			e = &entry{sig: signals.Device{ID: id}}
+			byID[id] = e
+			entries = append(entries, e)
 		}
-		cert, err := d.Certificate()
-		if err != nil {
-			return err
+		for i := range days {
+			d := &days[i]
+			e.sig.Days = append(e.sig.Days, signals.Day{Epoch: epoch, MintedAt: d.MintedAt, Activity: d.Activity, Active: p.Active(&d.Activity)})
 		}
-		e.cert, e.active = cert, len(dates)
-		if cert != nil {
-			e.sig.MakerID, e.sig.SerialTag, e.issued = cert.MakerID, cert.SerialTag, cert.IssuedAt
-		}
-		entries = append(entries, e)
 		return nil
 	})
 	if err != nil {
+		return nil, err
+	}
+	serials := map[[32]byte]*ledger.Sale{}
+	if len(byID) > 0 {
+		err = tx.Devices(func(d *ledger.Device) error {
+			e := byID[d.ID]
+			if e == nil {
+				return nil
+			}
+			cert, err := d.Certificate()
+			if err != nil {
+				return err
+			}
+			var active []proof.Date
+			for _, day := range e.sig.Days {
+				if day.Active {
+					active = append(active, day.Activity.Date)
+				}
+			}
+			slices.Sort(active)
+			e.dev, e.cert, e.active = d, cert, len(slices.Compact(active))
+			if cert != nil {
+				e.sig.MakerID, e.sig.SerialTag, e.issued = cert.MakerID, cert.SerialTag, cert.IssuedAt
+				serials[cert.SerialTag] = nil
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, e := range entries {
+		if e.dev == nil {
+			return nil, fmt.Errorf("month %s: days of device %s, which the ledger does not hold: %w", m, e.sig.ID, ledger.ErrCorrupt)
+		}
+	}
+	if err := salesOf(tx, serials); err != nil {
 		return nil, err
 	}
 	sigDevs := make([]signals.Device, len(entries))
@@ -222,10 +251,7 @@ func Compute(tx ledger.Tx, m Month, p Params, now time.Time) (*Claim, error) {
 				o.Decision.Decision = "release"
 			}
 		}
-		sale, err := tx.Sale(e.cert.SerialTag)
-		if err != nil {
-			return nil, err
-		}
+		sale := serials[e.cert.SerialTag]
 		if sale != nil && sale.RegisteredAt >= closesAt.Unix() {
 			sale = nil
 		}
@@ -317,6 +343,27 @@ func Compute(tx ledger.Tx, m Month, p Params, now time.Time) (*Claim, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// salesOf fills serials with the registered sale of each serial tag (nil if none):
+// one lookup each for a few, one scan of the registry for many.
+func salesOf(tx ledger.Tx, serials map[[32]byte]*ledger.Sale) error {
+	if len(serials) <= 4096 {
+		for serial := range serials {
+			s, err := tx.Sale(serial)
+			if err != nil {
+				return err
+			}
+			serials[serial] = s
+		}
+		return nil
+	}
+	return tx.Sales(func(s *ledger.Sale) error {
+		if _, ok := serials[s.SerialTag]; ok {
+			serials[s.SerialTag] = s
+		}
+		return nil
+	})
 }
 
 // CountLate sets each row's Late from the ledger's late records of the month: the one

@@ -99,6 +99,7 @@ func (l *Bolt) check(readOnly bool) error {
 	if !readOnly {
 		err := l.db.Update(func(tx *bolt.Tx) error {
 			meta := tx.Bucket([]byte(bucketMeta.String()))
+			var old uint32 // the schema upgraded from, 0 for a new ledger
 			if meta == nil {
 				if k, _ := tx.Cursor().First(); k != nil {
 					return fmt.Errorf("buckets without a meta bucket: not a collector ledger: %w", ErrCorrupt)
@@ -107,13 +108,21 @@ func (l *Bolt) check(readOnly bool) error {
 				if meta, err = tx.CreateBucket([]byte(bucketMeta.String())); err != nil {
 					return err
 				}
-			} else if v := meta.Get(keySchema); len(v) != 4 || binary.BigEndian.Uint32(v) != 1 {
+			} else if v := meta.Get(keySchema); len(v) != 4 || (binary.BigEndian.Uint32(v) != 1 && binary.BigEndian.Uint32(v) != 2) {
 				return nil // the current schema is checked below; another is refused there
+			} else {
+				old = binary.BigEndian.Uint32(v)
 			}
-			// A new ledger, or the upgrade of a schema 1 ledger: the buckets it lacks.
+			// A new ledger, or the upgrade of a schema 1 or 2 ledger: the buckets it
+			// lacks, and the month aggregates built from its records.
 			for b := bucketMeta + 1; b < numBuckets; b++ {
 				if _, err := tx.CreateBucketIfNotExists([]byte(b.String())); err != nil {
 					return err
+				}
+			}
+			if old != 0 {
+				if _, err := buildDays(ledgerTx{boltKV{tx}}); err != nil {
+					return fmt.Errorf("upgrading schema %d: %w", old, err)
 				}
 			}
 			return meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, schemaVersion))
@@ -128,14 +137,14 @@ func (l *Bolt) check(readOnly bool) error {
 			return fmt.Errorf("bucket %s missing: %w", bucketMeta, ErrCorrupt)
 		}
 		schema := v.Get(keySchema)
-		if len(schema) != 4 || (binary.BigEndian.Uint32(schema) != schemaVersion && !(readOnly && binary.BigEndian.Uint32(schema) == 1)) {
+		if len(schema) == 4 && readOnly && (binary.BigEndian.Uint32(schema) == 1 || binary.BigEndian.Uint32(schema) == 2) {
+			return fmt.Errorf("schema version %d, this collector needs %d: open it once for writing (serve, or claims without --read-only) to upgrade it: %w",
+				binary.BigEndian.Uint32(schema), schemaVersion, ErrOldSchema)
+		}
+		if len(schema) != 4 || binary.BigEndian.Uint32(schema) != schemaVersion {
 			return fmt.Errorf("schema version %x, this collector knows %d: %w", schema, schemaVersion, ErrCorrupt)
 		}
-		present := numBuckets
-		if binary.BigEndian.Uint32(schema) == 1 {
-			present = schema1Buckets // read-only: the newer buckets read as empty
-		}
-		for b := range present {
+		for b := range numBuckets {
 			if tx.Bucket([]byte(b.String())) == nil {
 				return fmt.Errorf("bucket %s missing: %w", b, ErrCorrupt)
 			}
@@ -172,8 +181,6 @@ func (l *Bolt) Close() error { return l.db.Close() }
 type boltKV struct{ tx *bolt.Tx }
 
 func (k boltKV) bucket(b Bucket) *bolt.Bucket { return k.tx.Bucket([]byte(b.String())) }
-
-// A bucket is nil only in a schema 1 ledger opened read-only: it reads as empty.
 
 func (k boltKV) Get(b Bucket, key []byte) ([]byte, error) {
 	if bk := k.bucket(b); bk != nil {

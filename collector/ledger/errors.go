@@ -16,4 +16,7 @@ var (
 	// ErrExists means a write would replace what the ledger keeps for ever (a closed
 	// month) or exceed what it keeps (decisions on one device).
 	ErrExists = errors.New("ledger already holds it")
+	// ErrOldSchema means a read-only open of a ledger that must first be upgraded by
+	// an open for writing.
+	ErrOldSchema = errors.New("ledger schema must be upgraded")
 )

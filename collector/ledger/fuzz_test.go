@@ -55,6 +55,11 @@ func FuzzLedgerValues(f *testing.F) {
 	f.Add(uint8(3), serial[:], encodeSale(&Sale{SerialTag: serial, MakerID: "konka", SoldAt: proof.NewDate(2026, time.November, 30), Channel: "taobao", RegisteredAt: 1795000000}))
 	f.Add(uint8(4), monthKey(202611), encodeClosedMonth(&ClosedMonth{Month: 202611, ClosedAt: 1796000000, Claim: []byte(`{"month":"2026-11"}`)}))
 	f.Add(uint8(5), decisionKey(202611, dev.ID, 2), encodeDecision(&Decision{Month: 202611, DeviceID: dev.ID, N: 2, Release: true, At: 1796000000, By: "li", Why: "a shop demo phone"}))
+	var days []byte
+	for i, date := range []proof.Date{proof.NewDate(2028, time.February, 28), proof.NewDate(2028, time.February, 29)} {
+		days = appendDay(days, &Day{MintedAt: 1835000000 + int64(i), Activity: proof.ActivityDay{Date: date, UTCOffsetMinutes: 480, InteractiveSeconds: 900, Unlocks: 3, ScreenOns: 5, ActiveHours: 1 << 9}})
+	}
+	f.Add(uint8(6), daysKey(202802, dev.ID, 1), days)
 	f.Fuzz(func(t *testing.T, which uint8, key, v []byte) {
 		check := func(err error, again []byte) {
 			if err != nil {
@@ -67,7 +72,7 @@ func FuzzLedgerValues(f *testing.F) {
 				t.Fatalf("decoded value re-encodes to %x, was %x", again, v)
 			}
 		}
-		switch which % 6 {
+		switch which % 7 {
 		case 0:
 			d, err := decodeDevice(key, v)
 			if err == nil {
@@ -107,6 +112,20 @@ func FuzzLedgerValues(f *testing.F) {
 			d, err := decodeDecision(key, v)
 			if err == nil {
 				check(nil, encodeDecision(d))
+			} else {
+				check(err, nil)
+			}
+		case 6:
+			m, id, epoch, days, err := decodeDays(key, v)
+			if err == nil {
+				var again []byte
+				for i := range days {
+					again = appendDay(again, &days[i])
+				}
+				if !bytes.Equal(daysKey(m, id, epoch), key) {
+					t.Fatalf("key %x decodes to another key", key)
+				}
+				check(nil, again)
 			} else {
 				check(err, nil)
 			}

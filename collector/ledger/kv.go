@@ -26,6 +26,8 @@ import (
 //   - "months": YYYYMM u32 → the claim stored when the month closed;
 //   - "decisions": YYYYMM|device_id|n → the payer's n-th decision on a held device;
 //   - "late": YYYYMM|device_id → how many records of the month arrived after it closed;
+//   - "days": YYYYMM|device_id|epoch → the accepted activity records of the month, as
+//     claims read them (the month aggregate, kept at ingest);
 //   - "meta": the schema version.
 type Bucket int
 
@@ -39,14 +41,11 @@ const (
 	bucketMonths
 	bucketDecisions
 	bucketLate
+	bucketDays
 	numBuckets
 )
 
-var bucketNames = [numBuckets]string{"meta", "devices", "chains", "forks", "sales", "months", "decisions", "late"}
-
-// schema1Buckets are the buckets of a schema 1 ledger; the others were added by
-// schema 2 (the payer's registry, closed months, decisions, late records).
-const schema1Buckets = bucketSales
+var bucketNames = [numBuckets]string{"meta", "devices", "chains", "forks", "sales", "months", "decisions", "late", "days"}
 
 func (b Bucket) String() string { return bucketNames[b] }
 
@@ -59,10 +58,12 @@ func Buckets() []Bucket {
 	return out
 }
 
-// schemaVersion is stored under meta/schema. A schema 1 ledger is upgraded when it is
-// opened for writing (its missing buckets are created) and read as if they were empty
-// when it is opened read-only; any other version is refused.
-const schemaVersion = 2
+// schemaVersion is stored under meta/schema. A ledger of schema 1 (no payer buckets) or
+// 2 (no month aggregates) is upgraded when it is opened for writing: its missing
+// buckets are created and the aggregates built from its records. Opened read-only it
+// is refused, since its claims would be computed without aggregates; any other version
+// is refused.
+const schemaVersion = 3
 
 var keySchema = []byte("schema")
 

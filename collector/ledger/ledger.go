@@ -66,6 +66,15 @@ type Tx interface {
 	AddLate(m MonthKey, id proof.DeviceID) error
 	// Late calls fn for every device with late records of month m.
 	Late(m MonthKey, fn func(id proof.DeviceID, records uint32) error) error
+
+	// AddDay appends an accepted activity record of the device's epoch to the
+	// aggregate of its month; days are added in seq order, their dates increasing.
+	AddDay(id proof.DeviceID, epoch uint32, d *Day) error
+	// MonthDays calls fn for every device-epoch with accepted days in month m, in
+	// device_id then epoch order, each with its days in seq order.
+	MonthDays(m MonthKey, fn func(id proof.DeviceID, epoch uint32, days []Day) error) error
+	// DeviceMonthDays is MonthDays for one device.
+	DeviceMonthDays(m MonthKey, id proof.DeviceID, fn func(epoch uint32, days []Day) error) error
 }
 
 // MaxForkEvidence is how many distinct contradicting records are kept per device.

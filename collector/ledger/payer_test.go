@@ -3,7 +3,10 @@ package ledger
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,8 +108,9 @@ func TestPayerState(t *testing.T) {
 	})
 }
 
-// TestBoltSchema1Upgrade: a ledger written by the previous collector (schema 1, four
-// buckets) is read as it is when opened read-only, and upgraded when opened for writing.
+// TestBoltSchema1Upgrade: a ledger written by an early collector (schema 1, four
+// buckets) is refused read-only (its claims need the month aggregates), and upgraded
+// when opened for writing.
 func TestBoltSchema1Upgrade(t *testing.T) {
 	dir := t.TempDir()
 	db, err := bolt.Open(filepath.Join(dir, BoltFileName), 0o600, &bolt.Options{Timeout: time.Second})
@@ -125,20 +129,8 @@ func TestBoltSchema1Upgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ro, err := OpenBolt(dir, BoltOptions{ReadOnly: true})
-	if err != nil {
-		t.Fatalf("read-only open of a schema 1 ledger: %v", err)
-	}
-	err = ro.View(func(tx Tx) error {
-		s, err := tx.Sale([32]byte{1})
-		if s != nil || err != nil {
-			t.Errorf("sale in a schema 1 ledger: %v %v", s, err)
-		}
-		return tx.Decisions(202611, func(*Decision) error { t.Error("a decision"); return nil })
-	})
-	ro.Close()
-	if err != nil {
-		t.Fatal(err)
+	if _, err := OpenBolt(dir, BoltOptions{ReadOnly: true}); !errors.Is(err, ErrOldSchema) || !strings.Contains(err.Error(), "open it once for writing") {
+		t.Fatalf("read-only open of a schema 1 ledger: %v, want ErrOldSchema", err)
 	}
 	rw, err := OpenBolt(dir, BoltOptions{})
 	if err != nil {
@@ -159,4 +151,90 @@ func TestBoltSchema1Upgrade(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestBoltSchema2Upgrade: a ledger written before the month aggregates (schema 2) gets
+// them built from its accepted activity records when opened for writing, the same as
+// ingest would have kept them; read-only it is refused.
+func TestBoltSchema2Upgrade(t *testing.T) {
+	g := loadGolden(t)
+	dir := t.TempDir()
+	l, err := OpenBolt(dir, BoltOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	collect := func(l Ledger) map[string][]Day {
+		out := map[string][]Day{}
+		err := l.View(func(tx Tx) error {
+			for _, m := range []MonthKey{202609, 202610, 202611, 202612} {
+				err := tx.MonthDays(m, func(id proof.DeviceID, epoch uint32, days []Day) error {
+					out[fmt.Sprint(m, id, epoch)] = days
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	err = l.Update(func(tx Tx) error {
+		for i, raw := range g.chain {
+			rec, err := proof.Decode(raw)
+			if err != nil {
+				return err
+			}
+			v := VerdictAccepted
+			if i == 2 {
+				v = VerdictStale // linked, not accepted: not in the aggregate
+			}
+			if err := tx.PutRecord(rec.DeviceID, rec.Epoch, rec.Seq, &Record{Verdict: v, Bytes: raw}); err != nil {
+				return err
+			}
+			if a, ok := rec.Activity(); ok && v == VerdictAccepted {
+				if err := tx.AddDay(rec.DeviceID, rec.Epoch, &Day{MintedAt: rec.MintedAt, Activity: *a}); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := collect(l)
+	if n := len(want); n == 0 {
+		t.Fatal("the golden chain gave no aggregate")
+	}
+	l.Close()
+	// Make it a schema 2 ledger: no days bucket.
+	db, err := bolt.Open(filepath.Join(dir, BoltFileName), 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket([]byte("days")); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("meta")).Put(keySchema, binary.BigEndian.AppendUint32(nil, 2))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenBolt(dir, BoltOptions{ReadOnly: true}); !errors.Is(err, ErrOldSchema) {
+		t.Fatalf("read-only open of a schema 2 ledger: %v, want ErrOldSchema", err)
+	}
+	rw, err := OpenBolt(dir, BoltOptions{})
+	if err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	defer rw.Close()
+	if got := collect(rw); !reflect.DeepEqual(got, want) {
+		t.Errorf("aggregates after the upgrade:\n%v\nwant\n%v", got, want)
+	}
 }

@@ -35,6 +35,7 @@ func Run(t *testing.T, open Open) {
 		{"payer state", testPayerState},
 		{"fork evidence", testForks},
 		{"concurrent updates", testConcurrent},
+		{"month aggregates", testDays},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := open(t)
@@ -360,5 +361,63 @@ func testConcurrent(t *testing.T, l ledger.Ledger) {
 			}
 			return nil
 		})
+	}))
+}
+
+// testDays: the month aggregates list each device-epoch's days in the order added, by
+// month, device and epoch; a date not after the last one is refused.
+func testDays(t *testing.T, l ledger.Ledger) {
+	devs := []proof.DeviceID{device(10).ID, device(11).ID}
+	day := func(date proof.Date, n int) *ledger.Day {
+		return &ledger.Day{MintedAt: 1_830_000_000 + int64(n), Activity: proof.ActivityDay{Date: date, UTCOffsetMinutes: 480, InteractiveSeconds: uint32(600 + n), Unlocks: 2, ScreenOns: 3, ActiveHours: 1 << 10}}
+	}
+	must(t, l.Update(func(tx ledger.Tx) error {
+		for i, id := range devs {
+			for _, epoch := range []uint32{2, 1} {
+				// February 2028 has 29 days; the last two also reach March.
+				for d := 27; d <= 31; d++ {
+					tm := time.Date(2028, time.February, d, 0, 0, 0, 0, time.UTC) // 30 and 31 roll into March
+					date := proof.NewDate(tm.Year(), tm.Month(), tm.Day())
+					must(t, tx.AddDay(id, epoch, day(date, i*100+d)))
+				}
+			}
+		}
+		if err := tx.AddDay(devs[0], 1, day(proof.NewDate(2028, time.March, 1), 0)); err == nil {
+			t.Error("a date not after the epoch's last one was added")
+		}
+		return nil
+	}))
+	must(t, l.View(func(tx ledger.Tx) error {
+		var got []string
+		must(t, tx.MonthDays(202802, func(id proof.DeviceID, epoch uint32, days []ledger.Day) error {
+			var dates []string
+			for _, d := range days {
+				dates = append(dates, d.Activity.Date.String())
+			}
+			got = append(got, fmt.Sprint(id == devs[0], epoch, dates))
+			return nil
+		}))
+		first := slices.Compare(devs[0][:], devs[1][:]) < 0
+		want := []string{
+			fmt.Sprint(first, 1, []string{"2028-02-27", "2028-02-28", "2028-02-29"}),
+			fmt.Sprint(first, 2, []string{"2028-02-27", "2028-02-28", "2028-02-29"}),
+			fmt.Sprint(!first, 1, []string{"2028-02-27", "2028-02-28", "2028-02-29"}),
+			fmt.Sprint(!first, 2, []string{"2028-02-27", "2028-02-28", "2028-02-29"}),
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("MonthDays(2028-02):\n%v\nwant\n%v", got, want)
+		}
+		n := 0
+		must(t, tx.DeviceMonthDays(202803, devs[1], func(epoch uint32, days []ledger.Day) error {
+			n += len(days)
+			if days[0].Activity.InteractiveSeconds != 600+100+30 || days[0].MintedAt != 1_830_000_000+130 {
+				t.Errorf("day %+v", days[0])
+			}
+			return nil
+		}))
+		if n != 4 {
+			t.Errorf("DeviceMonthDays(2028-03) listed %d days, want 4", n)
+		}
+		return nil
 	}))
 }

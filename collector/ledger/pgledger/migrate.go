@@ -25,7 +25,8 @@ var migrations = []string{
 	 CREATE TABLE amos_sales (k BYTEA PRIMARY KEY, v BYTEA NOT NULL);
 	 CREATE TABLE amos_months (k BYTEA PRIMARY KEY, v BYTEA NOT NULL);
 	 CREATE TABLE amos_decisions (k BYTEA PRIMARY KEY, v BYTEA NOT NULL);
-	 CREATE TABLE amos_late (k BYTEA PRIMARY KEY, v BYTEA NOT NULL)`,
+	 CREATE TABLE amos_late (k BYTEA PRIMARY KEY, v BYTEA NOT NULL);
+	 CREATE TABLE amos_days (k BYTEA PRIMARY KEY, v BYTEA NOT NULL)`,
 }
 
 // SchemaVersion is the schema version this collector brings a database to.
@@ -75,7 +76,7 @@ func (l *Ledger) migrate(ctx context.Context) error {
 	case have > len(migrations):
 		return fmt.Errorf("schema version %d, this collector knows %d: %w", have, len(migrations), ledger.ErrCorrupt)
 	case have < len(migrations):
-		return fmt.Errorf("schema version %d, this collector needs %d: start amos-collector serve once to migrate it: %w", have, len(migrations), ledger.ErrCorrupt)
+		return fmt.Errorf("schema version %d, this collector needs %d: start amos-collector serve once to migrate it: %w", have, len(migrations), ledger.ErrOldSchema)
 	}
 	return nil
 }

@@ -45,7 +45,7 @@ func TestConformance(t *testing.T) {
 func TestMigrate(t *testing.T) {
 	srv := pgtest.Start(t, pgtest.Options{})
 	url := srv.NewDatabase(t)
-	if _, err := Open(url, Options{ReadOnly: true}); !errors.Is(err, ledger.ErrCorrupt) || !strings.Contains(err.Error(), "start amos-collector serve once") {
+	if _, err := Open(url, Options{ReadOnly: true}); !errors.Is(err, ledger.ErrOldSchema) || !strings.Contains(err.Error(), "start amos-collector serve once") {
 		t.Errorf("read-only open of an empty database: %v", err)
 	}
 	var wg sync.WaitGroup
