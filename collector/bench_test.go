@@ -1,9 +1,15 @@
 package collector
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
+	"os"
 	"runtime"
+	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -203,5 +209,185 @@ func BenchmarkEd25519Verify(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "verifies/s")
 		benchline.Print("ed25519_verify/all-cores", float64(b.N)/b.Elapsed().Seconds(), "verifies/s",
 			fmt.Sprintf("proof.VerifyEncoded of one activity record, GOMAXPROCS %d goroutines", runtime.GOMAXPROCS(0)))
+	})
+}
+
+// claimsMonth is the month the claims benchmarks compute: October 2026, 31 days, open
+// at benchNow under benchSchedule.
+var claimsMonth = Month{Year: 2026, Month: time.October}
+
+// benchSchedule keeps every month of the benchmark fleets open at benchNow.
+var benchSchedule = claim.Schedule{AfterDays: 366, OffsetMinutes: 480}
+
+// fillClaims writes n certified, sold devices of maker m straight into the ledger, each
+// with 20 active days of claimsMonth in its month aggregate (the counters differ from
+// device to device: no clones), as ingest would have left them. It returns the devices'
+// ids. The keys are not real Ed25519 points: claims never verify a record.
+func fillClaims(b *testing.B, l ledger.Ledger, m maker, n int) {
+	b.Helper()
+	type dev struct {
+		d    *ledger.Device
+		sale *ledger.Sale
+	}
+	devs := make([]dev, n)
+	for i := range devs {
+		var pub [32]byte
+		binary.BigEndian.PutUint64(pub[:], uint64(i)+1)
+		pub[31] = 0x5a
+		k := proof.Ed25519Key(pub)
+		c := &proof.Certificate{DevicePublicKey: k, SerialTag: serial(fmt.Sprint("claims ", i)), MakerID: m.id, Model: "Amos T1", IssuedAt: at(2026, time.January, 1, 0).Unix()}
+		cb, err := c.MarshalBinary()
+		if err != nil {
+			b.Fatal(err)
+		}
+		devs[i] = dev{
+			d:    &ledger.Device{ID: k.DeviceID(), PublicKey: k, FirstSeen: at(2026, time.January, 2, 0).Unix(), Cert: cb, CertMakerKey: m.key.PublicKey(), CertEpoch: 1},
+			sale: &ledger.Sale{SerialTag: c.SerialTag, MakerID: m.id, SoldAt: proof.NewDate(2026, time.January, 1), Channel: "taobao", RegisteredAt: at(2026, time.January, 1, 0).Unix()},
+		}
+	}
+	slices.SortFunc(devs, func(x, y dev) int { return bytes.Compare(x.d.ID[:], y.d.ID[:]) })
+	const chunk = 20000
+	for lo := 0; lo < n; lo += chunk {
+		err := l.Update(func(tx ledger.Tx) error {
+			for i := lo; i < min(lo+chunk, n); i++ {
+				if err := tx.PutDevice(devs[i].d); err != nil {
+					return err
+				}
+				if err := tx.PutSale(devs[i].sale); err != nil {
+					return err
+				}
+				for day := 1; day <= 20; day++ {
+					date := proof.NewDate(2026, time.October, day)
+					a := proof.ActivityDay{Date: date, UTCOffsetMinutes: 480, InteractiveSeconds: 600 + uint32(i%50000), Unlocks: uint16(2 + i/50000%1000), ScreenOns: uint16(day), ActiveHours: 1 << 10}
+					if err := tx.AddDay(devs[i].d.ID, 1, &ledger.Day{MintedAt: date.Next().Start(480).Unix() + 600, Activity: a}); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchLedgers opens an empty ledger of each backend for a benchmark.
+func benchLedgers(b *testing.B, fn func(b *testing.B, name string, l ledger.Ledger)) {
+	b.Run("bolt", func(b *testing.B) {
+		l, err := ledger.OpenBolt(b.TempDir(), ledger.BoltOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		fn(b, "bolt", l)
+	})
+	b.Run("postgres", func(b *testing.B) {
+		srv := pgtest.Start(b, pgtest.Options{})
+		l, err := pgledger.Open(srv.NewDatabase(b), pgledger.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		fn(b, "postgres", l)
+	})
+}
+
+// BenchmarkClaims measures a month's provisional claim over AMOS_BENCH_CLAIMS_DEVICES
+// (default 1,000,000) paid devices, read from the month aggregates, on bbolt and on
+// PostgreSQL: README's claims figure (issue 18: under 5 s for 1 M devices).
+func BenchmarkClaims(b *testing.B) {
+	n := 1_000_000
+	if v, err := strconv.Atoi(os.Getenv("AMOS_BENCH_CLAIMS_DEVICES")); err == nil && v > 0 {
+		n = v
+	}
+	benchLedgers(b, func(b *testing.B, name string, l ledger.Ledger) {
+		m := newMaker(b, "konka")
+		fillClaims(b, l, m, n)
+		c, err := New(l, Options{Makers: registry(m), Now: benchNow, Schedule: benchSchedule})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var elapsed time.Duration
+		b.ResetTimer()
+		for range b.N {
+			c.generation.Add(1) // no cached claim: computed every time
+			start := time.Now()
+			cl, err := c.Claims(claimsMonth)
+			elapsed += time.Since(start)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(cl.Rows) != 1 || cl.Rows[0].Paid != n {
+				b.Fatalf("claim %+v, want %d paid", cl.Rows, n)
+			}
+		}
+		s := elapsed.Seconds() / float64(b.N)
+		b.ReportMetric(s, "s/claim")
+		benchline.Print("collector_claims/"+name, s, "s", fmt.Sprintf("provisional claim of %s for %d paid devices (20 active days each) from the month aggregates, GOMAXPROCS %d", claimsMonth, n, runtime.GOMAXPROCS(0)))
+	})
+}
+
+// BenchmarkIngestUnderClaims measures what concurrent claims calls cost ingest: the
+// latency of 256-record batches while 16 callers ask for a month's claim over 20,000
+// paid devices without pause, beside the same batches with no caller (issue 18: 85 ms
+// became 0.8-1.5 s before claims read aggregates and shared one computation).
+func BenchmarkIngestUnderClaims(b *testing.B) {
+	fleet := benchFleet(b)[:200]
+	benchLedgers(b, func(b *testing.B, name string, l ledger.Ledger) {
+		m := newMaker(b, "konka")
+		fillClaims(b, l, m, 20000)
+		c, err := New(l, Options{Makers: registry(m), Now: benchNow, Schedule: benchSchedule})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ingest := func(batches [][][]byte) []time.Duration {
+			var lat []time.Duration
+			for _, batch := range batches {
+				start := time.Now()
+				if _, err := c.Ingest(batch); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			slices.Sort(lat)
+			return lat
+		}
+		quiet := ingest(fleet[:100])
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		var claims atomic.Int64
+		for range 16 {
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if _, err := c.Claims(claimsMonth); err != nil {
+						b.Error(err)
+						return
+					}
+					claims.Add(1)
+				}
+			})
+		}
+		busy := ingest(fleet[100:])
+		close(stop)
+		wg.Wait()
+		for _, f := range []struct {
+			label string
+			lat   []time.Duration
+		}{{"quiet", quiet}, {"16-claims-callers", busy}} {
+			for _, q := range []struct {
+				name string
+				p    float64
+			}{{"p50", 0.5}, {"p99", 0.99}} {
+				v := f.lat[int(q.p*float64(len(f.lat)-1))].Seconds() * 1000
+				benchline.Print(fmt.Sprintf("collector_ingest_under_claims/%s/%s/%s", name, f.label, q.name), v, "ms", fmt.Sprintf(
+					"latency of a 256-record batch, %d batches; %d claims answered meanwhile over 20,000 paid devices, GOMAXPROCS %d", len(f.lat), claims.Load(), runtime.GOMAXPROCS(0)))
+			}
+		}
 	})
 }

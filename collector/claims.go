@@ -156,15 +156,17 @@ func (c *Collector) provisional(m Month, now time.Time) (*Claims, error) {
 	if ok && hit.gen == gen && hit.status == status {
 		return hit.claim, nil
 	}
-	var out *Claims
-	err := c.ledger.View(func(tx ledger.Tx) error {
-		var err error
-		out, err = claim.Compute(tx, m, c.params(), now)
-		return err
+	// Callers asking while the month is being computed share that computation: at most
+	// one claim per month is computed at a time, however many ask (ingest keeps its CPU).
+	v, err, _ := c.computing.Do(m.String(), func() (any, error) {
+		var out *Claims
+		err := c.ledger.View(func(tx ledger.Tx) (err error) { out, err = claim.Compute(tx, m, c.params(), now); return err })
+		return out, err
 	})
 	if err != nil {
 		return nil, wrapClaims(m, err)
 	}
+	out := v.(*Claims)
 	c.cacheMu.Lock()
 	if len(c.cache) >= 4 {
 		clear(c.cache)

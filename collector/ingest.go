@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"amos.example/amosd/collector/claim"
 	"amos.example/amosd/collector/ledger"
 	"amos.example/amosd/collector/signals"
@@ -66,6 +68,7 @@ type Collector struct {
 	// at one generation is reused until the next.
 	generation atomic.Uint64
 	cacheMu    sync.Mutex
+	computing  singleflight.Group // provisional claims being computed, by month
 	cache      map[Month]cachedClaim
 }
 

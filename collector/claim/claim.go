@@ -173,7 +173,7 @@ func Compute(tx ledger.Tx, m Month, p Params, now time.Time) (*Claim, error) {
 	err = tx.MonthDays(m.Key(), func(id proof.DeviceID, epoch uint32, days []ledger.Day) error {
 		e := byID[id]
 		if e == nil {
-			e = &entry{sig: signals.Device{ID: id}}
+			e = &entry{sig: signals.Device{ID: id, Days: make([]signals.Day, 0, len(days))}}
 			byID[id] = e
 			entries = append(entries, e)
 		}
@@ -204,6 +204,7 @@ func Compute(tx ledger.Tx, m Month, p Params, now time.Time) (*Claim, error) {
 				}
 			}
 			slices.Sort(active)
+			d.Cert = nil // parsed into cert: not kept twice
 			e.dev, e.cert, e.active = d, cert, len(slices.Compact(active))
 			if cert != nil {
 				e.sig.MakerID, e.sig.SerialTag, e.issued = cert.MakerID, cert.SerialTag, cert.IssuedAt

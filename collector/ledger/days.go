@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"slices"
 	"encoding/binary"
 	"fmt"
 
@@ -45,7 +46,8 @@ func appendDay(b []byte, d *Day) []byte {
 	return binary.BigEndian.AppendUint32(b, a.ActiveHours)
 }
 
-func decodeDays(key, v []byte) (m MonthKey, id proof.DeviceID, epoch uint32, days []Day, err error) {
+// decodeDays decodes a days value, appending its days to buf[:0].
+func decodeDays(key, v []byte, buf []Day) (m MonthKey, id proof.DeviceID, epoch uint32, days []Day, err error) {
 	if len(key) != daysKeySize {
 		return 0, id, 0, nil, corrupt(bucketDays, key, "key is %d bytes, want %d", len(key), daysKeySize)
 	}
@@ -58,7 +60,8 @@ func decodeDays(key, v []byte) (m MonthKey, id proof.DeviceID, epoch uint32, day
 	if len(v) < 1+daySize || v[0] != 1 || (len(v)-1)%daySize != 0 {
 		return 0, id, 0, nil, corrupt(bucketDays, key, "value of %d bytes is not a version 1 list of days", len(v))
 	}
-	days = make([]Day, (len(v)-1)/daySize)
+	n := (len(v) - 1) / daySize
+	days = slices.Grow(buf[:0], n)[:n]
 	for i := range days {
 		b := v[1+i*daySize:]
 		d := &days[i]
@@ -100,7 +103,7 @@ func (t ledgerTx) AddDay(id proof.DeviceID, epoch uint32, d *Day) error {
 }
 
 // MonthDays calls fn for every device-epoch with accepted days in month m, in device_id
-// then epoch order, with its days in seq order.
+// then epoch order, with its days in seq order; days is valid only until fn returns.
 func (t ledgerTx) MonthDays(m MonthKey, fn func(id proof.DeviceID, epoch uint32, days []Day) error) error {
 	p := monthKey(m)
 	return t.scanDays(p, fn)
@@ -113,11 +116,13 @@ func (t ledgerTx) DeviceMonthDays(m MonthKey, id proof.DeviceID, fn func(epoch u
 }
 
 func (t ledgerTx) scanDays(prefix []byte, fn func(id proof.DeviceID, epoch uint32, days []Day) error) error {
+	var buf []Day
 	return t.kv.Scan(bucketDays, prefix, prefixEnd(prefix), func(k, v []byte) error {
-		_, id, epoch, days, err := decodeDays(k, v)
+		_, id, epoch, days, err := decodeDays(k, v, buf)
 		if err != nil {
 			return err
 		}
+		buf = days
 		return fn(id, epoch, days)
 	})
 }

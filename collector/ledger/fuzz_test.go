@@ -116,7 +116,7 @@ func FuzzLedgerValues(f *testing.F) {
 				check(err, nil)
 			}
 		case 6:
-			m, id, epoch, days, err := decodeDays(key, v)
+			m, id, epoch, days, err := decodeDays(key, v, nil)
 			if err == nil {
 				var again []byte
 				for i := range days {

@@ -71,9 +71,10 @@ type Tx interface {
 	// aggregate of its month; days are added in seq order, their dates increasing.
 	AddDay(id proof.DeviceID, epoch uint32, d *Day) error
 	// MonthDays calls fn for every device-epoch with accepted days in month m, in
-	// device_id then epoch order, each with its days in seq order.
+	// device_id then epoch order, each with its days in seq order; days is valid only
+	// until fn returns.
 	MonthDays(m MonthKey, fn func(id proof.DeviceID, epoch uint32, days []Day) error) error
-	// DeviceMonthDays is MonthDays for one device.
+	// DeviceMonthDays is MonthDays for one device (days valid until fn returns).
 	DeviceMonthDays(m MonthKey, id proof.DeviceID, fn func(epoch uint32, days []Day) error) error
 }
 

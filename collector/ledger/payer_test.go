@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"slices"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -168,7 +169,7 @@ func TestBoltSchema2Upgrade(t *testing.T) {
 		err := l.View(func(tx Tx) error {
 			for _, m := range []MonthKey{202609, 202610, 202611, 202612} {
 				err := tx.MonthDays(m, func(id proof.DeviceID, epoch uint32, days []Day) error {
-					out[fmt.Sprint(m, id, epoch)] = days
+					out[fmt.Sprint(m, id, epoch)] = slices.Clone(days)
 					return nil
 				})
 				if err != nil {
