@@ -2,9 +2,9 @@ package ledger
 
 import (
 	"bytes"
-	"slices"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"amos.example/amosd/proof"
 )

@@ -1,12 +1,12 @@
 package ledger
 
 import (
-	"slices"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
