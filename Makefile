@@ -72,7 +72,8 @@ test: tools
 	$(GO) vet -tags amosfakeclock ./cmd/amos-collector
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
-## test-arm: the whole suite cross-compiled, under qemu-arm-static and qemu-aarch64-static
+## test-arm: the tests of what runs on a phone (amosd, the development keystore and their
+## packages) cross-compiled, under qemu-arm-static and qemu-aarch64-static
 test-arm: tools
 	bash scripts/test-arm.sh
 
