@@ -323,9 +323,10 @@ func main() {
 		rep.Budgets = append(rep.Budgets, b)
 	}
 	rep.Budgets = append(rep.Budgets, killNine())
-	rep.Budgets = append(rep.Budgets, ingest())
+	rep.Budgets = append(rep.Budgets, ingest()...)
+	rep.Budgets = append(rep.Budgets, claims())
 
-	order := []string{"binary_size", "idle_rss_arm64", "idle_rss_armv7", "idle_rss", "idle_wakeups_handsets", "idle_wakeups", "year_drain", "wire_month", "answer_heap", "kill9", "collector_ingest"}
+	order := []string{"binary_size", "idle_rss_arm64", "idle_rss_armv7", "idle_rss", "idle_wakeups_handsets", "idle_wakeups", "year_drain", "wire_month", "answer_heap", "kill9", "collector_ingest", "collector_ingest_postgres", "collector_claims"}
 	byID := map[string]Budget{}
 	for _, b := range rep.Budgets {
 		byID[b.ID] = b
@@ -382,32 +383,39 @@ func killNine() Budget {
 	return b
 }
 
-// ingest runs the collector's benchmarks on 2 cores: the ingest rate, and beside it the
-// raw Ed25519 verification rate.
-func ingest() Budget {
+// ingest runs the collector's benchmarks on 2 cores: the ingest rate on bbolt and, in
+// the same run, on a real PostgreSQL server, and beside them the raw Ed25519
+// verification rate.
+func ingest() []Budget {
 	b := Budget{ID: "collector_ingest", Spec: "collector ingest, verify + durable store, 2 cores: at least 15,000 records/s",
 		Budget: ">= 15,000 rec/s", Source: "collector BenchmarkIngest (-cpu 2), BenchmarkEd25519Verify beside it"}
-	progress("collector ingest on 2 cores (collector BenchmarkIngest, BenchmarkEd25519Verify)")
-	in, _, err := run(30*time.Minute, "-run", "^$", "-bench", "^BenchmarkIngest$", "-benchtime", "1x", "-cpu", "2", "-timeout", "25m", "./collector")
+	pg := Budget{ID: "collector_ingest_postgres", Spec: "collector ingest on PostgreSQL (fsync and synchronous_commit on, SERIALIZABLE), 2 cores shared with the server: at least 10,000 records/s and 70 % of bbolt's in the same run",
+		Budget: ">= 10,000 rec/s, >= 70 % of bbolt", Source: "collector BenchmarkIngest/postgres (-cpu 2), the same run as bbolt's"}
+	progress("collector ingest on 2 cores, bbolt then PostgreSQL (collector BenchmarkIngest, BenchmarkEd25519Verify)")
+	in, _, err := run(40*time.Minute, "-run", "^$", "-bench", "^BenchmarkIngest$", "-benchtime", "1x", "-cpu", "2", "-timeout", "35m", "./collector")
 	if err != nil {
 		b.finish(err)
-		return b
+		pg.finish(err)
+		return []Budget{b, pg}
 	}
 	ed, _, err := run(5*time.Minute, "-run", "^$", "-bench", "^BenchmarkEd25519Verify$", "-benchtime", "2s", "-cpu", "2", "-timeout", "4m", "./collector")
 	if err != nil {
 		b.finish(err)
-		return b
+		pg.finish(err)
+		return []Budget{b, pg}
 	}
 	ls, err := need(in, "collector_ingest/per-device/submitters-2", "collector_ingest/interleaved/submitters-2",
 		"collector_ingest/per-device/submitters-1", "collector_ingest/interleaved/submitters-1")
 	if err != nil {
 		b.finish(err)
-		return b
+		pg.finish(err)
+		return []Budget{b, pg}
 	}
 	vs, err := need(ed, "ed25519_verify/1-core", "ed25519_verify/all-cores")
 	if err != nil {
 		b.finish(err)
-		return b
+		pg.finish(err)
+		return []Budget{b, pg}
 	}
 	limit := &Limit{">=", 15000, "records/s"}
 	// The protocol's layout (each batch one device's queue) is judged, and the worst case
@@ -422,21 +430,64 @@ func ingest() Budget {
 	}
 	b.Measured = fmt.Sprintf("%s rec/s, interleaved %s (Ed25519 %s/s)", comma(ls[0].Value), comma(ls[1].Value), comma(vs[1].Value))
 	b.finish(nil)
+
+	ps, err := need(in, "collector_ingest/postgres/per-device/submitters-2", "collector_ingest/postgres/interleaved/submitters-2")
+	if err != nil {
+		pg.finish(err)
+		return []Budget{b, pg}
+	}
+	pgLimit := &Limit{">=", 10000, "records/s"}
+	share := &Limit{">=", 70, "%"}
+	pg.Figures = []Figure{
+		{Name: ps[0].Name, Value: ps[0].Value, Unit: ps[0].Unit, Limit: pgLimit, Note: ps[0].Note},
+		{Name: ps[0].Name + "/share-of-bbolt", Value: 100 * ps[0].Value / ls[0].Value, Unit: "%", Limit: share, Note: "beside " + ls[0].Name + " of the same run"},
+		{Name: ps[1].Name, Value: ps[1].Value, Unit: ps[1].Unit, Note: ps[1].Note},
+	}
+	pg.Measured = fmt.Sprintf("%s rec/s = %.0f %% of bbolt's %s (interleaved %s)", comma(ps[0].Value), 100*ps[0].Value/ls[0].Value, comma(ls[0].Value), comma(ps[1].Value))
+	pg.finish(nil)
+	return []Budget{b, pg}
+}
+
+// claims runs the collector's claims benchmark: a month's claim over 1,000,000 paid
+// devices from the month aggregates, on bbolt and on PostgreSQL.
+func claims() Budget {
+	b := Budget{ID: "collector_claims", Spec: "a month's provisional claim over 1,000,000 paid devices, read from the month aggregates, 2 cores: under 5 s",
+		Budget: "< 5 s", Source: "collector BenchmarkClaims (-cpu 2; the ledgers are filled first, about 5 minutes)"}
+	progress("collector claims over 1,000,000 devices, bbolt then PostgreSQL (collector BenchmarkClaims)")
+	out, _, err := run(40*time.Minute, "-run", "^$", "-bench", "^BenchmarkClaims$", "-benchtime", "1x", "-cpu", "2", "-timeout", "35m", "./collector")
+	if err != nil {
+		b.finish(err)
+		return b
+	}
+	ls, err := need(out, "collector_claims/bolt", "collector_claims/postgres")
+	if err != nil {
+		b.finish(err)
+		return b
+	}
+	limit := &Limit{"<", 5, "s"}
+	b.Figures = []Figure{
+		{Name: ls[0].Name, Value: ls[0].Value, Unit: ls[0].Unit, Limit: limit, Note: ls[0].Note},
+		{Name: ls[1].Name, Value: ls[1].Value, Unit: ls[1].Unit, Limit: limit, Note: ls[1].Note},
+	}
+	b.Measured = fmt.Sprintf("bbolt %.1f s, PostgreSQL %.1f s", ls[0].Value, ls[1].Value)
+	b.finish(nil)
 	return b
 }
 
 var titles = map[string]string{
-	"binary_size":           "amosd stripped binary (make cross)",
-	"idle_rss_arm64":        "idle RSS, arm64 phone (make vm-test)",
-	"idle_rss_armv7":        "idle RSS, armv7 phone (make vm-test)",
-	"idle_rss":              "idle RSS, this host only",
-	"idle_wakeups_handsets": "idle wake-ups, phones (make vm-test)",
-	"idle_wakeups":          "idle wake-ups, this host",
-	"year_drain":            "365 queued records to the collector",
-	"wire_month":            "wire bytes per device-month (TLS)",
-	"answer_heap":           "heap to read a 1 MiB answer",
-	"kill9":                 "records lost to kill -9",
-	"collector_ingest":      "collector ingest, 2 cores",
+	"binary_size":               "amosd stripped binary (make cross)",
+	"idle_rss_arm64":            "idle RSS, arm64 phone (make vm-test)",
+	"idle_rss_armv7":            "idle RSS, armv7 phone (make vm-test)",
+	"idle_rss":                  "idle RSS, this host only",
+	"idle_wakeups_handsets":     "idle wake-ups, phones (make vm-test)",
+	"idle_wakeups":              "idle wake-ups, this host",
+	"year_drain":                "365 queued records to the collector",
+	"wire_month":                "wire bytes per device-month (TLS)",
+	"answer_heap":               "heap to read a 1 MiB answer",
+	"kill9":                     "records lost to kill -9",
+	"collector_ingest":          "collector ingest, 2 cores",
+	"collector_ingest_postgres": "collector ingest on PostgreSQL, 2 cores",
+	"collector_claims":          "claims over 1 M devices",
 }
 
 func printTable(w io.Writer, rep *Report) {
