@@ -167,14 +167,15 @@ func Compute(tx ledger.Tx, m Month, p Params, now time.Time) (*Claim, error) {
 		issued int64
 	}
 	// The month's accepted days, from its aggregates; then the devices they belong to
-	// and the sales of their serial tags, each read in one pass.
+	// and the sales of their serial tags, each read in one pass. Both the aggregates and
+	// the devices come in device_id order: they are merged, not looked up.
 	var entries []*entry
-	byID := map[proof.DeviceID]*entry{}
 	err = tx.MonthDays(m.Key(), func(id proof.DeviceID, epoch uint32, days []ledger.Day) error {
-		e := byID[id]
-		if e == nil {
+		var e *entry
+		if n := len(entries); n > 0 && entries[n-1].sig.ID == id {
+			e = entries[n-1]
+		} else {
 			e = &entry{sig: signals.Device{ID: id, Days: make([]signals.Day, 0, len(days))}}
-			byID[id] = e
 			entries = append(entries, e)
 		}
 		for i := range days {
@@ -186,13 +187,15 @@ func Compute(tx ledger.Tx, m Month, p Params, now time.Time) (*Claim, error) {
 	if err != nil {
 		return nil, err
 	}
-	serials := map[[32]byte]*ledger.Sale{}
-	if len(byID) > 0 {
+	serials := make(map[[32]byte]*ledger.Sale, len(entries))
+	if len(entries) > 0 {
+		next := 0
 		err = tx.Devices(func(d *ledger.Device) error {
-			e := byID[d.ID]
-			if e == nil {
+			if next == len(entries) || entries[next].sig.ID != d.ID {
 				return nil
 			}
+			e := entries[next]
+			next++
 			cert, err := d.Certificate()
 			if err != nil {
 				return err
@@ -204,7 +207,6 @@ func Compute(tx ledger.Tx, m Month, p Params, now time.Time) (*Claim, error) {
 				}
 			}
 			slices.Sort(active)
-			d.Cert = nil // parsed into cert: not kept twice
 			e.dev, e.cert, e.active = d, cert, len(slices.Compact(active))
 			if cert != nil {
 				e.sig.MakerID, e.sig.SerialTag, e.issued = cert.MakerID, cert.SerialTag, cert.IssuedAt

@@ -221,6 +221,7 @@ func decodeDevice(key, v []byte) (*Device, error) {
 	case d.CertEpoch == 0:
 		return nil, corrupt(bucketDevices, key, "certificate of epoch 0")
 	}
+	d.parsed = c
 	return d, nil
 }
 

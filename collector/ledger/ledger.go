@@ -97,6 +97,8 @@ type Device struct {
 	// Attestation is the verdict on the key's attestation chain, made once when the
 	// first genesis carrying a chain was received; nil if none has been.
 	Attestation *Attestation
+
+	parsed *proof.Certificate // Cert as decoded from the ledger, kept for Certificate
 }
 
 // Attestation is the collector's verdict on a device key's hardware attestation
@@ -119,6 +121,10 @@ func (d *Device) Forked() bool { return d.ForkEvidence > 0 }
 func (d *Device) Certificate() (*proof.Certificate, error) {
 	if len(d.Cert) == 0 {
 		return nil, nil
+	}
+	if d.parsed != nil {
+		c := *d.parsed
+		return &c, nil
 	}
 	c, err := proof.ParseCertificate(d.Cert)
 	if err != nil {
