@@ -290,7 +290,10 @@ func Compute(tx ledger.Tx, m Month, p Params, now time.Time) (*Claim, error) {
 	}
 	// One payment per serial tag: the earliest issued certificate, then the lowest device_id.
 	slices.SortFunc(payable, func(x, y *entry) int {
-		return cmp.Or(bytes.Compare(x.cert.SerialTag[:], y.cert.SerialTag[:]), cmp.Compare(x.issued, y.issued), bytes.Compare(x.dev.ID[:], y.dev.ID[:]))
+		if c := bytes.Compare(x.cert.SerialTag[:], y.cert.SerialTag[:]); c != 0 { // nearly always: no other argument evaluated
+			return c
+		}
+		return cmp.Or(cmp.Compare(x.issued, y.issued), bytes.Compare(x.dev.ID[:], y.dev.ID[:]))
 	})
 	for i, e := range payable {
 		if i > 0 && payable[i-1].cert.SerialTag == e.cert.SerialTag {
@@ -335,7 +338,10 @@ func Compute(tx ledger.Tx, m Month, p Params, now time.Time) (*Claim, error) {
 		}
 	}
 	slices.SortFunc(c.Devices, func(x, y Device) int {
-		return cmp.Or(cmp.Compare(x.MakerID, y.MakerID), cmp.Compare(x.DeviceID, y.DeviceID))
+		if x.MakerID != y.MakerID {
+			return cmp.Compare(x.MakerID, y.MakerID)
+		}
+		return cmp.Compare(x.DeviceID, y.DeviceID)
 	})
 	for _, id := range slices.Sorted(maps.Keys(rows)) {
 		r := rows[id]
