@@ -105,11 +105,15 @@ ci: lint test release-check test-arm vm-test
 ## demo: the end-to-end demonstration under out/demo (tools/demo): a private D-Bus, the
 ## collector over TLS, one real amosd fed by D-Bus signals that mints a day at a near local
 ## midnight, a month of 1,000 simulated phones (tools/fleetsim), the claims and a guide.
-## DEMO_FLAGS=--keep leaves it all running until Ctrl-C.
+## DEMO_FLAGS=--keep leaves it all running until Ctrl-C. DEMO_LEDGER=postgres puts the
+## collector's ledger on a PostgreSQL server started in out/demo/postgres (Debian's
+## postgresql package) and stopped with the rest; without it, bbolt, and no database needed.
 DEMO_FLAGS ?=
+DEMO_LEDGER ?=
 demo:
 	@command -v dbus-daemon >/dev/null || bash scripts/ensure-tools.sh
-	$(GO) run ./tools/demo $(DEMO_FLAGS)
+	@[ "$(DEMO_LEDGER)" != postgres ] || command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || bash scripts/ensure-tools.sh
+	$(GO) run ./tools/demo $(if $(DEMO_LEDGER),--ledger=$(DEMO_LEDGER)) $(DEMO_FLAGS)
 
 clean:
 	rm -rf out android-build/prebuilt/arm/amosd android-build/prebuilt/arm64/amosd

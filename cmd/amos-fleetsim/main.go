@@ -58,8 +58,8 @@ func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 
 // serverFlags are the flags that choose the collector.
 type serverFlags struct {
-	url, ca, payer, dir, makers string
-	makerKeys                   multi
+	url, ca, payer, dir, makers, ledger string
+	makerKeys                           multi
 }
 
 func (s *serverFlags) register(fs *flag.FlagSet, makers string) {
@@ -69,12 +69,24 @@ func (s *serverFlags) register(fs *flag.FlagSet, makers string) {
 	fs.Var(&s.makerKeys, "maker", "with --collector: ID=KEYFILE[:TOKEN], a registered maker and its key (repeat)")
 	fs.StringVar(&s.makers, "makers", makers, "in-process collector: the makers, comma-separated")
 	fs.StringVar(&s.dir, "dir", "", "where the ledger, PKI and device stores go (default: a temporary directory, removed)")
+	fs.StringVar(&s.ledger, "ledger", "", "in-process collector: its ledger, a postgres:// URL, or postgres: a private PostgreSQL server started in DIR/postgres for the run (default: bbolt in DIR/ledger)")
 }
 
 // open opens the collector; att is an in-process one's attestation policy (nil: none).
 func (s *serverFlags) open(seed uint64, dir string, start time.Time, now func() time.Time, att collector.Attestor, logf func(string, ...any)) (*fleetsim.Server, error) {
-	return fleetsim.OpenServer(fleetsim.ServerConfig{URL: s.url, CAFile: s.ca, PayerToken: s.payer, MakerKeys: s.makerKeys,
-		Makers: strings.Split(s.makers, ","), Seed: seed, Dir: dir, Start: start, Attestation: att, Now: now, Logf: logf})
+	if s.ledger == fleetsim.LocalPostgres && s.dir == "" {
+		// The temporary directory is the run's: the server's user (postgres, when run as
+		// root) passes through it to its own DIR/postgres.
+		if err := os.Chmod(dir, 0o711); err != nil {
+			return nil, err
+		}
+	}
+	srv, err := fleetsim.OpenServer(fleetsim.ServerConfig{URL: s.url, CAFile: s.ca, PayerToken: s.payer, MakerKeys: s.makerKeys,
+		Makers: strings.Split(s.makers, ","), Seed: seed, Dir: dir, Start: start, Ledger: s.ledger, Attestation: att, Now: now, Logf: logf})
+	if err == nil && srv.Clock != nil {
+		logf("amos-fleetsim: in-process collector on %s, ledger %s", srv.URL, srv.Ledger)
+	}
+	return srv, err
 }
 
 // openAuthority returns the development attestation authority of the phantom

@@ -4,10 +4,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"amos.example/amosd/rigs/pgtest"
 	"amos.example/amosd/rigs/testenv"
 )
 
@@ -128,5 +132,67 @@ func TestRunMonthDefaultsToThePreviousMonth(t *testing.T) {
 				t.Fatalf("exit %d: %s\n%s", code, errs.String(), out.String())
 			}
 		})
+	}
+}
+
+// TestRunMonthLedgerPostgres: --ledger postgres starts a private PostgreSQL server in
+// the run's (temporary) directory, runs the month on it with the claims exact, and
+// stops it at the end: its port no longer answers and the directory is gone.
+func TestRunMonthLedgerPostgres(t *testing.T) {
+	pgtest.Require(t)
+	var out, errs strings.Builder
+	code := run(context.Background(), []string{"month", "-month", "2026-10", "-devices", "30", "-stores", "3", "-ledger", "postgres", "-v"},
+		&out, &errs, time.Now)
+	if code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, errs.String(), out.String())
+	}
+	m := regexp.MustCompile(`PostgreSQL started in (\S+)/postgres \(.*\): postgres://amos@127\.0\.0\.1:(\d+)/amos`).FindStringSubmatch(errs.String())
+	if m == nil || !strings.Contains(out.String(), "ledger: postgres://amos@127.0.0.1:"+m[2]+"/amos") || !strings.Contains(out.String(), "ok") {
+		t.Fatalf("no server or ledger named:\n%s\n%s", errs.String(), out.String())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if conn, err := pgx.Connect(ctx, "postgres://amos@127.0.0.1:"+m[2]+"/postgres?sslmode=disable&connect_timeout=2"); err == nil {
+		conn.Close(ctx)
+		t.Errorf("the server still answers on port %s after the run", m[2])
+	}
+	if _, err := os.Stat(m[1]); !os.IsNotExist(err) {
+		t.Errorf("the run's directory %s: %v", m[1], err)
+	}
+}
+
+// TestRunMonthLedgerURL: --ledger URL runs the month on that database; its password
+// appears nowhere in what the run prints, neither when it works nor when the database
+// cannot be reached; --ledger with --collector, or not a postgres:// URL, is refused.
+func TestRunMonthLedgerURL(t *testing.T) {
+	pg := pgtest.Start(t, pgtest.Options{})
+	const password = "s3cret-pw"
+	url := strings.Replace(pg.NewDatabase(t), "amos@", "amos:"+password+"@", 1) // trust authentication ignores it
+	var out, errs strings.Builder
+	code := run(context.Background(), []string{"month", "-month", "2027-01", "-devices", "30", "-stores", "3", "-ledger", url, "-dir", t.TempDir(), "-v"},
+		&out, &errs, time.Now)
+	if code != 0 || !strings.Contains(out.String(), "ledger: postgres://amos@127.0.0.1:") {
+		t.Fatalf("exit %d: %s\n%s", code, errs.String(), out.String())
+	}
+	if strings.Contains(out.String()+errs.String(), password) {
+		t.Errorf("the password is printed:\n%s\n%s", errs.String(), out.String())
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-ledger", "postgres://amos:" + password + "@127.0.0.1:1/amos?sslmode=disable&connect_timeout=2"}, "postgres://amos@127.0.0.1:1/amos"},
+		{[]string{"-ledger", "mysql://amos:" + password + "@127.0.0.1/amos"}, "want a postgres:// URL"},
+		{[]string{"-ledger", "postgres", "-collector", "https://127.0.0.1:1", "-ca", "ca.pem", "-payer-token", "p", "-maker", "konka=k"}, "an external collector has its own"},
+	} {
+		out.Reset()
+		errs.Reset()
+		args := append([]string{"month", "-month", "2027-01", "-devices", "3", "-dir", t.TempDir()}, tc.args...)
+		if code := run(context.Background(), args, &out, &errs, time.Now); code != 1 || !strings.Contains(errs.String(), tc.want) {
+			t.Errorf("%q: exit %d, %q; want 1 and %q", tc.args, code, errs.String(), tc.want)
+		}
+		if strings.Contains(out.String()+errs.String(), password) {
+			t.Errorf("%q: the password is printed: %s", tc.args, errs.String())
+		}
 	}
 }

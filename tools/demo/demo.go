@@ -21,10 +21,12 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"amos.example/amosd/collector"
+	"amos.example/amosd/collector/ledger/pgledger"
 	"amos.example/amosd/collector/sales"
 	"amos.example/amosd/internal/devattest"
 	"amos.example/amosd/internal/devkeystore"
 	"amos.example/amosd/proof"
+	"amos.example/amosd/rigs/pgtest"
 	"amos.example/amosd/tools/fleetsim"
 )
 
@@ -45,9 +47,16 @@ type Options struct {
 	// month before it, and the collector's clock is shifted by whole days to it (a
 	// build with the tag amosfakeclock, $AMOS_COLLECTOR_CLOCK_SHIFT). The time of day
 	// stays the machine's, so the real amosd's local midnight is the same instant.
-	Today  time.Time
+	Today time.Time
+	// Ledger is the collector's ledger: "" for bbolt in Out/collector, LedgerPostgres for
+	// a PostgreSQL server that the demo starts in Out/postgres (rigs/pgtest's launcher)
+	// and stops with the rest.
+	Ledger string
 	Stdout io.Writer
 }
+
+// LedgerPostgres is the Options.Ledger of a local PostgreSQL server.
+const LedgerPostgres = "postgres"
 
 // Result is what the demo checked, for its test.
 type Result struct {
@@ -104,6 +113,8 @@ type demo struct {
 	authDir string
 	bootKey string
 	factory string // what the factory step did, for the report
+	pg      *pgtest.Server
+	pgURL   string // the ledger's database on pg
 }
 
 // Run runs the demo; it stops every process it started before it returns.
@@ -114,6 +125,9 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	}
 	if o.Stdout == nil {
 		o.Stdout = io.Discard
+	}
+	if o.Ledger != "" && o.Ledger != LedgerPostgres {
+		return nil, fmt.Errorf("--ledger %q: want %q (a local PostgreSQL server) or none (bbolt)", o.Ledger, LedgerPostgres)
 	}
 	out, err := filepath.Abs(o.Out)
 	if err != nil {
@@ -211,7 +225,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	d.url = fmt.Sprintf("https://127.0.0.1:%d", port)
 	res.URL = d.url
 	d.colCfg = filepath.Join(out, "collector.json")
-	if err := writeJSON(d.colCfg, map[string]any{
+	colCfg := map[string]any{
 		"listen": fmt.Sprintf("127.0.0.1:%d", port), "tls_cert": pki.CertFile, "tls_key": pki.KeyFile,
 		"data_dir": filepath.Join(out, "collector"), "makers": makerCfg, "payer_token_sha256": fleetsim.TokenHash(d.payer),
 		// The fleet plays the month before today in minutes: it must still be open (by
@@ -219,7 +233,19 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		"claims": map[string]any{"close_after_days": closeAfterDays, "utc_offset_minutes": 480},
 		// Google's roots (the default) and the demo keystore's development root.
 		"attestation": map[string]any{"roots": []string{filepath.Join(d.authDir, devattest.RootFile)}},
-	}); err != nil {
+		// The fleet's 1,000 phones upload from one address: the per-address limit (10
+		// requests a second) would stretch their month to half an hour.
+		"limits": map[string]any{"address_requests_per_second": 0},
+	}
+	ledgerName := rel(filepath.Join(out, "collector", "collector.db"))
+	if o.Ledger == LedgerPostgres {
+		if err := d.startPostgres(say); err != nil {
+			return nil, err
+		}
+		colCfg["ledger"] = d.pgURL
+		ledgerName = pgledger.Redact(d.pgURL)
+	}
+	if err := writeJSON(d.colCfg, colCfg); err != nil {
 		return nil, err
 	}
 	if d.col, err = start("amos-collector", filepath.Join(d.logs, "collector.log"), d.env, d.bin.collector, "--config", d.colCfg, "serve"); err != nil {
@@ -231,7 +257,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	if d.shift != 0 && d.col.find("clock shifted by") == "" {
 		return nil, fmt.Errorf("%s is not a fake-clock build (-tags amosfakeclock): its clock cannot be moved to %s", d.bin.collector, o.Today.Format(time.DateOnly))
 	}
-	say("amos-collector serves %s (ledger %s)", d.url, rel(filepath.Join(out, "collector", "collector.db")))
+	say("amos-collector serves %s (ledger %s)", d.url, ledgerName)
 
 	// 3. The fleet, in the background: a month of 1,000 simulated phones.
 	srv, err := fleetsim.OpenServer(fleetsim.ServerConfig{URL: d.url, CAFile: d.caFile, PayerToken: d.payer, MakerKeys: simMakers, Now: d.now})
@@ -540,6 +566,42 @@ func (d *demo) startAmosd(ctx context.Context, offset int, res *Result) error {
 	return d.amosd.waitFor(ctx, "event: amos-power available", 1, 30*time.Second)
 }
 
+// startPostgres starts the ledger's PostgreSQL server in out/postgres with rigs/pgtest's
+// launcher, durable as a payer runs it, and creates its database amos. As root the
+// server runs as the postgres user, which must pass through out and its parents: those
+// inside the repository (out/) get o+x, and it is said.
+func (d *demo) startPostgres(say func(string, ...any)) error {
+	if os.Getuid() == 0 {
+		var opened []string
+		for p := d.out; p == d.out || strings.HasPrefix(p, d.o.Repo+string(filepath.Separator)); p = filepath.Dir(p) {
+			st, err := os.Stat(p)
+			if err != nil {
+				return err
+			}
+			if perm := st.Mode().Perm(); perm&0o001 == 0 {
+				if err := os.Chmod(p, perm|0o001); err != nil {
+					return err
+				}
+				opened = append(opened, rel(p))
+			}
+		}
+		if len(opened) > 0 {
+			say("chmod o+x %s: PostgreSQL runs as the postgres user (it refuses root), which passes through to its own directory", strings.Join(opened, " "))
+		}
+	}
+	began := time.Now()
+	pg, err := pgtest.Launch(filepath.Join(d.out, "postgres"), pgtest.Options{Durable: true})
+	if err != nil {
+		return fmt.Errorf("the ledger's PostgreSQL server: %w", err)
+	}
+	d.pg = pg
+	if d.pgURL, err = pg.CreateDatabase("amos"); err != nil {
+		return err
+	}
+	say("PostgreSQL started in %s in %.1f s (port %d, database amos): the collector's ledger", rel(pg.Dir()), time.Since(began).Seconds(), pg.Port())
+	return nil
+}
+
 // becomePowerManager connects to the bus as the owner of com.amos.PowerManager.
 func (d *demo) becomePowerManager() error {
 	conn, err := dbus.Connect(d.busAddr)
@@ -602,6 +664,11 @@ func (d *demo) cleanup() error {
 	if err := d.col.stop(40 * time.Second); err != nil {
 		errs = append(errs, fmt.Errorf("amos-collector: %w", err))
 	}
+	if d.pg != nil { // after the collector, its only client
+		if err := d.pg.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("the ledger's PostgreSQL: %w", err))
+		}
+	}
 	d.bus.stop(2 * time.Second) // dbus-daemon exits 1 on SIGTERM; nothing to say
 	if d.sockDir != "" {
 		os.RemoveAll(d.sockDir)
@@ -613,27 +680,38 @@ func (d *demo) cleanup() error {
 func (d *demo) guide(month collector.Month, deviceID string) string {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
-	bin := rel(filepath.Dir(d.bin.amosd))
+	amosd, col := rel(d.bin.amosd), rel(d.bin.collector)
 	clock := "" // the collector's commands keep the demo's date
 	if len(d.env) > 0 {
 		clock = strings.Join(d.env, " ") + " "
 	}
 	p("what to look at (under %s):", rel(d.out))
 	p("  logs/amosd.log, logs/amos-keystored.log, logs/collector.log, logs/fleetsim.log, logs/dbus.log   the logs")
-	p("  collector/collector.db    the collector's ledger (bbolt); fleet.txt the fleet's report; GUIDE.txt this")
+	if d.pg == nil {
+		p("  collector/collector.db    the collector's ledger (bbolt); fleet.txt the fleet's report; GUIDE.txt this")
+	} else {
+		p("  postgres/data, postgres/server.log   the collector's ledger: a PostgreSQL cluster, database amos (collector.json's")
+		p("                            \"ledger\"); fleet.txt the fleet's report; GUIDE.txt this")
+	}
 	p("  amosd/data/amosd.db, amosd/persist/   the real device's store, maker certificate, epoch and consent")
 	p("  keystore/state/, keystore/authority/   amos-keystored's keys (SOFTWARE: the DEVELOPMENT keystore, never a")
 	p("                            handset's) and its development attestation root; amosd/chain.pem the key's chain")
 	p("  pki/ca.pem, makers/*.key|.pub|.token, payer.token   the development CA, makers, tokens")
 	p("commands (offline, now that the demo stopped everything):")
-	p("  %s%s/amos-collector --config %s claims --month %s", clock, bin, rel(d.colCfg), month)
-	p("  %s/amosd --config %s inspect --data %s", bin, rel(d.amosdCfg), rel(filepath.Join(d.out, "amosd", "data")))
-	p("  %s/amos-collector attestation verify --chain %s --roots %s --boot-key %s",
-		bin, rel(filepath.Join(d.out, "amosd", "chain.pem")), rel(filepath.Join(d.authDir, devattest.RootFile)), d.bootKey)
+	if d.pg != nil {
+		p("  %s   (the ledger's server, first)", d.pgCtl(true))
+	}
+	p("  %s%s --config %s claims --month %s", clock, col, rel(d.colCfg), month)
+	p("  %s --config %s inspect --data %s", amosd, rel(d.amosdCfg), rel(filepath.Join(d.out, "amosd", "data")))
+	p("  %s attestation verify --chain %s --roots %s --boot-key %s",
+		col, rel(filepath.Join(d.out, "amosd", "chain.pem")), rel(filepath.Join(d.authDir, devattest.RootFile)), d.bootKey)
+	if d.pg != nil {
+		p("  %s   (the ledger's server, when done)", d.pgCtl(false))
+	}
 	p("while it runs (go run ./tools/demo --keep; or start the collector again:")
-	p("  %s%s/amos-collector --config %s serve &):", clock, bin, rel(d.colCfg))
-	p("  %s/amosd --config %s status       (needs --keep: the daemon and its bus)", bin, rel(d.amosdCfg))
-	p("  %s/amosd --config %s selftest     (the keystore: a warning, it is a development one)", bin, rel(d.amosdCfg))
+	p("  %s%s --config %s serve &):", clock, col, rel(d.colCfg))
+	p("  %s --config %s status       (needs --keep: the daemon and its bus)", amosd, rel(d.amosdCfg))
+	p("  %s --config %s selftest     (the keystore: a warning, it is a development one)", amosd, rel(d.amosdCfg))
 	p("  curl --cacert %s -H \"Authorization: Bearer $(cat %s)\" %s/v1/devices/%s",
 		rel(d.caFile), rel(filepath.Join(d.out, "makers", realMaker+".token")), d.url, deviceID)
 	p("  curl --cacert %s -H \"Authorization: Bearer $(cat %s)\" '%s/v1/claims?month=%s&format=csv'",
@@ -641,6 +719,21 @@ func (d *demo) guide(month collector.Month, deviceID string) string {
 	p("  curl --cacert %s -H \"Authorization: Bearer $(cat %s)\" '%s/v1/claims/devices?month=%s&outcome=held'",
 		rel(d.caFile), rel(filepath.Join(d.out, "payer.token")), d.url, month)
 	return b.String()
+}
+
+// pgCtl is the pg_ctl command line, as the server's user, that starts the ledger's
+// server again on its port (the collector's configuration names it), or stops it.
+func (d *demo) pgCtl(start bool) string {
+	bin, _ := pgtest.BinDir()
+	cmd := filepath.Join(bin, "pg_ctl") + " -D " + rel(filepath.Join(d.pg.Dir(), "data"))
+	if os.Getuid() == 0 {
+		cmd = "runuser -u postgres -- " + cmd
+	}
+	if !start {
+		return cmd + " stop"
+	}
+	return fmt.Sprintf("%s -l %s -o \"-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories=''\" start",
+		cmd, rel(filepath.Join(d.pg.Dir(), "server.log")), d.pg.Port())
 }
 
 // verdictLine says what the collector's /v1/devices/{id} shows of a device's

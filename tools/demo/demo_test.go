@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"amos.example/amosd/rigs/pgtest"
 	"amos.example/amosd/rigs/testenv"
 )
 
@@ -118,5 +122,115 @@ func TestDayShift(t *testing.T) {
 		if got := now.Add(dayShift(now, today)).UTC().Format(time.DateOnly); got != tc.today {
 			t.Errorf("%s: shifted now is %s", tc.today, got)
 		}
+	}
+}
+
+// TestDemoQuickPostgres: with Options.Ledger "postgres" the demo starts a PostgreSQL
+// server in Out/postgres (rigs/pgtest's launcher), writes its URL as the collector's
+// "ledger", and runs the whole demo on it: the fleet's claims exact, the real device
+// attested; no bbolt ledger is made, and the server is stopped at the end.
+func TestDemoQuickPostgres(t *testing.T) {
+	if _, err := exec.LookPath("dbus-daemon"); err != nil {
+		t.Skip("dbus-daemon is not installed (make tools)")
+	}
+	pgtest.Require(t)
+	amosd := testenv.Build(t, "amos.example/amosd/cmd/amosd", "-X main.version=demo")
+	col := testenv.BuildTagged(t, "amos.example/amosd/cmd/amos-collector", "amosfakeclock", "-X main.version=demo")
+	keystored := testenv.Build(t, "amos.example/amosd/cmd/amos-keystored")
+	pd := testenv.PinnedDays(t)[0]
+	// t.TempDir is private to root; the server's user (postgres) passes through this one.
+	parent, err := os.MkdirTemp("", "amos-demo-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(parent)
+	if err := os.Chmod(parent, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(parent, "demo")
+	var report strings.Builder
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, Options{Repo: "../..", Out: out, Devices: 50, Amosd: amosd, Collector: col, Keystored: keystored, Quick: true,
+		Today: pd.Today, Ledger: LedgerPostgres, Stdout: &report})
+	t.Logf("\n%s", report.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Fleet == nil || res.Fleet.Month.String() != pd.Previous || res.Fleet.Check() != nil || res.Fleet.Stats.Acked != res.Fleet.Minted {
+		t.Fatalf("fleet (want month %s): %+v", pd.Previous, res.Fleet)
+	}
+	if a := res.Device.Attestation; a == nil || !a.Accepted {
+		t.Fatalf("the real device's attestation verdict: %+v", a)
+	}
+	var cfg struct {
+		Ledger string `json:"ledger"`
+	}
+	b, _ := os.ReadFile(filepath.Join(out, "collector.json"))
+	if err := json.Unmarshal(b, &cfg); err != nil || !strings.HasPrefix(cfg.Ledger, "postgres://amos@127.0.0.1:") {
+		t.Fatalf("collector.json's ledger %q, %v", cfg.Ledger, err)
+	}
+	if !strings.Contains(report.String(), "(ledger "+cfg.Ledger+")") || !strings.Contains(report.String(), "pg_ctl -D ") {
+		t.Errorf("the report does not name the PostgreSQL ledger or how to start it again")
+	}
+	if _, err := os.Stat(filepath.Join(out, "postgres", "data", "PG_VERSION")); err != nil {
+		t.Error(err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "collector", "collector.db")); err == nil {
+		t.Error("a bbolt ledger was made beside the PostgreSQL one")
+	}
+	u, err := url.Parse(cfg.Ledger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := net.DialTimeout("tcp", u.Host, time.Second); err == nil {
+		c.Close()
+		t.Errorf("PostgreSQL still listens on %s after the demo", u.Host)
+	}
+	// The guide's commands: the server started again on its port, the offline claims
+	// read from it (the fleet's paid devices), the server stopped.
+	guide, _ := os.ReadFile(filepath.Join(out, "GUIDE.txt"))
+	var start, claims, stop string
+	for _, l := range strings.Split(string(guide), "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case strings.Contains(l, "pg_ctl") && strings.Contains(l, " start "):
+			start = l[:strings.Index(l, " start ")+len(" start")]
+		case strings.Contains(l, "pg_ctl") && strings.Contains(l, " stop "):
+			stop = l[:strings.Index(l, " stop ")+len(" stop")]
+		case strings.Contains(l, " claims --month "+pd.Previous):
+			claims = l
+		}
+	}
+	sh := func(line string) string {
+		t.Helper()
+		b, err := exec.CommandContext(ctx, "sh", "-c", line).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", line, err, b)
+		}
+		return string(b)
+	}
+	if start == "" || claims == "" || stop == "" {
+		t.Fatalf("the guide lacks the pg_ctl start, claims or pg_ctl stop command:\n%s", guide)
+	}
+	sh(start)
+	stopped := false
+	defer func() {
+		if !stopped {
+			exec.Command("sh", "-c", stop).Run()
+		}
+	}()
+	got := sh(claims)
+	sh(stop)
+	stopped = true
+	paid := 0
+	for _, n := range res.Fleet.Got {
+		paid += n
+	}
+	if n := strings.Count(got, `"paid":`); n != 4 || paid == 0 || !strings.Contains(got, fmt.Sprintf(`"paid":%d`, res.Fleet.Got["konka"])) {
+		t.Errorf("offline claims on the restarted server (%d rows; konka paid %d):\n%s", n, res.Fleet.Got["konka"], got)
+	}
+	if _, err := Run(ctx, Options{Repo: "../..", Out: filepath.Join(parent, "bad"), Ledger: "mysql"}); err == nil || !strings.Contains(err.Error(), `want "postgres"`) {
+		t.Errorf("--ledger mysql: %v", err)
 	}
 }

@@ -25,6 +25,7 @@ func main() {
 	flag.IntVar(&o.Devices, "devices", 1000, "simulated phones")
 	flag.BoolVar(&o.Quick, "quick", false, "do not wait for the real midnight (the real amosd uploads its genesis only)")
 	flag.BoolVar(&o.Keep, "keep", false, "leave everything running after the report, until Ctrl-C")
+	flag.StringVar(&o.Ledger, "ledger", "", "postgres: the collector's ledger on a local PostgreSQL server started in OUT/postgres (Debian's postgresql package) and stopped at the end; default bbolt in OUT/collector")
 	today := flag.String("today", "", "YYYY-MM-DD: the demo's date (the collector's clock is shifted to it; the fleet simulates the month before); default the machine's")
 	flag.Parse()
 	if *today != "" {

@@ -60,6 +60,9 @@ type MonthResult struct {
 	Profiles         map[Profile]int
 	Claims           *collector.Claims
 	MakerViewChecked bool
+	// Ledger names the in-process collector's ledger (Server.Ledger); "" for an
+	// external collector.
+	Ledger string
 }
 
 // MaxHeldShare is the most of an honest fleet that may be held: at most 1 % (issue 16).
@@ -101,7 +104,7 @@ func RunMonth(ctx context.Context, cfg MonthConfig) (*MonthResult, error) {
 	if srv == nil || len(srv.Makers) == 0 {
 		return nil, errors.New("fleetsim: month: no server, or no makers")
 	}
-	res := &MonthResult{Devices: cfg.Devices, Month: cfg.Month, Expected: map[string]int{}, Profiles: map[Profile]int{}}
+	res := &MonthResult{Devices: cfg.Devices, Month: cfg.Month, Expected: map[string]int{}, Profiles: map[Profile]int{}, Ledger: srv.Ledger}
 	elig := collector.DefaultEligibility()
 
 	// The factory: plans, serial tags, and the payer's registry of sold handsets.
@@ -259,6 +262,9 @@ func (r *MonthResult) Print(w io.Writer) {
 		s.Syncs, s.Requests, s.ServerWaits, size(s.BytesSent), size(s.BytesReceived), size(s.WireBytes), size(s.WireBytes/int64(max(r.Devices, 1))))
 	fmt.Fprintf(w, "  %s: %.0f records/s, %.0f requests/s (%d CPUs); real bbolt stores for %d devices, memory queues for the others\n",
 		r.Elapsed.Round(time.Millisecond), r.RecordsPerSecond(), float64(s.Requests)/r.Elapsed.Seconds(), runtime.NumCPU(), r.Stores)
+	if r.Ledger != "" {
+		fmt.Fprintf(w, "  the in-process collector's ledger: %s\n", r.Ledger)
+	}
 	PrintClaims(w, r.Claims, r.Expected)
 	fmt.Fprintf(w, "  held: %d of %d honest devices (%.2f %%, target <= %.0f %%); signals: %s\n", len(r.HeldDevices), r.Devices,
 		100*r.HeldShare(), 100*MaxHeldShare, heldReasons(r.HeldDevices))

@@ -24,7 +24,7 @@ func startServer(t *testing.T, clock *Clock, ids ...string) *Server {
 		}
 		makers = append(makers, m)
 	}
-	srv, err := StartServer(t.TempDir(), makers, clock, nil, t.Logf)
+	srv, err := StartServer(t.TempDir(), "", makers, clock, nil, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}

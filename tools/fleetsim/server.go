@@ -25,6 +25,7 @@ import (
 	"amos.example/amosd/collector/claim"
 	"amos.example/amosd/collector/httpapi"
 	"amos.example/amosd/collector/ledger"
+	"amos.example/amosd/collector/ledger/pgledger"
 	"amos.example/amosd/collector/sales"
 	"amos.example/amosd/internal/devpki"
 	"amos.example/amosd/proof"
@@ -91,8 +92,8 @@ func TokenHash(token string) string {
 }
 
 // Server is the amos-collector the simulation talks to over TLS: started in-process on
-// loopback (collector + collector/httpapi + a bbolt ledger, on a simulated Clock), or an
-// external one (amos-collector serve) on the real clock.
+// loopback (collector + collector/httpapi + a bbolt or PostgreSQL ledger, on a simulated
+// Clock), or an external one (amos-collector serve) on the real clock.
 type Server struct {
 	URL        string // https://127.0.0.1:port
 	CAFile     string // the CA the devices pin
@@ -102,22 +103,26 @@ type Server struct {
 	Clock *Clock
 	// Now is an external server's clock as the simulation assumes it (time.Now when
 	// nil): a month that is not over by it cannot be uploaded whole.
-	Now    func() time.Time
-	Ledger string // the ledger file, if known
+	Now func() time.Time
+	// Ledger names an in-process server's ledger: its bbolt file, or its PostgreSQL URL
+	// without the password (pgledger.Redact).
+	Ledger string
 
 	http *http.Client
 	stop func() error
 }
 
-// StartServer starts an in-process collector over TLS in dir (ledger/, pki/) with the
-// makers registered, docs/dbus-api.md's default eligibility and limits, on clock; att
-// verifies attestation chains and gives the makers' modes (nil: none, every maker off).
-func StartServer(dir string, makers []Maker, clock *Clock, att collector.Attestor, logf func(string, ...any)) (*Server, error) {
+// StartServer starts an in-process collector over TLS in dir (pki/, and ledger/ for
+// bbolt) with the makers registered, docs/dbus-api.md's default eligibility and limits,
+// on clock; ledgerURL is its ledger: "" for bbolt in dir/ledger, else a postgres://
+// URL (collector/ledger/pgledger, as the collector's "ledger" key); att verifies
+// attestation chains and gives the makers' modes (nil: none, every maker off).
+func StartServer(dir, ledgerURL string, makers []Maker, clock *Clock, att collector.Attestor, logf func(string, ...any)) (*Server, error) {
 	pki, err := NewPKI(filepath.Join(dir, "pki"), 30*24*time.Hour)
 	if err != nil {
 		return nil, err
 	}
-	l, err := ledger.OpenBolt(filepath.Join(dir, "ledger"), ledger.BoltOptions{})
+	l, name, err := openLedger(dir, ledgerURL)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +164,7 @@ func StartServer(dir string, makers []Maker, clock *Clock, att collector.Attesto
 	srv := httpapi.NewServer(h, tlsConf, log.New(io.Discard, "", 0))
 	go func() { done <- httpapi.Serve(ctx, srv, ln) }()
 	s := &Server{URL: "https://" + ln.Addr().String(), CAFile: pki.CAFile, PayerToken: payer, Makers: makers,
-		Clock: clock, Ledger: l.Path()}
+		Clock: clock, Ledger: name}
 	s.stop = func() error {
 		cancel()
 		err := <-done
@@ -170,6 +175,22 @@ func StartServer(dir string, makers []Maker, clock *Clock, att collector.Attesto
 		return nil, err
 	}
 	return s, nil
+}
+
+// openLedger opens an in-process collector's ledger and names it for messages.
+func openLedger(dir, ledgerURL string) (ledger.Ledger, string, error) {
+	if ledgerURL != "" {
+		l, err := pgledger.Open(ledgerURL, pgledger.Options{})
+		if err != nil {
+			return nil, "", err // it names the database without the password
+		}
+		return l, pgledger.Redact(ledgerURL), nil
+	}
+	l, err := ledger.OpenBolt(filepath.Join(dir, "ledger"), ledger.BoltOptions{})
+	if err != nil {
+		return nil, "", err
+	}
+	return l, l.Path(), nil
 }
 
 // ExternalServer returns the Server of a running amos-collector at url whose TLS

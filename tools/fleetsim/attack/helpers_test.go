@@ -30,7 +30,7 @@ func startAttestedServer(t *testing.T, clock *fleetsim.Clock, att collector.Atte
 		}
 		makers = append(makers, m)
 	}
-	srv, err := fleetsim.StartServer(t.TempDir(), makers, clock, att, t.Logf)
+	srv, err := fleetsim.StartServer(t.TempDir(), "", makers, clock, att, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
