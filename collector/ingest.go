@@ -269,6 +269,9 @@ func (c *Collector) apply(group []*commitReq) error {
 		a := &applier{tx: tx, schedule: c.schedule, devices: map[proof.DeviceID]*ledger.Device{},
 			heads: map[headID]*ledger.Head{}, dirtyDevices: map[proof.DeviceID]bool{}, dirtyHeads: map[headID]bool{},
 			budget: &c.admission, deferred: map[proof.DeviceID]bool{}}
+		if err := tx.Prefetch(chainsOf(group)); err != nil {
+			return err
+		}
 		for _, req := range group {
 			a.now = req.now
 			clear(a.deferred) // a batch's verdicts do not depend on the batches it shares a transaction with
@@ -287,6 +290,26 @@ func (c *Collector) apply(group []*commitReq) error {
 		c.admission.spend(admitted)
 	}
 	return err
+}
+
+// chainsOf lists the device-epochs and months whose ledger entries deciding the
+// group's records reads.
+func chainsOf(group []*commitReq) []ledger.ChainMonth {
+	var chains []ledger.ChainMonth
+	for _, req := range group {
+		for i := range req.ps {
+			p := &req.ps[i]
+			if p.rec == nil {
+				continue
+			}
+			c := ledger.ChainMonth{ID: p.id, Epoch: p.epoch}
+			if d := p.activity; d != nil && d.Date.Valid() {
+				c.Month = claim.MonthOf(d.Date).Key()
+			}
+			chains = append(chains, c)
+		}
+	}
+	return chains
 }
 
 // parallel runs fn(0..n-1) on the collector's workers.

@@ -23,6 +23,10 @@ type Ledger interface {
 // Lookups of something absent return nil and no error; write methods of a read-only
 // transaction fail with ErrReadOnly; undecodable stored values with ErrCorrupt.
 type Tx interface {
+	// Prefetch tells the transaction what the next lookups will be, so that a
+	// database can answer them in one round trip; it changes no answer.
+	Prefetch(chains []ChainMonth) error
+
 	Device(id proof.DeviceID) (*Device, error)
 	PutDevice(d *Device) error
 	// Devices calls fn for every device in device_id order.

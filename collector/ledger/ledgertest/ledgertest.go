@@ -36,6 +36,8 @@ func Run(t *testing.T, open Open) {
 		{"fork evidence", testForks},
 		{"concurrent updates", testConcurrent},
 		{"month aggregates", testDays},
+		{"prefetch", testPrefetch},
+		{"concurrent prefetched updates", testConcurrentPrefetch},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := open(t)
@@ -417,6 +419,103 @@ func testDays(t *testing.T, l ledger.Ledger) {
 		}))
 		if n != 4 {
 			t.Errorf("DeviceMonthDays(2028-03) listed %d days, want 4", n)
+		}
+		return nil
+	}))
+}
+
+// testPrefetch: lookups after Prefetch answer what they answer without it, writes of
+// the transaction included, and a key prefetched as absent can be written.
+func testPrefetch(t *testing.T, l ledger.Ledger) {
+	a, b := device(20), device(21)
+	const m = 202902 // February 2029: 28 days
+	day := func(d int) *ledger.Day {
+		return &ledger.Day{MintedAt: 1_870_000_000 + int64(d), Activity: proof.ActivityDay{Date: proof.NewDate(2029, time.February, d), UTCOffsetMinutes: 480, InteractiveSeconds: 600, Unlocks: 2, ScreenOns: 3, ActiveHours: 1}}
+	}
+	must(t, l.Update(func(tx ledger.Tx) error {
+		must(t, tx.PutDevice(a))
+		must(t, tx.PutHead(&ledger.Head{DeviceID: a.ID, Epoch: 1, Seq: 5, LastDate: proof.NewDate(2029, time.February, 27)}))
+		return tx.AddDay(a.ID, 1, day(27))
+	}))
+	must(t, l.Update(func(tx ledger.Tx) error {
+		must(t, tx.Prefetch([]ledger.ChainMonth{{ID: a.ID, Epoch: 1, Month: m}, {ID: b.ID, Epoch: 1, Month: m}, {ID: a.ID, Epoch: 1, Month: m}}))
+		if d, err := tx.Device(a.ID); err != nil || d == nil || d.FirstSeen != a.FirstSeen {
+			t.Errorf("prefetched device: %+v, %v", d, err)
+		}
+		if h, err := tx.Head(a.ID, 1); err != nil || h == nil || h.Seq != 5 {
+			t.Errorf("prefetched head: %+v, %v", h, err)
+		}
+		if d, err := tx.Device(b.ID); err != nil || d != nil {
+			t.Errorf("device prefetched as absent: %+v, %v", d, err)
+		}
+		must(t, tx.PutDevice(b))
+		if d, err := tx.Device(b.ID); err != nil || d == nil {
+			t.Errorf("device written after its prefetch: %+v, %v", d, err)
+		}
+		must(t, tx.AddDay(a.ID, 1, day(28)))
+		must(t, tx.AddDay(b.ID, 1, day(1)))
+		// Prefetching again after the writes changes nothing either.
+		must(t, tx.Prefetch([]ledger.ChainMonth{{ID: b.ID, Epoch: 1, Month: m}}))
+		if d, err := tx.Device(b.ID); err != nil || d == nil {
+			t.Errorf("device written, then prefetched: %+v, %v", d, err)
+		}
+		return nil
+	}))
+	must(t, l.View(func(tx ledger.Tx) error {
+		got := map[bool]int{}
+		must(t, tx.MonthDays(m, func(id proof.DeviceID, _ uint32, days []ledger.Day) error {
+			got[id == a.ID] += len(days)
+			return nil
+		}))
+		if got[true] != 2 || got[false] != 1 {
+			t.Errorf("days of a and b: %d and %d, want 2 and 1", got[true], got[false])
+		}
+		if d, err := tx.Device(b.ID); err != nil || d == nil {
+			t.Errorf("device b after commit: %+v, %v", d, err)
+		}
+		return nil
+	}))
+}
+
+// testConcurrentPrefetch: read-modify-write transactions that read a head through
+// Prefetch lose no update when they run at once (a database must see the prefetched
+// reads as reads of the transaction).
+func testConcurrentPrefetch(t *testing.T, l ledger.Ledger) {
+	const workers, each = 4, 20
+	id := device(22).ID
+	must(t, l.Update(func(tx ledger.Tx) error { return tx.PutHead(&ledger.Head{DeviceID: id, Epoch: 1, Seq: 1}) }))
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				err := l.Update(func(tx ledger.Tx) error {
+					if err := tx.Prefetch([]ledger.ChainMonth{{ID: id, Epoch: 1}}); err != nil {
+						return err
+					}
+					h, err := tx.Head(id, 1)
+					if err != nil {
+						return err
+					}
+					h.Seq++
+					return tx.PutHead(h)
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	must(t, l.View(func(tx ledger.Tx) error {
+		h, err := tx.Head(id, 1)
+		if err != nil || h == nil || h.Seq != 1+workers*each {
+			t.Errorf("%d concurrent increments left %+v, %v", workers*each, h, err)
 		}
 		return nil
 	}))

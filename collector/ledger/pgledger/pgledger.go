@@ -119,7 +119,7 @@ func (l *Ledger) Close() error {
 // View implements ledger.Ledger: one REPEATABLE READ, READ ONLY transaction, a
 // consistent snapshot.
 func (l *Ledger) View(fn func(ledger.Tx) error) error {
-	return l.run(pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, false, fn)
+	return l.run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", false, fn)
 }
 
 // Update implements ledger.Ledger: one SERIALIZABLE transaction, run again from the
@@ -130,7 +130,7 @@ func (l *Ledger) Update(fn func(ledger.Tx) error) error {
 	if l.o.ReadOnly {
 		return fmt.Errorf("collector: ledger %s: %w", l.name, ledger.ErrReadOnly)
 	}
-	return l.run(pgx.TxOptions{IsoLevel: pgx.Serializable}, true, fn)
+	return l.run("BEGIN ISOLATION LEVEL SERIALIZABLE", true, fn)
 }
 
 // retryable reports whether err is the database aborting a transaction to keep its
@@ -140,11 +140,11 @@ func retryable(err error) bool {
 	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
 }
 
-func (l *Ledger) run(opts pgx.TxOptions, writable bool, fn func(ledger.Tx) error) error {
+func (l *Ledger) run(begin string, writable bool, fn func(ledger.Tx) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), l.o.TxTimeout)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
-		err := l.once(ctx, opts, writable, fn)
+		err := l.once(ctx, begin, writable, fn)
 		if err == nil || !retryable(err) || attempt == l.o.MaxAttempts {
 			return err
 		}
@@ -160,31 +160,27 @@ func (l *Ledger) run(opts pgx.TxOptions, writable bool, fn func(ledger.Tx) error
 	}
 }
 
-func (l *Ledger) once(ctx context.Context, opts pgx.TxOptions, writable bool, fn func(ledger.Tx) error) (err error) {
-	tx, err := l.pool.BeginTx(ctx, opts)
+// once runs fn in one transaction. BEGIN travels with the transaction's first
+// statement and the last writes with COMMIT, so that a transaction that reads what it
+// prefetched costs two round trips to the database.
+func (l *Ledger) once(ctx context.Context, begin string, writable bool, fn func(ledger.Tx) error) (err error) {
+	conn, err := l.pool.Acquire(ctx)
 	if err != nil {
 		return l.wrap(err)
 	}
-	done := false
+	// A connection still in a transaction (an error, a cancelled context) is not
+	// returned to the pool but closed by Release.
+	defer conn.Release()
+	k := &kv{ctx: ctx, conn: conn, begin: begin, writable: writable, l: l}
 	defer func() {
-		if !done || err != nil {
-			tx.Rollback(context.WithoutCancel(ctx))
+		if err != nil && k.begun {
+			conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 		}
 	}()
-	k := &kv{ctx: ctx, tx: tx, writable: writable, l: l}
 	if err := fn(ledger.NewTx(k)); err != nil {
-		done = true
 		return err
 	}
-	if err := k.flush(); err != nil {
-		done = true
-		return err
-	}
-	done = true
-	if err := tx.Commit(ctx); err != nil {
-		return l.wrap(err)
-	}
-	return nil
+	return k.commit()
 }
 
 func (l *Ledger) wrap(err error) error {
@@ -196,26 +192,56 @@ func table(b ledger.Bucket) string { return "amos_" + b.String() }
 
 // kv is one transaction's ledger.KV. Writes are kept in memory and sent in one
 // statement per bucket before the next scan and at commit; reads of a key written in
-// the transaction are answered from memory.
+// the transaction are answered from memory, and so are reads of a prefetched key.
 type kv struct {
 	ctx      context.Context
-	tx       pgx.Tx
+	conn     *pgxpool.Conn
+	begin    string // the BEGIN statement, sent with the first statement
+	begun    bool
 	writable bool
 	l        *Ledger
 	written  map[ledger.Bucket]map[string][]byte // every value written by the transaction
 	pending  map[ledger.Bucket]map[string][]byte // written but not yet sent
 	npending int
+	fetched  map[ledger.Bucket]map[string][]byte // prefetched values; nil: absent
 }
 
 // maxPending bounds the writes kept before they are sent.
 const maxPending = 8192
 
+// send sends the statements of b, after BEGIN if the transaction has not begun, and
+// calls read to read their results in order.
+func (k *kv) send(b *pgx.Batch, read func(pgx.BatchResults) error) error {
+	if !k.begun {
+		b.QueuedQueries = append([]*pgx.QueuedQuery{{SQL: k.begin}}, b.QueuedQueries...)
+	}
+	br := k.conn.SendBatch(k.ctx, b)
+	err := func() error {
+		if !k.begun {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+			k.begun = true
+		}
+		return read(br)
+	}()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 func (k *kv) Get(b ledger.Bucket, key []byte) ([]byte, error) {
 	if v, ok := k.written[b][string(key)]; ok {
 		return v, nil
 	}
+	if v, ok := k.fetched[b][string(key)]; ok {
+		return v, nil
+	}
 	var v []byte
-	err := k.tx.QueryRow(k.ctx, "SELECT v FROM "+table(b)+" WHERE k = $1", key).Scan(&v)
+	q := &pgx.Batch{}
+	q.Queue("SELECT v FROM "+table(b)+" WHERE k = $1", key)
+	err := k.send(q, func(br pgx.BatchResults) error { return br.QueryRow().Scan(&v) })
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -226,6 +252,63 @@ func (k *kv) Get(b ledger.Bucket, key []byte) ([]byte, error) {
 		v = []byte{}
 	}
 	return v, nil
+}
+
+// Prefetch implements ledger.Prefetcher: one statement per bucket, all in one round
+// trip.
+func (k *kv) Prefetch(keys []ledger.BucketKey) error {
+	by := map[ledger.Bucket][][]byte{}
+	var order []ledger.Bucket
+	for _, bk := range keys {
+		if _, ok := k.written[bk.Bucket][string(bk.Key)]; ok {
+			continue
+		}
+		if _, ok := k.fetched[bk.Bucket][string(bk.Key)]; ok {
+			continue
+		}
+		if by[bk.Bucket] == nil {
+			order = append(order, bk.Bucket)
+		}
+		by[bk.Bucket] = append(by[bk.Bucket], bk.Key)
+	}
+	if len(order) == 0 {
+		return nil
+	}
+	if k.fetched == nil {
+		k.fetched = map[ledger.Bucket]map[string][]byte{}
+	}
+	q := &pgx.Batch{}
+	for _, b := range order {
+		q.Queue("SELECT k, v FROM "+table(b)+" WHERE k = ANY($1::bytea[])", by[b])
+		if k.fetched[b] == nil {
+			k.fetched[b] = map[string][]byte{}
+		}
+		for _, key := range by[b] {
+			k.fetched[b][string(key)] = nil
+		}
+	}
+	err := k.send(q, func(br pgx.BatchResults) error {
+		for _, b := range order {
+			rows, _ := br.Query()
+			var key, v []byte
+			_, err := pgx.ForEachRow(rows, []any{&key, &v}, func() error {
+				if v == nil {
+					v = []byte{}
+				}
+				k.fetched[b][string(key)] = v
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		k.fetched = nil
+		return k.l.wrap(fmt.Errorf("prefetch %d keys: %w", len(keys), err))
+	}
+	return nil
 }
 
 func (k *kv) Put(b ledger.Bucket, key, value []byte) error {
@@ -252,8 +335,9 @@ func (k *kv) Put(b ledger.Bucket, key, value []byte) error {
 	return nil
 }
 
-// flush sends the pending writes: one upsert per bucket.
-func (k *kv) flush() error {
+// queueWrites queues the pending writes on q: one upsert per bucket.
+func (k *kv) queueWrites(q *pgx.Batch) int {
+	n := 0
 	for b, m := range k.pending {
 		if len(m) == 0 {
 			continue
@@ -262,13 +346,50 @@ func (k *kv) flush() error {
 		for key, v := range m {
 			keys, values = append(keys, []byte(key)), append(values, v)
 		}
-		_, err := k.tx.Exec(k.ctx, "INSERT INTO "+table(b)+" (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT (k) DO UPDATE SET v = excluded.v", keys, values)
-		if err != nil {
-			return k.l.wrap(fmt.Errorf("put %d values into %s: %w", len(m), b, err))
-		}
-		delete(k.pending, b)
+		q.Queue("INSERT INTO "+table(b)+" (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT (k) DO UPDATE SET v = excluded.v", keys, values)
+		n++
 	}
+	return n
+}
+
+// execAll reads n results of statements that return no rows.
+func execAll(br pgx.BatchResults, n int) error {
+	for range n {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flush sends the pending writes.
+func (k *kv) flush() error {
+	q := &pgx.Batch{}
+	n := k.queueWrites(q)
+	if n == 0 {
+		return nil
+	}
+	if err := k.send(q, func(br pgx.BatchResults) error { return execAll(br, n) }); err != nil {
+		return k.l.wrap(fmt.Errorf("put %d values: %w", k.npending, err))
+	}
+	clear(k.pending)
 	k.npending = 0
+	return nil
+}
+
+// commit sends the pending writes and COMMIT together; a transaction that sent nothing
+// has nothing to commit.
+func (k *kv) commit() error {
+	q := &pgx.Batch{}
+	n := k.queueWrites(q)
+	if n == 0 && !k.begun {
+		return nil
+	}
+	q.Queue("COMMIT")
+	if err := k.send(q, func(br pgx.BatchResults) error { return execAll(br, n+1) }); err != nil {
+		return k.l.wrap(fmt.Errorf("commit: %w", err))
+	}
+	k.begun = false
 	return nil
 }
 
@@ -279,38 +400,38 @@ const (
 )
 
 func (k *kv) Scan(b ledger.Bucket, from, to []byte, fn func(k, v []byte) error) error {
-	if err := k.flush(); err != nil {
-		return err
-	}
 	if from == nil {
 		from = []byte{}
 	}
 	page := scanPage
 	for {
 		// A page is read to its end before fn sees it, so that fn can use the
-		// transaction's connection.
-		var rows pgx.Rows
-		var err error
+		// transaction's connection. The pending writes go first, with the query.
+		q := &pgx.Batch{}
+		n := k.queueWrites(q)
 		if to == nil {
-			rows, err = k.tx.Query(k.ctx, "SELECT k, v FROM "+table(b)+" WHERE k >= $1 ORDER BY k LIMIT $2", from, page)
+			q.Queue("SELECT k, v FROM "+table(b)+" WHERE k >= $1 ORDER BY k LIMIT $2", from, page)
 		} else {
-			rows, err = k.tx.Query(k.ctx, "SELECT k, v FROM "+table(b)+" WHERE k >= $1 AND k < $2 ORDER BY k LIMIT $3", from, to, page)
+			q.Queue("SELECT k, v FROM "+table(b)+" WHERE k >= $1 AND k < $2 ORDER BY k LIMIT $3", from, to, page)
 		}
+		var keys, values [][]byte
+		err := k.send(q, func(br pgx.BatchResults) error {
+			if err := execAll(br, n); err != nil {
+				return err
+			}
+			rows, _ := br.Query()
+			var key, v []byte
+			_, err := pgx.ForEachRow(rows, []any{&key, &v}, func() error {
+				keys, values = append(keys, key), append(values, v)
+				return nil
+			})
+			return err
+		})
 		if err != nil {
 			return k.l.wrap(fmt.Errorf("scan %s: %w", b, err))
 		}
-		var keys, values [][]byte
-		for rows.Next() {
-			var key, v []byte
-			if err := rows.Scan(&key, &v); err != nil {
-				rows.Close()
-				return k.l.wrap(fmt.Errorf("scan %s: %w", b, err))
-			}
-			keys, values = append(keys, key), append(values, v)
-		}
-		if err := rows.Err(); err != nil {
-			return k.l.wrap(fmt.Errorf("scan %s: %w", b, err))
-		}
+		clear(k.pending)
+		k.npending = 0
 		for i := range keys {
 			if err := fn(keys[i], values[i]); err != nil {
 				return err
@@ -325,19 +446,25 @@ func (k *kv) Scan(b ledger.Bucket, from, to []byte, fn func(k, v []byte) error) 
 }
 
 func (k *kv) First(b ledger.Bucket, from, to []byte) ([]byte, error) {
-	if err := k.flush(); err != nil {
-		return nil, err
-	}
 	if from == nil {
 		from = []byte{}
 	}
-	var key []byte
-	var err error
+	q := &pgx.Batch{}
+	n := k.queueWrites(q)
 	if to == nil {
-		err = k.tx.QueryRow(k.ctx, "SELECT k FROM "+table(b)+" WHERE k >= $1 ORDER BY k LIMIT 1", from).Scan(&key)
+		q.Queue("SELECT k FROM "+table(b)+" WHERE k >= $1 ORDER BY k LIMIT 1", from)
 	} else {
-		err = k.tx.QueryRow(k.ctx, "SELECT k FROM "+table(b)+" WHERE k >= $1 AND k < $2 ORDER BY k LIMIT 1", from, to).Scan(&key)
+		q.Queue("SELECT k FROM "+table(b)+" WHERE k >= $1 AND k < $2 ORDER BY k LIMIT 1", from, to)
 	}
+	var key []byte
+	err := k.send(q, func(br pgx.BatchResults) error {
+		if err := execAll(br, n); err != nil {
+			return err
+		}
+		return br.QueryRow().Scan(&key)
+	})
+	clear(k.pending)
+	k.npending = 0
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}

@@ -1,0 +1,49 @@
+package ledger
+
+import "amos.example/amosd/proof"
+
+// BucketKey is one key of one bucket.
+type BucketKey struct {
+	Bucket Bucket
+	Key    []byte
+}
+
+// Prefetcher is a KV that reads many keys at once, in one round trip to its database;
+// a later Get of a prefetched key is answered from what was read. Tx.Prefetch uses it
+// when the KV has it; a KV in memory or on a local file needs none.
+type Prefetcher interface {
+	Prefetch(keys []BucketKey) error
+}
+
+// ChainMonth is a device's epoch and one month of its activity.
+type ChainMonth struct {
+	ID    proof.DeviceID
+	Epoch uint32
+	Month MonthKey // 0: no month
+}
+
+// Prefetch reads at once what deciding records of these device-epochs reads: the
+// devices, the chain heads and the month aggregates. It is a hint: the answers of the
+// transaction are the same with it or without it.
+func (t ledgerTx) Prefetch(chains []ChainMonth) error {
+	p, ok := t.kv.(Prefetcher)
+	if !ok || len(chains) == 0 {
+		return nil
+	}
+	keys := make([]BucketKey, 0, 3*len(chains))
+	seen := map[string]bool{}
+	add := func(b Bucket, k []byte) {
+		if s := string(rune(b)) + string(k); !seen[s] {
+			seen[s] = true
+			keys = append(keys, BucketKey{b, k})
+		}
+	}
+	for _, c := range chains {
+		add(bucketDevices, c.ID[:])
+		add(bucketChains, headKey(c.ID, c.Epoch))
+		if c.Month != 0 {
+			add(bucketDays, daysKey(c.Month, c.ID, c.Epoch))
+		}
+	}
+	return p.Prefetch(keys)
+}
