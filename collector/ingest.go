@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"amos.example/amosd/collector/claim"
+	"amos.example/amosd/collector/groupcommit"
 	"amos.example/amosd/collector/ledger"
 	"amos.example/amosd/collector/signals"
 	"amos.example/amosd/proof"
@@ -61,7 +62,7 @@ type Collector struct {
 	schedule  claim.Schedule
 	signals   signals.Thresholds
 	attestor  Attestor
-	committer committer
+	committer *groupcommit.Group[*commitReq]
 	admission admission
 
 	// generation counts the ledger's committed writes: a provisional claim computed
@@ -106,7 +107,7 @@ func New(l ledger.Ledger, o Options) (*Collector, error) {
 	c := &Collector{ledger: l, makers: o.Makers, elig: o.Eligibility, now: o.Now, workers: o.Workers,
 		schedule: o.Schedule, signals: o.Signals, attestor: o.Attestation, cache: map[Month]cachedClaim{}}
 	c.admission.perHour = int64(o.UncertifiedDevicesPerHour)
-	c.committer.cond = sync.NewCond(&c.committer.mu)
+	c.committer = groupcommit.New(MaxGroupRecords, func(r *commitReq) int { return len(r.ps) }, c.apply)
 	return c, nil
 }
 
@@ -189,7 +190,7 @@ func (c *Collector) Ingest(records [][]byte) (*Receipt, error) {
 	// 4. The chain decisions, in request order, in one durable transaction, shared
 	// with the batches that wait for the ledger at the same time (group commit).
 	req := &commitReq{ps: ps, now: now, results: make([]Result, len(ps))}
-	if err := c.commit(req); err != nil {
+	if err := c.committer.Do(req); err != nil {
 		return nil, fmt.Errorf("collector: ingest: %w", err)
 	}
 	return &Receipt{ServerTime: now.Unix(), Results: req.results}, nil
@@ -200,64 +201,9 @@ const MaxGroupRecords = 4096
 
 // commitReq is one batch waiting for the ledger.
 type commitReq struct {
-	ps       []prepared
-	now      time.Time
-	results  []Result
-	err      error
-	finished bool // guarded by committer.mu
-}
-
-// committer groups the batches that wait for the ledger into one transaction: the
-// first waiter leads, takes every batch queued by then, and commits them together,
-// one fsync for all, while the next batches verify their signatures.
-type committer struct {
-	mu    sync.Mutex
-	cond  *sync.Cond
-	queue []*commitReq
-	busy  bool
-}
-
-func (c *Collector) commit(req *commitReq) error {
-	m := &c.committer
-	m.mu.Lock()
-	m.queue = append(m.queue, req)
-	for m.busy && !req.finished {
-		m.cond.Wait()
-	}
-	if req.finished {
-		m.mu.Unlock()
-		return req.err
-	}
-	n, records := 0, 0
-	for n < len(m.queue) && (n == 0 || records+len(m.queue[n].ps) <= MaxGroupRecords) {
-		records += len(m.queue[n].ps)
-		n++
-	}
-	group := slices.Clone(m.queue[:n])
-	m.queue = slices.Delete(m.queue, 0, n)
-	m.busy = true
-	m.mu.Unlock()
-
-	err := c.apply(group)
-	if err != nil && len(group) > 1 {
-		// Do not let one batch's failure fail the others: commit each on its own.
-		for _, r := range group {
-			r.err = c.apply([]*commitReq{r})
-		}
-	} else {
-		for _, r := range group {
-			r.err = err
-		}
-	}
-
-	m.mu.Lock()
-	for _, r := range group {
-		r.finished = true
-	}
-	m.busy = false
-	m.cond.Broadcast()
-	m.mu.Unlock()
-	return req.err
+	ps      []prepared
+	now     time.Time
+	results []Result
 }
 
 // apply decides the records of the batches in order in one ledger transaction. The
