@@ -189,7 +189,8 @@ func ParseCertificate(b []byte) (*Certificate, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	if again, err := c.MarshalBinary(); err != nil || !bytes.Equal(again, b) {
+	var buf [320]byte // the largest certificate: no allocation for the comparison
+	if again, err := c.AppendBinary(buf[:0]); err != nil || !bytes.Equal(again, b) {
 		return nil, formatErr("certificate", "", -1, ErrNotCanonical, "")
 	}
 	return c, nil

@@ -1,13 +1,7 @@
 package claim
 
 import (
-	"bytes"
-	"cmp"
-	"encoding/hex"
 	"fmt"
-	"maps"
-	"slices"
-	"time"
 
 	"amos.example/amosd/collector/ledger"
 	"amos.example/amosd/collector/signals"
@@ -113,8 +107,8 @@ type Claim struct {
 
 // Params are the rules a claim is computed with.
 type Params struct {
-	Makers        map[string]proof.PublicKey // the registered makers and their keys
-	Active        func(*proof.ActivityDay) bool
+	Makers        map[string]proof.PublicKey    // the registered makers and their keys
+	Active        func(*proof.ActivityDay) bool // called from several goroutines at once
 	MinActiveDays int
 	Signals       signals.Thresholds
 	Schedule      Schedule
@@ -128,8 +122,7 @@ type Params struct {
 
 // attestation returns a device's attestation as of the claim: "" when attested, else
 // the refusal reasons; and the text of Device.Attestation.
-func (p *Params) attestation(d *ledger.Device) ([]string, string) {
-	a := d.Attestation
+func (p *Params) attestation(a *ledger.Attestation) ([]string, string) {
 	switch {
 	case a == nil:
 		return []string{ReasonNotAttested}, ReasonNotAttested
@@ -142,237 +135,6 @@ func (p *Params) attestation(d *ledger.Device) ([]string, string) {
 		}
 	}
 	return nil, "attested"
-}
-
-// Compute computes the claim of month m as of now, from tx. Sales registered after
-// the month closed are not looked at, so that a claim computed late is the one the
-// close would have computed.
-func Compute(tx ledger.Tx, m Month, p Params, now time.Time) (*Claim, error) {
-	last := m.Last()
-	closesAt := p.Schedule.ClosesAt(m)
-	decisions := map[proof.DeviceID]*ledger.Decision{}
-	err := tx.Decisions(m.Key(), func(d *ledger.Decision) error {
-		decisions[d.DeviceID] = d // the last one wins
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	type entry struct {
-		dev    *ledger.Device
-		cert   *proof.Certificate
-		sig    signals.Device
-		active int
-		out    Device
-		issued int64
-	}
-	// The month's accepted days, from its aggregates; then the devices they belong to
-	// and the sales of their serial tags, each read in one pass. Both the aggregates and
-	// the devices come in device_id order: they are merged, not looked up.
-	var entries []*entry
-	err = tx.MonthDays(m.Key(), func(id proof.DeviceID, epoch uint32, days []ledger.Day) error {
-		var e *entry
-		if n := len(entries); n > 0 && entries[n-1].sig.ID == id {
-			e = entries[n-1]
-		} else {
-			e = &entry{sig: signals.Device{ID: id, Days: make([]signals.Day, 0, len(days))}}
-			entries = append(entries, e)
-		}
-		for i := range days {
-			d := &days[i]
-			e.sig.Days = append(e.sig.Days, signals.Day{Epoch: epoch, MintedAt: d.MintedAt, Activity: d.Activity, Active: p.Active(&d.Activity)})
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	serials := make(map[[32]byte]*ledger.Sale, len(entries))
-	if len(entries) > 0 {
-		next := 0
-		err = tx.Devices(func(d *ledger.Device) error {
-			if next == len(entries) || entries[next].sig.ID != d.ID {
-				return nil
-			}
-			e := entries[next]
-			next++
-			cert, err := d.Certificate()
-			if err != nil {
-				return err
-			}
-			var active []proof.Date
-			for _, day := range e.sig.Days {
-				if day.Active {
-					active = append(active, day.Activity.Date)
-				}
-			}
-			slices.Sort(active)
-			e.dev, e.cert, e.active = d, cert, len(slices.Compact(active))
-			if cert != nil {
-				e.sig.MakerID, e.sig.SerialTag, e.issued = cert.MakerID, cert.SerialTag, cert.IssuedAt
-				serials[cert.SerialTag] = nil
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	for _, e := range entries {
-		if e.dev == nil {
-			return nil, fmt.Errorf("month %s: days of device %s, which the ledger does not hold: %w", m, e.sig.ID, ledger.ErrCorrupt)
-		}
-	}
-	if err := salesOf(tx, serials); err != nil {
-		return nil, err
-	}
-	sigDevs := make([]signals.Device, len(entries))
-	for i, e := range entries {
-		sigDevs[i] = e.sig
-	}
-	report := signals.Analyze(sigDevs, p.Signals)
-
-	var payable []*entry
-	for _, e := range entries {
-		o := &e.out
-		o.DeviceID, o.ActiveDays = e.dev.ID.String(), e.active
-		set := func(out Outcome, reasons ...string) { o.Outcome, o.Reasons = out, reasons }
-		if e.cert == nil {
-			set(Ineligible, ReasonNoCertificate)
-			continue
-		}
-		o.MakerID, o.SerialTag = e.cert.MakerID, hex.EncodeToString(e.cert.SerialTag[:])
-		unattested, attText := p.attestation(e.dev)
-		if e.dev.Attestation != nil || (p.AttestationRequired != nil && p.AttestationRequired(e.cert.MakerID)) {
-			o.Attestation = attText
-		}
-		required := p.AttestationRequired != nil && p.AttestationRequired(e.cert.MakerID)
-		o.Findings = report.Devices[e.dev.ID]
-		if d := decisions[e.dev.ID]; d != nil {
-			o.Decision = &Decision{Decision: "deny", At: d.At, By: d.By, Why: d.Why}
-			if d.Release {
-				o.Decision.Decision = "release"
-			}
-		}
-		sale := serials[e.cert.SerialTag]
-		if sale != nil && sale.RegisteredAt >= closesAt.Unix() {
-			sale = nil
-		}
-		switch key, ok := p.Makers[e.cert.MakerID]; {
-		case e.dev.Forked():
-			set(Refused, ReasonChainFork)
-		case sale != nil && sale.MakerID != e.cert.MakerID:
-			set(Refused, ReasonOtherMakers)
-		case e.active < p.MinActiveDays:
-			set(Ineligible, ReasonTooFewDays)
-		case !ok || key != e.dev.CertMakerKey:
-			set(Refused, ReasonMakerKey)
-		case required && unattested != nil:
-			set(Refused, unattested...)
-		case sale == nil:
-			set(Unregistered, ReasonNotRegistered)
-		case sale.SoldAt > last:
-			set(Refused, ReasonSoldAfterMonth)
-		case len(o.Findings) > 0 && o.Decision == nil:
-			reasons := make([]string, len(o.Findings))
-			for i, f := range o.Findings {
-				reasons[i] = string(f.Signal)
-			}
-			set(Held, slices.Compact(reasons)...)
-		case len(o.Findings) > 0 && o.Decision.Decision == "deny":
-			set(Refused, ReasonDenied)
-		default:
-			if len(o.Findings) > 0 {
-				o.Reasons = []string{ReasonReleased}
-			}
-			payable = append(payable, e)
-		}
-	}
-	// One payment per serial tag: the earliest issued certificate, then the lowest device_id.
-	slices.SortFunc(payable, func(x, y *entry) int {
-		if c := bytes.Compare(x.cert.SerialTag[:], y.cert.SerialTag[:]); c != 0 { // nearly always: no other argument evaluated
-			return c
-		}
-		return cmp.Or(cmp.Compare(x.issued, y.issued), bytes.Compare(x.dev.ID[:], y.dev.ID[:]))
-	})
-	for i, e := range payable {
-		if i > 0 && payable[i-1].cert.SerialTag == e.cert.SerialTag {
-			e.out.Outcome, e.out.Reasons = Ineligible, []string{ReasonSerialPaidOnce}
-		} else {
-			e.out.Outcome = Paid
-		}
-	}
-
-	c := &Claim{Month: m.String(), Status: StatusProvisional, ClosesAt: closesAt.Unix(), ComputedAt: now.Unix(), Rows: []Row{}, Devices: make([]Device, len(entries))}
-	rows := map[string]*Row{}
-	for _, id := range slices.Sorted(maps.Keys(p.Makers)) {
-		rows[id] = &Row{MakerID: id, HeldReasons: map[string]int{}, RefusedReasons: map[string]int{}}
-	}
-	for _, d := range report.Makers {
-		if r := rows[d.MakerID]; r != nil {
-			r.Distribution = &d
-		}
-	}
-	for i, e := range entries {
-		c.Devices[i] = e.out
-		r := rows[e.out.MakerID]
-		if r == nil {
-			continue
-		}
-		if e.out.Attestation == "attested" {
-			r.Attested++
-		}
-		switch e.out.Outcome {
-		case Paid:
-			r.Paid++
-		case Held:
-			r.Held++
-			for _, why := range e.out.Reasons {
-				r.HeldReasons[why]++
-			}
-		case Refused:
-			r.Refused++
-			r.RefusedReasons[e.out.Reasons[0]]++
-		case Unregistered:
-			r.Unregistered++
-		}
-	}
-	slices.SortFunc(c.Devices, func(x, y Device) int {
-		if x.MakerID != y.MakerID {
-			return cmp.Compare(x.MakerID, y.MakerID)
-		}
-		return cmp.Compare(x.DeviceID, y.DeviceID)
-	})
-	for _, id := range slices.Sorted(maps.Keys(rows)) {
-		r := rows[id]
-		r.EligibleDevices, r.AmountCNY = r.Paid, r.Paid*AmountPerDevice
-		c.Rows = append(c.Rows, *r)
-	}
-	if err := CountLate(tx, m, c); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-// salesOf fills serials with the registered sale of each serial tag (nil if none):
-// one lookup each for a few, one scan of the registry for many.
-func salesOf(tx ledger.Tx, serials map[[32]byte]*ledger.Sale) error {
-	if len(serials) <= 4096 {
-		for serial := range serials {
-			s, err := tx.Sale(serial)
-			if err != nil {
-				return err
-			}
-			serials[serial] = s
-		}
-		return nil
-	}
-	return tx.Sales(func(s *ledger.Sale) error {
-		if _, ok := serials[s.SerialTag]; ok {
-			serials[s.SerialTag] = s
-		}
-		return nil
-	})
 }
 
 // CountLate sets each row's Late from the ledger's late records of the month: the one

@@ -62,6 +62,7 @@ func decodeDays(key, v []byte, buf []Day) (m MonthKey, id proof.DeviceID, epoch 
 	}
 	n := (len(v) - 1) / daySize
 	days = slices.Grow(buf[:0], n)[:n]
+	first, last := proof.Date(m)*100+1, proof.Date(m)*100+proof.Date(daysIn(int(m/100), int(m%100))) // the month's dates
 	for i := range days {
 		b := v[1+i*daySize:]
 		d := &days[i]
@@ -74,13 +75,27 @@ func decodeDays(key, v []byte, buf []Day) (m MonthKey, id proof.DeviceID, epoch 
 		a.ScreenOns = binary.BigEndian.Uint16(b[20:])
 		a.ActiveHours = binary.BigEndian.Uint32(b[22:])
 		switch {
-		case !a.Date.Valid() || MonthKey(a.Date.Year()*100+int(a.Date.Month())) != m:
+		case a.Date < first || a.Date > last: // not a real date of month m
 			return 0, id, 0, nil, corrupt(bucketDays, key, "day %d: date %d is not in month %d", i, uint32(a.Date), m)
 		case i > 0 && a.Date <= days[i-1].Activity.Date:
 			return 0, id, 0, nil, corrupt(bucketDays, key, "day %d: date %s is not after %s", i, a.Date, days[i-1].Activity.Date)
 		}
 	}
 	return m, id, epoch, days, nil
+}
+
+// daysIn returns the number of days of a month (1..12) of a Gregorian year.
+func daysIn(year, month int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
 
 // AddDay appends an accepted activity record of the device's epoch to its month's

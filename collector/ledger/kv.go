@@ -141,26 +141,41 @@ func makerKeyBytes(k proof.PublicKey) []byte {
 }
 
 func decodeDevice(key, v []byte) (*Device, error) {
+	d := &Device{}
+	if err := decodeDeviceInto(d, key, v, false); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// decodeDeviceInto decodes a device value into the zero Device d. A lean decoding is
+// what claims read: d.Cert is v's bytes, not a copy of them; the public key is left
+// zero, and neither it (a point of its curve, hashing to the device_id, the one the
+// certificate names) nor the canonical form of the attestation verdict is checked:
+// ingest checked them before storing the device, and they cost more than the rest.
+func decodeDeviceInto(d *Device, key, v []byte, lean bool) error {
 	if len(key) != proof.HashSize {
-		return nil, corrupt(bucketDevices, key, "key is %d bytes, want %d", len(key), proof.HashSize)
+		return corrupt(bucketDevices, key, "key is %d bytes, want %d", len(key), proof.HashSize)
 	}
 	if len(v) < 2 || (v[0] != 1 && v[0] != 2) {
-		return nil, corrupt(bucketDevices, key, "value of %d bytes is not a version 1 or 2 device", len(v))
+		return corrupt(bucketDevices, key, "value of %d bytes is not a version 1 or 2 device", len(v))
 	}
-	d := &Device{}
 	copy(d.ID[:], key)
 	t, rest := proof.KeyEd25519, v[1:]
 	if v[0] == 2 {
 		t, rest = proof.KeyType(v[1]), v[2:]
 	}
 	if t.Size() == 0 || len(rest) < t.Size()+deviceFixed-1-proof.PublicKeySize {
-		return nil, corrupt(bucketDevices, key, "value of %d bytes does not hold a version %d device with key type %d", len(v), v[0], t)
+		return corrupt(bucketDevices, key, "value of %d bytes does not hold a version %d device with key type %d", len(v), v[0], t)
 	}
-	pub, err := proof.NewPublicKey(t, rest[:t.Size()])
-	if err != nil {
-		return nil, corrupt(bucketDevices, key, "public key: %v", err)
+	if !lean {
+		pub, err := proof.NewPublicKey(t, rest[:t.Size()])
+		if err != nil {
+			return corrupt(bucketDevices, key, "public key: %v", err)
+		}
+		d.PublicKey = pub
 	}
-	d.PublicKey, rest = pub, rest[t.Size():]
+	rest = rest[t.Size():]
 	d.FirstSeen = int64(binary.BigEndian.Uint64(rest))
 	d.ForkEvidence = binary.BigEndian.Uint32(rest[8:])
 	d.CertEpoch = binary.BigEndian.Uint32(rest[12:])
@@ -172,57 +187,62 @@ func decodeDevice(key, v []byte) (*Device, error) {
 	n := int(binary.BigEndian.Uint16(rest[48:]))
 	rest = rest[50:]
 	if len(rest) < n {
-		return nil, corrupt(bucketDevices, key, "certificate length %d, %d bytes follow", n, len(rest))
+		return corrupt(bucketDevices, key, "certificate length %d, %d bytes follow", n, len(rest))
 	}
 	cert, rest := rest[:n], rest[n:]
 	if v[0] == 2 {
 		if len(rest) < 2 || len(rest) != 2+int(binary.BigEndian.Uint16(rest)) {
-			return nil, corrupt(bucketDevices, key, "attestation verdict framing: %d bytes", len(rest))
+			return corrupt(bucketDevices, key, "attestation verdict framing: %d bytes", len(rest))
 		}
 		if js := rest[2:]; len(js) > 0 {
 			d.Attestation = &Attestation{}
 			dec := json.NewDecoder(bytes.NewReader(js))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(d.Attestation); err != nil || dec.More() {
-				return nil, corrupt(bucketDevices, key, "attestation verdict: %v", err)
+				return corrupt(bucketDevices, key, "attestation verdict: %v", err)
 			}
-			if again, _ := json.Marshal(d.Attestation); !bytes.Equal(again, js) {
-				return nil, corrupt(bucketDevices, key, "attestation verdict is not in its canonical form")
+			if !lean {
+				if again, _ := json.Marshal(d.Attestation); !bytes.Equal(again, js) {
+					return corrupt(bucketDevices, key, "attestation verdict is not in its canonical form")
+				}
 			}
 		}
 		rest = nil
 		if t == proof.KeyEd25519 && d.Attestation == nil {
-			return nil, corrupt(bucketDevices, key, "version 2 value of an Ed25519 device without attestation")
+			return corrupt(bucketDevices, key, "version 2 value of an Ed25519 device without attestation")
 		}
 	}
 	switch {
-	case d.PublicKey.DeviceID() != d.ID:
-		return nil, corrupt(bucketDevices, key, "public key %s does not hash to the device_id", d.PublicKey)
+	case !lean && d.PublicKey.DeviceID() != d.ID:
+		return corrupt(bucketDevices, key, "public key %s does not hash to the device_id", d.PublicKey)
 	case len(rest) != 0:
-		return nil, corrupt(bucketDevices, key, "certificate length %d, %d bytes follow", n, n+len(rest))
+		return corrupt(bucketDevices, key, "certificate length %d, %d bytes follow", n, n+len(rest))
 	case d.FirstSeen < 0:
-		return nil, corrupt(bucketDevices, key, "first_seen %d", d.FirstSeen)
+		return corrupt(bucketDevices, key, "first_seen %d", d.FirstSeen)
 	case d.ForkEvidence > MaxForkEvidence:
-		return nil, corrupt(bucketDevices, key, "%d fork evidence records, at most %d", d.ForkEvidence, MaxForkEvidence)
+		return corrupt(bucketDevices, key, "%d fork evidence records, at most %d", d.ForkEvidence, MaxForkEvidence)
 	}
 	if n == 0 {
 		if d.CertEpoch != 0 || !d.CertMakerKey.IsZero() {
-			return nil, corrupt(bucketDevices, key, "certificate epoch or maker key without a certificate")
+			return corrupt(bucketDevices, key, "certificate epoch or maker key without a certificate")
 		}
-		return d, nil
+		return nil
 	}
-	d.Cert = bytes.Clone(cert)
+	d.Cert = cert
+	if !lean {
+		d.Cert = bytes.Clone(cert)
+	}
 	c, err := proof.ParseCertificate(d.Cert)
 	switch {
 	case err != nil:
-		return nil, corrupt(bucketDevices, key, "certificate: %v", err)
-	case c.DevicePublicKey != d.PublicKey:
-		return nil, corrupt(bucketDevices, key, "certificate names another key")
+		return corrupt(bucketDevices, key, "certificate: %v", err)
+	case !lean && c.DevicePublicKey != d.PublicKey:
+		return corrupt(bucketDevices, key, "certificate names another key")
 	case d.CertEpoch == 0:
-		return nil, corrupt(bucketDevices, key, "certificate of epoch 0")
+		return corrupt(bucketDevices, key, "certificate of epoch 0")
 	}
 	d.parsed = c
-	return d, nil
+	return nil
 }
 
 // Head value, version 1:

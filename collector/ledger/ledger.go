@@ -80,6 +80,22 @@ type Tx interface {
 	MonthDays(m MonthKey, fn func(id proof.DeviceID, epoch uint32, days []Day) error) error
 	// DeviceMonthDays is MonthDays for one device (days valid until fn returns).
 	DeviceMonthDays(m MonthKey, id proof.DeviceID, fn func(epoch uint32, days []Day) error) error
+
+	// MonthDayBatches is MonthDays decoded by up to workers goroutines at once: it calls
+	// fn from them, each call with consecutive device-epochs of the month in key order,
+	// every epoch of a device in the same call, and how many devices of the month came
+	// before them. runs is valid only until fn returns.
+	MonthDayBatches(m MonthKey, workers int, fn func(first int, runs []DayRun) error) error
+	// DeviceBatches is Devices decoded by up to workers goroutines at once, for what
+	// claims read: it calls fn from them, each call with consecutive devices in
+	// device_id order and how many devices came before them. devs and what they hold are
+	// valid only until fn returns. Their PublicKey is left zero: neither it nor what
+	// ingest checked before storing a device is checked again.
+	DeviceBatches(workers int, fn func(first int, devs []Device) error) error
+	// SaleBatches is Sales decoded by up to workers goroutines at once: it calls fn from
+	// them, each call with consecutive sales in serial_tag order, valid only until fn
+	// returns, and how many sales came before them.
+	SaleBatches(workers int, fn func(first int, sales []Sale) error) error
 }
 
 // MaxForkEvidence is how many distinct contradicting records are kept per device.
@@ -135,6 +151,15 @@ func (d *Device) Certificate() (*proof.Certificate, error) {
 		return nil, fmt.Errorf("device %s: stored certificate: %v: %w", d.ID, err, ErrCorrupt)
 	}
 	return c, nil
+}
+
+// SharedCertificate is Certificate without the copy: the certificate it returns may be
+// d's own, which nobody may modify.
+func (d *Device) SharedCertificate() (*proof.Certificate, error) {
+	if d.parsed != nil && len(d.Cert) > 0 {
+		return d.parsed, nil
+	}
+	return d.Certificate()
 }
 
 // Head is the head of one device's chain in one epoch, with its counters.

@@ -63,9 +63,31 @@ func encodeSale(s *Sale) []byte {
 	return append(b, s.Channel...)
 }
 
+// intern returns string(b), the one of names if it holds it.
+func intern(names map[string]string, b []byte) string {
+	if s, ok := names[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if names != nil && len(names) < 4096 {
+		names[s] = s
+	}
+	return s
+}
+
 func decodeSale(key, v []byte) (*Sale, error) {
-	bad := func(why string, args ...any) (*Sale, error) {
-		return nil, corrupt(bucketSales, key, why, args...)
+	s := &Sale{}
+	if err := decodeSaleInto(s, key, v, nil); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// decodeSaleInto decodes a sale value into s. With names, its strings are those of
+// names when there, and added to it (up to 4096).
+func decodeSaleInto(s *Sale, key, v []byte, names map[string]string) error {
+	bad := func(why string, args ...any) error {
+		return corrupt(bucketSales, key, why, args...)
 	}
 	if len(key) != 32 {
 		return bad("key is %d bytes, want 32", len(key))
@@ -73,22 +95,22 @@ func decodeSale(key, v []byte) (*Sale, error) {
 	if len(v) < 15 || v[0] != 1 {
 		return bad("value of %d bytes is not a version 1 sale", len(v))
 	}
-	s := &Sale{SoldAt: proof.Date(binary.BigEndian.Uint32(v[1:])), RegisteredAt: int64(binary.BigEndian.Uint64(v[5:]))}
+	*s = Sale{SoldAt: proof.Date(binary.BigEndian.Uint32(v[1:])), RegisteredAt: int64(binary.BigEndian.Uint64(v[5:]))}
 	copy(s.SerialTag[:], key)
 	n := int(v[13])
 	if len(v) < 15+n {
 		return bad("maker_id of %d bytes, %d follow", n, len(v)-14)
 	}
-	s.MakerID = string(v[14 : 14+n])
+	s.MakerID = intern(names, v[14:14+n])
 	c := int(v[14+n])
 	if len(v) != 15+n+c {
 		return bad("channel of %d bytes, %d follow", c, len(v)-15-n)
 	}
-	s.Channel = string(v[15+n:])
+	s.Channel = intern(names, v[15+n:])
 	if !proof.ValidMakerID(s.MakerID) || !s.SoldAt.Valid() || c == 0 {
 		return bad("maker_id %q, sold_at %d, channel %q", s.MakerID, uint32(s.SoldAt), s.Channel)
 	}
-	return s, nil
+	return nil
 }
 
 // ClosedMonth value, version 1: 0 version | 1 closed_at i64 | 9 claim.

@@ -15,6 +15,22 @@ type Prefetcher interface {
 	Prefetch(keys []BucketKey) error
 }
 
+// Streamer is a KV that scans faster when fn does not use the transaction: Stream is
+// Scan with k and v valid only until fn returns, and fn must not call the KV (a
+// database sends the whole range as one stream of rows, not in pages).
+type Streamer interface {
+	Stream(b Bucket, from, to []byte, fn func(k, v []byte) error) error
+}
+
+// stream is Scan, through Stream when the KV has it; fn must not use the transaction
+// and must copy what it keeps of k and v.
+func stream(kv KV, b Bucket, from, to []byte, fn func(k, v []byte) error) error {
+	if s, ok := kv.(Streamer); ok {
+		return s.Stream(b, from, to, fn)
+	}
+	return kv.Scan(b, from, to, fn)
+}
+
 // ChainMonth is a device's epoch and one month of its activity.
 type ChainMonth struct {
 	ID    proof.DeviceID

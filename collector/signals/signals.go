@@ -2,10 +2,6 @@
 package signals
 
 import (
-	"bytes"
-	"encoding/hex"
-	"fmt"
-	"maps"
 	"math"
 	"math/bits"
 	"slices"
@@ -113,22 +109,87 @@ type Report struct {
 // Device IDs are expected to be distinct (the findings of two entries with one ID are
 // merged). devs is not modified.
 func Analyze(devs []Device, th Thresholds) *Report {
-	a := &analysis{devs: devs, th: th, found: make([][]Finding, len(devs)), activeDays: make([]int32, len(devs)),
-		makers: map[string]*histogram{}, dayEnds: map[proof.Date]int64{}}
-	a.clones()
+	sums := make([]Summary, len(devs))
+	sheet := NewSheet(th)
+	var c Counters
+	found := map[int32][]Finding{}
+	makerIdx := map[string]int32{}
+	var makers []string
+	var byTag []int32
 	for i := range devs {
-		a.device(i)
-	}
-	a.manyKeys()
-	rep := &Report{Devices: map[proof.DeviceID][]Finding{}, Makers: a.makerDistances()}
-	for i, f := range a.found {
+		d, s := &devs[i], &sums[i]
+		s.ID, s.SerialTag, s.Maker = d.ID, d.SerialTag, -1
+		if d.MakerID != "" {
+			k, ok := makerIdx[d.MakerID]
+			if !ok {
+				k = int32(len(makers))
+				makerIdx[d.MakerID] = k
+				makers = append(makers, d.MakerID)
+			}
+			s.Maker = k
+		}
+		var f []Finding
+		s.ActiveDays, s.Unlocks, f = sheet.Own(d, nil)
 		if len(f) > 0 {
-			f = append(rep.Devices[devs[i].ID], f...)
-			slices.SortStableFunc(f, func(x, y Finding) int { return strings.Compare(string(x.Signal), string(y.Signal)) })
-			rep.Devices[devs[i].ID] = f
+			found[int32(i)] = f
+		}
+		c.Add(int32(i), d.Days)
+		if d.SerialTag != ([32]byte{}) {
+			byTag = append(byTag, int32(i))
 		}
 	}
+	dev := func(i int) *Summary { return &sums[i] }
+	SortByTag(byTag, dev)
+	rep := &Report{Devices: map[proof.DeviceID][]Finding{}}
+	clones := Clones(len(sums), func(i int) proof.DeviceID { return sums[i].ID }, []*Counters{&c}, th)
+	rep.Makers = Cross(len(sums), dev, makers, byTag, clones, found, th)
+	for i := range sums {
+		f, id := found[int32(i)], sums[i].ID
+		if len(f) == 0 {
+			continue
+		}
+		if prev := rep.Devices[id]; prev != nil {
+			f = append(prev, f...)
+			slices.SortStableFunc(f, bySignal)
+		}
+		rep.Devices[id] = f
+	}
 	return rep
+}
+
+func bySignal(x, y Finding) int { return strings.Compare(string(x.Signal), string(y.Signal)) }
+
+// Summary is what Cross reads of one device of the month.
+type Summary struct {
+	ID         proof.DeviceID
+	Maker      int32    // its maker_id's index in the makers given to Cross, -1 if unattributed
+	SerialTag  [32]byte // zero for an unattributed device
+	ActiveDays int32    // distinct active dates (Sheet.Own)
+	Unlocks    [9]int32 // active days per unlocks bin (Sheet.Own)
+}
+
+// Cross computes the many keys signal and the maker distances, and gathers every
+// device's findings.
+//
+// The month has n devices, dev(i) being the i-th, those of a non-zero serial tag listed
+// in byTag sorted by serial tag (others may be listed too); makers are the maker_ids
+// their Maker indexes. found holds each device's own findings (Sheet.Own) by index:
+// Cross adds there those of clones (what Clones returned) and its own, and sorts each
+// device's findings by Signal. It returns one MakerDistance per maker with devices,
+// sorted by maker_id. The result does not depend on the order of the devices.
+func Cross(n int, dev func(i int) *Summary, makers []string, byTag []int32, clones map[int32]Finding, found map[int32][]Finding, th Thresholds) []MakerDistance {
+	x := &cross{n: n, dev: dev, th: th, found: found}
+	for i, f := range clones {
+		found[i] = append(found[i], f)
+	}
+	x.manyKeys(byTag)
+	for i, f := range found {
+		if len(f) > 1 {
+			slices.SortStableFunc(f, bySignal)
+			found[i] = f
+		}
+	}
+	return x.makerDistances(makers)
 }
 
 // histogram holds the distributions of one maker, or of all attributed devices.
@@ -153,237 +214,39 @@ func (h histogram) minus(o *histogram) histogram {
 // unlockBin returns the bin of n unlocks: bin k >= 1 holds 2^(k-1)..2^k-1, the last one 128+.
 func unlockBin(n uint16) int { return min(bits.Len16(n), 8) }
 
-// analysis is the working state of one Analyze call.
-type analysis struct {
-	devs       []Device
-	th         Thresholds
-	found      [][]Finding // per device index
-	activeDays []int32     // distinct active dates per device index
-	makers     map[string]*histogram
-	all        histogram            // of every attributed device
-	dayEnds    map[proof.Date]int64 // Date.Next().Start(0).Unix() per date seen
-	minted     []int64              // scratch buffers of device, reused across devices
-	dateEp     []uint64             // date<<32 | epoch
-	active     []proof.Date
-	sat        []proof.Date // saturated dates
-}
-
-func (a *analysis) add(i int, s Signal, format string, args ...any) {
-	a.found[i] = append(a.found[i], Finding{Signal: s, Detail: fmt.Sprintf(format, args...)})
-}
-
-// clones finds the devices that share the counters of their active dates with others.
-//
-// At tens of millions of phones two honest phones often report the same
-// (interactive_seconds, unlocks, screen_ons) on one date, but the same pair sharing it
-// on ClonePairDates dates of a month is astronomically unlikely: it is one script or one
-// copied store. A group of CloneMassGroup identical tuples on one date is a script too;
-// such groups are not expanded into pairs (that would be quadratic in the farm's size):
-// each member gets a mass date instead.
-func (a *analysis) clones() {
-	type bucket struct {
-		tuples []uint64 // interactive_seconds<<32 | unlocks<<16 | screen_ons
-		owners []int32  // device index of each tuple, ascending
-	}
-	dateIdx := map[proof.Date]int{}
-	var buckets []bucket // the active records of each date
-	for di, d := range a.devs {
-		for k := range d.Days {
-			if act := &d.Days[k].Activity; d.Days[k].Active {
-				i, ok := dateIdx[act.Date]
-				if !ok {
-					i = len(buckets)
-					dateIdx[act.Date] = i
-					buckets = append(buckets, bucket{})
-				}
-				b := &buckets[i]
-				b.tuples = append(b.tuples, uint64(act.InteractiveSeconds)<<32|uint64(act.Unlocks)<<16|uint64(act.ScreenOns))
-				b.owners = append(b.owners, int32(di))
-			}
+// makerDistances compares each maker's histograms with those of every other attributed
+// device.
+func (x *cross) makerDistances(makers []string) []MakerDistance {
+	hs := make([]histogram, len(makers))
+	var all histogram // of every attributed device
+	for i := range x.n {
+		d := x.dev(i)
+		if d.Maker < 0 {
+			continue
 		}
-	}
-
-	pairs := map[uint64]int32{} // lo<<32|hi device indices -> dates shared
-	mass := make([]int32, len(a.devs))
-	lastMass := make([]int32, len(a.devs)) // date index+1 of the last mass date counted
-	groups := map[uint64][]int32{}         // tuple shared on the date -> its devices
-	var sorted, buf, datePairs []uint64
-	for di, b := range buckets {
-		// Find the shared tuples by sorting a copy: most tuples of a date are unique.
-		sorted = radixSort(append(sorted[:0], b.tuples...), &buf)
-		clear(groups)
-		for i := 1; i < len(sorted); i++ {
-			if sorted[i] == sorted[i-1] {
-				groups[sorted[i]] = nil
-			}
-		}
-		for k, t := range b.tuples {
-			if g, ok := groups[t]; ok && (len(g) == 0 || g[len(g)-1] != b.owners[k]) {
-				groups[t] = append(g, b.owners[k])
-			}
-		}
-		datePairs = datePairs[:0]
-		for _, members := range groups {
-			if len(members) >= a.th.CloneMassGroup {
-				for _, m := range members {
-					if lastMass[m] != int32(di+1) {
-						lastMass[m] = int32(di + 1)
-						mass[m]++
-					}
-				}
-				continue
-			}
-			for x, lo := range members {
-				for _, hi := range members[x+1:] {
-					datePairs = append(datePairs, uint64(lo)<<32|uint64(hi))
-				}
-			}
-		}
-		// A device reported twice on one date (two epochs) shares that date once.
-		slices.Sort(datePairs)
-		for _, p := range slices.Compact(datePairs) {
-			pairs[p]++
-		}
-	}
-
-	// Name the partner with the most shared dates, then the lowest device_id.
-	type partner struct{ dates, dev int32 }
-	best := map[int32]partner{}
-	consider := func(self, other, dates int32) {
-		cur, ok := best[self]
-		if !ok || dates > cur.dates || dates == cur.dates && bytes.Compare(a.devs[other].ID[:], a.devs[cur.dev].ID[:]) < 0 {
-			best[self] = partner{dates, other}
-		}
-	}
-	for p, c := range pairs {
-		if int(c) >= a.th.ClonePairDates {
-			consider(int32(p>>32), int32(uint32(p)), c)
-			consider(int32(uint32(p)), int32(p>>32), c)
-		}
-	}
-	for i := range a.devs {
-		var parts []string
-		if p, ok := best[int32(i)]; ok {
-			parts = append(parts, fmt.Sprintf("shares identical counters with device %s… on %d dates (threshold %d)",
-				a.devs[p.dev].ID.String()[:8], p.dates, a.th.ClonePairDates))
-		}
-		if int(mass[i]) >= a.th.CloneMassDates && mass[i] > 0 {
-			parts = append(parts, fmt.Sprintf("shares identical counters with %d or more devices on %d dates (threshold %d)",
-				a.th.CloneMassGroup, mass[i], a.th.CloneMassDates))
-		}
-		if len(parts) > 0 {
-			a.add(i, Clone, "%s", strings.Join(parts, "; "))
-		}
-	}
-}
-
-// radixSort sorts v (least significant byte first) with *buf as scratch, and returns the
-// sorted slice: v or *buf, the other one becoming the scratch.
-func radixSort(v []uint64, buf *[]uint64) []uint64 {
-	if cap(*buf) < len(v) {
-		*buf = make([]uint64, len(v))
-	}
-	w := (*buf)[:len(v)]
-	for shift := 0; shift < 64 && len(v) > 0; shift += 8 {
-		var at [256]int
-		for _, x := range v {
-			at[x>>shift&0xff]++
-		}
-		if at[v[0]>>shift&0xff] == len(v) {
-			continue // the same byte everywhere
-		}
-		for b, n := 0, 0; b < 256; b++ {
-			at[b], n = n, n+at[b]
-		}
-		for _, x := range v {
-			w[at[x>>shift&0xff]] = x
-			at[x>>shift&0xff]++
-		}
-		v, w = w, v
-	}
-	*buf = w
-	return v
-}
-
-// device computes the signals of one device that need only its own records and its
-// active days, and adds it to the histograms of its maker and of all attributed devices.
-func (a *analysis) device(i int) {
-	d, th := &a.devs[i], &a.th
-	a.minted, a.dateEp, a.active, a.sat = a.minted[:0], a.dateEp[:0], a.active[:0], a.sat[:0]
-	var unlocks [9]int
-	late, lateSecs := 0, int64(th.BackfillLate/time.Second)
-	for k := range d.Days {
-		day := &d.Days[k]
-		act := &day.Activity
-		a.minted = append(a.minted, day.MintedAt)
-		a.dateEp = append(a.dateEp, uint64(act.Date)<<32|uint64(day.Epoch))
-		if day.Active {
-			a.active = append(a.active, act.Date)
-			unlocks[unlockBin(act.Unlocks)]++
-		}
-		if act.ActiveHours&proof.AllHours == proof.AllHours && act.InteractiveSeconds >= th.SaturatedSeconds {
-			a.sat = append(a.sat, act.Date)
-		}
-		end, ok := a.dayEnds[act.Date]
-		if !ok {
-			end = act.Date.Next().Start(0).Unix()
-			a.dayEnds[act.Date] = end
-		}
-		if day.MintedAt-(end-int64(act.UTCOffsetMinutes)*60) > lateSecs { // Date.Next().Start(offset)
-			late++
-		}
-	}
-	a.activeDays[i] = int32(distinct(a.active))
-	if d.MakerID != "" {
-		h := a.makers[d.MakerID]
-		if h == nil {
-			h = &histogram{}
-			a.makers[d.MakerID] = h
-		}
-		for _, h := range [2]*histogram{h, &a.all} {
+		for _, h := range [2]*histogram{&hs[d.Maker], &all} {
 			h.devices++
-			h.days[min(int(a.activeDays[i]), len(h.days)-1)]++
-			for b, n := range unlocks {
-				h.unlocks[b] += n
+			h.days[min(int(d.ActiveDays), len(h.days)-1)]++
+			for b, n := range d.Unlocks {
+				h.unlocks[b] += int(n)
 			}
 		}
 	}
-	slices.Sort(a.minted)
-	most, lo := 0, 0
-	for hi, t := range a.minted {
-		for t-a.minted[lo] > int64(th.BurstWindow/time.Second) {
-			lo++
+	out := make([]MakerDistance, 0, len(makers))
+	for k, id := range makers {
+		own := &hs[k]
+		if own.devices == 0 {
+			continue
 		}
-		most = max(most, hi-lo+1)
+		rest := all.minus(own)
+		m := MakerDistance{MakerID: id, Devices: own.devices, Threshold: x.th.MakerDistance,
+			ActiveDays: tvDistance(own.days[:], rest.days[:]), Unlocks: tvDistance(own.unlocks[:], rest.unlocks[:])}
+		m.Flagged = own.devices >= x.th.MakerMinDevices && rest.devices >= x.th.MakerMinDevices &&
+			(m.ActiveDays > m.Threshold || m.Unlocks > m.Threshold)
+		out = append(out, m)
 	}
-	if most >= th.BurstRecords && most >= 2 {
-		a.add(i, Burst, "%d records minted within %s (threshold %d)", most, duration(th.BurstWindow), th.BurstRecords)
-	}
-	if late >= th.BackfillRecords && late > 0 {
-		a.add(i, Backfill, "%d records minted more than %s after the end of their date (threshold %d)",
-			late, duration(th.BackfillLate), th.BackfillRecords)
-	}
-	slices.Sort(a.dateEp)
-	ep, replayed := slices.Compact(a.dateEp), 0
-	for k := 1; k < len(ep); k++ { // a date counts at its second epoch
-		if ep[k]>>32 == ep[k-1]>>32 && (k == 1 || ep[k-2]>>32 != ep[k]>>32) {
-			replayed++
-		}
-	}
-	if replayed >= th.ReplayDates && replayed > 0 {
-		a.add(i, Replay, "%d dates reported by two or more epochs (threshold %d)", replayed, th.ReplayDates)
-	}
-
-	if n := distinct(a.sat); n >= th.SaturatedDays && n > 0 {
-		a.add(i, Saturated, "%d saturated days: all 24 active hours and at least %d interactive seconds (threshold %d)",
-			n, th.SaturatedSeconds, th.SaturatedDays)
-	}
-}
-
-// distinct returns the number of distinct dates in v, which it sorts.
-func distinct(v []proof.Date) int {
-	slices.Sort(v)
-	return len(slices.Compact(v))
+	slices.SortFunc(out, func(a, b MakerDistance) int { return strings.Compare(a.MakerID, b.MakerID) })
+	return out
 }
 
 // duration formats d without trailing zero units: 1h, 36h, 1h1m.
@@ -395,41 +258,6 @@ func duration(d time.Duration) string {
 		}
 	}
 	return s
-}
-
-// manyKeys flags the device keys of a serial tag that too many keys used in the month.
-func (a *analysis) manyKeys() {
-	byTag := map[[32]byte][]int32{}
-	for i := range a.devs {
-		if d := &a.devs[i]; d.SerialTag != ([32]byte{}) && a.activeDays[i] > 0 {
-			byTag[d.SerialTag] = append(byTag[d.SerialTag], int32(i))
-		}
-	}
-	for tag, keys := range byTag {
-		if len(keys) >= a.th.ManyKeys && len(keys) >= 2 {
-			for _, i := range keys {
-				a.add(int(i), ManyKeys, "serial tag %s… has %d device keys with an active date (threshold %d)",
-					hex.EncodeToString(tag[:4]), len(keys), a.th.ManyKeys)
-			}
-		}
-	}
-}
-
-// makerDistances compares each maker's histograms with those of every other attributed
-// device.
-func (a *analysis) makerDistances() []MakerDistance {
-	ids := slices.Sorted(maps.Keys(a.makers))
-	out := make([]MakerDistance, 0, len(ids))
-	for _, id := range ids {
-		own := a.makers[id]
-		rest := a.all.minus(own)
-		m := MakerDistance{MakerID: id, Devices: own.devices, Threshold: a.th.MakerDistance,
-			ActiveDays: tvDistance(own.days[:], rest.days[:]), Unlocks: tvDistance(own.unlocks[:], rest.unlocks[:])}
-		m.Flagged = own.devices >= a.th.MakerMinDevices && rest.devices >= a.th.MakerMinDevices &&
-			(m.ActiveDays > m.Threshold || m.Unlocks > m.Threshold)
-		out = append(out, m)
-	}
-	return out
 }
 
 // tvDistance returns the total variation distance of two histograms with the same bins,

@@ -409,6 +409,26 @@ func testDays(t *testing.T, l ledger.Ledger) {
 		if !slices.Equal(got, want) {
 			t.Errorf("MonthDays(2028-02):\n%v\nwant\n%v", got, want)
 		}
+		// The same, decoded in batches by several workers (a database streams them).
+		var mu sync.Mutex
+		var batched []string
+		must(t, tx.MonthDayBatches(202802, 3, func(first int, runs []ledger.DayRun) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, r := range runs {
+				var dates []string
+				for _, d := range r.Days {
+					dates = append(dates, d.Activity.Date.String())
+				}
+				batched = append(batched, fmt.Sprint(r.ID == devs[0], r.Epoch, dates))
+			}
+			return nil
+		}))
+		slices.Sort(batched)
+		sorted := slices.Sorted(slices.Values(want))
+		if !slices.Equal(batched, sorted) {
+			t.Errorf("MonthDayBatches(2028-02):\n%v\nwant\n%v", batched, sorted)
+		}
 		n := 0
 		must(t, tx.DeviceMonthDays(202803, devs[1], func(epoch uint32, days []ledger.Day) error {
 			n += len(days)

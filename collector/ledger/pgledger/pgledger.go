@@ -445,6 +445,57 @@ func (k *kv) Scan(b ledger.Bucket, from, to []byte, fn func(k, v []byte) error) 
 	}
 }
 
+// Stream implements ledger.Streamer: one query for the whole range, its rows handed
+// to fn as they arrive, without a copy (the binary bytea values are the bytes).
+func (k *kv) Stream(b ledger.Bucket, from, to []byte, fn func(k, v []byte) error) error {
+	if from == nil {
+		from = []byte{}
+	}
+	q := &pgx.Batch{}
+	n := k.queueWrites(q)
+	if to == nil {
+		q.Queue("SELECT k, v FROM "+table(b)+" WHERE k >= $1 ORDER BY k", from)
+	} else {
+		q.Queue("SELECT k, v FROM "+table(b)+" WHERE k >= $1 AND k < $2 ORDER BY k", from, to)
+	}
+	var fnErr error
+	err := k.send(q, func(br pgx.BatchResults) error {
+		if err := execAll(br, n); err != nil {
+			return err
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var key, v []byte
+			if fd := rows.FieldDescriptions(); fd[0].Format == pgx.BinaryFormatCode && fd[1].Format == pgx.BinaryFormatCode {
+				raw := rows.RawValues()
+				key, v = raw[0], raw[1]
+			} else if err := rows.Scan(&key, &v); err != nil {
+				return err
+			}
+			if v == nil {
+				v = []byte{}
+			}
+			if fnErr = fn(key, v); fnErr != nil {
+				return fnErr
+			}
+		}
+		return rows.Err()
+	})
+	clear(k.pending)
+	k.npending = 0
+	switch {
+	case fnErr != nil:
+		return fnErr
+	case err != nil:
+		return k.l.wrap(fmt.Errorf("scan %s: %w", b, err))
+	}
+	return nil
+}
+
 func (k *kv) First(b ledger.Bucket, from, to []byte) ([]byte, error) {
 	if from == nil {
 		from = []byte{}
