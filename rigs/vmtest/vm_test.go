@@ -62,6 +62,10 @@ func TestPowerCuts(t *testing.T) {
 			cuts, _ = strconv.Atoi(s)
 		}
 		t.Run(arch.Name, func(t *testing.T) {
+			// The architectures boot side by side: each guest is one emulated CPU,
+			// counted in instructions (-icount), so the other does not change its
+			// figures, and CI waits for the longer one only.
+			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 			defer cancel()
 			im := prepare(t, ctx, arch)
