@@ -3,6 +3,7 @@ package claim
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"maps"
 	"runtime"
@@ -81,6 +82,14 @@ func Compute(tx ledger.Tx, m Month, p Params, now time.Time) (*Claim, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The sales registry, on a database that can share the transaction's snapshot, in
+	// the background from the start: it is read whole anyway when many devices are
+	// attributed, and does not depend on the days or the devices.
+	sales, err := registryAhead(tx)
+	if err != nil {
+		return nil, err
+	}
+	defer sales.stop()
 	entries, counters, found, err := monthDays(tx, m, &p)
 	if err != nil {
 		return nil, err
@@ -121,6 +130,7 @@ func Compute(tx ledger.Tx, m Month, p Params, now time.Time) (*Claim, error) {
 	var order []int32
 	var tags [][32]byte
 	if attributed <= 4096 {
+		sales.stop()
 		order, tags = bySerial(entries)
 		if err := lookUpSales(tx, entries, order, tags, makers.names, closesAt.Unix(), last); err != nil {
 			return nil, err
@@ -131,7 +141,7 @@ func Compute(tx ledger.Tx, m Month, p Params, now time.Time) (*Claim, error) {
 			defer close(sorted)
 			order, tags = bySerial(entries)
 		}()
-		reg, err := registry(tx)
+		reg, err := sales.wait()
 		<-sorted
 		if err != nil {
 			return nil, err
@@ -478,9 +488,60 @@ func lookUpSales(tx ledger.Tx, entries []entry, order []int32, tags [][32]byte, 
 	return nil
 }
 
+// salesAhead is the sales registry read in the background, or to be read when waited
+// for.
+type salesAhead struct {
+	tx      ledger.Tx
+	done    chan struct{} // closed when the background read ended; nil: none
+	cancel  chan struct{} // closed to end the background read early
+	stopped bool
+	end     func() // ends the fork
+	reg     []sold
+	err     error
+}
+
+// errSalesStopped ends a background read of the registry no longer needed.
+var errSalesStopped = errors.New("claim: sales registry not needed")
+
+// registryAhead starts reading the sales registry in the background, on a fork of tx
+// when tx has one; otherwise wait reads it in tx.
+func registryAhead(tx ledger.Tx) (*salesAhead, error) {
+	s := &salesAhead{tx: tx}
+	fork, end, err := tx.Fork()
+	if err != nil || fork == nil {
+		return s, err
+	}
+	s.done, s.cancel, s.end = make(chan struct{}), make(chan struct{}), end
+	go func() {
+		defer close(s.done)
+		s.reg, s.err = registry(fork, s.cancel)
+	}()
+	return s, nil
+}
+
+// wait returns the registry.
+func (s *salesAhead) wait() ([]sold, error) {
+	if s.done == nil {
+		return registry(s.tx, nil)
+	}
+	<-s.done
+	return s.reg, s.err
+}
+
+// stop ends the background read, if any, and the fork; wait must not be called after.
+func (s *salesAhead) stop() {
+	if s.done == nil || s.stopped {
+		return
+	}
+	s.stopped = true
+	close(s.cancel)
+	<-s.done
+	s.end()
+}
+
 // registry reads the whole sales registry, GOMAXPROCS goroutines decoding it, in
-// serial_tag order.
-func registry(tx ledger.Tx) ([]sold, error) {
+// serial_tag order; it stops early, with errSalesStopped, once cancel is closed.
+func registry(tx ledger.Tx, cancel <-chan struct{}) ([]sold, error) {
 	type part struct {
 		first int
 		ss    []sold
@@ -488,6 +549,11 @@ func registry(tx ledger.Tx) ([]sold, error) {
 	var mu sync.Mutex
 	var parts []part
 	err := tx.SaleBatches(runtime.GOMAXPROCS(0), func(first int, ss []ledger.Sale) error {
+		select {
+		case <-cancel:
+			return errSalesStopped
+		default:
+		}
 		out := make([]sold, len(ss))
 		for i := range ss {
 			out[i] = sold{ss[i].SerialTag, ss[i].MakerID, ss[i].SoldAt, ss[i].RegisteredAt}

@@ -96,6 +96,14 @@ type Tx interface {
 	// them, each call with consecutive sales in serial_tag order, valid only until fn
 	// returns, and how many sales came before them.
 	SaleBatches(workers int, fn func(first int, sales []Sale) error) error
+
+	// Fork returns another read-only Tx that sees exactly what this one sees, so that
+	// one goroutine scans a range while another scans another at the same time (on a
+	// database, on a second connection sharing this transaction's snapshot), and the
+	// function that ends it, to call before this transaction ends. It returns a nil Tx
+	// when the backend cannot or need not: a local one, an engine that cannot share
+	// its snapshot, a transaction that may write; then scan in this one.
+	Fork() (Tx, func(), error)
 }
 
 // MaxForkEvidence is how many distinct contradicting records are kept per device.

@@ -63,3 +63,25 @@ func (t ledgerTx) Prefetch(chains []ChainMonth) error {
 	}
 	return p.Prefetch(keys)
 }
+
+// Forker is a KV whose snapshot other readers can share. Fork returns a read-only KV
+// that sees exactly what this one sees, to be used from another goroutine at the same
+// time as this one (on a database, another connection), and the function that ends it,
+// to be called before this transaction ends. It returns a nil KV when it cannot: the
+// database cannot share a snapshot, or this transaction may write.
+type Forker interface {
+	Fork() (KV, func(), error)
+}
+
+// Fork implements Tx.Fork.
+func (t ledgerTx) Fork() (Tx, func(), error) {
+	f, ok := t.kv.(Forker)
+	if !ok {
+		return nil, nil, nil
+	}
+	kv, done, err := f.Fork()
+	if err != nil || kv == nil {
+		return nil, nil, err
+	}
+	return ledgerTx{kv}, done, nil
+}

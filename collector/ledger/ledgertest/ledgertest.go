@@ -38,6 +38,7 @@ func Run(t *testing.T, open Open) {
 		{"month aggregates", testDays},
 		{"prefetch", testPrefetch},
 		{"concurrent prefetched updates", testConcurrentPrefetch},
+		{"forked scans", testForkedScans},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := open(t)
@@ -536,6 +537,108 @@ func testConcurrentPrefetch(t *testing.T, l ledger.Ledger) {
 		h, err := tx.Head(id, 1)
 		if err != nil || h == nil || h.Seq != 1+workers*each {
 			t.Errorf("%d concurrent increments left %+v, %v", workers*each, h, err)
+		}
+		return nil
+	}))
+}
+
+// testForkedScans: the days, the devices and the sales scanned at once, the days in a
+// View and the others in forks of it (when the backend has them), see one snapshot: a
+// device, a day and a sale committed after the View began are invisible to all three.
+// An Update has no fork.
+func testForkedScans(t *testing.T, l ledger.Ledger) {
+	const month = 202802
+	add := func(n int) error {
+		return l.Update(func(tx ledger.Tx) error {
+			d := device(30 + n)
+			if err := tx.PutDevice(d); err != nil {
+				return err
+			}
+			date := proof.NewDate(2028, time.February, 1+n)
+			if err := tx.AddDay(d.ID, 1, &ledger.Day{MintedAt: 1_830_000_000, Activity: proof.ActivityDay{Date: date, InteractiveSeconds: 600}}); err != nil {
+				return err
+			}
+			return tx.PutSale(&ledger.Sale{SerialTag: [32]byte{byte(n)}, MakerID: "konka", SoldAt: date, Channel: "jd", RegisteredAt: 1_800_000_000})
+		})
+	}
+	for n := range 3 {
+		must(t, add(n))
+	}
+	must(t, l.Update(func(tx ledger.Tx) error {
+		fork, end, err := tx.Fork()
+		if fork != nil || end != nil || err != nil {
+			t.Errorf("Fork of an Update: %v, %v", fork, err)
+		}
+		return nil
+	}))
+	forked := false
+	must(t, l.View(func(tx ledger.Tx) error {
+		// The View's snapshot is taken by its first read. A backend without forks
+		// may hold a lock for the View: the writes are then left out.
+		if _, err := tx.Device(device(30).ID); err != nil {
+			return err
+		}
+		devTx, salesTx := tx, tx
+		f1, end1, err := tx.Fork()
+		must(t, err)
+		if f1 != nil {
+			defer end1()
+			devTx, forked = f1, true
+			must(t, add(3)) // committed after the View and its first fork began
+		}
+		f2, end2, err := tx.Fork()
+		must(t, err)
+		if (f1 == nil) != (f2 == nil) {
+			t.Errorf("one Fork gave a Tx, the other %v", f2)
+		}
+		if f2 != nil {
+			defer end2()
+			salesTx = f2
+			must(t, add(4)) // committed after the forks began
+		}
+		var days, devs, sales int
+		var wg sync.WaitGroup
+		errs := make([]error, 3)
+		scans := []func(){
+			func() {
+				errs[0] = tx.MonthDayBatches(month, 1, func(_ int, runs []ledger.DayRun) error {
+					days += len(runs)
+					return nil
+				})
+			},
+			func() {
+				errs[1] = devTx.DeviceBatches(1, func(_ int, ds []ledger.Device) error { devs += len(ds); return nil })
+			},
+			func() {
+				errs[2] = salesTx.SaleBatches(1, func(_ int, ss []ledger.Sale) error { sales += len(ss); return nil })
+			},
+		}
+		if f1 != nil && f2 != nil {
+			for _, scan := range scans {
+				wg.Go(scan)
+			}
+			wg.Wait()
+		} else {
+			for _, scan := range scans {
+				scan()
+			}
+		}
+		for _, err := range errs {
+			must(t, err)
+		}
+		if days != 3 || devs != 3 || sales != 3 {
+			t.Errorf("scans of one snapshot saw %d device-epochs of days, %d devices, %d sales; want 3 each", days, devs, sales)
+		}
+		return nil
+	}))
+	must(t, l.View(func(tx ledger.Tx) error {
+		n := 0
+		must(t, tx.SaleBatches(1, func(_ int, ss []ledger.Sale) error { n += len(ss); return nil }))
+		if !forked {
+			n += 2 // no writes during the first View
+		}
+		if n != 5 {
+			t.Errorf("a later View saw %d sales, want 5", n)
 		}
 		return nil
 	}))

@@ -52,7 +52,17 @@ type Ledger struct {
 	name string // the database's host and name, for messages: never the password
 	// retries counts the transactions run again after the database aborted them.
 	retries atomic.Uint64
+	// snapshots says whether the engine exports snapshots (pg_export_snapshot, SET
+	// TRANSACTION SNAPSHOT): snapshotsUnknown until the first Fork asks it.
+	snapshots atomic.Int32
 }
+
+// The values of Ledger.snapshots.
+const (
+	snapshotsUnknown int32 = iota
+	snapshotsShared
+	snapshotsNone
+)
 
 // Retries returns how many times a transaction was run again because the database
 // aborted it to keep its isolation.
