@@ -175,8 +175,14 @@ func (t ledgerTx) MonthDayBatches(m MonthKey, workers int, fn func(first int, ru
 // until fn returns. Their PublicKey is left zero, and what ingest checked before
 // storing a device is not checked again (see decodeDeviceInto).
 func (t ledgerTx) DeviceBatches(workers int, fn func(first int, devs []Device) error) error {
+	return t.DeviceRangeBatches(nil, nil, workers, fn)
+}
+
+// DeviceRangeBatches is DeviceBatches for the device_ids in [from, to), nil meaning no
+// bound; first counts the devices of the range.
+func (t ledgerTx) DeviceRangeBatches(from, to []byte, workers int, fn func(first int, devs []Device) error) error {
 	scr := make([][]Device, max(workers, 1))
-	return scanBatches(t.kv, bucketDevices, nil, nil, workers, nil, func(w int, rb *rawBatch) error {
+	return scanBatches(t.kv, bucketDevices, from, to, workers, nil, func(w int, rb *rawBatch) error {
 		n := rb.len()
 		devs := slices.Grow(scr[w][:0], n)[:n]
 		scr[w] = devs

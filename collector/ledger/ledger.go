@@ -92,6 +92,9 @@ type Tx interface {
 	// valid only until fn returns. Their PublicKey is left zero: neither it nor what
 	// ingest checked before storing a device is checked again.
 	DeviceBatches(workers int, fn func(first int, devs []Device) error) error
+	// DeviceRangeBatches is DeviceBatches for the device_ids in [from, to), nil meaning
+	// no bound; first counts the devices of the range.
+	DeviceRangeBatches(from, to []byte, workers int, fn func(first int, devs []Device) error) error
 	// SaleBatches is Sales decoded by up to workers goroutines at once: it calls fn from
 	// them, each call with consecutive sales in serial_tag order, valid only until fn
 	// returns, and how many sales came before them.

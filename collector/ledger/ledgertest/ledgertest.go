@@ -634,6 +634,25 @@ func testForkedScans(t *testing.T, l ledger.Ledger) {
 	must(t, l.View(func(tx ledger.Tx) error {
 		n := 0
 		must(t, tx.SaleBatches(1, func(_ int, ss []ledger.Sale) error { n += len(ss); return nil }))
+		// The devices in two ranges are the devices (one per sale).
+		var ids, all []proof.DeviceID
+		for _, r := range [][2][]byte{{nil, {0x80}}, {{0x80}, nil}} {
+			must(t, tx.DeviceRangeBatches(r[0], r[1], 1, func(_ int, ds []ledger.Device) error {
+				for _, d := range ds {
+					ids = append(ids, d.ID)
+				}
+				return nil
+			}))
+		}
+		must(t, tx.DeviceBatches(1, func(_ int, ds []ledger.Device) error {
+			for _, d := range ds {
+				all = append(all, d.ID)
+			}
+			return nil
+		}))
+		if !slices.Equal(ids, all) || len(all) != n {
+			t.Errorf("DeviceRangeBatches of two halves listed %d devices, DeviceBatches %d, want %d", len(ids), len(all), n)
+		}
 		if !forked {
 			n += 2 // no writes during the first View
 		}
