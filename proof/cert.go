@@ -140,6 +140,17 @@ func (c *Certificate) Verify(makerKey PublicKey) error {
 // ParseCertificate decodes a certificate in its canonical byte form. It checks the
 // format only; Verify checks the maker's signature.
 func ParseCertificate(b []byte) (*Certificate, error) {
+	c := &Certificate{}
+	if err := ParseCertificateInto(c, b); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ParseCertificateInto is ParseCertificate into c, for a caller that decodes many: c is
+// overwritten, and its contents are undefined when it returns an error.
+func ParseCertificateInto(c *Certificate, b []byte) error {
+	*c = Certificate{}
 	r := &reader{obj: "certificate", b: b}
 	t := KeyType(0)
 	switch m := r.take("magic", 4); {
@@ -151,7 +162,6 @@ func ParseCertificate(b []byte) (*Certificate, error) {
 	default:
 		r.fail("magic", 4, ErrMagic, "%q, want %q or %q", m, CertMagic, CertMagicP256)
 	}
-	c := &Certificate{}
 	if key := r.take("device_public_key", t.Size()); key != nil {
 		k, err := NewPublicKey(t, key)
 		if err != nil {
@@ -187,11 +197,11 @@ func ParseCertificate(b []byte) (*Certificate, error) {
 	r.fixed("signature", c.Signature[:])
 	r.end()
 	if r.err != nil {
-		return nil, r.err
+		return r.err
 	}
 	var buf [320]byte // the largest certificate: no allocation for the comparison
 	if again, err := c.AppendBinary(buf[:0]); err != nil || !bytes.Equal(again, b) {
-		return nil, formatErr("certificate", "", -1, ErrNotCanonical, "")
+		return formatErr("certificate", "", -1, ErrNotCanonical, "")
 	}
-	return c, nil
+	return nil
 }

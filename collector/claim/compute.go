@@ -96,13 +96,18 @@ func Compute(tx ledger.Tx, m Month, p Params, now time.Time) (*Claim, error) {
 	}
 	// In the background while the devices and the sales are read: the clone signal,
 	// which needs only the days, and the device_ids in hex.
+	// And the rows of the claim's devices: a million of them is more than a hundred MB
+	// to clear.
 	var clones map[int32]signals.Finding
 	var ids []string
+	var devs []Device
 	bg := make(chan struct{})
 	go func() {
 		defer close(bg)
 		clones = signals.Clones(len(entries), func(i int) proof.DeviceID { return entries[i].sum.ID }, counters, p.Signals)
 		ids = hexes(len(entries), func(i int) *[32]byte { return (*[32]byte)(&entries[i].sum.ID) })
+		devs = make([]Device, len(entries))
+		clear(devs) // its pages are touched here, not on the way
 	}()
 	defer func() { <-bg }()
 	makers := &makerTable{index: map[string]int32{}}
@@ -151,7 +156,6 @@ func Compute(tx ledger.Tx, m Month, p Params, now time.Time) (*Claim, error) {
 	<-bg
 	distances := signals.Cross(len(entries), dev, makers.names, order, clones, found, p.Signals)
 
-	devs := make([]Device, len(entries))
 	serials := hexes(len(order), func(k int) *[32]byte { return &tags[k] })
 	for k, i := range order {
 		devs[i].SerialTag = serials[k]
@@ -292,8 +296,93 @@ func outcome(e *entry, o *Device, id string, p *Params, makers []string, require
 // monthDays reads the month's accepted days from its aggregates, in device_id order,
 // GOMAXPROCS goroutines decoding them and computing each device's own signals. It
 // returns one entry per device, the counters of their active dates, and their own
-// findings by entry.
+// findings by entry. On a database that can share the snapshot, the upper half of the
+// device_ids is read on a second connection, at the same time as the lower half.
 func monthDays(tx ledger.Tx, m Month, p *Params) ([]entry, []*signals.Counters, map[int32][]signals.Finding, error) {
+	fork, end, err := tx.Fork()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if fork == nil {
+		d, err := dayRange(tx, m, p, nil, nil)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return join(d), d.counters(), d.found(0), nil
+	}
+	defer end()
+	half := []byte{0x80}
+	var upper *days
+	var upperErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		upper, upperErr = dayRange(fork, m, p, half, nil)
+	}()
+	lower, err := dayRange(tx, m, p, nil, half)
+	<-done
+	if err == nil {
+		err = upperErr
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	// The upper half's devices were numbered from 0: they come after the lower's.
+	base := int32(lower.n)
+	counters := lower.counters()
+	for _, c := range upper.counters() {
+		c.Rebase(base)
+		counters = append(counters, c)
+	}
+	found := lower.found(0)
+	maps.Copy(found, upper.found(base))
+	return join(lower, upper), counters, found, nil
+}
+
+// days is what dayRange read of a range of device_ids: its n entries, numbered from 0,
+// in parts in order, and its workers' counters and findings.
+type days struct {
+	parts   [][]entry
+	n       int
+	workers []*worker
+}
+
+// join returns the entries of ds, one after another, in one slice.
+func join(ds ...*days) []entry {
+	n := 0
+	for _, d := range ds {
+		n += d.n
+	}
+	out := make([]entry, 0, n)
+	for _, d := range ds {
+		for _, p := range d.parts {
+			out = append(out, p...)
+		}
+	}
+	return out
+}
+
+func (d *days) counters() []*signals.Counters {
+	out := make([]*signals.Counters, len(d.workers))
+	for i, w := range d.workers {
+		out[i] = &w.counters
+	}
+	return out
+}
+
+// found returns the findings of the range's devices by entry, the first numbered base.
+func (d *days) found(base int32) map[int32][]signals.Finding {
+	out := map[int32][]signals.Finding{}
+	for _, w := range d.workers {
+		for i, f := range w.found {
+			out[base+i] = f
+		}
+	}
+	return out
+}
+
+// dayRange reads the month's days of the device_ids in [from, to) (nil: no bound).
+func dayRange(tx ledger.Tx, m Month, p *Params, from, to []byte) (*days, error) {
 	n := runtime.GOMAXPROCS(0)
 	workers := make(chan *worker, n)
 	all := make([]*worker, n)
@@ -307,7 +396,7 @@ func monthDays(tx ledger.Tx, m Month, p *Params) ([]entry, []*signals.Counters, 
 	}
 	var mu sync.Mutex
 	var parts []part
-	err := tx.MonthDayBatches(m.Key(), n, func(first int, runs []ledger.DayRun) error {
+	err := tx.MonthDayRangeBatches(m.Key(), from, to, n, func(first int, runs []ledger.DayRun) error {
 		w := <-workers
 		defer func() { workers <- w }()
 		es := make([]entry, 0, len(runs))
@@ -341,29 +430,18 @@ func monthDays(tx ledger.Tx, m Month, p *Params) ([]entry, []*signals.Counters, 
 		return nil
 	})
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	slices.SortFunc(parts, func(x, y part) int { return cmp.Compare(x.first, y.first) })
-	total := 0
-	for _, pt := range parts {
-		if pt.first != total {
-			return nil, nil, nil, fmt.Errorf("month %s: batches of days out of order", m)
+	d := &days{parts: make([][]entry, len(parts)), workers: all}
+	for i, pt := range parts {
+		if pt.first != d.n {
+			return nil, fmt.Errorf("month %s: batches of days out of order", m)
 		}
-		total += len(pt.es)
+		d.parts[i] = pt.es
+		d.n += len(pt.es)
 	}
-	entries := make([]entry, 0, total)
-	for _, pt := range parts {
-		entries = append(entries, pt.es...)
-	}
-	counters := make([]*signals.Counters, n)
-	found := all[0].found
-	for i, w := range all {
-		counters[i] = &w.counters
-		if i > 0 {
-			maps.Copy(found, w.found)
-		}
-	}
-	return entries, counters, found, nil
+	return d, nil
 }
 
 // monthDevices reads the devices of the entries, in one pass over the ledger's devices

@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"amos.example/amosd/collector/ledger"
+	"amos.example/amosd/collector/ledger/pgledger"
 	"amos.example/amosd/collector/signals"
 	"amos.example/amosd/proof"
+	"amos.example/amosd/rigs/pgtest"
 )
 
 // TestComputeAsBefore: Compute gives what the one-pass, one-goroutine computation it
@@ -24,54 +26,79 @@ import (
 // one by one) with every outcome: clones, serial tags shared by several keys, forks,
 // unregistered and late sales, other makers' tags, removed makers, attestation, payer
 // decisions, devices of several epochs, unattributed devices.
+//
+// On PostgreSQL, Compute reads the upper half of the device_ids on connections sharing
+// the claim's snapshot: the halves must join as one month.
 func TestComputeAsBefore(t *testing.T) {
-	for _, seed := range []uint64{1, 2, 3} {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			l, p, m := fleet(t, rand.New(rand.NewPCG(seed, 7)), 6000)
-			now := time.Date(2026, time.November, 5, 12, 0, 0, 0, time.UTC)
-			err := l.View(func(tx ledger.Tx) error {
-				want, err := referenceCompute(tx, m, p, now)
-				if err != nil {
-					return err
-				}
-				got, err := Compute(tx, m, p, now)
-				if err != nil {
-					return err
-				}
-				wj, _ := json.Marshal(want)
-				gj, _ := json.Marshal(got)
-				if !bytes.Equal(wj, gj) {
-					t.Errorf("claims differ:\n got %.2000s\nwant %.2000s", gj, wj)
-				}
-				paid := 0
-				for _, r := range got.Rows {
-					paid += r.Paid
-				}
-				outcomes := map[Outcome]int{}
-				reasons := map[string]int{}
-				for _, d := range got.Devices {
-					outcomes[d.Outcome]++
-					for _, why := range d.Reasons {
-						reasons[why]++
-					}
-				}
-				t.Logf("reasons %v", reasons)
-				t.Logf("%d devices, %d paid, outcomes %v", len(got.Devices), paid, outcomes)
-				if len(outcomes) < 5 {
-					t.Errorf("outcomes %v: the fleet does not exercise them all", outcomes)
-				}
-				return nil
-			})
+	srv := pgtest.Start(t, pgtest.Options{})
+	backends := []struct {
+		name string
+		open func(t *testing.T) ledger.Ledger
+	}{
+		{"mem", func(*testing.T) ledger.Ledger { return ledger.NewMem() }},
+		{"postgres", func(t *testing.T) ledger.Ledger {
+			l, err := pgledger.Open(srv.NewDatabase(t), pgledger.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
-		})
+			t.Cleanup(func() { l.Close() })
+			return l
+		}},
+	}
+	for _, b := range backends {
+		for _, seed := range []uint64{1, 2, 3} {
+			t.Run(fmt.Sprintf("%s/%d", b.name, seed), func(t *testing.T) {
+				asBefore(t, b.open(t), seed)
+			})
+		}
 	}
 }
 
-// fleet fills a ledger with n devices with days in October 2026, and returns it, the
-// claim's rules and the month.
-func fleet(t *testing.T, r *rand.Rand, n int) (ledger.Ledger, Params, Month) {
+// asBefore fills l with a fleet of seed and compares Compute with referenceCompute.
+func asBefore(t *testing.T, l ledger.Ledger, seed uint64) {
+	p, m := fleet(t, l, rand.New(rand.NewPCG(seed, 7)), 6000)
+	now := time.Date(2026, time.November, 5, 12, 0, 0, 0, time.UTC)
+	err := l.View(func(tx ledger.Tx) error {
+		want, err := referenceCompute(tx, m, p, now)
+		if err != nil {
+			return err
+		}
+		got, err := Compute(tx, m, p, now)
+		if err != nil {
+			return err
+		}
+		wj, _ := json.Marshal(want)
+		gj, _ := json.Marshal(got)
+		if !bytes.Equal(wj, gj) {
+			t.Errorf("claims differ:\n got %.2000s\nwant %.2000s", gj, wj)
+		}
+		paid := 0
+		for _, r := range got.Rows {
+			paid += r.Paid
+		}
+		outcomes := map[Outcome]int{}
+		reasons := map[string]int{}
+		for _, d := range got.Devices {
+			outcomes[d.Outcome]++
+			for _, why := range d.Reasons {
+				reasons[why]++
+			}
+		}
+		t.Logf("reasons %v", reasons)
+		t.Logf("%d devices, %d paid, outcomes %v", len(got.Devices), paid, outcomes)
+		if len(outcomes) < 5 {
+			t.Errorf("outcomes %v: the fleet does not exercise them all", outcomes)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fleet fills l with n devices with days in October 2026, and returns the claim's rules
+// and the month.
+func fleet(t *testing.T, l ledger.Ledger, r *rand.Rand, n int) (Params, Month) {
 	t.Helper()
 	m := Month{2026, time.October}
 	makerKey := func(id string) proof.PublicKey {
@@ -93,7 +120,6 @@ func fleet(t *testing.T, r *rand.Rand, n int) (ledger.Ledger, Params, Month) {
 			return "", false
 		},
 	}
-	l := ledger.NewMem()
 	makers := []string{"konka", "tcl", "gone", "oppo"} // gone: not registered
 	serialOf := func(i int) [32]byte {
 		var s [32]byte
@@ -198,7 +224,7 @@ func fleet(t *testing.T, r *rand.Rand, n int) (ledger.Ledger, Params, Month) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return l, p, m
+	return p, m
 }
 
 // referenceCompute is Compute as it was before it read the month in batches, on

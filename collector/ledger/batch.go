@@ -134,13 +134,26 @@ func scanBatches(kv KV, b Bucket, from, to []byte, workers int, unit func(key []
 // epochs of a device in one call, and first: how many devices of the month came before
 // the run. runs is valid only until fn returns.
 func (t ledgerTx) MonthDayBatches(m MonthKey, workers int, fn func(first int, runs []DayRun) error) error {
+	return t.MonthDayRangeBatches(m, nil, nil, workers, fn)
+}
+
+// MonthDayRangeBatches is MonthDayBatches for the device_ids in [from, to), nil meaning
+// no bound; first counts the devices of the range.
+func (t ledgerTx) MonthDayRangeBatches(m MonthKey, from, to []byte, workers int, fn func(first int, runs []DayRun) error) error {
 	p := monthKey(m)
+	lo, hi := p, prefixEnd(p)
+	if from != nil {
+		lo = append(bytes.Clone(p), from...)
+	}
+	if to != nil {
+		hi = append(bytes.Clone(p), to...)
+	}
 	type scratch struct {
 		runs []DayRun
 		days []Day
 	}
 	scr := make([]scratch, max(workers, 1))
-	return scanBatches(t.kv, bucketDays, p, prefixEnd(p), workers, func(k []byte) []byte {
+	return scanBatches(t.kv, bucketDays, lo, hi, workers, func(k []byte) []byte {
 		if len(k) < 4+proof.HashSize {
 			return k
 		}
@@ -181,15 +194,20 @@ func (t ledgerTx) DeviceBatches(workers int, fn func(first int, devs []Device) e
 // DeviceRangeBatches is DeviceBatches for the device_ids in [from, to), nil meaning no
 // bound; first counts the devices of the range.
 func (t ledgerTx) DeviceRangeBatches(from, to []byte, workers int, fn func(first int, devs []Device) error) error {
-	scr := make([][]Device, max(workers, 1))
+	type scratch struct {
+		devs  []Device
+		certs []proof.Certificate
+	}
+	scr := make([]scratch, max(workers, 1))
 	return scanBatches(t.kv, bucketDevices, from, to, workers, nil, func(w int, rb *rawBatch) error {
 		n := rb.len()
-		devs := slices.Grow(scr[w][:0], n)[:n]
-		scr[w] = devs
+		s := &scr[w]
+		s.devs, s.certs = slices.Grow(s.devs[:0], n)[:n], slices.Grow(s.certs[:0], n)[:n]
+		devs := s.devs
 		for i := range n {
 			k, v := rb.at(i)
 			devs[i] = Device{}
-			if err := decodeDeviceInto(&devs[i], k, v, true); err != nil {
+			if err := decodeDeviceInto(&devs[i], k, v, true, &s.certs[i]); err != nil {
 				return err
 			}
 		}

@@ -91,6 +91,10 @@ func TestBatches(t *testing.T) {
 						if err != nil {
 							return err
 						}
+						if c != nil {
+							kept := *c // what devs hold is valid only until fn returns
+							c = &kept
+						}
 						d.Cert, d.parsed = slices.Clone(d.Cert), c
 						ds = append(ds, d)
 					}

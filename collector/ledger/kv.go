@@ -142,7 +142,7 @@ func makerKeyBytes(k proof.PublicKey) []byte {
 
 func decodeDevice(key, v []byte) (*Device, error) {
 	d := &Device{}
-	if err := decodeDeviceInto(d, key, v, false); err != nil {
+	if err := decodeDeviceInto(d, key, v, false, nil); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -153,7 +153,8 @@ func decodeDevice(key, v []byte) (*Device, error) {
 // zero, and neither it (a point of its curve, hashing to the device_id, the one the
 // certificate names) nor the canonical form of the attestation verdict is checked:
 // ingest checked them before storing the device, and they cost more than the rest.
-func decodeDeviceInto(d *Device, key, v []byte, lean bool) error {
+// The certificate, if any, is decoded into into (nil: a new one).
+func decodeDeviceInto(d *Device, key, v []byte, lean bool, into *proof.Certificate) error {
 	if len(key) != proof.HashSize {
 		return corrupt(bucketDevices, key, "key is %d bytes, want %d", len(key), proof.HashSize)
 	}
@@ -232,7 +233,11 @@ func decodeDeviceInto(d *Device, key, v []byte, lean bool) error {
 	if !lean {
 		d.Cert = bytes.Clone(cert)
 	}
-	c, err := proof.ParseCertificate(d.Cert)
+	c := into
+	if c == nil {
+		c = &proof.Certificate{}
+	}
+	err := proof.ParseCertificateInto(c, d.Cert)
 	switch {
 	case err != nil:
 		return corrupt(bucketDevices, key, "certificate: %v", err)

@@ -86,6 +86,9 @@ type Tx interface {
 	// every epoch of a device in the same call, and how many devices of the month came
 	// before them. runs is valid only until fn returns.
 	MonthDayBatches(m MonthKey, workers int, fn func(first int, runs []DayRun) error) error
+	// MonthDayRangeBatches is MonthDayBatches for the device_ids in [from, to), nil
+	// meaning no bound; first counts the devices of the range.
+	MonthDayRangeBatches(m MonthKey, from, to []byte, workers int, fn func(first int, runs []DayRun) error) error
 	// DeviceBatches is Devices decoded by up to workers goroutines at once, for what
 	// claims read: it calls fn from them, each call with consecutive devices in
 	// device_id order and how many devices came before them. devs and what they hold are

@@ -42,7 +42,8 @@ type Counters struct {
 // the records.
 type chunk struct {
 	tuples []uint64 // interactive_seconds<<32 | unlocks<<16 | screen_ons
-	owners []int32  // device index of each tuple
+	owners []int32  // device index of each tuple, less base
+	base   int32
 }
 
 const maxChunk = 4096
@@ -84,6 +85,16 @@ func (c *Counters) Add(owner int32, days []Day) {
 		ch := cs[len(cs)-1]
 		ch.tuples = append(ch.tuples, uint64(act.InteractiveSeconds)<<32|uint64(act.Unlocks)<<16|uint64(act.ScreenOns))
 		ch.owners = append(ch.owners, owner)
+	}
+}
+
+// Rebase adds base to the device index of every owner, once all are added: for
+// counters filled while the devices' place in the month was not yet known.
+func (c *Counters) Rebase(base int32) {
+	for _, cs := range c.buckets {
+		for _, ch := range cs {
+			ch.base += base
+		}
 	}
 }
 
@@ -143,7 +154,7 @@ func Clones(n int, id func(i int) proof.DeviceID, counters []*Counters, th Thres
 				for _, ch := range chunks {
 					for k, tuple := range ch.tuples {
 						if g, ok := groups[tuple]; ok {
-							groups[tuple] = append(g, ch.owners[k])
+							groups[tuple] = append(g, ch.base+ch.owners[k])
 						}
 					}
 				}

@@ -581,3 +581,41 @@ func BenchmarkAnalyze(b *testing.B) {
 		Analyze(devs, th)
 	}
 }
+
+// TestRebase: counters filled in two parts, each with the indices of its own devices,
+// then rebased, find the clones that one set of counters with every device's place in
+// the month finds: a pair and a mass group, each across the two parts.
+func TestRebase(t *testing.T) {
+	ds := dates(2028, 2) // 29 days
+	tp := &tuples{}
+	const n, half = 60, 25
+	devs := make([]Device, n)
+	for i := range devs {
+		devs[i] = tp.plain(i, ds)
+	}
+	devs[40].Days = slices.Clone(devs[3].Days) // a pair, one in each part
+	for i := 10; i < 35; i++ {                 // a mass group of 25 on 3 dates
+		for k := range 3 {
+			devs[i].Days[10+k].Activity.InteractiveSeconds, devs[i].Days[10+k].Activity.Unlocks = 4242, uint16(k+1)
+		}
+	}
+	th := DefaultThresholds()
+	id := func(i int) proof.DeviceID { return devs[i].ID }
+	var whole, lower, upper Counters
+	for i := range devs {
+		whole.Add(int32(i), devs[i].Days)
+		if i < half {
+			lower.Add(int32(i), devs[i].Days)
+		} else {
+			upper.Add(int32(i-half), devs[i].Days)
+		}
+	}
+	upper.Rebase(half)
+	want := Clones(n, id, []*Counters{&whole}, th)
+	if len(want) != 2+25 || want[3].Signal != Clone || want[40].Signal != Clone || want[34].Signal != Clone {
+		t.Fatalf("clones of the whole month: %v", want)
+	}
+	if got := Clones(n, id, []*Counters{&lower, &upper}, th); !reflect.DeepEqual(got, want) {
+		t.Errorf("clones of two rebased parts:\n%v\nwant\n%v", got, want)
+	}
+}

@@ -653,6 +653,39 @@ func testForkedScans(t *testing.T, l ledger.Ledger) {
 		if !slices.Equal(ids, all) || len(all) != n {
 			t.Errorf("DeviceRangeBatches of two halves listed %d devices, DeviceBatches %d, want %d", len(ids), len(all), n)
 		}
+		// The month's days in two ranges are its days.
+		var dayIDs, allDays []proof.DeviceID
+		for _, r := range [][2][]byte{{nil, {0x80}}, {{0x80}, nil}} {
+			first := -1
+			must(t, tx.MonthDayRangeBatches(month, r[0], r[1], 1, func(f int, runs []ledger.DayRun) error {
+				if first < 0 && f != 0 {
+					t.Errorf("MonthDayRangeBatches(%x, %x) began at device %d, want 0", r[0], r[1], f)
+				}
+				first = f
+				for _, run := range runs {
+					dayIDs = append(dayIDs, run.ID)
+				}
+				return nil
+			}))
+		}
+		must(t, tx.MonthDayBatches(month, 1, func(_ int, runs []ledger.DayRun) error {
+			for _, run := range runs {
+				allDays = append(allDays, run.ID)
+			}
+			return nil
+		}))
+		if !slices.Equal(dayIDs, allDays) || len(allDays) != n {
+			t.Errorf("MonthDayRangeBatches of two halves listed %d device-epochs, MonthDayBatches %d, want %d", len(dayIDs), len(allDays), n)
+		}
+		lower := 0
+		for _, id := range allDays {
+			if id[0] < 0x80 {
+				lower++
+			}
+		}
+		if lower == 0 || lower == len(allDays) {
+			t.Errorf("all %d devices of the month in one half: the halves are not both tested", len(allDays))
+		}
 		if !forked {
 			n += 2 // no writes during the first View
 		}

@@ -478,12 +478,17 @@ func (k *kv) Stream(b ledger.Bucket, from, to []byte, fn func(k, v []byte) error
 			return err
 		}
 		defer rows.Close()
+		checked, binary := false, false
 		for rows.Next() {
+			if !checked {
+				fd := rows.FieldDescriptions()
+				checked, binary = true, len(fd) == 2 && fd[0].Format == pgx.BinaryFormatCode && fd[1].Format == pgx.BinaryFormatCode
+			}
 			var key, v []byte
-			if fd := rows.FieldDescriptions(); fd[0].Format == pgx.BinaryFormatCode && fd[1].Format == pgx.BinaryFormatCode {
+			if binary {
 				raw := rows.RawValues()
 				key, v = raw[0], raw[1]
-			} else if err := rows.Scan(&key, &v); err != nil {
+			} else if key, v, err = scanKV(rows); err != nil {
 				return err
 			}
 			if v == nil {
@@ -504,6 +509,13 @@ func (k *kv) Stream(b ledger.Bucket, from, to []byte, fn func(k, v []byte) error
 		return k.l.wrap(fmt.Errorf("scan %s: %w", b, err))
 	}
 	return nil
+}
+
+// scanKV scans a row of k and v in text format (its own variables, so that Stream's
+// stay on its stack).
+func scanKV(rows pgx.Rows) (key, v []byte, err error) {
+	err = rows.Scan(&key, &v)
+	return key, v, err
 }
 
 func (k *kv) First(b ledger.Bucket, from, to []byte) ([]byte, error) {
