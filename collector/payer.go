@@ -18,6 +18,8 @@ var (
 	ErrMonthClosed = errors.New("month closed")
 	// ErrNotHeld means a decision was asked for a device the month does not hold.
 	ErrNotHeld = errors.New("device not held")
+	// ErrDecisionIncomplete means a decision lacked who decides or why.
+	ErrDecisionIncomplete = errors.New("who decides (by) and why are both required")
 )
 
 // SalesZone returns the UTC offset, in minutes, of the reporting zone that an RFC 3339
@@ -84,7 +86,7 @@ func (c *Collector) Decide(m Month, id proof.DeviceID, release bool, by, why str
 	}
 	by, why = strings.TrimSpace(by), strings.TrimSpace(why)
 	if by == "" || why == "" {
-		return fail(errors.New("who decides (by) and why are both required"))
+		return fail(ErrDecisionIncomplete)
 	}
 	now := c.now()
 	if c.schedule.Closed(m, now) {

@@ -434,6 +434,9 @@ func TestBinaryEndToEnd(t *testing.T) {
 	if code, body := cl.get(srv.url+"/healthz", ""); code != 200 || body != "ok\n" {
 		t.Errorf("healthz: %d %q", code, body)
 	}
+	if code, body := cl.get(srv.url+"/console/signin", ""); code != 200 || !strings.Contains(body, `<form method="post" action="/console/signin">`) {
+		t.Errorf("the console's sign-in form: %d %s", code, body)
+	}
 
 	// SIGTERM: a clean stop, exit 0.
 	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"net/http"
 	"time"
 
 	"amos.example/amosd/collector"
 	"amos.example/amosd/collector/attest"
+	"amos.example/amosd/collector/console"
 	"amos.example/amosd/collector/httpapi"
 )
 
@@ -81,13 +83,21 @@ func runServe(env *cliEnv, args []string) int {
 	if err != nil {
 		return failed(env.stderr, "%v", err)
 	}
+	copts := console.Options{Collector: c, MakerTokens: hopts.MakerTokens, PayerToken: hopts.PayerToken, Now: env.now, Logf: logger.Printf}
+	con, err := console.New(copts)
+	if err != nil {
+		return failed(env.stderr, "%v", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(console.Prefix, con)
+	mux.Handle("/", h)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return failed(env.stderr, "listen on %s (config %s, key listen): %v", cfg.Listen, env.config, err)
 	}
 	ln = httpapi.LimitListener(ln, cfg.Limits.MaxConnections)
 	logger.Printf("amos-collector %s: serving %s on %s (ledger %s, %d makers)", version, scheme, ln.Addr(), ledgerName, len(cfg.Makers))
-	if err := httpapi.Serve(env.ctx, httpapi.NewServer(h, tlsConfig, logger), ln); err != nil {
+	if err := httpapi.Serve(env.ctx, httpapi.NewServer(mux, tlsConfig, logger), ln); err != nil {
 		return failed(env.stderr, "serve: %v", err)
 	}
 	logger.Printf("amos-collector: stopped")
