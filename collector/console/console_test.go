@@ -211,6 +211,14 @@ func TestDecide(t *testing.T) {
 	}
 	// The payer's page shows the new figures, which are the claim's.
 	checkRows(t, r, payer, "/console/payer?month=2026-10")
+	// Once October has closed, its two held devices are listed without forms.
+	r.clock.add(7 * 24 * time.Hour)
+	payer.signIn("payer")
+	_, body := payer.get("/console/payer?month=2026-10")
+	if strings.Contains(body, `action="/console/held/`) || !strings.Contains(body, `id="review-closed"`) || !strings.Contains(body, r.devs["f2"].ID().String()) {
+		t.Errorf("closed month's review queue: %s", body)
+	}
+	checkRows(t, r, payer, "/console/payer?month=2026-10")
 }
 
 var rowRe = regexp.MustCompile(`(?s)<tr data-maker="([a-z]+)">(.*?)</tr>`)
