@@ -128,6 +128,22 @@ func (b *browser) signIn(base, token string) {
 	}
 }
 
+// accessible checks what the page must have without a tool: a label for every input,
+// a scope on every table header, a name for every chart, and no script at all.
+func (b *browser) accessible(page string) {
+	b.t.Helper()
+	for what, expr := range map[string]string{
+		"inputs without a label":        `[...document.querySelectorAll('input:not([type=hidden])')].filter(i => !i.labels || i.labels.length == 0).length`,
+		"table headers without a scope": `document.querySelectorAll('th:not([scope])').length`,
+		"charts without a name":         `[...document.querySelectorAll('svg')].filter(s => s.getAttribute('role') != 'img' || !document.getElementById(s.getAttribute('aria-labelledby'))).length`,
+		"scripts":                       `document.scripts.length`,
+	} {
+		if n := eval[int](b, expr); n != 0 {
+			b.t.Errorf("%s: %d %s", page, n, what)
+		}
+	}
+}
+
 // pageRows reads the claim rows of the page, maker → field → text.
 const pageRows = `Object.fromEntries([...document.querySelectorAll('tr[data-maker], table#row tbody tr')].map(tr =>
 	[tr.dataset.maker || '', Object.fromEntries([...tr.querySelectorAll('[data-field]')].map(td => [td.dataset.field, td.textContent]))]))`
@@ -180,10 +196,7 @@ func TestBrowser(t *testing.T) {
 	if n := eval[int](b, `document.querySelectorAll('#hist line.threshold').length`); n != 1 {
 		t.Errorf("%d threshold lines", n)
 	}
-	// Every input of the page has a label.
-	if n := eval[int](b, `[...document.querySelectorAll('input:not([type=hidden])')].filter(i => !i.labels || i.labels.length == 0).length`); n != 0 {
-		t.Errorf("%d inputs without a label", n)
-	}
+	b.accessible("payer page")
 	b.screenshot("payer")
 
 	f0 := r.devs["f0"].ID().String()
@@ -211,6 +224,7 @@ func TestBrowser(t *testing.T) {
 	if got, want := bars(b, "daily"), wantActive("konka"); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("konka's daily chart %v, want %v", got, want)
 	}
+	b.accessible("maker page")
 	b.screenshot("maker")
 	b.do("konka's page in Chinese", chromedp.Navigate(base+"/console/claims?month=2026-10&lang=zh"), chromedp.WaitVisible(chromedp.CSS("#row")))
 	if got := eval[string](b, `document.querySelector('#month').textContent + ' ' + document.querySelector('[data-field=amount_cny]').textContent`); got != "2026年10月 2 元" {
@@ -230,6 +244,7 @@ func TestBrowser(t *testing.T) {
 	if got := eval[string](b, `document.querySelector('#outcome').textContent`); !strings.HasPrefix(got, "Paid") || !strings.Contains(got, "20") {
 		t.Errorf("konka's device outcome %q", got)
 	}
+	b.accessible("device page")
 	b.screenshot("device")
 	b.do("sign out", chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#token")))
 	noTokens(t, r, "browser test")
