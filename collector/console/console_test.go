@@ -347,7 +347,7 @@ func TestLanguage(t *testing.T) {
 	if !strings.Contains(body, "已付") {
 		t.Error("the lang cookie was not kept")
 	}
-	for header, want := range map[string]string{"": "en", "en-GB,zh;q=0.9": "en", "zh-TW": "zh", "de;q=1, zh;q=0.1": "zh", "*": "en"} {
+	for header, want := range map[string]string{"": "en", "en-GB,zh;q=0.9": "en", "zh-TW": "zh", "de;q=1, zh;q=0.1": "zh", "*": "en", "zh;q=0, en;q=0.1": "en", "zh-CN;q=0": "en"} {
 		if got := fromAcceptLanguage(header); got != want {
 			t.Errorf("Accept-Language %q: %s, want %s", header, got, want)
 		}

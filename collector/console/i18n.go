@@ -188,7 +188,7 @@ func fromAcceptLanguage(header string) string {
 			}
 		}
 		base, _, _ := strings.Cut(strings.ToLower(strings.TrimSpace(tag)), "-")
-		if (base == "zh" || base == "en") && q > bestQ {
+		if (base == "zh" || base == "en") && q > 0 && q > bestQ { // q=0: not acceptable
 			best, bestQ = base, q
 		}
 	}
