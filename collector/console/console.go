@@ -270,10 +270,14 @@ func (h *Handler) signinForm(w http.ResponseWriter, r *http.Request) {
 	h.renderSignin(w, r, h.locale(w, r), http.StatusOK, "")
 }
 
-// renderSignin shows the sign-in form with a fresh nonce; the token is never put back.
+// renderSignin shows the sign-in form, for the nonce of the browser's cookie when it has
+// one (so that forms open in several tabs all work), else a fresh one; the token is
+// never put back.
 func (h *Handler) renderSignin(w http.ResponseWriter, r *http.Request, l *locale, status int, problem string) {
-	nonce, err := randomID()
-	if err != nil {
+	var nonce string
+	if c, err := r.Cookie(preCookie); err == nil && len(c.Value) == 43 {
+		nonce = c.Value
+	} else if nonce, err = randomID(); err != nil {
 		h.fail(w, l, err)
 		return
 	}

@@ -40,8 +40,12 @@ func TestSignInSession(t *testing.T) {
 			noTokens(t, r, "refused sign-in", body)
 		}
 	}
-	// A wrong token: 401, the form again, the token not put back.
+	// A wrong token: 401, the form again, the token not put back. Two forms opened
+	// one after the other both work.
 	tok = c.csrf("/console/signin")
+	if again := c.csrf("/console/signin"); again != tok {
+		t.Errorf("a second sign-in form changed the first's CSRF token")
+	}
 	status, _, body := c.do("POST", "/console/signin", url.Values{"csrf": {tok}, "token": {"konka-secret-guess"}}, nil)
 	if status != http.StatusUnauthorized || strings.Contains(body, "konka-secret-guess") || !strings.Contains(body, `id="problem"`) {
 		t.Errorf("wrong token: %d %s", status, body)
