@@ -169,8 +169,8 @@ func bars(b *browser, chart string) []int {
 }
 
 func TestBrowser(t *testing.T) {
+	b := newBrowser(t) // first: it skips without Chromium
 	r := newRig(t, false)
-	b := newBrowser(t)
 	base := r.srv.URL
 
 	// The payer: every maker's row equals the claim, the charts have a bar a day and
