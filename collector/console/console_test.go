@@ -213,6 +213,11 @@ func TestDecide(t *testing.T) {
 	if d := cl.Find(r.devs["f1"].ID()); d.Outcome != claim.Refused {
 		t.Errorf("denied device %+v", d)
 	}
+	// tcl's page, as the payer sees it, counts the denial among the refusals by reason.
+	if _, body := payer.get("/console/claims?maker=tcl&month=2026-10&lang=zh"); !strings.Contains(body, `<th scope="row" data-code="denied">付款方拒付</th><td class="num">1</td>`) {
+		t.Errorf("tcl's refusals by reason: %s", body)
+	}
+	payer.get("/console/payer?month=2026-10&lang=en") // back to English, kept in the cookie
 	// The payer's page shows the new figures, which are the claim's.
 	checkRows(t, r, payer, "/console/payer?month=2026-10")
 	// Once October has closed, its two held devices are listed without forms.
@@ -316,7 +321,7 @@ func TestMakerPage(t *testing.T) {
 	if status != 200 {
 		t.Fatal(status)
 	}
-	for _, want := range []string{`data-field="paid">1<`, `data-field="held">4<`, `data-field="amount_cny">CNY 1<`, "clone", `id="held"`,
+	for _, want := range []string{`data-field="paid">1<`, `data-field="held">4<`, `data-field="amount_cny">CNY 1<`, `data-code="clone">clone: shares identical counters`, `id="held"`,
 		r.devs["f3"].ID().String()[:16], `data-field="attested">0.0 %<`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("tcl's page lacks %s", want)

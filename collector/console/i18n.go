@@ -61,6 +61,37 @@ var messages = map[string]map[string]string{
 	},
 }
 
+// reasons names the claim's reasons and signals (docs/eligibility.md) by language;
+// a code not here is shown as it is.
+var reasons = map[string]map[string]string{
+	"en": {
+		"no_certificate": "no maker certificate", "too_few_active_days": "too few active days",
+		"serial_tag_paid_once": "serial tag already paid", "chain_fork": "chain fork",
+		"maker_key_not_registered": "maker key not registered", "serial_tag_of_another_maker": "serial tag of another maker",
+		"sold_after_month": "sold after the month", "denied": "denied by the payer", "serial_tag_not_registered": "serial tag not registered as sold",
+		"released": "released by the payer", "not_attested": "not attested", "attestation_refused": "attestation refused",
+		"attestation_revoked": "attestation revoked", "clone": "clone", "saturated": "saturated counters", "burst": "burst of days",
+		"backfill": "backfilled days", "replayed_epoch": "replayed epoch", "many_keys": "many keys for one serial tag",
+	},
+	"zh": {
+		"no_certificate": "无厂商证书", "too_few_active_days": "活跃天数不足",
+		"serial_tag_paid_once": "序列标签已付款", "chain_fork": "记录链分叉",
+		"maker_key_not_registered": "厂商密钥未登记", "serial_tag_of_another_maker": "序列标签属于其他厂商",
+		"sold_after_month": "销售日期晚于本月", "denied": "付款方拒付", "serial_tag_not_registered": "序列标签未登记为已售",
+		"released": "付款方放行", "not_attested": "未认证", "attestation_refused": "认证被拒",
+		"attestation_revoked": "认证已吊销", "clone": "克隆", "saturated": "计数饱和", "burst": "天数突增",
+		"backfill": "补报天数", "replayed_epoch": "纪元重放", "many_keys": "同一序列标签多个密钥",
+	},
+}
+
+// Reason names a reason or signal code.
+func (l *locale) Reason(code string) string {
+	if s, ok := reasons[l.Lang][code]; ok {
+		return s
+	}
+	return code
+}
+
 // locale formats texts, numbers, amounts and dates for one language.
 type locale struct {
 	Lang   string // "en" or "zh"
