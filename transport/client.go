@@ -412,6 +412,10 @@ func (c *Client) post(ctx context.Context, items []item, res *Result) (int, erro
 		return 0, &StatusError{StatusCode: a.Status}
 	}
 
+	if !identity(a.Encoding) { // a proxy compressed it: amosd asks for no coding, decodes none
+		c.drain(a.Body, res)
+		return 0, protocolErr("%s: answer in content coding %q, which amosd does not decode: it sends no Accept-Encoding, so a proxy must not compress /v1/records", what, truncate(a.Encoding, 32))
+	}
 	if a.Length > MaxResponseBytes { // refused before a byte of it is paid for
 		return 0, protocolErr("%s: answer of %d bytes, at most %d", what, a.Length, MaxResponseBytes)
 	}
@@ -519,6 +523,17 @@ func (c *Client) requestErr(ctx context.Context, err error, what string) error {
 		return classify(err, []error{ErrTransient, ctxErr}, "%s", what)
 	}
 	return classify(err, transientOnly, "%s", what)
+}
+
+// identity reports whether a Content-Encoding (its headers joined by commas) leaves the
+// body as it is: none, or only identity.
+func identity(enc string) bool {
+	for _, c := range strings.Split(enc, ",") {
+		if c = strings.Trim(c, " \t"); c != "" && !strings.EqualFold(c, "identity") {
+			return false
+		}
+	}
+	return true
 }
 
 // isTLSError reports whether err means the server could not be authenticated or refused

@@ -1,7 +1,10 @@
 package transport
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
@@ -300,6 +303,23 @@ func TestUploadServerFailures(t *testing.T) {
 			w.Write([]byte(s))
 		}
 	}
+	// coded answers in a content coding the client never asked for, as a compressing
+	// proxy might: the right answer, gzip-compressed, labelled encs.
+	coded := func(encs ...string) func(w http.ResponseWriter, r *srvResponse) {
+		return func(w http.ResponseWriter, r *srvResponse) {
+			var buf bytes.Buffer
+			zw := gzip.NewWriter(&buf)
+			if err := json.NewEncoder(zw).Encode(r); err != nil {
+				panic(err)
+			}
+			zw.Close()
+			for _, e := range encs {
+				w.Header().Add("Content-Encoding", e)
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(buf.Bytes())
+		}
+	}
 	edit := func(f func(r *srvResponse)) func(w http.ResponseWriter, r *srvResponse) {
 		return func(w http.ResponseWriter, r *srvResponse) {
 			f(r)
@@ -358,6 +378,8 @@ func TestUploadServerFailures(t *testing.T) {
 		{name: "mismatched epoch", protocol: true, after: edit(func(r *srvResponse) { r.Results[3].Epoch = 2 }), text: "result 3 is for epoch 2"},
 		{name: "unknown status", protocol: true, after: edit(func(r *srvResponse) { r.Results[2].Status = "maybe" }), text: `unknown status "maybe"`},
 		{name: "rejected without reason", protocol: true, after: edit(func(r *srvResponse) { r.Results[0].Status = "rejected" }), text: "rejected needs a reason"},
+		{name: "gzip", protocol: true, after: coded("gzip"), text: `content coding "gzip"`},
+		{name: "identity then gzip", protocol: true, after: coded("identity", "gzip"), text: `content coding "identity, gzip"`},
 		{name: "no server_time", protocol: true, after: body(`{"results": []}`), text: "no server_time"},
 		{name: "server_time zero", protocol: true, after: edit(func(r *srvResponse) { r.ServerTime = 0 }), text: "implausible"},
 	} {
@@ -397,6 +419,21 @@ func TestUploadServerFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestUploadIdentityEncoding: an answer labelled with the identity coding, the only one
+// amosd reads, is read.
+func TestUploadIdentityEncoding(t *testing.T) {
+	s := startTLS(t, true)
+	recs, ids := makeRecords(t, 3)
+	s.col.set(func(col *collector) {
+		col.after = func(w http.ResponseWriter, r *srvResponse) {
+			w.Header().Set("Content-Encoding", "Identity")
+			writeJSON(w, r)
+		}
+	})
+	res := mustUpload(t, s.client(t, ""), recs)
+	checkSettled(t, ids, res.Acked, res.Dead)
 }
 
 // TestUploadStopsAtFirstFailure checks that what was settled before a failure comes back

@@ -74,6 +74,9 @@ type Answer struct {
 	Status     int
 	Date       string // the Date header, "" if absent
 	RetryAfter string // the first Retry-After header, "" if absent
+	// Encoding is the Content-Encoding, its headers joined by ", "; "" if absent.
+	// The client asks for none and decodes none: its caller refuses any but identity.
+	Encoding string
 	Length     int64  // Content-Length, -1 if the body is chunked or ends with the connection
 	KeepAlive  bool   // the connection may carry the next request once the body is read
 	Body       Body
@@ -284,6 +287,11 @@ func readHead(br *bufio.Reader, left *int) (*Answer, error) {
 			if a.Date == "" {
 				a.Date = value
 			}
+		case strings.EqualFold(name, "Content-Encoding"):
+			if a.Encoding != "" {
+				a.Encoding += ", "
+			}
+			a.Encoding += value
 		case strings.EqualFold(name, "Retry-After"):
 			if a.RetryAfter == "" {
 				a.RetryAfter = value

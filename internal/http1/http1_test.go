@@ -25,6 +25,7 @@ func FuzzReadAnswer(f *testing.F) {
 		"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n{}",
 		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxx",
 		"HTTP/1.1 2000 OK\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Encoding:  br \r\nContent-Length: 2\r\n\r\n{}",
 	} {
 		f.Add([]byte(s))
 	}
@@ -43,6 +44,9 @@ func FuzzReadAnswer(f *testing.F) {
 		}
 		if ref.StatusCode != a.Status {
 			t.Fatalf("status %d, net/http %d", a.Status, ref.StatusCode)
+		}
+		if enc := strings.Join(ref.Header.Values("Content-Encoding"), ", "); enc != a.Encoding {
+			t.Fatalf("Content-Encoding %q, net/http %q", a.Encoding, enc)
 		}
 		// The keep-alive decision: never reuse a connection that net/http would close
 		// (HTTP/1.0, Connection: close, a body that ends with the connection).
