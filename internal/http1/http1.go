@@ -76,10 +76,10 @@ type Answer struct {
 	RetryAfter string // the first Retry-After header, "" if absent
 	// Encoding is the Content-Encoding, its headers joined by ", "; "" if absent.
 	// The client asks for none and decodes none: its caller refuses any but identity.
-	Encoding string
-	Length     int64  // Content-Length, -1 if the body is chunked or ends with the connection
-	KeepAlive  bool   // the connection may carry the next request once the body is read
-	Body       Body
+	Encoding  string
+	Length    int64 // Content-Length, -1 if the body is chunked or ends with the connection
+	KeepAlive bool  // the connection may carry the next request once the body is read
+	Body      Body
 
 	conn *conn // the connection it came on, released by Client.Release
 }
