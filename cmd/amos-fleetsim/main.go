@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"flag"
 	"fmt"
 	"io"
@@ -89,6 +91,29 @@ func (s *serverFlags) open(seed uint64, dir string, start time.Time, now func() 
 	return srv, err
 }
 
+// pickSeed gives a run against a running collector a fresh seed unless --seed was
+// given: the default seed's keys are the ones every earlier run sent (the demo's too),
+// which that collector already holds, so that their new history would be a chain_gap or
+// a chain_fork. The seed is printed, to repeat the run. An in-process collector is new
+// every run: its default seed stays 1, for the same figures every time.
+func (s *serverFlags) pickSeed(fs *flag.FlagSet, seed *uint64, stderr io.Writer) error {
+	if s.url == "" {
+		return nil
+	}
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "seed" })
+	if given {
+		return nil
+	}
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return fmt.Errorf("a fresh seed: %w", err)
+	}
+	*seed = binary.BigEndian.Uint64(b[:]) >> 1 // positive in every flag parser
+	fmt.Fprintf(stderr, "amos-fleetsim: --seed %d (a fresh one against a running collector; pass it to repeat this run)\n", *seed)
+	return nil
+}
+
 // openAuthority returns the development attestation authority of the phantom
 // scenario, and the in-process collector's policy that trusts it (nil for an external
 // collector, whose configuration must): the one saved in dir (amos-keystored's
@@ -124,7 +149,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 	scenario := args[0]
 	fs := flag.NewFlagSet("amos-fleetsim "+scenario, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	seed := fs.Uint64("seed", 1, "seed of keys, plans and schedules")
+	seed := fs.Uint64("seed", 1, "seed of keys, plans and schedules (with --collector: a fresh one, printed)")
 	verbose := fs.Bool("v", false, "progress lines on stderr")
 	logf := func(format string, a ...any) {
 		if *verbose {
@@ -142,6 +167,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 		workers := fs.Int("workers", 32, "devices working at once")
 		if fs.Parse(args[1:]) != nil {
 			return 2
+		}
+		if err := sf.pickSeed(fs, seed, stderr); err != nil {
+			fmt.Fprintf(stderr, "amos-fleetsim: %v\n", err)
+			return 1
 		}
 		m, dir, cleanup, rc := monthAndDir(*month, sf.dir, "fleetsim-month-", now, stderr)
 		if rc != 0 {
@@ -183,6 +212,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 			if *n <= 0 {
 				*n = -1 // none (FarmConfig takes 0 for its default)
 			}
+		}
+		if err := sf.pickSeed(fs, seed, stderr); err != nil {
+			fmt.Fprintf(stderr, "amos-fleetsim: %v\n", err)
+			return 1
 		}
 		m, dir, cleanup, rc := monthAndDir(*month, sf.dir, "fleetsim-farm-", now, stderr)
 		if rc != 0 {
@@ -234,6 +267,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 		}
 		if cfg.StolenShare == 0 {
 			cfg.StolenShare = -1 // none (PhantomConfig takes 0 for its default)
+		}
+		if err := sf.pickSeed(fs, seed, stderr); err != nil {
+			fmt.Fprintf(stderr, "amos-fleetsim: %v\n", err)
+			return 1
 		}
 		m, dir, cleanup, rc := monthAndDir(*month, sf.dir, "fleetsim-phantom-", now, stderr)
 		if rc != 0 {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -194,5 +196,47 @@ func TestRunMonthLedgerURL(t *testing.T) {
 		if strings.Contains(out.String()+errs.String(), password) {
 			t.Errorf("%q: the password is printed: %s", tc.args, errs.String())
 		}
+	}
+}
+
+// TestPickSeed: against a running collector, a run without --seed gets a fresh seed,
+// printed (seed 1's keys are the demo's and every earlier run's: their new history would
+// be a chain_gap); an explicit --seed, or an in-process collector, keeps its seed.
+func TestPickSeed(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		fresh bool
+	}{
+		{"in-process", nil, false},
+		{"in-process, --seed", []string{"-seed", "9"}, false},
+		{"running collector", []string{"-collector", "https://127.0.0.1:1"}, true},
+		{"running collector, --seed 1", []string{"-collector", "https://127.0.0.1:1", "-seed", "1"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seeds := map[uint64]bool{}
+			for range 3 {
+				fs := flag.NewFlagSet("t", flag.ContinueOnError)
+				seed := fs.Uint64("seed", 1, "")
+				var sf serverFlags
+				sf.register(fs, "konka")
+				if err := fs.Parse(tc.args); err != nil {
+					t.Fatal(err)
+				}
+				given := *seed
+				var errs strings.Builder
+				if err := sf.pickSeed(fs, seed, &errs); err != nil {
+					t.Fatal(err)
+				}
+				seeds[*seed] = true
+				printed := strings.Contains(errs.String(), fmt.Sprintf("--seed %d ", *seed))
+				if tc.fresh != printed || !tc.fresh && *seed != given {
+					t.Errorf("seed %d (given %d), printed %q", *seed, given, errs.String())
+				}
+			}
+			if tc.fresh && len(seeds) != 3 {
+				t.Errorf("3 runs got the seeds %v, want 3 fresh ones", seeds)
+			}
+		})
 	}
 }
