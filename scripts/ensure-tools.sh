@@ -2,8 +2,9 @@
 # Installs what the Makefile's targets need when it is missing: QEMU user-mode emulators
 # for armv7 and arm64 tests, dbus-daemon for the D-Bus tests, checkpolicy and m4 for the
 # SELinux policy test, qemu-system-arm and e2fsprogs for vm-test, postgresql for the
-# collector's PostgreSQL ledger, chromium (and a Chinese font for its screenshots) for the
-# collector's web console tests. Debian packages only.
+# collector's PostgreSQL ledger, nginx for the client's tests behind a reverse proxy,
+# chromium (and a Chinese font for its screenshots) for the collector's web console
+# tests. Debian packages only.
 set -euo pipefail
 
 need=()
@@ -23,6 +24,8 @@ command -v systemd-analyze >/dev/null && command -v systemd-sysusers >/dev/null 
 command -v strace >/dev/null || need+=(strace)
 # The collector's PostgreSQL ledger: rigs/pgtest runs initdb and postgres from it.
 command -v initdb >/dev/null || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+# The client behind a real load balancer: rigs/nginxtest runs Debian's nginx.
+command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
 # The web console's browser tests (collector/console) drive a headless Chromium; the
 # font draws the Simplified Chinese pages of their screenshots.
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need+=(chromium)

@@ -1,0 +1,66 @@
+package nginxtest
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"amos.example/amosd/internal/devpki"
+)
+
+// TestStart: nginx proxies to the upstream over TLS with the test's certificate, logs
+// the request, keeps its files in its own directory, and is gone once the test ends.
+func TestStart(t *testing.T) {
+	Require(t)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "upstream "+r.Proto)
+	}))
+	defer up.Close()
+	now := time.Now()
+	pki, err := devpki.New(t.TempDir(), devpki.Options{NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		CAName: "nginxtest CA", ServerName: "nginxtest", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var addr, dir string
+	t.Run("server", func(t *testing.T) {
+		s := Start(t, Options{Upstream: up.Listener.Addr().String(), CertFile: pki.CertFile, KeyFile: pki.KeyFile})
+		addr, dir = s.Addr, s.dir
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool}}}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+s.Addr+"/", nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "upstream HTTP/1.1" {
+			t.Fatalf("%d %q, want 200 from the upstream over HTTP/1.1", resp.StatusCode, body)
+		}
+		c.CloseIdleConnections()
+		for _, f := range []string{"nginx.pid", "error.log", "access.log", "nginx.conf"} {
+			if _, err := os.Stat(filepath.Join(s.dir, f)); err != nil {
+				t.Errorf("%s not in nginx's directory: %v", f, err)
+			}
+		}
+	})
+	if addr == "" {
+		t.Skip("no server was started")
+	}
+	if c, err := net.DialTimeout("tcp", addr, 2*time.Second); err == nil {
+		c.Close()
+		t.Errorf("nginx still answers on %s after its test ended", addr)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("nginx's directory %s still there after its test ended: %v", dir, err)
+	}
+}
