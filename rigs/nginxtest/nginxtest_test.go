@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,5 +63,27 @@ func TestStart(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("nginx's directory %s still there after its test ended: %v", dir, err)
+	}
+}
+
+// TestDocsQuoteSite: the configuration docs/operations.md ("Behind nginx") quotes is
+// the one the tests run, for its placeholder addresses and files.
+func TestDocsQuoteSite(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "docs", "operations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(data), "\n## Behind nginx\n")
+	if !ok {
+		t.Fatal(`docs/operations.md has no section "## Behind nginx"`)
+	}
+	sec, _, _ = strings.Cut(sec, "\n## ")
+	_, block, ok := strings.Cut(sec, "```nginx\n")
+	if !ok {
+		t.Fatal("the section has no ```nginx block")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	if want := Site(DocOptions()); block != want {
+		t.Errorf("docs/operations.md quotes\n%s\nthe rig's template (Site(DocOptions())) is\n%s", block, want)
 	}
 }
