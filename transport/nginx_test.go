@@ -103,29 +103,6 @@ func uploadAll(t *testing.T, c *Client, recs [][]byte) *Result {
 	return res
 }
 
-// accessLog returns nginx's access log once it holds the n requests the client made
-// (nginx logs a request after its answer has gone out).
-func accessLog(t *testing.T, ng *nginxtest.Server, n int) []nginxtest.Request {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		reqs, err := ng.AccessLog()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(reqs) >= n {
-			if len(reqs) > n {
-				t.Fatalf("nginx logged %d requests, the client made %d", len(reqs), n)
-			}
-			return reqs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx logged %d requests after 10 s, the client made %d", len(reqs), n)
-		}
-		time.Sleep(10 * time.Millisecond) // polling the log, bounded by the deadline
-	}
-}
-
 // TestBehindNginx puts the real client through Debian's nginx, in the configurations a
 // payer may run, in front of the real collector.
 func TestBehindNginx(t *testing.T) {
@@ -224,7 +201,7 @@ func TestBehindNginx(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c, maker, ng := behindNginx(t, tc.o, tc.cfg, func() time.Time { return nginxNow })
 			n := tc.run(t, c, maker)
-			reqs := accessLog(t, ng, n)
+			reqs := ng.WaitRequests(t, n)
 			for _, r := range reqs {
 				if r.Protocol != "HTTP/1.1" || r.TLS == "-" {
 					t.Errorf("nginx logged %+v, want HTTP/1.1 over TLS", r)
@@ -255,7 +232,7 @@ func TestWireBudgetBehindNginx(t *testing.T) {
 			day.Store(int64(i + 1))
 			uploadAll(t, c, recs[i:i+1])
 		}
-		for _, r := range accessLog(t, ng, len(recs)) {
+		for _, r := range ng.WaitRequests(t, len(recs)) {
 			if r.Reused {
 				resumed++
 			}

@@ -285,6 +285,29 @@ func (s *Server) AccessLog() ([]Request, error) {
 	return reqs, nil
 }
 
+// WaitRequests returns the access log once it holds n requests, failing t if it holds
+// more, or fewer after 10 s: nginx logs a request just after its answer has gone out,
+// so a client that has read the answer may be a moment ahead of the log.
+func (s *Server) WaitRequests(t testing.TB, n int) []Request {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		reqs, err := s.AccessLog()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case len(reqs) > n:
+			t.Fatalf("nginx logged %d requests, want %d", len(reqs), n)
+		case len(reqs) == n:
+			return reqs
+		case time.Now().After(deadline):
+			t.Fatalf("nginx logged %d requests after 10 s, want %d", len(reqs), n)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the log, bounded by the deadline
+	}
+}
+
 // ErrorLog returns nginx's error log so far.
 func (s *Server) ErrorLog() string {
 	data, _ := os.ReadFile(filepath.Join(s.dir, "error.log"))
