@@ -173,6 +173,13 @@ func TestBehindNginx(t *testing.T) {
 				// The client sends no Accept-Encoding, so nginx leaves the answer in
 				// identity; one in another coding would fail the upload (client.go).
 				return uploadAll(t, c, deviceRecords(t, maker, "gzip", 30)).Requests
+			},
+			check: func(t *testing.T, reqs []nginxtest.Request) {
+				for _, r := range reqs {
+					if r.Encoding != "" {
+						t.Errorf("nginx answered in %q, want identity", r.Encoding)
+					}
+				}
 			}},
 		{name: "http2 offered", o: nginxtest.Options{HTTP2: true},
 			run: func(t *testing.T, c *Client, maker *proof.KeySigner) int {

@@ -113,7 +113,7 @@ func conf(dir string, o Options) string {
 		filepath.Join(dir, "nginx.pid"), filepath.Join(dir, "error.log"))
 	b.WriteString("events {\n    worker_connections 256;\n}\nhttp {\n")
 	// One line a request: what a test checks (AccessLog).
-	b.WriteString("log_format amos '$status $ssl_session_reused $ssl_protocol $server_protocol $connection_requests';\n")
+	b.WriteString("log_format amos '$status $ssl_session_reused $ssl_protocol $server_protocol $connection_requests $sent_http_content_encoding';\n")
 	fmt.Fprintf(&b, "access_log %s amos;\n", filepath.Join(dir, "access.log"))
 	for _, p := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
 		fmt.Fprintf(&b, "%s_temp_path %s;\n", p, filepath.Join(dir, p+"_temp"))
@@ -257,6 +257,7 @@ type Request struct {
 	TLS      string // TLSv1.3 ...
 	Protocol string // HTTP/1.1 ...
 	OnConn   int    // the request's number on its connection ($connection_requests)
+	Encoding string // the answer's Content-Encoding, "" for none
 }
 
 // AccessLog returns the requests nginx has logged so far. nginx writes a line when it
@@ -272,15 +273,19 @@ func (s *Server) AccessLog() ([]Request, error) {
 			continue
 		}
 		f := strings.Fields(line)
-		if len(f) != 5 {
-			return nil, fmt.Errorf("nginxtest: access log line %q: want 5 fields", line)
+		if len(f) != 6 {
+			return nil, fmt.Errorf("nginxtest: access log line %q: want 6 fields", line)
 		}
 		status, err1 := strconv.Atoi(f[0])
 		n, err2 := strconv.Atoi(f[4])
 		if err := errors.Join(err1, err2); err != nil {
 			return nil, fmt.Errorf("nginxtest: access log line %q: %w", line, err)
 		}
-		reqs = append(reqs, Request{Status: status, Reused: f[1] == "r", TLS: f[2], Protocol: f[3], OnConn: n})
+		enc := f[5]
+		if enc == "-" { // nginx's mark for an empty variable
+			enc = ""
+		}
+		reqs = append(reqs, Request{Status: status, Reused: f[1] == "r", TLS: f[2], Protocol: f[3], OnConn: n, Encoding: enc})
 	}
 	return reqs, nil
 }

@@ -21,6 +21,7 @@ import (
 func TestStart(t *testing.T) {
 	Require(t)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, "upstream "+r.Proto)
 	}))
 	defer up.Close()
@@ -32,22 +33,32 @@ func TestStart(t *testing.T) {
 	}
 	var addr, dir string
 	t.Run("server", func(t *testing.T) {
-		s := Start(t, Options{Upstream: up.Listener.Addr().String(), CertFile: pki.CertFile, KeyFile: pki.KeyFile})
+		s := Start(t, Options{Upstream: up.Listener.Addr().String(), CertFile: pki.CertFile, KeyFile: pki.KeyFile,
+			Server: []string{"gzip on;", "gzip_types application/json;", "gzip_min_length 0;"}})
 		addr, dir = s.Addr, s.dir
-		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool}}}
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool}, DisableCompression: true}}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+s.Addr+"/", nil)
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || string(body) != "upstream HTTP/1.1" {
-			t.Fatalf("%d %q, want 200 from the upstream over HTTP/1.1", resp.StatusCode, body)
+		for _, enc := range []string{"", "gzip"} {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+s.Addr+"/", nil)
+			if enc != "" {
+				req.Header.Set("Accept-Encoding", enc)
+			}
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || resp.Header.Get("Content-Encoding") != enc || enc == "" && string(body) != "upstream HTTP/1.1" {
+				t.Fatalf("%d %q in %q, want 200 from the upstream over HTTP/1.1 in %q", resp.StatusCode, body, resp.Header.Get("Content-Encoding"), enc)
+			}
 		}
 		c.CloseIdleConnections()
+		// The log tells an answer in identity from a compressed one (transport's gzip case).
+		if reqs := s.WaitRequests(t, 2); reqs[0].Encoding != "" || reqs[1].Encoding != "gzip" || reqs[0].Status != 200 {
+			t.Errorf("access log %+v, want a 200 in identity then one in gzip", reqs)
+		}
 		for _, f := range []string{"nginx.pid", "error.log", "access.log", "nginx.conf"} {
 			if _, err := os.Stat(filepath.Join(s.dir, f)); err != nil {
 				t.Errorf("%s not in nginx's directory: %v", f, err)
