@@ -155,17 +155,25 @@ func TestBehindNginx(t *testing.T) {
 					n += res.Requests
 					if i == 8 {
 						// The one deliberate sleep: longer than nginx's keepalive_timeout
-						// of 1 s, so that a connection kept across it would be stale.
+						// of 1 s, so that a connection kept across it would be stale
+						// (Upload closes its idle ones: the next starts afresh).
 						time.Sleep(1500 * time.Millisecond)
 					}
 				}
 				return n
 			},
 			check: func(t *testing.T, reqs []nginxtest.Request) {
+				second := 0
 				for _, r := range reqs {
 					if r.OnConn > 2 {
 						t.Errorf("request %d on one connection, nginx allows 2", r.OnConn)
 					}
+					if r.OnConn == 2 {
+						second++
+					}
+				}
+				if second != len(reqs)/2 {
+					t.Errorf("%d of %d requests went on a kept connection, want every second one", second, len(reqs))
 				}
 			}},
 		{name: "gzip", o: nginxtest.Options{Server: []string{"gzip on;", "gzip_types application/json;", "gzip_min_length 0;"}},
