@@ -43,7 +43,16 @@ if ((${#need[@]})); then
   echo "ensure-tools: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # No service is started by the packages' install scripts (nginx would take port 80,
+  # PostgreSQL 5432): the tests start their own servers on free ports.
+  made_policy=0
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  if ((made_policy)); then rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 # dbus-daemon resolves every client's uid to a user: the tests connect as uid 2000, the
