@@ -6,17 +6,20 @@ import (
 	"strings"
 )
 
-// Chart geometry, in SVG user units.
+// Chart geometry, in SVG user units. The band above the plot (padT) holds the
+// threshold's label, so that no bar ever runs under it.
 const (
-	chartW, chartH = 640, 220
+	chartW, chartH = 640, 230
 	padL, padB     = 44, 28
-	padT, padR     = 12, 8
+	padT, padR     = 24, 8
+	labelY         = padT - 8 // the threshold label's baseline, above the tallest bar
 )
 
 // barChart draws values as bars, one per label, with a y axis from 0 to the largest
 // value; every bar has class "bar" and a <title> with its label and value. threshold,
 // when at least 0, draws a dashed line at the left edge of bar threshold, named by
-// thresholdName. The chart is an image whose name is title.
+// thresholdName, whose label sits above the plot, beside the line's top (before it when
+// the line is in the right half). The chart is an image whose name is title.
 func barChart(id, title string, labels []string, values []int, threshold int, thresholdName string) template.HTML {
 	esc := template.HTMLEscapeString
 	top := 1
@@ -50,8 +53,12 @@ func barChart(id, title string, labels []string, values []int, threshold int, th
 	}
 	if threshold >= 0 && threshold <= n {
 		x := x0 + float64(threshold)*slot
-		fmt.Fprintf(&b, `<line class="threshold" x1="%.1f" y1="%g" x2="%.1f" y2="%g"/>`, x, y0, x, y0-plotH)
-		fmt.Fprintf(&b, `<text class="threshold-label" x="%.1f" y="%g">%s</text>`, x+4, y0-plotH+10, esc(thresholdName))
+		fmt.Fprintf(&b, `<line class="threshold" x1="%.1f" y1="%g" x2="%.1f" y2="%d"/>`, x, y0, x, labelY+4)
+		anchor, dx := "start", 4.0
+		if x > x0+plotW/2 {
+			anchor, dx = "end", -4
+		}
+		fmt.Fprintf(&b, `<text class="threshold-label" x="%.1f" y="%d" text-anchor="%s">%s</text>`, x+dx, labelY, anchor, esc(thresholdName))
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
