@@ -1,6 +1,7 @@
 package console
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -9,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"amos.example/amosd/collector"
 	"amos.example/amosd/collector/claim"
+	"amos.example/amosd/proof"
 )
 
 // noTokens fails when a page, a header or the log holds one of the rig's tokens.
@@ -364,5 +367,80 @@ func TestLanguage(t *testing.T) {
 	l := &locale{Lang: "en"}
 	if got := l.Num(1234567) + " " + l.Money(-1500); got != "1,234,567 CNY -1,500" {
 		t.Errorf("numbers: %s", got)
+	}
+}
+
+// TestRejectedRecords: a maker's page lists its records refused at ingest in the month
+// by reason, as Collector.RejectedRecords counts them; another maker's page does not.
+func TestRejectedRecords(t *testing.T) {
+	r := newRig(t, false)
+	d := r.devs["k3"] // konka, active October 1 to 4
+	rec := &proof.Record{DeviceID: d.ID(), Epoch: d.Epoch, Seq: d.Seq + 1, PrevHash: d.Prev,
+		MintedAt: r.clock.now().Add(48 * time.Hour).Unix(), UptimeMS: 9000,
+		Body: &proof.ActivityDay{Date: proof.NewDate(2026, time.October, 20), UTCOffsetMinutes: 480, InteractiveSeconds: 900, Unlocks: 3, ScreenOns: 4, ActiveHours: proof.AllHours}}
+	raw, err := rec.Sign(d.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc, err := r.coll.Ingest([][]byte{raw}); err != nil || rc.Results[0].Reason != collector.ReasonImplausible {
+		t.Fatalf("the implausible record: %+v %v", rc, err)
+	}
+	want, err := r.coll.RejectedRecords(october, "konka")
+	if err != nil || len(want) != 1 || want[collector.ReasonImplausible] != 1 {
+		t.Fatalf("RejectedRecords: %v %v", want, err)
+	}
+	konka := r.client()
+	konka.signIn("konka")
+	_, body := konka.get("/console/claims?month=2026-10&lang=en")
+	for _, s := range []string{`<table id="rejected">`, `<th scope="row" data-code="implausible_mint">implausible minting time</th><td class="num" data-value="1">1</td>`,
+		`<svg class="chart" id="rejected-chart"`} {
+		if !strings.Contains(body, s) {
+			t.Errorf("konka's page lacks %s", s)
+		}
+	}
+	payer := r.client()
+	payer.signIn("payer")
+	if _, body := payer.get("/console/claims?month=2026-10&maker=tcl"); strings.Contains(body, `<table id="rejected">`) || !strings.Contains(body, `id="rejected-none"`) {
+		t.Error("tcl's page shows rejected records")
+	}
+}
+
+// TestRiskSignals: the payer's page has each maker's held keys by signal and its
+// distance from the fleet, with the threshold, as the claim has them.
+func TestRiskSignals(t *testing.T) {
+	r := newRig(t, false)
+	payer := r.client()
+	payer.signIn("payer")
+	_, body := payer.get("/console/payer?month=2026-10&lang=en")
+	cl, err := r.coll.Claims(october)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, _ := strings.Cut(body, `<table id="risk">`)
+	table, _, _ = strings.Cut(table, "</table>")
+	for _, row := range cl.Rows {
+		_, tr, ok := strings.Cut(table, `<tr data-risk-maker="`+row.MakerID+`">`)
+		tr, _, _ = strings.Cut(tr, "</tr>")
+		if !ok {
+			t.Fatalf("no risk row for %s", row.MakerID)
+		}
+		for _, s := range riskSignals {
+			if want := fmt.Sprintf(`data-signal="%s">%d<`, s, row.HeldReasons[s]); !strings.Contains(tr, want) {
+				t.Errorf("%s: lacks %s in %s", row.MakerID, want, tr)
+			}
+		}
+		dist := row.Distribution
+		if dist == nil {
+			t.Fatalf("%s: no distribution in the claim", row.MakerID)
+		}
+		for _, want := range []string{fmt.Sprintf(`data-dist="devices">%d<`, dist.Devices), fmt.Sprintf(`data-dist="active_days">%.2f<`, dist.ActiveDays),
+			fmt.Sprintf(`data-dist="unlocks">%.2f<`, dist.Unlocks), `data-dist="threshold">0.25<`, `data-dist="flagged">no<`} {
+			if !strings.Contains(tr, want) {
+				t.Errorf("%s: lacks %s in %s", row.MakerID, want, tr)
+			}
+		}
+	}
+	if !strings.Contains(table, `data-signal="clone">4<`) {
+		t.Errorf("tcl's four clones are not in the risk table: %s", table)
 	}
 }

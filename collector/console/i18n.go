@@ -33,7 +33,13 @@ var messages = map[string]map[string]string{
 		"total": "Total", "language": "Language", "month_closed_error": "The month has closed: held devices are reviewed before it closes.",
 		"not_held_error": "That device is not held in this month.", "required_error": "Who decides and why are both required.",
 		"more_held": "Only the first %d held devices are listed.", "chart_none": "No device in this month.",
-		"back": "Back to the claim",
+		"back":               "Back to the claim",
+		"rejected_by_reason": "Rejected records by reason", "records": "Records",
+		"rejected_help":    "Records of the maker's device keys refused at ingest, dated in the month (a genesis by when it was minted): what the collector keeps of them. Records refused unread (bad format, bad signature, unknown device) are not kept, so not counted.",
+		"risk":             "Risk signals against the fleet",
+		"risk_help":        "Held device keys by signal (a key with two signals counts under both), and the maker's total variation distance from the rest of the fleet; flagged above the threshold when both sides have enough devices.",
+		"dist_active_days": "Distance: active days", "dist_unlocks": "Distance: unlocks", "dist_threshold": "Threshold",
+		"dist_flagged": "Flagged", "dist_none": "No device in this month.",
 	},
 	"zh": {
 		"title": "Amos 补贴控制台", "signin": "登录", "signout": "退出", "token": "厂商或付款方令牌",
@@ -57,7 +63,13 @@ var messages = map[string]map[string]string{
 		"total": "合计", "language": "语言", "month_closed_error": "本月已结算：暂扣设备须在结算前审核。",
 		"not_held_error": "该设备本月未被暂扣。", "required_error": "决定人和理由均为必填。",
 		"more_held": "仅列出前 %d 台暂扣设备。", "chart_none": "本月没有设备。",
-		"back": "返回申领",
+		"back":               "返回申领",
+		"rejected_by_reason": "按原因统计的被拒记录", "records": "记录数",
+		"rejected_help":    "该厂商设备密钥在接收时被拒、日期在本月的记录（创世记录按生成时间），即收集器保存下来的部分。未能读取即被拒的记录（格式错误、签名错误、未知设备）不保存，因此不计入。",
+		"risk":             "相对整个设备群的风险信号",
+		"risk_help":        "按信号统计的暂扣设备密钥（有两个信号的密钥在两处都计数），以及该厂商与其余设备群的总变差距离；双方设备都足够多且超过阈值时标记。",
+		"dist_active_days": "距离：活跃天数", "dist_unlocks": "距离：解锁次数", "dist_threshold": "阈值",
+		"dist_flagged": "已标记", "dist_none": "本月没有设备。",
 	},
 }
 
@@ -72,6 +84,8 @@ var reasons = map[string]map[string]string{
 		"released": "released by the payer", "not_attested": "not attested", "attestation_refused": "attestation refused",
 		"attestation_revoked": "attestation revoked", "clone": "clone", "saturated": "saturated counters", "burst": "burst of days",
 		"backfill": "backfilled days", "replayed_epoch": "replayed epoch", "many_keys": "many keys for one serial tag",
+		"future_date": "date in the future", "stale": "date too old", "late": "month already closed",
+		"implausible_mint": "implausible minting time", "bad_cert": "bad maker certificate", "unknown_maker": "unknown maker",
 	},
 	"zh": {
 		"no_certificate": "无厂商证书", "too_few_active_days": "活跃天数不足",
@@ -81,6 +95,8 @@ var reasons = map[string]map[string]string{
 		"released": "付款方放行", "not_attested": "未认证", "attestation_refused": "认证被拒",
 		"attestation_revoked": "认证已吊销", "clone": "克隆", "saturated": "计数饱和", "burst": "天数突增",
 		"backfill": "补报天数", "replayed_epoch": "纪元重放", "many_keys": "同一序列标签多个密钥",
+		"future_date": "日期在未来", "stale": "日期过旧", "late": "月份已结算",
+		"implausible_mint": "生成时间不合理", "bad_cert": "厂商证书无效", "unknown_maker": "未知厂商",
 	},
 }
 
@@ -154,6 +170,9 @@ func (l *locale) Pct(part, whole int) string {
 	}
 	return strconv.FormatFloat(float64(part)*100/float64(whole), 'f', 1, 64) + " %"
 }
+
+// Dist formats a distance or threshold between 0 and 1, two decimals.
+func (l *locale) Dist(f float64) string { return strconv.FormatFloat(f, 'f', 2, 64) }
 
 // Time formats a Unix time in the reporting zone.
 func (l *locale) Time(unix int64) string {

@@ -15,6 +15,7 @@ import (
 
 	"amos.example/amosd/collector"
 	"amos.example/amosd/collector/claim"
+	"amos.example/amosd/collector/signals"
 	"amos.example/amosd/proof"
 )
 
@@ -58,10 +59,15 @@ type page struct {
 	Held    []claim.Device
 	More    bool
 	Refused []reasonCount
-	Daily   template.HTML
-	Hist    template.HTML
-	Device  *collector.DeviceReport
-	Outcome *claim.Device
+	// Rejected counts the maker's records refused at ingest in the month, by reason
+	// (Collector.RejectedRecords); RejectedChart draws them.
+	Rejected      []reasonCount
+	RejectedChart template.HTML
+	Signals       []string // the signals of the payer's risk table, in its column order
+	Daily         template.HTML
+	Hist          template.HTML
+	Device        *collector.DeviceReport
+	Outcome       *claim.Device
 }
 
 // rowView is a claim row with the maker's device keys of the month.
@@ -178,6 +184,11 @@ func (h *Handler) charts(p *page) error {
 	return nil
 }
 
+// riskSignals are the device signals of docs/eligibility.md, section 8, in the order
+// of the payer's risk table.
+var riskSignals = []string{string(signals.Clone), string(signals.Saturated), string(signals.Burst),
+	string(signals.Backfill), string(signals.Replay), string(signals.ManyKeys)}
+
 // held returns the held devices of a claim, at most MaxHeldListed.
 func held(c *collector.Claims) ([]claim.Device, bool) {
 	devs := c.Select(claim.Held)
@@ -216,6 +227,20 @@ func (h *Handler) claims(w http.ResponseWriter, r *http.Request, q *request) {
 	for _, k := range slices.Sorted(maps.Keys(p.Claim.Rows[0].RefusedReasons)) {
 		p.Refused = append(p.Refused, reasonCount{k, p.Claim.Rows[0].RefusedReasons[k]})
 	}
+	rejected, err := h.c.RejectedRecords(p.Month, maker)
+	if err != nil {
+		h.fail(w, q.L, err)
+		return
+	}
+	var labels []string
+	var values []int
+	for _, k := range slices.Sorted(maps.Keys(rejected)) {
+		p.Rejected = append(p.Rejected, reasonCount{string(k), rejected[k]})
+		labels, values = append(labels, q.L.Reason(string(k))), append(values, rejected[k])
+	}
+	if len(values) > 0 {
+		p.RejectedChart = barChart("rejected-chart", q.L.T("rejected_by_reason"), labels, values, -1, "")
+	}
 	if err := h.charts(p); err != nil {
 		h.fail(w, q.L, err)
 		return
@@ -251,6 +276,7 @@ func (h *Handler) payerView(w http.ResponseWriter, r *http.Request, q *request) 
 		t.Keys += keys[row.MakerID]
 	}
 	p.Held, p.More = held(p.Claim)
+	p.Signals = riskSignals
 	if err := h.charts(p); err != nil {
 		h.fail(w, q.L, err)
 		return
