@@ -203,8 +203,15 @@ func (c *client) csrf(path string) string {
 // signIn signs in with who's token and returns the session's CSRF token.
 func (c *client) signIn(who string) string {
 	c.r.t.Helper()
+	return c.signInWith(who, tokens[who])
+}
+
+// signInWith signs in as who (a maker_id, or "payer") with token and returns the
+// session's CSRF token.
+func (c *client) signInWith(who, token string) string {
+	c.r.t.Helper()
 	tok := c.csrf("/console/signin")
-	status, hdr, _ := c.do("POST", "/console/signin", url.Values{"csrf": {tok}, "token": {tokens[who]}}, nil)
+	status, hdr, _ := c.do("POST", "/console/signin", url.Values{"csrf": {tok}, "token": {token}}, nil)
 	if status != http.StatusSeeOther || hdr.Get("Location") != "/console/" {
 		c.r.t.Fatalf("sign-in as %s: %d %v", who, status, hdr)
 	}

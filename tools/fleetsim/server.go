@@ -107,6 +107,9 @@ type Server struct {
 	// Ledger names an in-process server's ledger: its bbolt file, or its PostgreSQL URL
 	// without the password (pgledger.Redact).
 	Ledger string
+	// Collector is an in-process server's collector, for tests that look at it through
+	// another front end (the console); nil for an external server.
+	Collector *collector.Collector
 
 	http *http.Client
 	stop func() error
@@ -164,7 +167,7 @@ func StartServer(dir, ledgerURL string, makers []Maker, clock *Clock, att collec
 	srv := httpapi.NewServer(h, tlsConf, log.New(io.Discard, "", 0))
 	go func() { done <- httpapi.Serve(ctx, srv, ln) }()
 	s := &Server{URL: "https://" + ln.Addr().String(), CAFile: pki.CAFile, PayerToken: payer, Makers: makers,
-		Clock: clock, Ledger: name}
+		Clock: clock, Ledger: name, Collector: c}
 	s.stop = func() error {
 		cancel()
 		err := <-done
