@@ -105,7 +105,8 @@ ci: lint test release-check test-arm vm-test
 ## demo: the end-to-end demonstration under out/demo (tools/demo): a private D-Bus, the
 ## collector over TLS, one real amosd fed by D-Bus signals that mints a day at a near local
 ## midnight, a month of 1,000 simulated phones (tools/fleetsim), the claims and a guide.
-## DEMO_FLAGS=--keep leaves it all running until Ctrl-C. DEMO_LEDGER=postgres puts the
+## It prints the web console's URL and a development token to sign in with;
+## DEMO_FLAGS=--keep leaves it all running until Ctrl-C (the console with it). DEMO_LEDGER=postgres puts the
 ## collector's ledger on a PostgreSQL server started in out/demo/postgres (Debian's
 ## postgresql package) and stopped with the rest; without it, bbolt, and no database needed.
 DEMO_FLAGS ?=

@@ -392,7 +392,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	os.WriteFile(filepath.Join(out, "GUIDE.txt"), []byte(guide), 0o644)
 	fmt.Fprintf(o.Stdout, "\n%s\ndemo finished in %.1f s\n", guide, res.Elapsed.Seconds())
 	if o.Keep {
-		fmt.Fprintln(o.Stdout, "everything keeps running (--keep): Ctrl-C to stop")
+		fmt.Fprintf(o.Stdout, "everything keeps running (--keep): the console at %s/console/ (the payer's token %s); Ctrl-C to stop\n", d.url, d.payer)
 		<-ctx.Done()
 	}
 	return res, nil
@@ -708,6 +708,11 @@ func (d *demo) guide(month collector.Month, deviceID string) string {
 	if d.pg != nil {
 		p("  %s   (the ledger's server, when done)", d.pgCtl(false))
 	}
+	p("the web console (docs/console.md), while the collector runs (make demo DEMO_FLAGS=--keep):")
+	p("  %s/console/   month %s by default", d.url, month)
+	p("  sign in with the payer's development token %s (%s), or a maker's, e.g. konka's %s (%s)",
+		d.payer, rel(filepath.Join(d.out, "payer.token")), d.tokens["konka"], rel(filepath.Join(d.out, "makers", "konka.token")))
+	p("  (the browser warns: the collector's certificate is from the demo's development CA, %s)", rel(d.caFile))
 	p("while it runs (go run ./tools/demo --keep; or start the collector again:")
 	p("  %s%s --config %s serve &):", clock, col, rel(d.colCfg))
 	p("  %s --config %s status       (needs --keep: the daemon and its bus)", amosd, rel(d.amosdCfg))

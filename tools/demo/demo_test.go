@@ -73,6 +73,11 @@ func TestDemoQuick(t *testing.T) {
 			if !strings.Contains(string(log), "it is "+today+"T") {
 				t.Errorf("the collector's clock is not on %s:\n%s", today, log)
 			}
+			guide, _ := os.ReadFile(filepath.Join(out, "GUIDE.txt"))
+			tok, _ := os.ReadFile(filepath.Join(out, "payer.token"))
+			if !strings.Contains(string(guide), res.URL+"/console/") || len(tok) < 16 || !strings.Contains(string(guide), "development token "+strings.TrimSpace(string(tok))) {
+				t.Errorf("the guide does not give the console's URL and the payer's token to sign in:\n%s", guide)
+			}
 			if !strings.Contains(report.String(), "last_sync_result:          ok") {
 				t.Errorf("amosd status is missing from the report")
 			}
