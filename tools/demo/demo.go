@@ -387,6 +387,14 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	if a := view.Attestation; a == nil || !a.Accepted || view.AttestationRevoked != "" {
 		return res, fmt.Errorf("the real device is not attested: %s", verdictLine(view))
 	}
+	claims, err := srv.Claims(month, d.payer)
+	if err != nil {
+		return res, err
+	}
+	if err := checkConsole(ctx, d.url, d.caFile, d.payer, month, claims); err != nil {
+		return res, err
+	}
+	fmt.Fprintf(o.Stdout, "\nthe web console (%s/console/): signed in with the payer's token, its page of %s shows every maker's paid devices as GET /v1/claims does\n", d.url, month)
 	res.Elapsed = time.Since(began)
 	guide := d.guide(month, res.DeviceID)
 	os.WriteFile(filepath.Join(out, "GUIDE.txt"), []byte(guide), 0o644)

@@ -78,6 +78,9 @@ func TestDemoQuick(t *testing.T) {
 			if !strings.Contains(string(guide), res.URL+"/console/") || len(tok) < 16 || !strings.Contains(string(guide), "development token "+strings.TrimSpace(string(tok))) {
 				t.Errorf("the guide does not give the console's URL and the payer's token to sign in:\n%s", guide)
 			}
+			if !strings.Contains(report.String(), "signed in with the payer's token, its page of "+pd.Previous+" shows every maker's paid devices") {
+				t.Errorf("the demo did not check the console")
+			}
 			if !strings.Contains(report.String(), "last_sync_result:          ok") {
 				t.Errorf("amosd status is missing from the report")
 			}
