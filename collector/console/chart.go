@@ -10,6 +10,7 @@ import (
 // threshold's label, so that no bar ever runs under it.
 const (
 	chartW, chartH = 640, 230
+	shortH         = 140 // a chart of a few counts (the rejected records)
 	padL, padB     = 44, 28
 	padT, padR     = 24, 8
 	labelY         = padT - 8 // the threshold label's baseline, above the tallest bar
@@ -21,6 +22,11 @@ const (
 // thresholdName, whose label sits above the plot, beside the line's top (before it when
 // the line is in the right half). The chart is an image whose name is title.
 func barChart(id, title string, labels []string, values []int, threshold int, thresholdName string) template.HTML {
+	return barChartHigh(id, title, labels, values, threshold, thresholdName, chartH)
+}
+
+// barChartHigh is barChart, height units high.
+func barChartHigh(id, title string, labels []string, values []int, threshold int, thresholdName string, height int) template.HTML {
 	esc := template.HTMLEscapeString
 	top := 1
 	for _, v := range values {
@@ -28,10 +34,10 @@ func barChart(id, title string, labels []string, values []int, threshold int, th
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="chart" id="%s" role="img" aria-labelledby="%s-title" viewBox="0 0 %d %d" width="%d" height="%d" xmlns="http://www.w3.org/2000/svg">`,
-		esc(id), esc(id), chartW, chartH, chartW, chartH)
+		esc(id), esc(id), chartW, height, chartW, height)
 	fmt.Fprintf(&b, `<title id="%s-title">%s</title>`, esc(id), esc(title))
-	plotW, plotH := float64(chartW-padL-padR), float64(chartH-padT-padB)
-	x0, y0 := float64(padL), float64(chartH-padB)
+	plotW, plotH := float64(chartW-padL-padR), float64(height-padT-padB)
+	x0, y0 := float64(padL), float64(height-padB)
 	fmt.Fprintf(&b, `<line class="axis" x1="%g" y1="%g" x2="%g" y2="%g"/>`, x0, y0, x0+plotW, y0)
 	fmt.Fprintf(&b, `<line class="axis" x1="%g" y1="%g" x2="%g" y2="%g"/>`, x0, y0, x0, y0-plotH)
 	fmt.Fprintf(&b, `<text class="tick" x="%g" y="%g" text-anchor="end">0</text>`, x0-4, y0+4)

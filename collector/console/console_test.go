@@ -393,7 +393,7 @@ func TestRejectedRecords(t *testing.T) {
 	konka.signIn("konka")
 	_, body := konka.get("/console/claims?month=2026-10&lang=en")
 	for _, s := range []string{`<table id="rejected">`, `<th scope="row" data-code="implausible_mint">implausible minting time</th><td class="num" data-value="1">1</td>`,
-		`<svg class="chart" id="rejected-chart"`} {
+		`<svg class="chart" id="rejected-chart" role="img" aria-labelledby="rejected-chart-title" viewBox="0 0 640 140"`} {
 		if !strings.Contains(body, s) {
 			t.Errorf("konka's page lacks %s", s)
 		}

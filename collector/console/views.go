@@ -239,7 +239,7 @@ func (h *Handler) claims(w http.ResponseWriter, r *http.Request, q *request) {
 		labels, values = append(labels, q.L.Reason(string(k))), append(values, rejected[k])
 	}
 	if len(values) > 0 {
-		p.RejectedChart = barChart("rejected-chart", q.L.T("rejected_by_reason"), labels, values, -1, "")
+		p.RejectedChart = barChartHigh("rejected-chart", q.L.T("rejected_by_reason"), labels, values, -1, "", shortH)
 	}
 	if err := h.charts(p); err != nil {
 		h.fail(w, q.L, err)
