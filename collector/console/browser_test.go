@@ -199,6 +199,25 @@ func TestBrowser(t *testing.T) {
 	b.accessible("payer page")
 	b.screenshot("payer")
 
+	// A review form whose CSRF field was taken out is refused, and nothing recorded.
+	f1 := r.devs["f1"].ID().String()
+	eval[bool](b, `(() => {
+		const f = document.querySelector('form[action="/console/held/`+f1+`"]');
+		f.querySelector('input[name=csrf]').remove();
+		f.querySelector('[name=by]').value = 'li';
+		f.querySelector('[name=why]').value = 'no token';
+		f.querySelector('button[value=release]').click();
+		return true;
+	})()`)
+	b.do("a decision without its CSRF token", chromedp.WaitVisible(chromedp.CSS("pre"))) // the plain-text 403
+	if text := eval[string](b, `document.body.innerText`); !strings.Contains(text, "CSRF") {
+		t.Errorf("a decision without its CSRF token answered %q", text)
+	}
+	if ds, err := r.coll.Decisions(october); err != nil || len(ds) != 0 {
+		t.Fatalf("a decision without its CSRF token recorded %+v %v", ds, err)
+	}
+	b.do("payer page again", chromedp.Navigate(base+"/console/payer?month=2026-10&lang=en"), chromedp.WaitVisible(chromedp.CSS("#rows")))
+
 	f0 := r.devs["f0"].ID().String()
 	form := `form[action="/console/held/` + f0 + `"]`
 	b.do("release a held device",
