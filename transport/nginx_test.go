@@ -15,6 +15,7 @@ import (
 	"amos.example/amosd/collector/collectortest"
 	"amos.example/amosd/collector/httpapi"
 	"amos.example/amosd/collector/ledger"
+	"amos.example/amosd/internal/benchline"
 	"amos.example/amosd/proof"
 	"amos.example/amosd/rigs/nginxtest"
 )
@@ -74,7 +75,7 @@ func recordsUntil(t testing.TB, maker *proof.KeySigner, label string, n int, end
 
 // behindNginx starts a collector, nginx in front of it with o, and a client of the
 // handset's configuration for https://records.amos.example dialled to nginx.
-func behindNginx(t *testing.T, o nginxtest.Options, cfg Config, now func() time.Time) (*Client, *proof.KeySigner, *nginxtest.Server) {
+func behindNginx(t testing.TB, o nginxtest.Options, cfg Config, now func() time.Time) (*Client, *proof.KeySigner, *nginxtest.Server) {
 	t.Helper()
 	nginxtest.Require(t)
 	pki := newPKI(t)
@@ -92,7 +93,7 @@ func behindNginx(t *testing.T, o nginxtest.Options, cfg Config, now func() time.
 	return c, maker, ng
 }
 
-func uploadAll(t *testing.T, c *Client, recs [][]byte) *Result {
+func uploadAll(t testing.TB, c *Client, recs [][]byte) *Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -235,27 +236,30 @@ func TestBehindNginx(t *testing.T) {
 // TestWireBudgetBehindNginx: 31 daily syncs of one record through nginx with the
 // recommended TLS settings stay within the wire budget (README.md's budget table),
 // counted by the client (TCP payload both ways).
-func TestWireBudgetBehindNginx(t *testing.T) {
-	month := func(o nginxtest.Options) (bytes int64, resumed int) {
-		// The collector's clock moves a day per sync: each record arrives the day after
-		// its own, as a phone's daily sync sends it.
-		var day atomic.Int64
-		start := nginxNow.Add(-31 * 24 * time.Hour)
-		c, maker, ng := behindNginx(t, o, Config{}, func() time.Time { return start.Add(time.Duration(day.Load()) * 24 * time.Hour) })
-		recs := recordsUntil(t, maker, fmt.Sprintf("month %v", o.Defaults), 31, start.Add(31*24*time.Hour))
-		for i := range recs {
-			day.Store(int64(i + 1))
-			uploadAll(t, c, recs[i:i+1])
-		}
-		for _, r := range ng.WaitRequests(t, len(recs)) {
-			if r.Reused {
-				resumed++
-			}
-		}
-		return c.WireBytes(), resumed
+// nginxMonth runs 31 daily syncs of one record through nginx configured by o, and
+// returns the client's wire bytes and how many TLS handshakes nginx logged as resumed.
+func nginxMonth(t testing.TB, o nginxtest.Options) (bytes int64, resumed int) {
+	// The collector's clock moves a day per sync: each record arrives the day after
+	// its own, as a phone's daily sync sends it.
+	var day atomic.Int64
+	start := nginxNow.Add(-31 * 24 * time.Hour)
+	c, maker, ng := behindNginx(t, o, Config{}, func() time.Time { return start.Add(time.Duration(day.Load()) * 24 * time.Hour) })
+	recs := recordsUntil(t, maker, fmt.Sprintf("month %v", o.Defaults), 31, start.Add(31*24*time.Hour))
+	for i := range recs {
+		day.Store(int64(i + 1))
+		uploadAll(t, c, recs[i:i+1])
 	}
-	rec, resumed := month(nginxtest.Options{})
-	def, defResumed := month(nginxtest.Options{Defaults: true})
+	for _, r := range ng.WaitRequests(t, len(recs)) {
+		if r.Reused {
+			resumed++
+		}
+	}
+	return c.WireBytes(), resumed
+}
+
+func TestWireBudgetBehindNginx(t *testing.T) {
+	rec, resumed := nginxMonth(t, nginxtest.Options{})
+	def, defResumed := nginxMonth(t, nginxtest.Options{Defaults: true})
 	t.Logf("31 daily syncs through nginx: %d bytes with the recommended TLS settings (%d a day, %d of 31 handshakes resumed), %d with nginx's defaults (%d resumed); budget %d",
 		rec, rec/31, resumed, def, defResumed, wireBudget)
 	if resumed != 30 {
@@ -263,5 +267,19 @@ func TestWireBudgetBehindNginx(t *testing.T) {
 	}
 	if rec > wireBudget {
 		t.Errorf("%d bytes on the wire for 31 daily syncs through nginx, budget %d", rec, wireBudget)
+	}
+}
+
+// BenchmarkBudgetWireMonthNginx reports the wire bytes of a month of daily syncs through
+// nginx with docs/operations.md's configuration, and with nginx's TLS defaults, as lines
+// for tools/benchreport.
+func BenchmarkBudgetWireMonthNginx(b *testing.B) {
+	for range b.N {
+		rec, resumed := nginxMonth(b, nginxtest.Options{})
+		def, _ := nginxMonth(b, nginxtest.Options{Defaults: true})
+		b.ReportMetric(float64(rec), "wire-bytes/month")
+		benchline.Print("wire_month_nginx", float64(rec), "bytes", fmt.Sprintf(
+			"31 daily syncs of one record through Debian's nginx with docs/operations.md's configuration (session tickets off, a shared session cache, server_tokens off) in front of the real collector, counted by the client; %d of 31 handshakes resumed; %d with nginx's TLS defaults",
+			resumed, def))
 	}
 }

@@ -309,6 +309,20 @@ func main() {
 		rep.Budgets = append(rep.Budgets, b)
 	}
 	{
+		b := Budget{ID: "wire_month_nginx", Spec: "bytes on the wire per device-month through nginx with the tested configuration of docs/operations.md (31 daily syncs): at most 48 KiB",
+			Budget: "<= 49,152 B", Source: "transport BenchmarkBudgetWireMonthNginx (also TestWireBudgetBehindNginx; Debian's nginx, rigs/nginxtest)"}
+		ls, err := need(tr, "wire_month_nginx")
+		if err == nil {
+			l := ls[0]
+			b.Figures = []Figure{{Name: l.Name, Value: l.Value, Unit: l.Unit, Limit: &Limit{"<=", 48 << 10, "bytes"}, Note: l.Note}}
+			b.Measured = comma(l.Value) + " B"
+		} else if trErr != nil {
+			err = trErr
+		}
+		b.finish(err)
+		rep.Budgets = append(rep.Budgets, b)
+	}
+	{
 		b := Budget{ID: "answer_heap", Spec: "heap to read and decode the largest answer amosd accepts (1 MiB, 256 results): at most the 4 MiB its memory limit leaves over the idle heap",
 			Budget: "<= 4.00 MiB", Source: "transport BenchmarkBudgetAnswerHeap (GC off, as under `amosd run`; the worse of Content-Length and chunked; also TestAnswerMemoryIsBounded)"}
 		ls, err := need(tr, "answer_heap", "answer_heap_hostile")
@@ -327,7 +341,7 @@ func main() {
 	rep.Budgets = append(rep.Budgets, claims())
 	rep.Budgets = append(rep.Budgets, ingestUnderClaims())
 
-	order := []string{"binary_size", "idle_rss_arm64", "idle_rss_armv7", "idle_rss", "idle_wakeups_handsets", "idle_wakeups", "year_drain", "wire_month", "answer_heap", "kill9", "collector_ingest", "collector_ingest_postgres", "collector_claims", "collector_ingest_under_claims"}
+	order := []string{"binary_size", "idle_rss_arm64", "idle_rss_armv7", "idle_rss", "idle_wakeups_handsets", "idle_wakeups", "year_drain", "wire_month", "wire_month_nginx", "answer_heap", "kill9", "collector_ingest", "collector_ingest_postgres", "collector_claims", "collector_ingest_under_claims"}
 	byID := map[string]Budget{}
 	for _, b := range rep.Budgets {
 		byID[b.ID] = b
@@ -521,6 +535,7 @@ var titles = map[string]string{
 	"idle_wakeups":                  "idle wake-ups, this host",
 	"year_drain":                    "365 queued records to the collector",
 	"wire_month":                    "wire bytes per device-month (TLS)",
+	"wire_month_nginx":              "wire bytes per device-month through nginx",
 	"answer_heap":                   "heap to read a 1 MiB answer",
 	"kill9":                         "records lost to kill -9",
 	"collector_ingest":              "collector ingest, 2 cores",
