@@ -93,7 +93,8 @@ bench: tools cross
 	$(GO) run ./tools/benchreport
 
 ## vm-test: the firmware image booted under full-system QEMU (arm64 and armv7), its power
-## cut at random moments, then checked (rigs/vmtest; Debian packages cached in .cache/vm)
+## cut at random moments, then checked, and android-build/oem-check.sh run against it over
+## the host's real adb (rigs/vmtest, rigs/adbd; Debian packages cached in .cache/vm)
 vm-test: tools
 	AMOSD_VMTEST=1 $(GO) test -count=1 -timeout 40m -run TestPowerCuts -v ./rigs/vmtest
 

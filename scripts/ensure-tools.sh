@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the Makefile's targets need when it is missing: QEMU user-mode emulators
 # for armv7 and arm64 tests, dbus-daemon for the D-Bus tests, checkpolicy and m4 for the
-# SELinux policy test, qemu-system-arm and e2fsprogs for vm-test, postgresql for the
+# SELinux policy test, qemu-system-arm and e2fsprogs for vm-test, adb for the handset
+# checked over adb (rigs/adbd, vm-test), postgresql for the
 # collector's PostgreSQL ledger, nginx for the client's tests behind a reverse proxy,
 # chromium (and a Chinese font for its screenshots) for the collector's web console
 # tests. Debian packages only.
@@ -22,6 +23,8 @@ command -v mke2fs >/dev/null || need+=(e2fsprogs)
 command -v dpkg-deb >/dev/null || need+=(dpkg)
 command -v systemd-analyze >/dev/null && command -v systemd-sysusers >/dev/null || need+=(systemd)
 command -v strace >/dev/null || need+=(strace)
+# rigs/adbd's tests and vm-test's oem-check.sh over adb: Debian's adb client (no adbd).
+command -v adb >/dev/null || need+=(adb)
 # The collector's PostgreSQL ledger: rigs/pgtest runs initdb and postgres from it.
 command -v initdb >/dev/null || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 # The client behind a real load balancer: rigs/nginxtest runs Debian's nginx.

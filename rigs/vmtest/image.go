@@ -41,9 +41,10 @@ func Arches() []Arch {
 }
 
 // Modules returns the modules the image loads, by name; their dependencies are found
-// in the .ko files.
+// in the .ko files. virtio_net is for the adb phase of the check boot (QEMU's user-mode
+// network).
 func Modules() []string {
-	return []string{"virtio_mmio", "virtio_blk", "crc32c_generic", "ext4", "evdev", "uinput"}
+	return []string{"virtio_mmio", "virtio_blk", "crc32c_generic", "ext4", "evdev", "uinput", "virtio_net"}
 }
 
 // Packages returns the packages besides the kernel: busybox for a shell, dbus-daemon

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"amos.example/amosd/rigs/adbd"
 )
 
 // TestPowerCuts is `make vm-test`: for each handset architecture it builds the firmware
@@ -32,6 +34,10 @@ import (
 //     software keys), whose key the factory (buildDisk) generated with `amosd
 //     identity`, and the collector, which requires attestation for konka and trusts
 //     only the development authority's root, accepted the chain its genesis carried;
+//     then, on the check boot, android-build/oem-check.sh runs over the host's real adb
+//     (rigs/adbd in the guest, a loopback port forwarded by QEMU): all pass on the
+//     good phone, and the expected failures with consent off, a wrong CA and the
+//     daemon stopped (oem_test.go);
 //   - idle: boots it on a disk holding a full day of tally and 1,000 queued records and
 //     measures amosd's memory and wake-ups in an idle hour (idle_test.go): README.md's
 //     idle budgets as the phone sees them.
@@ -125,9 +131,13 @@ func powerCuts(t *testing.T, ctx context.Context, arch Arch, im *image, cuts int
 		}
 		t.Logf("%s: cut %d/%d in phase %q; %d records announced so far", arch.Name, i, cuts, phase, len(minted))
 	}
-	b := boot(t, ctx, arch, kernel, img, disk, "check", filepath.Join(logs, "check.log"))
-	line := b.waitLine(t, "VMTEST RESULT ", 10*time.Minute)
-	_ = line
+	// The check boot has a network whose host forwards a loopback port to the guest's
+	// adb port: after its result, oem-check.sh runs over the host's real adb (oem_test.go).
+	host := adbd.StartHost(t)
+	port := freePort(t)
+	b := boot(t, ctx, arch, kernel, img, disk, "check amos.adb="+guestADBPort, filepath.Join(logs, "check.log"), adbNIC(port)...)
+	b.waitLine(t, "VMTEST RESULT ", 10*time.Minute)
+	t.Run("oem-check", func(t *testing.T) { oemOverADB(t, arch, im, b, host, port) })
 	b.waitExit(t, 2*time.Minute)
 	for _, m := range b.minted() {
 		minted[m]++
@@ -164,6 +174,7 @@ func powerCuts(t *testing.T, ctx context.Context, arch Arch, im *image, cuts int
 // image is a built firmware image.
 type image struct {
 	kernel, initramfs string
+	amosd             string // the image's amosd, for oem-check.sh --push
 	logs              string // out/vm/<arch>, emptied
 }
 
@@ -187,6 +198,7 @@ func prepare(t *testing.T, ctx context.Context, arch Arch) *image {
 	work := t.TempDir()
 	im.kernel = kernel
 	im.initramfs = buildImage(t, ctx, arch, root, work)
+	im.amosd = filepath.Join(work, "bin-"+arch.Name, "amosd")
 	t.Logf("%s: kernel %s, image %s", arch.Name, filepath.Base(kernel), size(im.initramfs))
 	return im
 }
@@ -306,6 +318,8 @@ type vm struct {
 	mu    chan struct{}
 }
 
+// boot powers the image on: mode is amos.mode's value, then any further kernel
+// parameters; extra are more QEMU options.
 func boot(t *testing.T, ctx context.Context, arch Arch, kernel, img, disk, mode, logPath string, extra ...string) *vm {
 	t.Helper()
 	args := append(append(append([]string{}, arch.Machine...), extra...),

@@ -11,7 +11,8 @@
 // power; "check" lets amosd drain its queue, stops it, and prints one line
 // "VMTEST RESULT {json}" with amosd's status, selftest and identity, the offline
 // inspection of its store, and the collector's view of the device (its attestation
-// verdict) and of the month's claim; "idle" leaves the phone idle for an hour and prints
+// verdict) and of the month's claim, then with amos.adb=PORT answers adb on that port
+// until the host is done (oem.go); "idle" leaves the phone idle for an hour and prints
 // "VMTEST IDLE {json}" with amosd's memory and wake-ups (idle.go). Every other line for
 // the host starts with "vm: ".
 package main
@@ -97,6 +98,8 @@ type guest struct {
 	refused atomic.Int64
 	// kbd: the keyboard plugged in while the phone lies idle (amos.mode=idle).
 	kbd *keyboard
+	// adbPort: amos.adb=, the port of the adb phase after the check (oem.go).
+	adbPort string
 	// midnight: the local midnight this boot's owner uses the phone across (amos.mode=run).
 	midnight time.Time
 }
@@ -116,7 +119,13 @@ func (g *guest) run() error {
 	case "run":
 		return g.use()
 	case "check":
-		return g.check()
+		if err := g.check(); err != nil {
+			return err
+		}
+		if g.adbPort != "" {
+			return g.oemPhase(g.adbPort)
+		}
+		return nil
 	case "idle":
 		return g.idleReport()
 	}
@@ -142,6 +151,9 @@ func (g *guest) boot() error {
 	for _, f := range strings.Fields(string(cmdline)) {
 		if v, ok := strings.CutPrefix(f, "amos.mode="); ok {
 			g.mode = v
+		}
+		if v, ok := strings.CutPrefix(f, "amos.adb="); ok {
+			g.adbPort = v
 		}
 	}
 	var uname unix.Utsname
@@ -312,6 +324,11 @@ func (g *guest) services() error {
 			return fmt.Errorf("uinput: %w", err)
 		}
 	}
+	return g.startAmosd()
+}
+
+// startAmosd starts amosd and waits until it owns its name on the bus.
+func (g *guest) startAmosd() error {
 	amosd := exec.Command("/usr/bin/amosd", "--config", amosdConfig, "run")
 	g.amosdLines = make(chan string, 4096)
 	if err := g.startLogged(amosd, ""); err != nil {
