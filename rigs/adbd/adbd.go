@@ -67,11 +67,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cctx, cancel := context.WithCancel(ctx)
-			defer cancel()
-			stopConn := context.AfterFunc(cctx, func() { c.Close() })
+			defer c.Close()
+			stopConn := context.AfterFunc(ctx, func() { c.Close() })
 			defer stopConn()
-			if err := s.serveConn(cctx, c); err != nil && ctx.Err() == nil {
+			if err := s.serveConn(ctx, c); err != nil && ctx.Err() == nil {
 				s.logf("adbd: %s: %v", c.RemoteAddr(), err)
 			}
 		}()
