@@ -110,13 +110,19 @@ func (a *Agent) Flush(ctx context.Context) (accepted, queued uint32, err error) 
 // SetServerTime judges the server_time of a 200 answer received at CLOCK_BOOTTIME at
 // (docs/protocol.md, "Trusted time") and returns the anchor believed after it, to be
 // kept in the sync state; ok is false while none is believed.
-func (a *Agent) SetServerTime(ctx context.Context, serverTime int64, at time.Duration) (anchor timetrust.Anchor, ok bool, err error) {
-	err = a.do(ctx, func() {
+func (a *Agent) SetServerTime(ctx context.Context, serverTime int64, at time.Duration) (timetrust.Anchor, bool, error) {
+	// What fn finds is read only once do says fn ran: when ctx ends first, fn may still
+	// run on the agent's goroutine, and must not write what the caller reads.
+	var res struct {
+		anchor timetrust.Anchor
+		ok     bool
+	}
+	err := a.do(ctx, func() {
 		a.step(at)
 		before, _ := a.trusted(at)
 		wall := a.clock.Now().Add(at - a.clock.Boottime())
 		outcome, why := a.time.Observe(serverTime, at, wall)
-		anchor, ok = a.time.Anchor()
+		res.anchor, res.ok = a.time.Anchor()
 		switch outcome {
 		case timetrust.Ignored, timetrust.Held:
 			a.logf("clock: %s", why)
@@ -139,7 +145,10 @@ func (a *Agent) SetServerTime(ctx context.Context, serverTime int64, at time.Dur
 			a.armMidnight(a.alarm, now)
 		}
 	})
-	return anchor, ok, err
+	if err != nil {
+		return timetrust.Anchor{}, false, err
+	}
+	return res.anchor, res.ok, nil
 }
 
 // correctDates undoes dates reached on a time that believed time now contradicts
